@@ -1,0 +1,33 @@
+/**
+ * The device key-encryption key (SPEC §3): derived from the identity's CA
+ * private key, as Palyra's Rust vault derives it.
+ */
+import { sha256 } from "@noble/hashes/sha2.js";
+import { hkdf } from "@noble/hashes/hkdf.js";
+import { concatBytes, toHex, utf8 } from "./encoding.ts";
+
+const KEK_SALT = utf8("palyra.vault.kek.v1");
+const KEK_INFO = utf8("envelope:kek");
+const KEK_ID_DOMAIN = utf8("palyra.vault.kek-id.v1");
+
+/** Length in bytes of every key in the format (KEK and DEK). */
+export const KEY_BYTES = 32;
+
+/**
+ * KEK = HKDF-SHA256(salt = "palyra.vault.kek.v1", ikm = SHA-256(seed),
+ * info = "envelope:kek", 32 bytes), where `seed` is the UTF-8 of the CA
+ * private-key PEM exactly as stored.
+ */
+export function deriveKek(seed: Uint8Array): Uint8Array {
+  const ikm = sha256(seed);
+  try {
+    return hkdf(sha256, ikm, KEK_SALT, KEK_INFO, KEY_BYTES);
+  } finally {
+    ikm.fill(0);
+  }
+}
+
+/** kek_id = lowercase hex of the first 8 bytes of SHA-256("palyra.vault.kek-id.v1" || KEK). */
+export function kekId(kek: Uint8Array): string {
+  return toHex(sha256(concatBytes(KEK_ID_DOMAIN, kek)).subarray(0, 8));
+}

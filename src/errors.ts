@@ -1,0 +1,109 @@
+/**
+ * The one error class of the library. Every failure carries a stable `code`;
+ * messages name the failed action first, quote the values involved and say how
+ * to fix the problem. No message ever carries secret bytes.
+ */
+
+/** Stable error codes. Callers branch on these, never on message text. */
+export type VaultErrorCode =
+  | "not_found"
+  | "invalid_scope"
+  | "invalid_key"
+  | "invalid_ref"
+  | "value_too_large"
+  | "backend_unavailable"
+  | "crypto"
+  | "io"
+  | "lock_timeout"
+  | "permission"
+  | "identity";
+
+const CODES: ReadonlySet<string> = new Set<VaultErrorCode>([
+  "not_found",
+  "invalid_scope",
+  "invalid_key",
+  "invalid_ref",
+  "value_too_large",
+  "backend_unavailable",
+  "crypto",
+  "io",
+  "lock_timeout",
+  "permission",
+  "identity",
+]);
+
+/**
+ * Error thrown by every `@palyra/vault` operation.
+ *
+ * @example
+ * ```ts
+ * import { Vault, VaultError } from "@palyra/vault";
+ * const vault = await Vault.open();
+ * try {
+ *   await vault.getSecret("global", "missing_key");
+ * } catch (e) {
+ *   if (e instanceof VaultError && e.code === "not_found") console.log("not set yet");
+ *   else throw e;
+ * }
+ * ```
+ */
+export class VaultError extends Error {
+  /** Stable machine-readable code. */
+  readonly code: VaultErrorCode;
+  /** A short suggestion of how to fix the problem, when there is one. */
+  readonly hint: string | undefined;
+
+  constructor(
+    code: VaultErrorCode,
+    message: string,
+    options: { hint?: string; cause?: unknown } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "VaultError";
+    this.code = code;
+    this.hint = options.hint;
+  }
+
+  /** True when `value` is a `VaultError`, optionally with the given code. */
+  static is(value: unknown, code?: VaultErrorCode): value is VaultError {
+    return value instanceof VaultError && (code === undefined || value.code === code);
+  }
+}
+
+/** True when `code` is one of the stable error codes. */
+export function isVaultErrorCode(code: string): code is VaultErrorCode {
+  return CODES.has(code);
+}
+
+/** The errno-style code of a runtime error (`ENOENT`, `EEXIST`, …), if any. */
+export function errnoCode(e: unknown): string | undefined {
+  if (typeof e === "object" && e !== null && "code" in e) {
+    const c = (e as { code: unknown }).code;
+    if (typeof c === "string") return c;
+  }
+  return undefined;
+}
+
+/**
+ * Wraps a runtime file-system error into a `VaultError`: symbolic-link and
+ * access errors become `permission`, everything else `io`. Already-typed
+ * errors pass through unchanged.
+ */
+export function fsError(action: string, path: string, e: unknown): VaultError {
+  if (e instanceof VaultError) return e;
+  const errno = errnoCode(e);
+  const detail = errno ?? (e instanceof Error ? e.message : String(e));
+  if (errno === "ELOOP" || errno === "EMLINK") {
+    return new VaultError("permission", `${action} failed: "${path}" is a symbolic link (${detail})`, {
+      hint: "remove the symbolic link; the vault never follows links inside its folder",
+      cause: e,
+    });
+  }
+  if (errno === "EACCES" || errno === "EPERM") {
+    return new VaultError("permission", `${action} failed: access to "${path}" was denied (${detail})`, {
+      hint: "check that the folder belongs to the current user",
+      cause: e,
+    });
+  }
+  return new VaultError("io", `${action} failed for "${path}" (${detail})`, { cause: e });
+}

@@ -1,0 +1,46 @@
+/**
+ * Environment variables and default folders. Reading the environment can be
+ * denied (Deno without --allow-env): that reads as "not set".
+ */
+import process from "node:process";
+import { homedir } from "node:os";
+import { join } from "node:path";
+
+/** An environment variable, or `undefined` when unset, empty or not permitted. */
+export function envVar(name: string): string | undefined {
+  try {
+    const v = process.env[name];
+    return v === undefined || v === "" ? undefined : v;
+  } catch {
+    return undefined;
+  }
+}
+
+function home(): string | undefined {
+  const h = envVar("HOME") ?? envVar("USERPROFILE");
+  if (h !== undefined) return h;
+  try {
+    return homedir() || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The default identity folder (SPEC §4): `PALYRA_IDENTITY_DIR`, else
+ * `$XDG_STATE_HOME/palyra/identity`, else `$HOME/.local/state/palyra/identity`;
+ * on Windows `%LOCALAPPDATA%\Palyra\identity`, else `%APPDATA%\Palyra\identity`.
+ * `undefined` when none of these can be found.
+ */
+export function defaultIdentityDir(): string | undefined {
+  const explicit = envVar("PALYRA_IDENTITY_DIR");
+  if (explicit !== undefined) return explicit;
+  if (process.platform === "win32") {
+    const base = envVar("LOCALAPPDATA") ?? envVar("APPDATA");
+    return base === undefined ? undefined : join(base, "Palyra", "identity");
+  }
+  const state = envVar("XDG_STATE_HOME");
+  if (state !== undefined) return join(state, "palyra", "identity");
+  const h = home();
+  return h === undefined ? undefined : join(h, ".local", "state", "palyra", "identity");
+}

@@ -1,0 +1,186 @@
+/**
+ * The file layer: every file operation the vault performs, behind one
+ * interface so tests can inject faults. The implementation uses `node:fs`,
+ * which Deno, Bun and Node all provide with the same semantics for what is
+ * used here (numeric open flags, O_NOFOLLOW, fsync of a folder, link).
+ */
+import * as fsp from "node:fs/promises";
+import { constants } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { toHex } from "../crypto/encoding.ts";
+import { errnoCode } from "../errors.ts";
+import { isWindows } from "./process.ts";
+
+/** What `lstat` reports, without following a symbolic link. */
+export interface FileInfo {
+  readonly isFile: boolean;
+  readonly isDirectory: boolean;
+  readonly isSymlink: boolean;
+  /** Permission bits (`mode & 0o777`). */
+  readonly mode: number;
+  readonly uid: number;
+  readonly ino: number;
+  readonly size: number;
+  readonly mtimeMs: number;
+}
+
+/**
+ * File operations used by the vault. Errors are the runtime's own (with an
+ * errno `code` such as `ENOENT`); callers translate them to `VaultError`.
+ */
+export interface FileSystem {
+  /** Reads a whole file without following a symbolic link at `path`. */
+  readFile(path: string): Promise<Uint8Array>;
+  /**
+   * Replaces `path` atomically and durably: a temporary file in the same
+   * folder (exclusive create, 0600), fsync, rename over `path`, fsync the
+   * folder. A symbolic link at `path` is refused (`ELOOP`).
+   */
+  writeFileAtomic(path: string, data: Uint8Array): Promise<void>;
+  /**
+   * Creates `path` with `data` only if nothing exists there (`EEXIST`
+   * otherwise); the file appears whole, never empty or torn. With `durable`,
+   * the file and its folder are fsynced.
+   */
+  createExclusive(path: string, data: Uint8Array, durable: boolean): Promise<void>;
+  /** Removes a file; `false` when it did not exist. */
+  remove(path: string): Promise<boolean>;
+  rename(from: string, to: string): Promise<void>;
+  /** Hard link, failing with `EEXIST` when `to` exists. */
+  link(from: string, to: string): Promise<void>;
+  /** `lstat`, or `undefined` when nothing is at `path`. */
+  lstat(path: string): Promise<FileInfo | undefined>;
+  chmod(path: string, mode: number): Promise<void>;
+  /** Creates a folder (0700) and any missing parents; no error when it exists. */
+  mkdir(path: string): Promise<void>;
+  readDir(path: string): Promise<string[]>;
+  /** fsync a folder so that renames and creations in it are durable. */
+  syncDir(path: string): Promise<void>;
+}
+
+const FILE_MODE = 0o600;
+const DIR_MODE = 0o700;
+const NOFOLLOW = constants.O_NOFOLLOW ?? 0;
+
+/** A random file-name suffix, so temporary files of racing writers never collide. */
+export function randomSuffix(): string {
+  return toHex(globalThis.crypto.getRandomValues(new Uint8Array(8)));
+}
+
+function tempPathFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${randomSuffix()}.tmp`);
+}
+
+function symlinkError(path: string): Error {
+  return Object.assign(new Error(`"${path}" is a symbolic link`), { code: "ELOOP" });
+}
+
+async function writeNew(path: string, data: Uint8Array, sync: boolean): Promise<void> {
+  const fh = await fsp.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | NOFOLLOW, FILE_MODE);
+  try {
+    // The umask may have removed owner bits; set the mode explicitly.
+    if (!isWindows()) await fh.chmod(FILE_MODE);
+    await fh.writeFile(data);
+    if (sync) await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** The `FileSystem` used in production, built on `node:fs/promises`. */
+export const nodeFileSystem: FileSystem = {
+  async readFile(path) {
+    const fh = await fsp.open(path, constants.O_RDONLY | NOFOLLOW);
+    try {
+      const buf = await fh.readFile();
+      return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+    } finally {
+      await fh.close();
+    }
+  },
+
+  async writeFileAtomic(path, data) {
+    const existing = await this.lstat(path);
+    if (existing?.isSymlink) throw symlinkError(path);
+    const tmp = tempPathFor(path);
+    try {
+      await writeNew(tmp, data, true);
+      await fsp.rename(tmp, path);
+    } catch (e) {
+      await fsp.rm(tmp, { force: true }).catch(() => {});
+      throw e;
+    }
+    await this.syncDir(dirname(path));
+  },
+
+  async createExclusive(path, data, durable) {
+    // Write elsewhere, then link into place: the file appears complete or not at all.
+    const tmp = tempPathFor(path);
+    await writeNew(tmp, data, durable);
+    try {
+      await fsp.link(tmp, path);
+    } catch (e) {
+      const code = errnoCode(e);
+      if (code === "EEXIST") throw e;
+      // A file system without hard links: fall back to exclusive create.
+      if (code === "EPERM" || code === "ENOTSUP" || code === "EOPNOTSUPP" || code === "ENOSYS") {
+        await writeNew(path, data, durable);
+      } else {
+        throw e;
+      }
+    } finally {
+      await fsp.rm(tmp, { force: true }).catch(() => {});
+    }
+    if (durable) await this.syncDir(dirname(path));
+  },
+
+  async remove(path) {
+    try {
+      await fsp.unlink(path);
+      return true;
+    } catch (e) {
+      if (errnoCode(e) === "ENOENT") return false;
+      throw e;
+    }
+  },
+
+  rename: (from, to) => fsp.rename(from, to),
+  link: (from, to) => fsp.link(from, to),
+
+  async lstat(path) {
+    try {
+      const s = await fsp.lstat(path);
+      return {
+        isFile: s.isFile(),
+        isDirectory: s.isDirectory(),
+        isSymlink: s.isSymbolicLink(),
+        mode: s.mode & 0o777,
+        uid: s.uid,
+        ino: Number(s.ino),
+        size: s.size,
+        mtimeMs: s.mtimeMs,
+      };
+    } catch (e) {
+      if (errnoCode(e) === "ENOENT") return undefined;
+      throw e;
+    }
+  },
+
+  chmod: (path, mode) => fsp.chmod(path, mode),
+
+  async mkdir(path) {
+    await fsp.mkdir(path, { recursive: true, mode: DIR_MODE });
+  },
+
+  readDir: (path) => fsp.readdir(path),
+
+  async syncDir(path) {
+    if (isWindows()) return; // folders cannot be opened for fsync on Windows
+    const fh = await fsp.open(path, constants.O_RDONLY);
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  },
+};
