@@ -56,6 +56,8 @@ export interface FileSystem {
   readDir(path: string): Promise<string[]>;
   /** fsync a folder so that renames and creations in it are durable. */
   syncDir(path: string): Promise<void>;
+  /** The canonical absolute path, with every symbolic link resolved. */
+  realpath(path: string): Promise<string>;
 }
 
 const FILE_MODE = 0o600;
@@ -114,7 +116,8 @@ export const nodeFileSystem: FileSystem = {
   },
 
   async createExclusive(path, data, durable) {
-    // Write elsewhere, then link into place: the file appears complete or not at all.
+    // Write elsewhere, then link into place: the file appears complete or not
+    // at all, so a holder killed mid-create never leaves an empty lock behind.
     const tmp = tempPathFor(path);
     await writeNew(tmp, data, durable);
     try {
@@ -173,6 +176,7 @@ export const nodeFileSystem: FileSystem = {
   },
 
   readDir: (path) => fsp.readdir(path),
+  realpath: (path) => fsp.realpath(path),
 
   async syncDir(path) {
     if (isWindows()) return; // folders cannot be opened for fsync on Windows

@@ -1,0 +1,33 @@
+/**
+ * `@palyra/vault`: an encrypted secrets vault for Deno, Bun and Node.
+ *
+ * Every value is sealed with a fresh data key under a device key derived from
+ * the device identity, so the folder it is stored in need not be trusted.
+ *
+ * @example
+ * ```ts
+ * import { Vault } from "@palyra/vault";
+ * const vault = await Vault.open();
+ * await vault.putSecret("global", "openai_api_key", "sk-...");
+ * using key = await vault.resolve("global/openai_api_key");
+ * ```
+ *
+ * @module
+ */
+export { Vault, type SecretMetadata, type VaultOptions } from "./src/vault.ts";
+export { VaultError, type VaultErrorCode } from "./src/errors.ts";
+export { SensitiveBytes } from "./src/crypto/sensitive.ts";
+export {
+  formatScope,
+  formatVaultRef,
+  KEY_GRAMMAR,
+  parseScope,
+  parseVaultRef,
+  REF_GRAMMAR,
+  SCOPE_GRAMMAR,
+  validateKey,
+  type VaultRef,
+  type VaultScope,
+} from "./src/scope.ts";
+export { BACKEND_KINDS, type BackendKind, type BlobBackend } from "./src/backends/backend.ts";
+export { MemoryBackend } from "./src/backends/memory.ts";

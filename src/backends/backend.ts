@@ -1,0 +1,31 @@
+/**
+ * The storage interface for envelopes (SPEC §6). Backends only ever see
+ * sealed envelopes, never plaintext.
+ */
+
+/** The backends that ship with the library. */
+export type BackendKind = "encrypted_file" | "macos_keychain" | "windows_dpapi" | "linux_secret_service";
+
+/** Every built-in backend kind. */
+export const BACKEND_KINDS: readonly BackendKind[] = [
+  "encrypted_file",
+  "macos_keychain",
+  "windows_dpapi",
+  "linux_secret_service",
+];
+
+/**
+ * Where envelopes are kept. Implement it to plug in your own store.
+ *
+ * - `get` of a missing object throws `VaultError` with code `not_found`;
+ * - `delete` of a missing object succeeds;
+ * - `maxPayloadBytes`, when set, is the largest envelope the store can keep:
+ *   the vault refuses larger values with `value_too_large` before writing.
+ */
+export interface BlobBackend {
+  readonly kind: string;
+  readonly maxPayloadBytes?: number;
+  put(objectId: string, bytes: Uint8Array): Promise<void>;
+  get(objectId: string): Promise<Uint8Array>;
+  delete(objectId: string): Promise<void>;
+}

@@ -1,0 +1,102 @@
+/**
+ * The per-scope index, `scopes/<scope_dir>/metadata.json` (SPEC §5). A
+ * malformed index is an error, never an empty scope: treating it as empty
+ * would let the next write drop every entry it held.
+ */
+import { VaultError, errnoCode, fsError } from "./errors.ts";
+import { fromUtf8, utf8 } from "./crypto/encoding.ts";
+import { isObjectId } from "./crypto/ids.ts";
+import type { FileSystem } from "./platform/fs.ts";
+
+/** One entry of a scope index, as stored. */
+export interface IndexEntry {
+  key: string;
+  object_id: string;
+  created_at_unix_ms: number;
+  updated_at_unix_ms: number;
+  value_bytes: number;
+}
+
+/** A scope index, as stored. */
+export interface ScopeIndex {
+  version: 1;
+  scope: string;
+  entries: IndexEntry[];
+}
+
+function corrupt(path: string, why: string, cause?: unknown): VaultError {
+  return new VaultError("io", `read index "${path}" failed: it is corrupt (${why})`, {
+    hint: "restore metadata.json from a backup; the envelopes in objects/ are untouched",
+    cause,
+  });
+}
+
+const isCount = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
+
+/** Parses and checks an index. */
+export function parseIndex(path: string, scope: string, bytes: Uint8Array): ScopeIndex {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(fromUtf8(bytes));
+  } catch (e) {
+    throw corrupt(path, "not valid UTF-8 JSON", e);
+  }
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw corrupt(path, "not a JSON object");
+  const d = doc as Record<string, unknown>;
+  if (d.version !== 1) throw corrupt(path, `unsupported version ${JSON.stringify(d.version) ?? "undefined"}`);
+  if (d.scope !== scope) throw corrupt(path, `it names scope ${JSON.stringify(d.scope)}, expected ${JSON.stringify(scope)}`);
+  if (!Array.isArray(d.entries)) throw corrupt(path, '"entries" is not an array');
+  const entries: IndexEntry[] = [];
+  let previous: string | undefined;
+  for (const raw of d.entries as unknown[]) {
+    const e = raw as Record<string, unknown>;
+    if (
+      typeof e !== "object" || e === null || typeof e.key !== "string" || typeof e.object_id !== "string" ||
+      !isObjectId(e.object_id) || !isCount(e.created_at_unix_ms) || !isCount(e.updated_at_unix_ms) ||
+      !isCount(e.value_bytes)
+    ) {
+      throw corrupt(path, `entry ${entries.length} is malformed`);
+    }
+    if (previous !== undefined && !(previous < e.key)) throw corrupt(path, "entries are not sorted by key, or repeat one");
+    previous = e.key;
+    entries.push({
+      key: e.key,
+      object_id: e.object_id,
+      created_at_unix_ms: e.created_at_unix_ms,
+      updated_at_unix_ms: e.updated_at_unix_ms,
+      value_bytes: e.value_bytes,
+    });
+  }
+  return { version: 1, scope, entries };
+}
+
+/** Reads a scope's index; an absent file is an empty index. */
+export async function readIndex(fs: FileSystem, path: string, scope: string): Promise<ScopeIndex> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await fs.readFile(path);
+  } catch (e) {
+    if (errnoCode(e) === "ENOENT") return { version: 1, scope, entries: [] };
+    throw fsError("read index", path, e);
+  }
+  return parseIndex(path, scope, bytes);
+}
+
+/** Serialises an index (entries must already be sorted by key). */
+export function encodeIndex(index: ScopeIndex): Uint8Array {
+  return utf8(JSON.stringify(index));
+}
+
+/** Position of `key` in sorted entries: `found` or where it would be inserted. */
+export function findEntry(entries: readonly IndexEntry[], key: string): { index: number; found: boolean } {
+  let lo = 0;
+  let hi = entries.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const k = entries[mid]!.key;
+    if (k === key) return { index: mid, found: true };
+    if (k < key) lo = mid + 1;
+    else hi = mid;
+  }
+  return { index: lo, found: false };
+}

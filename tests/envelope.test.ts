@@ -1,0 +1,210 @@
+/** Envelope sealing and tamper resistance (SPEC §3). */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { inspect } from "node:util";
+import fc from "fast-check";
+import { openEnvelope, sealEnvelope } from "../src/crypto/envelope.ts";
+import { fromBase64, fromUtf8, toBase64, utf8 } from "../src/crypto/encoding.ts";
+import { SensitiveBytes } from "../src/crypto/sensitive.ts";
+import { randomBytes, rejectsWith, testKek } from "./helpers.ts";
+
+const KEK = testKek(1);
+
+describe("envelope", () => {
+  test("round trip of arbitrary values, both algorithms", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 2048 }), fc.constantFrom("aes_256_gcm", "chacha20_poly1305"), (v, alg) => {
+        const env = sealEnvelope(KEK, "ws:acme", "token", v, alg as "aes_256_gcm");
+        assert.deepEqual(openEnvelope(KEK, "ws:acme", "token", env), v);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  test("fields, order, unpadded base64 and lengths are as specified", () => {
+    const env = JSON.parse(fromUtf8(sealEnvelope(KEK, "global", "k", utf8("hello"))));
+    assert.deepEqual(Object.keys(env), [
+      "version",
+      "algorithm",
+      "kek_id",
+      "aad_b64",
+      "secret_nonce_b64",
+      "secret_ciphertext_b64",
+      "secret_mac_b64",
+      "dek_nonce_b64",
+      "dek_ciphertext_b64",
+      "dek_mac_b64",
+    ]);
+    assert.equal(env.version, 1);
+    assert.equal(env.algorithm, "aes_256_gcm");
+    assert.match(env.kek_id, /^[0-9a-f]{16}$/);
+    assert.equal(fromUtf8(fromBase64(env.aad_b64)!), "palyra.vault.v1|global|k");
+    for (const [f, n] of [["secret_nonce_b64", 12], ["dek_nonce_b64", 12], ["secret_mac_b64", 16], [
+      "dek_mac_b64",
+      16,
+    ], ["dek_ciphertext_b64", 32], ["secret_ciphertext_b64", 5]] as const) {
+      assert.doesNotMatch(env[f], /=/);
+      assert.equal(fromBase64(env[f])!.length, n, f);
+    }
+  });
+
+  test("every seal uses a fresh data key and nonces", () => {
+    const a = JSON.parse(fromUtf8(sealEnvelope(KEK, "global", "k", utf8("same"))));
+    const b = JSON.parse(fromUtf8(sealEnvelope(KEK, "global", "k", utf8("same"))));
+    for (const f of ["secret_nonce_b64", "dek_nonce_b64", "dek_ciphertext_b64", "secret_ciphertext_b64"]) {
+      assert.notEqual(a[f], b[f], f);
+    }
+  });
+
+  test("every single-bit flip anywhere in the envelope is rejected or changes nothing the reader gets", async () => {
+    const value = randomBytes(40);
+    const env = sealEnvelope(KEK, "ws:acme", "github_token", value);
+    const text = fromUtf8(env);
+    // kek_id is an unauthenticated hint (SPEC §3 tolerates a different or missing one).
+    const kekStart = text.indexOf('"kek_id"');
+    const kekEnd = text.indexOf(",", kekStart);
+    let rejected = 0;
+    let tolerated = 0;
+    for (let i = 0; i < env.length; i++) {
+      for (let bit = 0; bit < 8; bit++) {
+        const copy = env.slice();
+        copy[i]! ^= 1 << bit;
+        let out: Uint8Array | undefined;
+        try {
+          out = openEnvelope(KEK, "ws:acme", "github_token", copy);
+        } catch (e) {
+          assert.equal((e as { code?: string }).code, "crypto", `byte ${i} bit ${bit}: ${(e as Error).message}`);
+          rejected++;
+          continue;
+        }
+        assert.ok(i >= kekStart && i < kekEnd, `byte ${i} bit ${bit} (${text[i]}) was accepted outside kek_id`);
+        assert.deepEqual(out, value);
+        tolerated++;
+      }
+    }
+    assert.equal(rejected + tolerated, env.length * 8);
+    assert.ok(tolerated <= (kekEnd - kekStart) * 8);
+    assert.ok(rejected > env.length * 7);
+  });
+
+  test("truncation at every length and appended bytes are rejected", async () => {
+    const env = sealEnvelope(KEK, "global", "k", utf8("secret-value"));
+    for (let n = 0; n < env.length; n++) {
+      await rejectsWith(() => openEnvelope(KEK, "global", "k", env.subarray(0, n)), "crypto");
+    }
+    for (const tail of ["x", "}", "\u0000", ",", "{}"]) {
+      const longer = new Uint8Array([...env, ...utf8(tail)]);
+      await rejectsWith(() => openEnvelope(KEK, "global", "k", longer), "crypto");
+    }
+  });
+
+  test("a ciphertext cut short or extended inside its field is rejected", async () => {
+    const env = JSON.parse(fromUtf8(sealEnvelope(KEK, "global", "k", utf8("0123456789abcdef"))));
+    const ct = fromBase64(env.secret_ciphertext_b64)!;
+    for (const changed of [ct.subarray(0, ct.length - 1), new Uint8Array([...ct, 0]), new Uint8Array(0)]) {
+      const e2 = { ...env, secret_ciphertext_b64: toBase64(changed) };
+      await rejectsWith(() => openEnvelope(KEK, "global", "k", utf8(JSON.stringify(e2))), "crypto");
+    }
+  });
+
+  test("an envelope opened for another key or scope is rejected (AAD)", async () => {
+    const env = sealEnvelope(KEK, "ws:acme", "token", utf8("v"));
+    await rejectsWith(() => openEnvelope(KEK, "ws:acme", "token2", env), "crypto", /another scope or key/);
+    await rejectsWith(() => openEnvelope(KEK, "ws:other", "token", env), "crypto", /another scope or key/);
+    await rejectsWith(() => openEnvelope(KEK, "global", "token", env), "crypto");
+  });
+
+  test("an AAD rewritten to the new place still fails the tag", async () => {
+    const env = JSON.parse(fromUtf8(sealEnvelope(KEK, "ws:acme", "token", utf8("v"))));
+    env.aad_b64 = toBase64(utf8("palyra.vault.v1|ws:other|token"));
+    await rejectsWith(() => openEnvelope(KEK, "ws:other", "token", utf8(JSON.stringify(env))), "crypto");
+  });
+
+  test("another KEK is rejected, and the message names both kek ids", async () => {
+    const env = sealEnvelope(KEK, "global", "k", utf8("v"));
+    await rejectsWith(() => openEnvelope(testKek(2), "global", "k", env), "crypto", /kek_id "[0-9a-f]{16}".*"[0-9a-f]{16}"/);
+  });
+
+  test("a missing or different kek_id is tolerated when the key is right", () => {
+    const env = JSON.parse(fromUtf8(sealEnvelope(KEK, "global", "k", utf8("v"))));
+    delete env.kek_id;
+    assert.equal(fromUtf8(openEnvelope(KEK, "global", "k", utf8(JSON.stringify(env)))), "v");
+    env.kek_id = "0000000000000000";
+    assert.equal(fromUtf8(openEnvelope(KEK, "global", "k", utf8(JSON.stringify(env)))), "v");
+  });
+
+  test("unknown versions, algorithms, padded base64 and non-objects are rejected", async () => {
+    const env = JSON.parse(fromUtf8(sealEnvelope(KEK, "global", "k", utf8("v"))));
+    const variants = [
+      { ...env, version: 2 },
+      { ...env, version: "1" },
+      { ...env, algorithm: "aes_128_gcm" },
+      { ...env, algorithm: undefined },
+      { ...env, secret_mac_b64: env.secret_mac_b64 + "==" },
+      { ...env, dek_nonce_b64: 12 },
+      [],
+      null,
+      "x",
+    ];
+    for (const v of variants) await rejectsWith(() => openEnvelope(KEK, "global", "k", utf8(JSON.stringify(v))), "crypto");
+    await rejectsWith(() => openEnvelope(KEK, "global", "k", new Uint8Array([0xff, 0xfe])), "crypto");
+  });
+
+  test("a swapped algorithm field is rejected", async () => {
+    const env = JSON.parse(fromUtf8(sealEnvelope(KEK, "global", "k", utf8("v"))));
+    env.algorithm = "chacha20_poly1305";
+    await rejectsWith(() => openEnvelope(KEK, "global", "k", utf8(JSON.stringify(env))), "crypto");
+  });
+
+  test("a KEK of the wrong length is refused", async () => {
+    await rejectsWith(() => sealEnvelope(new Uint8Array(16), "global", "k", utf8("v")), "crypto", /32 bytes/);
+  });
+});
+
+describe("strict base64", () => {
+  test("round trip and canonical-only decoding", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 100 }), (b) => {
+        const s = toBase64(b);
+        assert.doesNotMatch(s, /=/);
+        assert.deepEqual(fromBase64(s), b);
+        // Every other string of the same length that decodes must decode to other bytes.
+        if (s.length > 0) {
+          const last = s.at(-1)!;
+          for (const c of "AQgw") {
+            if (c === last) continue;
+            const d = fromBase64(s.slice(0, -1) + c);
+            if (d !== undefined) assert.notDeepEqual(d, b);
+          }
+        }
+      }),
+    );
+    for (const bad of ["A", "AB=", "AB==", "A B", "AB-_", "ABC\n", "AR"]) assert.equal(fromBase64(bad), undefined, bad);
+  });
+});
+
+describe("SensitiveBytes", () => {
+  test("never prints its bytes", () => {
+    const s = new SensitiveBytes(utf8("hunter2-secret"));
+    for (
+      const shown of [String(s), `${s}`, JSON.stringify({ s }), inspect(s), inspect({ nested: s }), s.toString()]
+    ) {
+      assert.doesNotMatch(shown, /hunter2/);
+      assert.match(shown, /redacted/);
+    }
+    assert.equal(s.text(), "hunter2-secret");
+  });
+
+  test("dispose zero-fills, also through `using`", () => {
+    const bytes = utf8("top-secret");
+    {
+      using s = new SensitiveBytes(bytes);
+      assert.equal(s.length, 10);
+    }
+    assert.ok(bytes.every((b) => b === 0));
+    const s2 = new SensitiveBytes(utf8("x"));
+    s2.dispose();
+    assert.equal(s2.disposed, true);
+    assert.throws(() => s2.text(), TypeError);
+  });
+});

@@ -1,0 +1,141 @@
+/**
+ * Shared test helpers. Tests run unchanged on Deno, Bun and Node, so they use
+ * only `node:` built-ins here too.
+ */
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import process from "node:process";
+import { VaultError, type VaultErrorCode } from "../src/errors.ts";
+
+/** The project root. */
+export const ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+const BIN = join(ROOT, "node_modules", ".bin");
+
+/** The three runtimes, as commands that run a TypeScript file. */
+export const RUNTIMES = {
+  deno: (script: string) => [join(BIN, "deno"), "run", "-A", "--quiet", "--config", join(ROOT, "deno.json"), script],
+  bun: (script: string) => [join(BIN, "bun"), script],
+  node: (script: string) => ["node", "--import", "tsx", script],
+} as const;
+
+/** A runtime's name. */
+export type RuntimeName = keyof typeof RUNTIMES;
+/** The runtimes in a fixed order, for mixing. */
+export const RUNTIME_NAMES: readonly RuntimeName[] = ["deno", "bun", "node"];
+
+const made: string[] = [];
+
+/** A new empty temporary folder (0700), removed when the process exits. */
+export function tempDir(label = "t"): string {
+  const dir = mkdtempSync(join(tmpdir(), `palyra-vault-${label}-`));
+  made.push(dir);
+  return dir;
+}
+
+process.on("exit", () => {
+  for (const d of made) {
+    try {
+      rmSync(d, { recursive: true, force: true });
+    } catch {
+      // best effort
+    }
+  }
+});
+
+/** Asserts that `fn` rejects (or throws) a `VaultError` with `code`; returns it. */
+export async function rejectsWith(fn: () => unknown, code: VaultErrorCode, message?: RegExp): Promise<VaultError> {
+  let caught: unknown;
+  try {
+    await fn();
+  } catch (e) {
+    caught = e;
+  }
+  assert.ok(caught !== undefined, `expected a VaultError with code "${code}", but nothing was thrown`);
+  assert.ok(caught instanceof VaultError, `expected a VaultError, got ${String(caught)}`);
+  assert.equal(caught.code, code, `expected code "${code}", got "${caught.code}": ${caught.message}`);
+  if (message) assert.match(caught.message, message);
+  return caught;
+}
+
+/** Random bytes. */
+export function randomBytes(n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let o = 0; o < n; o += 65536) crypto.getRandomValues(out.subarray(o, Math.min(n, o + 65536)));
+  return out;
+}
+
+/** A fixed test KEK. */
+export function testKek(fill = 7): Uint8Array {
+  return new Uint8Array(32).fill(fill);
+}
+
+/** Result of a child process. */
+export interface RunResult {
+  code: number | null;
+  signal: string | null;
+  stdout: Uint8Array;
+  stderr: string;
+}
+
+/** Runs a command to completion, feeding `input` on stdin. */
+export function run(
+  argv: readonly string[],
+  options: { input?: Uint8Array | string; env?: Record<string, string>; timeoutMs?: number; cwd?: string } = {},
+): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(argv[0]!, argv.slice(1), {
+      cwd: options.cwd ?? ROOT,
+      env: { ...process.env, ...options.env },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
+    const out: Uint8Array[] = [];
+    let err = "";
+    child.stdout.on("data", (c: Uint8Array) => out.push(c));
+    child.stderr.on("data", (c: Uint8Array) => (err += new TextDecoder().decode(c)));
+    const timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs ?? 120_000);
+    child.on("error", (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      const total = out.reduce((n, c) => n + c.length, 0);
+      const stdout = new Uint8Array(total);
+      let o = 0;
+      for (const c of out) {
+        stdout.set(c, o);
+        o += c.length;
+      }
+      resolve({ code, signal, stdout, stderr: err });
+    });
+    child.stdin.on("error", () => {}); // a child that exits early closes its stdin
+    child.stdin.end(options.input ?? "");
+  });
+}
+
+/** Runs a TypeScript file of this project with one of the runtimes. */
+export function runScript(
+  runtime: RuntimeName,
+  script: string,
+  args: readonly string[] = [],
+  options: { input?: Uint8Array | string; env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<RunResult> {
+  return run([...RUNTIMES[runtime](join(ROOT, script)), ...args], options);
+}
+
+/** Lowercase hex. */
+export function hex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Bytes from lowercase hex. */
+export function unhex(text: string): Uint8Array {
+  const out = new Uint8Array(text.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(text.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
