@@ -1,0 +1,65 @@
+/**
+ * A child process for multi-process tests, run under Deno, Bun or Node.
+ *
+ *   put <root> <worker> <count> <scope,scope,…> <startAtMs>   KEK hex on stdin
+ *   lock <lockPath> <holdMs> <rounds> <logPath> <startAtMs>
+ *   identity <dir> <startAtMs>
+ *
+ * Each acknowledged step is written to stdout synchronously, so a line that
+ * was printed survives a SIGKILL right after it.
+ */
+import { appendFileSync, readFileSync, writeSync } from "node:fs";
+import process from "node:process";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { Vault } from "../../src/vault.ts";
+import { acquireLock } from "../../src/lock.ts";
+import { nodeFileSystem } from "../../src/platform/fs.ts";
+import { loadOrCreateIdentity } from "../../src/identity.ts";
+import { toHex, utf8 } from "../../src/crypto/encoding.ts";
+
+const [mode, ...args] = process.argv.slice(2);
+const say = (line: string) => writeSync(1, line + "\n");
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const waitUntil = async (at: number) => {
+  const d = at - Date.now();
+  if (d > 0) await sleep(d);
+};
+
+if (mode === "put") {
+  const [root, worker, count, scopes, startAt] = args as [string, string, string, string, string];
+  const kek = new Uint8Array(32);
+  const hexKek = readFileSync(0, "utf8").trim();
+  for (let i = 0; i < 32; i++) kek[i] = parseInt(hexKek.slice(2 * i, 2 * i + 2), 16);
+  const vault = await Vault.open({ root, kek, backend: "encrypted_file", lockTimeoutMs: 60_000 });
+  const scopeList = scopes.split(",");
+  say(`ready ${process.pid}`);
+  await waitUntil(Number(startAt));
+  for (let i = 0; i < Number(count); i++) {
+    const scope = scopeList[i % scopeList.length]!;
+    const key = `w${worker}.k${i}`;
+    const value = utf8(`v-${worker}-${i}-${toHex(crypto.getRandomValues(new Uint8Array(6)))}`);
+    await vault.putSecret(scope, key, value);
+    say(`ok ${scope} ${key} ${toHex(value)}`);
+  }
+  say("done");
+} else if (mode === "lock") {
+  const [path, holdMs, rounds, log, startAt] = args as [string, string, string, string, string];
+  await waitUntil(Number(startAt));
+  for (let r = 0; r < Number(rounds); r++) {
+    const lock = await acquireLock(nodeFileSystem, path, { timeoutMs: 60_000, staleAfterMs: 30_000, what: "test" });
+    const me = `${process.pid}.${r}`;
+    appendFileSync(log, `enter ${me}\n`);
+    await sleep(Number(holdMs));
+    appendFileSync(log, `exit ${me}\n`);
+    await lock.release();
+  }
+  say("done");
+} else if (mode === "identity") {
+  const [dir, startAt] = args as [string, string];
+  await waitUntil(Number(startAt));
+  const id = await loadOrCreateIdentity(nodeFileSystem, dir);
+  say(`identity ${toHex(sha256(utf8(id.privateKeyPem)))} created=${id.created}`);
+} else {
+  console.error(`unknown mode ${mode}`);
+  process.exit(2);
+}
