@@ -1,0 +1,119 @@
+/**
+ * Several processes of all three runtimes writing one vault at once (SPEC §9
+ * "Reliability"), with and without random SIGKILLs.
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { Vault } from "../src/vault.ts";
+import { hex, ROOT, RUNTIME_NAMES, RUNTIMES, tempDir, testKek, unhex } from "./helpers.ts";
+
+const KEK = testKek(9);
+const SCOPES = ["global", "ws:shared", "pr:p1"];
+
+interface Worker {
+  kill(): void;
+  done: Promise<{ code: number | null; signal: string | null; acked: Map<string, string>; stderr: string }>;
+}
+
+function startWorker(runtime: (typeof RUNTIME_NAMES)[number], root: string, id: number, count: number, startAt: number) {
+  const argv = [
+    ...RUNTIMES[runtime](join(ROOT, "tests/workers/vault_worker.ts")),
+    "put",
+    root,
+    String(id),
+    String(count),
+    SCOPES.join(","),
+    String(startAt),
+  ];
+  const child = spawn(argv[0]!, argv.slice(1), { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  child.stdout.on("data", (c: Uint8Array) => (out += new TextDecoder().decode(c)));
+  child.stderr.on("data", (c: Uint8Array) => (err += new TextDecoder().decode(c)));
+  child.stdin.on("error", () => {});
+  child.stdin.end(hex(KEK) + "\n"); // the key travels on stdin, never in argv
+  const worker: Worker = {
+    kill: () => child.kill("SIGKILL"),
+    done: new Promise((resolve) => {
+      child.on("close", (code, signal) => {
+        const acked = new Map<string, string>();
+        for (const line of out.split("\n")) {
+          const m = /^ok (\S+) (\S+) ([0-9a-f]+)$/.exec(line);
+          if (m) acked.set(`${m[1]}/${m[2]}`, m[3]!);
+        }
+        resolve({ code, signal, acked, stderr: err });
+      });
+    }),
+  };
+  return worker;
+}
+
+/** Every acknowledged put reads back exactly; the vault lists consistently. */
+async function verify(root: string, acked: Map<string, string>): Promise<Vault> {
+  const vault = await Vault.open({ root, kek: KEK, backend: "encrypted_file", lockTimeoutMs: 5_000 });
+  for (const [ref, value] of acked) {
+    using got = await vault.resolve(ref);
+    assert.equal(hex(got.bytes), value, ref);
+  }
+  const listed = await vault.listSecrets();
+  const seen = new Set<string>();
+  for (const m of listed) {
+    const ref = `${m.scope}/${m.key}`;
+    assert.ok(!seen.has(ref), `listed twice: ${ref}`);
+    seen.add(ref);
+    using got = await vault.resolve(ref); // every listed entry has a readable object
+    assert.equal(got.length, m.valueBytes, ref);
+  }
+  for (const ref of acked.keys()) assert.ok(seen.has(ref), `acknowledged but not listed: ${ref}`);
+  return vault;
+}
+
+describe("multi-process", () => {
+  test("8 processes mixing Deno, Bun and Node, 200 puts each into shared scopes: every put present", async () => {
+    const root = join(tempDir("mp"), "vault");
+    const startAt = Date.now() + 3_000;
+    const workers = Array.from({ length: 8 }, (_, i) => startWorker(RUNTIME_NAMES[i % 3]!, root, i, 200, startAt));
+    const results = await Promise.all(workers.map((w) => w.done));
+    const all = new Map<string, string>();
+    for (const r of results) {
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.acked.size, 200);
+      for (const [k, v] of r.acked) all.set(k, v);
+    }
+    assert.equal(all.size, 1600);
+    const vault = await verify(root, all);
+    assert.equal((await vault.listSecrets()).length, 1600);
+  });
+
+  test("writers SIGKILLed at random: acknowledged puts survive, no lock blocks the next writer", async () => {
+    const root = join(tempDir("crash"), "vault");
+    const all = new Map<string, string>();
+    let killed = 0;
+    for (let round = 0; round < 2; round++) {
+      const startAt = Date.now() + 3_000;
+      const workers = Array.from(
+        { length: 8 },
+        (_, i) => startWorker(RUNTIME_NAMES[(i + round) % 3]!, root, round * 10 + i, 1_000, startAt),
+      );
+      const timers = workers.map((w) => setTimeout(() => w.kill(), startAt - Date.now() + 100 + Math.random() * 1_500));
+      const results = await Promise.all(workers.map((w) => w.done));
+      timers.forEach(clearTimeout);
+      for (const r of results) {
+        if (r.signal === "SIGKILL") killed++;
+        else assert.equal(r.code, 0, r.stderr);
+        for (const [k, v] of r.acked) all.set(k, v);
+      }
+      assert.ok(all.size > 0, "some puts were acknowledged before the kills");
+    }
+    assert.ok(killed >= 8, `expected most writers to be killed, got ${killed}`);
+    const vault = await verify(root, all);
+    // A new writer in every scope gets the lock promptly, whatever the dead left behind.
+    for (const scope of SCOPES) await vault.putSecret(scope, "after.crash", "x");
+    const leftovers = readdirSync(join(root, "scopes")).flatMap((d) => readdirSync(join(root, "scopes", d)))
+      .filter((f) => f === ".metadata.lock");
+    assert.deepEqual(leftovers, [], "no lock held after the new writes");
+  });
+});
