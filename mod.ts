@@ -14,7 +14,7 @@
  *
  * @module
  */
-export { Vault, type SecretMetadata, type VaultOptions } from "./src/vault.ts";
+export { type SecretMetadata, Vault, type VaultOptions } from "./src/vault.ts";
 export { VaultError, type VaultErrorCode } from "./src/errors.ts";
 export { SensitiveBytes } from "./src/crypto/sensitive.ts";
 export {

@@ -8,14 +8,22 @@ import { join } from "node:path";
 
 const root = new URL("..", import.meta.url).pathname;
 const bin = (name) => join(root, "node_modules", ".bin", name);
-const files = readdirSync(join(root, "tests")).filter((f) => f.endsWith(".test.ts")).sort().map((f) => join("tests", f));
+const files = readdirSync(join(root, "tests")).filter((f) => f.endsWith(".test.ts")).sort().map((f) =>
+  join("tests", f)
+);
 const only = process.argv.slice(2);
+// deno-lint-ignore no-control-regex -- ANSI colour codes in runner output
 const strip = (s) => s.replace(/\x1b\[[0-9;]*m/g, "");
 
 function run(label, cmd, args) {
   const t0 = Date.now();
   console.log(`\n=== ${label}: ${[cmd, ...args].join(" ")}`);
-  const r = spawnSync(cmd, args, { cwd: root, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], maxBuffer: 256 << 20 });
+  const r = spawnSync(cmd, args, {
+    cwd: root,
+    encoding: "utf8",
+    stdio: ["ignore", "pipe", "pipe"],
+    maxBuffer: 256 << 20,
+  });
   const out = strip((r.stdout ?? "") + (r.stderr ?? ""));
   return { out, status: r.status, seconds: ((Date.now() - t0) / 1000).toFixed(1) };
 }
@@ -64,7 +72,11 @@ for (const rt of runtimes) {
     failed = true;
     console.log(r.out.split("\n").slice(-400).join("\n"));
   }
-  summary.push(`${rt.name}: ${c ? `${c.pass} passed, ${c.fail} failed` : "no test count found"} (${r.seconds} s)${ok ? "" : "  <-- FAILED"}`);
+  summary.push(
+    `${rt.name}: ${c ? `${c.pass} passed, ${c.fail} failed` : "no test count found"} (${r.seconds} s)${
+      ok ? "" : "  <-- FAILED"
+    }`,
+  );
   console.log(summary.at(-1));
 }
 
@@ -86,7 +98,6 @@ if (only.length === 0) {
     console.log(summary.at(-1));
   }
 }
-
 
 console.log("\n=== summary");
 for (const line of summary) console.log(line);

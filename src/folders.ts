@@ -3,7 +3,7 @@
  * owned by the current user, and never reached through a symbolic link.
  */
 import { dirname } from "node:path";
-import { VaultError, fsError } from "./errors.ts";
+import { fsError, VaultError } from "./errors.ts";
 import type { FileSystem } from "./platform/fs.ts";
 import { currentUid, isWindows } from "./platform/process.ts";
 

@@ -4,7 +4,7 @@
  * a new identity would orphan every stored secret.
  */
 import { join } from "node:path";
-import { VaultError, errnoCode, fsError } from "./errors.ts";
+import { errnoCode, fsError, VaultError } from "./errors.ts";
 import { fromUtf8, toBase64, utf8 } from "./crypto/encoding.ts";
 import { deriveKek } from "./crypto/kdf.ts";
 import type { FileSystem } from "./platform/fs.ts";

@@ -12,7 +12,7 @@
  *   and links it back in place otherwise.
  * The guard is itself reclaimed, with the same checks, when its holder is dead.
  */
-import { VaultError, errnoCode, fsError } from "./errors.ts";
+import { errnoCode, fsError, VaultError } from "./errors.ts";
 import { fromUtf8, utf8 } from "./crypto/encoding.ts";
 import { type FileSystem, randomSuffix } from "./platform/fs.ts";
 import { currentPid, hostName, isProcessAlive } from "./platform/process.ts";

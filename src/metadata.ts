@@ -3,7 +3,7 @@
  * malformed index is an error, never an empty scope: treating it as empty
  * would let the next write drop every entry it held.
  */
-import { VaultError, errnoCode, fsError } from "./errors.ts";
+import { errnoCode, fsError, VaultError } from "./errors.ts";
 import { fromUtf8, utf8 } from "./crypto/encoding.ts";
 import { isObjectId } from "./crypto/ids.ts";
 import type { FileSystem } from "./platform/fs.ts";
@@ -44,7 +44,9 @@ export function parseIndex(path: string, scope: string, bytes: Uint8Array): Scop
   if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw corrupt(path, "not a JSON object");
   const d = doc as Record<string, unknown>;
   if (d.version !== 1) throw corrupt(path, `unsupported version ${JSON.stringify(d.version) ?? "undefined"}`);
-  if (d.scope !== scope) throw corrupt(path, `it names scope ${JSON.stringify(d.scope)}, expected ${JSON.stringify(scope)}`);
+  if (d.scope !== scope) {
+    throw corrupt(path, `it names scope ${JSON.stringify(d.scope)}, expected ${JSON.stringify(scope)}`);
+  }
   if (!Array.isArray(d.entries)) throw corrupt(path, '"entries" is not an array');
   const entries: IndexEntry[] = [];
   let previous: string | undefined;
@@ -57,7 +59,9 @@ export function parseIndex(path: string, scope: string, bytes: Uint8Array): Scop
     ) {
       throw corrupt(path, `entry ${entries.length} is malformed`);
     }
-    if (previous !== undefined && !(previous < e.key)) throw corrupt(path, "entries are not sorted by key, or repeat one");
+    if (previous !== undefined && !(previous < e.key)) {
+      throw corrupt(path, "entries are not sorted by key, or repeat one");
+    }
     previous = e.key;
     entries.push({
       key: e.key,

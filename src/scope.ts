@@ -105,7 +105,9 @@ export function formatScope(scope: VaultScope): string {
 /** Validates and returns a scope given as a string or as a `VaultScope` value. */
 export function toScope(scope: VaultScope | string): VaultScope {
   if (typeof scope === "string") return parseScope(scope);
-  if (scope === null || typeof scope !== "object") throw scopeError(String(scope), "a scope must be a string or a VaultScope");
+  if (scope === null || typeof scope !== "object") {
+    throw scopeError(String(scope), "a scope must be a string or a VaultScope");
+  }
   // Re-parse the formatted form so a hand-built object obeys the same rules.
   switch (scope.kind) {
     case "global":
@@ -119,7 +121,10 @@ export function toScope(scope: VaultScope | string): VaultScope {
       return parsed;
     }
     default:
-      throw scopeError(JSON.stringify(scope) ?? "", 'unknown scope kind; expected "global", "workspace" or "principal"');
+      throw scopeError(
+        JSON.stringify(scope) ?? "",
+        'unknown scope kind; expected "global", "workspace" or "principal"',
+      );
   }
 }
 
@@ -135,7 +140,9 @@ export function validateKey(key: string): string {
     });
   if (typeof key !== "string") throw fail("a key must be a string");
   if (key.length === 0) throw fail("the key is empty");
-  if (key.length > MAX_KEY_BYTES) throw fail(`the key is ${key.length} characters; at most ${MAX_KEY_BYTES} are allowed`);
+  if (key.length > MAX_KEY_BYTES) {
+    throw fail(`the key is ${key.length} characters; at most ${MAX_KEY_BYTES} are allowed`);
+  }
   if (!KEY_RE.test(key)) {
     const bad = [...key].find((c) => !KEY_RE.test(c)) ?? "";
     throw fail(`the key contains ${JSON.stringify(bad)}; only lowercase letters, digits, ".", "_" and "-" are allowed`);

@@ -3,7 +3,7 @@
  * hands envelopes to a backend.
  */
 import { dirname, join } from "node:path";
-import { VaultError, errnoCode, fsError } from "./errors.ts";
+import { errnoCode, fsError, VaultError } from "./errors.ts";
 import { utf8 } from "./crypto/encoding.ts";
 import { openEnvelope, sealEnvelope } from "./crypto/envelope.ts";
 import { objectId, scopeDirName } from "./crypto/ids.ts";
@@ -218,7 +218,9 @@ export class Vault {
       if (valueBytes > this.#maxSecretBytes) {
         throw new VaultError(
           "value_too_large",
-          `put secret "${k}" in scope ${JSON.stringify(s)} failed: the value is ${valueBytes} bytes; the limit is ${this.#maxSecretBytes}`,
+          `put secret "${k}" in scope ${
+            JSON.stringify(s)
+          } failed: the value is ${valueBytes} bytes; the limit is ${this.#maxSecretBytes}`,
           { hint: "store a smaller value, or open the vault with a larger maxSecretBytes" },
         );
       }
@@ -262,7 +264,9 @@ export class Vault {
           throw new VaultError(
             "io",
             `put secret "${k}" in scope ${JSON.stringify(s)} failed: the index write failed ` +
-              `(${(e as Error).message}) and restoring the previous object failed too (${(restoreError as Error).message})`,
+              `(${(e as Error).message}) and restoring the previous object failed too (${
+                (restoreError as Error).message
+              })`,
             { hint: "set the secret again once the disk problem is fixed", cause: e },
           );
         }
@@ -397,7 +401,10 @@ export class Vault {
       const index = parseIndex(path, scopeName, bytes);
       for (const e of index.entries) out.push(toMetadata(scopeName, e));
     }
-    return out.sort((a, b) => (a.scope < b.scope ? -1 : a.scope > b.scope ? 1 : a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    return out.sort((
+      a,
+      b,
+    ) => (a.scope < b.scope ? -1 : a.scope > b.scope ? 1 : a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   }
 
   /**

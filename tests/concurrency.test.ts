@@ -8,7 +8,7 @@ import { spawn } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { Vault } from "../src/vault.ts";
-import { hex, ROOT, RUNTIME_NAMES, RUNTIMES, tempDir, testKek, unhex } from "./helpers.ts";
+import { hex, ROOT, RUNTIME_NAMES, RUNTIMES, tempDir, testKek } from "./helpers.ts";
 
 const KEK = testKek(9);
 const SCOPES = ["global", "ws:shared", "pr:p1"];
@@ -18,7 +18,13 @@ interface Worker {
   done: Promise<{ code: number | null; signal: string | null; acked: Map<string, string>; stderr: string }>;
 }
 
-function startWorker(runtime: (typeof RUNTIME_NAMES)[number], root: string, id: number, count: number, startAt: number) {
+function startWorker(
+  runtime: (typeof RUNTIME_NAMES)[number],
+  root: string,
+  id: number,
+  count: number,
+  startAt: number,
+) {
   const argv = [
     ...RUNTIMES[runtime](join(ROOT, "tests/workers/vault_worker.ts")),
     "put",

@@ -39,10 +39,19 @@ describe("envelope", () => {
     assert.equal(env.algorithm, "aes_256_gcm");
     assert.match(env.kek_id, /^[0-9a-f]{16}$/);
     assert.equal(fromUtf8(fromBase64(env.aad_b64)!), "palyra.vault.v1|global|k");
-    for (const [f, n] of [["secret_nonce_b64", 12], ["dek_nonce_b64", 12], ["secret_mac_b64", 16], [
-      "dek_mac_b64",
-      16,
-    ], ["dek_ciphertext_b64", 32], ["secret_ciphertext_b64", 5]] as const) {
+    for (
+      const [f, n] of [
+        ["secret_nonce_b64", 12],
+        ["dek_nonce_b64", 12],
+        ["secret_mac_b64", 16],
+        [
+          "dek_mac_b64",
+          16,
+        ],
+        ["dek_ciphertext_b64", 32],
+        ["secret_ciphertext_b64", 5],
+      ] as const
+    ) {
       assert.doesNotMatch(env[f], /=/);
       assert.equal(fromBase64(env[f])!.length, n, f);
     }
@@ -56,7 +65,7 @@ describe("envelope", () => {
     }
   });
 
-  test("every single-bit flip anywhere in the envelope is rejected or changes nothing the reader gets", async () => {
+  test("every single-bit flip anywhere in the envelope is rejected or changes nothing the reader gets", () => {
     const value = randomBytes(40);
     const env = sealEnvelope(KEK, "ws:acme", "github_token", value);
     const text = fromUtf8(env);
@@ -122,7 +131,11 @@ describe("envelope", () => {
 
   test("another KEK is rejected, and the message names both kek ids", async () => {
     const env = sealEnvelope(KEK, "global", "k", utf8("v"));
-    await rejectsWith(() => openEnvelope(testKek(2), "global", "k", env), "crypto", /kek_id "[0-9a-f]{16}".*"[0-9a-f]{16}"/);
+    await rejectsWith(
+      () => openEnvelope(testKek(2), "global", "k", env),
+      "crypto",
+      /kek_id "[0-9a-f]{16}".*"[0-9a-f]{16}"/,
+    );
   });
 
   test("a missing or different kek_id is tolerated when the key is right", () => {
@@ -146,7 +159,9 @@ describe("envelope", () => {
       null,
       "x",
     ];
-    for (const v of variants) await rejectsWith(() => openEnvelope(KEK, "global", "k", utf8(JSON.stringify(v))), "crypto");
+    for (const v of variants) {
+      await rejectsWith(() => openEnvelope(KEK, "global", "k", utf8(JSON.stringify(v))), "crypto");
+    }
     await rejectsWith(() => openEnvelope(KEK, "global", "k", new Uint8Array([0xff, 0xfe])), "crypto");
   });
 

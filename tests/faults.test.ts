@@ -76,7 +76,11 @@ describe("fault injection", () => {
     let objectWrites = 0;
     const fs = failingFs((p) => p.endsWith("metadata.json") || (p.includes("/objects/") && ++objectWrites > 1));
     const bad = await openVaultWith({ root, kek: KEK }, { fs });
-    await rejectsWith(() => bad.putSecret("global", "k", "v2"), "io", /index write failed.*restoring the previous object failed too/);
+    await rejectsWith(
+      () => bad.putSecret("global", "k", "v2"),
+      "io",
+      /index write failed.*restoring the previous object failed too/,
+    );
   });
 
   test("a failed object removal restores the index", async () => {

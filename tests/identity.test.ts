@@ -8,9 +8,10 @@ import { identityKek, loadOrCreateIdentity } from "../src/identity.ts";
 import { nodeFileSystem } from "../src/platform/fs.ts";
 import { deriveKek, kekId } from "../src/crypto/kdf.ts";
 import { utf8 } from "../src/crypto/encoding.ts";
-import { rejectsWith, RUNTIME_NAMES, runScript, tempDir } from "./helpers.ts";
+import { rejectsWith, runScript, RUNTIME_NAMES, tempDir } from "./helpers.ts";
 
-const PEM = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n";
+const PEM =
+  "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n";
 
 describe("device identity", () => {
   test("the first open creates a P-256 PKCS#8 identity, 0600, and later opens reuse it", async () => {
@@ -22,10 +23,16 @@ describe("device identity", () => {
     assert.equal(lstatSync(file).mode & 0o777, 0o600);
     const doc = JSON.parse(readFileSync(file, "utf8"));
     assert.equal(doc.version, 1);
-    assert.match(doc.ca.private_key_pem, /^-----BEGIN PRIVATE KEY-----\n([A-Za-z0-9+/=]{1,64}\n)+-----END PRIVATE KEY-----\n$/);
+    assert.match(
+      doc.ca.private_key_pem,
+      /^-----BEGIN PRIVATE KEY-----\n([A-Za-z0-9+/=]{1,64}\n)+-----END PRIVATE KEY-----\n$/,
+    );
     assert.ok(Math.abs(doc.ca.created_at_unix_ms - Date.now()) < 60_000);
     // The PEM really is a P-256 key that WebCrypto can import.
-    const der = Uint8Array.from(atob(doc.ca.private_key_pem.replace(/-----[^-]+-----|\n/g, "")), (c) => c.charCodeAt(0));
+    const der = Uint8Array.from(
+      atob(doc.ca.private_key_pem.replace(/-----[^-]+-----|\n/g, "")),
+      (c) => c.charCodeAt(0),
+    );
     await crypto.subtle.importKey("pkcs8", der, { name: "ECDSA", namedCurve: "P-256" }, true, ["sign"]);
     const second = await loadOrCreateIdentity(nodeFileSystem, idDir);
     assert.equal(second.created, false);

@@ -7,7 +7,7 @@ import process from "node:process";
 import { acquireLock, lockContent, parseLock } from "../src/lock.ts";
 import { nodeFileSystem } from "../src/platform/fs.ts";
 import { hostName } from "../src/platform/process.ts";
-import { rejectsWith, run, RUNTIME_NAMES, runScript, tempDir } from "./helpers.ts";
+import { rejectsWith, run, runScript, RUNTIME_NAMES, tempDir } from "./helpers.ts";
 
 const opts = (over: Partial<{ timeoutMs: number; staleAfterMs: number }> = {}) => ({
   timeoutMs: 2_000,
@@ -131,7 +131,9 @@ describe("lock", () => {
     const rounds = 5;
     const workers = RUNTIME_NAMES.flatMap((rt) => [rt, rt]);
     const results = await Promise.all(
-      workers.map((rt) => runScript(rt, "tests/workers/vault_worker.ts", ["lock", path, "3", String(rounds), log, String(startAt)])),
+      workers.map((rt) =>
+        runScript(rt, "tests/workers/vault_worker.ts", ["lock", path, "3", String(rounds), log, String(startAt)])
+      ),
     );
     for (const r of results) assert.equal(r.code, 0, r.stderr);
     assertExclusive(readFileSync(log, "utf8"), rounds * workers.length);

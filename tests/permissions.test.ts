@@ -17,7 +17,7 @@ import process from "node:process";
 import { openVaultWith, Vault } from "../src/vault.ts";
 import { nodeFileSystem } from "../src/platform/fs.ts";
 import { objectId, scopeDirName } from "../src/crypto/ids.ts";
-import { hex, rejectsWith, ROOT, RUNTIME_NAMES, RUNTIMES, run, tempDir, testKek } from "./helpers.ts";
+import { hex, rejectsWith, ROOT, run, RUNTIME_NAMES, RUNTIMES, tempDir, testKek } from "./helpers.ts";
 
 const KEK = testKek(6);
 const mode = (p: string) => lstatSync(p).mode & 0o777;
@@ -40,13 +40,39 @@ describe("permissions", () => {
       const root = join(dir, "vault");
       const idDir = join(dir, "identity");
       const worker = join(ROOT, "tests/workers/vault_worker.ts");
-      const put = await run(["sh", "-c", 'umask 000; exec "$@"', "sh", ...RUNTIMES[runtime](worker), "put", root, "0", "3", "global,ws:a", "0"], {
+      const put = await run([
+        "sh",
+        "-c",
+        'umask 000; exec "$@"',
+        "sh",
+        ...RUNTIMES[runtime](worker),
+        "put",
+        root,
+        "0",
+        "3",
+        "global,ws:a",
+        "0",
+      ], {
         input: hex(KEK),
       });
       assert.equal(put.code, 0, put.stderr);
-      const id = await run(["sh", "-c", 'umask 000; exec "$@"', "sh", ...RUNTIMES[runtime](worker), "identity", idDir, "0"]);
+      const id = await run([
+        "sh",
+        "-c",
+        'umask 000; exec "$@"',
+        "sh",
+        ...RUNTIMES[runtime](worker),
+        "identity",
+        idDir,
+        "0",
+      ]);
       assert.equal(id.code, 0, id.stderr);
-      const entries = [[root, mode(root), true] as [string, number, boolean], ...walk(root), [idDir, mode(idDir), true] as [string, number, boolean], ...walk(idDir)];
+      const entries = [
+        [root, mode(root), true] as [string, number, boolean],
+        ...walk(root),
+        [idDir, mode(idDir), true] as [string, number, boolean],
+        ...walk(idDir),
+      ];
       assert.ok(entries.length >= 9, `expected the whole layout, got ${entries.length}`);
       for (const [p, m, isDir] of entries) assert.equal(m, isDir ? 0o700 : 0o600, `${p} is ${m.toString(8)}`);
     });

@@ -3,7 +3,7 @@
  * each replaced atomically and durably, never read through a symbolic link.
  */
 import { join } from "node:path";
-import { VaultError, errnoCode, fsError } from "../errors.ts";
+import { errnoCode, fsError, VaultError } from "../errors.ts";
 import { isObjectId } from "../crypto/ids.ts";
 import type { FileSystem } from "../platform/fs.ts";
 import { secureDir } from "../folders.ts";

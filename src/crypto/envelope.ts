@@ -9,7 +9,7 @@ import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { VaultError } from "../errors.ts";
 import { concatBytes, fromBase64, fromUtf8, toBase64, utf8 } from "./encoding.ts";
 import { envelopeAad } from "./ids.ts";
-import { KEY_BYTES, kekId } from "./kdf.ts";
+import { kekId, KEY_BYTES } from "./kdf.ts";
 
 /** AEAD algorithms an envelope may name. New envelopes use `aes_256_gcm`. */
 export type EnvelopeAlgorithm = "aes_256_gcm" | "chacha20_poly1305";
@@ -128,7 +128,10 @@ export function openEnvelope(kek: Uint8Array, scope: string, key: string, bytes:
   const aad = field("aad_b64");
   const expectedAad = envelopeAad(scope, key);
   if (aad.length !== expectedAad.length || !aad.every((b, i) => b === expectedAad[i])) {
-    throw fail("the object was sealed for another scope or key (AAD mismatch)", "an object cannot be moved between keys");
+    throw fail(
+      "the object was sealed for another scope or key (AAD mismatch)",
+      "an object cannot be moved between keys",
+    );
   }
   const secretNonce = field("secret_nonce_b64", NONCE_BYTES);
   const secretCt = field("secret_ciphertext_b64");

@@ -13,7 +13,8 @@ export function envelopeAad(scope: string, key: string): Uint8Array {
 
 /** `obj_` + hex of SHA-256("palyra.vault.object.v1" || scope || 0x00 || key). */
 export function objectId(scope: string, key: string): string {
-  return "obj_" + toHex(sha256(concatBytes(utf8("palyra.vault.object.v1"), utf8(scope), new Uint8Array([0]), utf8(key))));
+  return "obj_" +
+    toHex(sha256(concatBytes(utf8("palyra.vault.object.v1"), utf8(scope), new Uint8Array([0]), utf8(key))));
 }
 
 /** `s_` + the first 32 hex characters of SHA-256("palyra.vault.scope.v1" || scope). */
