@@ -1,0 +1,140 @@
+/**
+ * Vault benchmark, run by `npm run bench` under each runtime.
+ *
+ *   seed <dir>    build vaults of 10 … 100 000 secrets, spread over many
+ *                 scopes and all in one scope (fast, not durable: setup only)
+ *   run <dir>     measure put, get, list and delete in each, and the
+ *                 durable-write floor, printing one JSON line per figure
+ *
+ * Figures are ops/s; scripts/bench.mjs turns them into ratios, because
+ * these machines are too noisy for absolute times to mean much.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import * as fsp from "node:fs/promises";
+import { join } from "node:path";
+import process from "node:process";
+import { Vault } from "../src/vault.ts";
+import { objectId, scopeDirName } from "../src/crypto/ids.ts";
+import { sealEnvelope } from "../src/crypto/envelope.ts";
+import { encodeIndex, type IndexEntry } from "../src/metadata.ts";
+import { utf8 } from "../src/crypto/encoding.ts";
+
+const KEK = new Uint8Array(32).fill(42);
+const SIZES = [10, 1_000, 10_000, 100_000];
+const PER_SCOPE = 100; // "many scopes": 100 secrets in each
+const VALUE = utf8("sk-bench-0123456789abcdefghijklmnopqrstuvwxyz0123456789ABCDEF"); // a typical API key
+const TARGET = "ws:target";
+
+type Layout = "many_scopes" | "one_scope";
+
+function vaultDir(base: string, layout: Layout, n: number): string {
+  return join(base, `${layout}-${n}`);
+}
+
+function seed(base: string): void {
+  for (const layout of ["many_scopes", "one_scope"] as const) {
+    for (const n of SIZES) {
+      const root = vaultDir(base, layout, n);
+      mkdirSync(join(root, "objects"), { recursive: true, mode: 0o700 });
+      mkdirSync(join(root, "scopes"), { recursive: true, mode: 0o700 });
+      writeFileSync(join(root, "backend.kind"), "encrypted_file\n", { mode: 0o600 });
+      const scopes = new Map<string, IndexEntry[]>();
+      const now = Date.now();
+      for (let i = 0; i < n; i++) {
+        // The target scope holds the first PER_SCOPE secrets (or all of them).
+        const scope = layout === "one_scope" || i < PER_SCOPE ? TARGET : `ws:s${Math.floor(i / PER_SCOPE)}`;
+        const key = `key.${String(i).padStart(6, "0")}`;
+        const id = objectId(scope, key);
+        writeFileSync(join(root, "objects", id), sealEnvelope(KEK, scope, key, VALUE), { mode: 0o600 });
+        let entries = scopes.get(scope);
+        if (!entries) scopes.set(scope, entries = []);
+        entries.push({
+          key,
+          object_id: id,
+          created_at_unix_ms: now,
+          updated_at_unix_ms: now,
+          value_bytes: VALUE.length,
+        });
+      }
+      for (const [scope, entries] of scopes) {
+        const dir = join(root, "scopes", scopeDirName(scope));
+        mkdirSync(dir, { mode: 0o700 });
+        writeFileSync(join(dir, "metadata.json"), encodeIndex({ version: 1, scope, entries }), { mode: 0o600 });
+      }
+    }
+  }
+}
+
+/** Runs `op(i)` until `maxOps` or `budgetMs` is reached (at least `minOps`); returns ops/s. */
+async function measure(
+  op: (i: number) => Promise<unknown>,
+  maxOps: number,
+  budgetMs: number,
+  minOps = 5,
+): Promise<number> {
+  const t0 = performance.now();
+  let i = 0;
+  while (i < maxOps && (i < minOps || performance.now() - t0 < budgetMs)) await op(i++);
+  return (i * 1000) / (performance.now() - t0);
+}
+
+async function floor(base: string): Promise<number> {
+  const dir = join(base, "floor");
+  mkdirSync(dir, { recursive: true });
+  const size = sealEnvelope(KEK, TARGET, "key.000000", VALUE).length;
+  const data = new Uint8Array(size);
+  return await measure(
+    async (i) => {
+      const tmp = join(dir, `t${i}`);
+      const fh = await fsp.open(tmp, "wx", 0o600);
+      await fh.writeFile(data);
+      await fh.sync();
+      await fh.close();
+      await fsp.rename(tmp, join(dir, "target"));
+      const dh = await fsp.open(dir, "r");
+      await dh.sync();
+      await dh.close();
+    },
+    300,
+    1500,
+  );
+}
+
+async function runAll(base: string): Promise<void> {
+  const runtime = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined"
+    ? "deno"
+    : typeof (globalThis as { Bun?: unknown }).Bun !== "undefined"
+    ? "bun"
+    : "node";
+  const emit = (o: Record<string, unknown>) => console.log(JSON.stringify({ runtime, ...o }));
+  emit({ op: "floor", opsPerSec: await floor(base) });
+  for (const layout of ["many_scopes", "one_scope"] as const) {
+    for (const n of SIZES) {
+      const vault = await Vault.open({ root: vaultDir(base, layout, n), kek: KEK, backend: "encrypted_file" });
+      const fresh = (i: number) => `bench.new.${runtime}.${i}`;
+      let puts = 0;
+      const put = await measure((i) => (puts++, vault.putSecret(TARGET, fresh(i), VALUE)), 300, 1500);
+      const inScope = Math.min(n, layout === "one_scope" ? n : PER_SCOPE);
+      const get = await measure(
+        async (i) => {
+          using s = await vault.getSecret(TARGET, `key.${String((i * 7919) % inScope).padStart(6, "0")}`);
+          return s.length;
+        },
+        2000,
+        1000,
+      );
+      const list = await measure(() => vault.listSecrets(TARGET), 500, 1000, 3);
+      const del = await measure((i) => vault.deleteSecret(TARGET, fresh(i)), puts, 1500, puts);
+      emit({ layout, n, put, get, list, delete: del });
+      vault.close();
+    }
+  }
+}
+
+const [mode, dir] = process.argv.slice(2);
+if (mode === "seed" && dir) seed(dir);
+else if (mode === "run" && dir) await runAll(dir);
+else {
+  console.error("usage: vault_bench.ts seed|run <dir>");
+  process.exit(2);
+}

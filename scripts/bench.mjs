@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+// `npm run bench`: seeds vaults of 10 … 100 000 secrets once, then measures
+// put, get, list and delete on Deno, Bun and Node in turn. Prints ops/s and
+// each figure as a ratio to the 10-secret case of the same layout, plus put
+// against the durable-write floor measured in the same run.
+import { spawnSync } from "node:child_process";
+import { mkdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+
+const root = new URL("..", import.meta.url).pathname;
+const bin = (name) => join(root, "node_modules", ".bin", name);
+const script = join(root, "bench", "vault_bench.ts");
+const data = join(root, ".bench", "data");
+const runtimes = {
+  deno: [bin("deno"), "run", "-A", "--quiet", "--config", join(root, "deno.json"), script],
+  bun: [bin("bun"), script],
+  node: ["node", "--import", "tsx", script],
+};
+const only = process.argv.slice(2).filter((a) => a in runtimes);
+
+rmSync(join(root, ".bench"), { recursive: true, force: true });
+mkdirSync(data, { recursive: true });
+let t0 = Date.now();
+const seeded = spawnSync(runtimes.bun[0], [...runtimes.bun.slice(1), "seed", data], { stdio: "inherit" });
+if (seeded.status !== 0) process.exit(1);
+console.log(`seeded in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+
+const fmt = (x) => (x >= 100 ? x.toFixed(0) : x.toFixed(1)).padStart(8);
+const ratio = (x, base) => (`x${(x / base).toFixed(2)}`).padStart(7);
+for (const name of only.length ? only : Object.keys(runtimes)) {
+  const [cmd, ...args] = runtimes[name];
+  t0 = Date.now();
+  const r = spawnSync(cmd, [...args, "run", data], { cwd: root, encoding: "utf8", maxBuffer: 64 << 20 });
+  if (r.status !== 0) {
+    console.error(r.stderr);
+    process.exit(1);
+  }
+  const rows = r.stdout.trim().split("\n").map((l) => JSON.parse(l));
+  const floor = rows.find((x) => x.op === "floor").opsPerSec;
+  console.log(`\n## ${name} (${((Date.now() - t0) / 1000).toFixed(0)} s)   ops/s, and ratio to the 10-secret case`);
+  console.log("layout        secrets     put/s  ratio     get/s  ratio    list/s  ratio  delete/s  ratio");
+  for (const layout of ["many_scopes", "one_scope"]) {
+    const mine = rows.filter((x) => x.layout === layout);
+    const base = mine.find((x) => x.n === 10);
+    for (const x of mine) {
+      console.log(
+        `${layout.padEnd(12)} ${String(x.n).padStart(8)}  ${fmt(x.put)} ${ratio(x.put, base.put)}  ${fmt(x.get)} ${
+          ratio(x.get, base.get)
+        }  ${fmt(x.list)} ${ratio(x.list, base.list)}  ${fmt(x.delete)} ${ratio(x.delete, base.delete)}`,
+      );
+    }
+  }
+  const put10 = rows.find((x) => x.layout === "many_scopes" && x.n === 10).put;
+  console.log(
+    `durable-write floor (write+fsync+rename+fsync folder, same size): ${fmt(floor).trim()} ops/s; ` +
+      `put at 10 secrets: ${fmt(put10).trim()} ops/s = ${(floor / put10).toFixed(2)} floors per put`,
+  );
+}

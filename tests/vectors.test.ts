@@ -1,0 +1,377 @@
+/**
+ * Known-answer tests (SPEC §3, §5, §9): the TypeScript crypto against vectors
+ * computed by an independent implementation (Python `cryptography`, see
+ * tests/vectors/README.md), and the noble primitives it wraps against
+ * Project Wycheproof.
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { hkdf } from "@noble/hashes/hkdf.js";
+import { sha256 } from "@noble/hashes/sha2.js";
+import { gcm } from "@noble/ciphers/aes.js";
+import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
+import { deriveKek, kekId } from "../src/crypto/kdf.ts";
+import { envelopeAad, objectId, scopeDirName } from "../src/crypto/ids.ts";
+import { openEnvelope, sealEnvelope } from "../src/crypto/envelope.ts";
+import { fromBase64, toBase64, toHex, utf8 } from "../src/crypto/encoding.ts";
+import { VaultError } from "../src/errors.ts";
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+
+function readJson(name: string): unknown {
+  return JSON.parse(readFileSync(fileURLToPath(new URL(`./vectors/${name}`, import.meta.url)), "utf8"));
+}
+
+function fromHex(hex: string): Uint8Array {
+  assert.match(hex, /^(?:[0-9a-f]{2})*$/i, `not hex: ${hex.slice(0, 40)}`);
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
+  return out;
+}
+
+function b64(text: string, what: string): Uint8Array {
+  const bytes = fromBase64(text);
+  assert.ok(bytes !== undefined, `${what} is not canonical unpadded base64: ${JSON.stringify(text)}`);
+  return bytes;
+}
+
+type Algorithm = "aes_256_gcm" | "chacha20_poly1305";
+
+interface PalyraVectors {
+  hkdf_rfc5869_a1: { ikm_hex: string; salt_hex: string; info_hex: string; length: number; okm_hex: string };
+  kek: { pem: string; kek_hex: string; kek_id: string }[];
+  names: { scope: string; key: string; aad_hex: string; object_id: string; scope_dir: string }[];
+  envelopes: {
+    kek_hex: string;
+    scope: string;
+    key: string;
+    algorithm: Algorithm;
+    value_hex: string;
+    envelope: string;
+  }[];
+}
+
+interface WycheproofFile<T> {
+  algorithm: string;
+  numberOfTests: number;
+  testGroups: (Record<string, unknown> & { tests: T[] })[];
+}
+
+interface AeadCase {
+  tcId: number;
+  comment: string;
+  flags: string[];
+  key: string;
+  iv: string;
+  aad: string;
+  msg: string;
+  ct: string;
+  tag: string;
+  result: "valid" | "invalid" | "acceptable";
+}
+
+interface HkdfCase {
+  tcId: number;
+  comment: string;
+  flags: string[];
+  ikm: string;
+  salt: string;
+  info: string;
+  size: number;
+  okm: string;
+  result: "valid" | "invalid" | "acceptable";
+}
+
+const V = readJson("palyra_vectors.json") as PalyraVectors;
+
+const ENVELOPE_FIELDS = [
+  "version",
+  "algorithm",
+  "kek_id",
+  "aad_b64",
+  "secret_nonce_b64",
+  "secret_ciphertext_b64",
+  "secret_mac_b64",
+  "dek_nonce_b64",
+  "dek_ciphertext_b64",
+  "dek_mac_b64",
+] as const;
+
+type Aead = (key: Uint8Array, nonce: Uint8Array, aad: Uint8Array) => {
+  encrypt(plaintext: Uint8Array): Uint8Array;
+  decrypt(ciphertext: Uint8Array): Uint8Array;
+};
+
+const AEADS: Record<Algorithm, Aead> = {
+  aes_256_gcm: (k, n, a) => gcm(k, n, a),
+  chacha20_poly1305: (k, n, a) => chacha20poly1305(k, n, a),
+};
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a, 0);
+  out.set(b, a.length);
+  return out;
+}
+
+function isCryptoError(e: unknown): boolean {
+  return e instanceof VaultError && e.code === "crypto";
+}
+
+/** A scope, key or KEK that is not the one an envelope was sealed for. */
+function otherScope(scope: string): string {
+  return scope === "global" ? "ws:acme" : "global";
+}
+function otherKey(key: string): string {
+  return key === "openai_api_key" ? "github_token" : "openai_api_key";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Vectors from Python `cryptography`
+
+describe("known-answer vectors from Python cryptography", () => {
+  test("the vector file has every section", () => {
+    assert.ok(V.kek.length >= 3, "kek");
+    assert.ok(V.names.length >= 6, "names");
+    assert.ok(V.envelopes.length >= 6, "envelopes");
+    assert.ok(V.envelopes.some((e) => e.algorithm === "chacha20_poly1305"), "a chacha20_poly1305 envelope");
+  });
+
+  test("HKDF-SHA256, RFC 5869 test case A.1", () => {
+    const a1 = V.hkdf_rfc5869_a1;
+    const okm = hkdf(sha256, fromHex(a1.ikm_hex), fromHex(a1.salt_hex), fromHex(a1.info_hex), a1.length);
+    assert.equal(toHex(okm), a1.okm_hex);
+    assert.equal(
+      a1.okm_hex,
+      "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865",
+    );
+  });
+
+  test("device KEK and kek_id from the exact PEM bytes", () => {
+    let checked = 0;
+    for (const v of V.kek) {
+      const kek = deriveKek(utf8(v.pem));
+      assert.equal(kek.length, 32);
+      assert.equal(toHex(kek), v.kek_hex, `KEK of PEM #${checked}`);
+      assert.equal(kekId(kek), v.kek_id, `kek_id of PEM #${checked}`);
+      assert.equal(kekId(fromHex(v.kek_hex)), v.kek_id);
+      checked++;
+    }
+    assert.ok(checked >= 3);
+    // One PEM differs from another only in its line endings: a different seed, so a different KEK.
+    const crlf = V.kek.find((v) => v.pem.includes("\r\n"));
+    assert.ok(crlf, "a PEM with CRLF line endings");
+    const lf = V.kek.find((v) => v.pem === crlf.pem.replaceAll("\r\n", "\n"));
+    assert.ok(lf, "the same PEM with LF line endings");
+    assert.notEqual(lf.kek_hex, crlf.kek_hex);
+  });
+
+  test("AAD, object id and scope folder for every scope and key", () => {
+    let checked = 0;
+    for (const v of V.names) {
+      const what = `${v.scope}/${v.key}`;
+      assert.equal(toHex(envelopeAad(v.scope, v.key)), v.aad_hex, `AAD of ${what}`);
+      assert.equal(objectId(v.scope, v.key), v.object_id, `object id of ${what}`);
+      assert.equal(scopeDirName(v.scope), v.scope_dir, `scope folder of ${what}`);
+      assert.match(v.object_id, /^obj_[0-9a-f]{64}$/);
+      assert.match(v.scope_dir, /^s_[0-9a-f]{32}$/);
+      checked++;
+    }
+    assert.ok(checked >= 6);
+    assert.ok(V.names.some((v) => utf8(v.scope).length !== v.scope.length), "a non-ASCII scope");
+  });
+
+  for (const [i, v] of V.envelopes.entries()) {
+    const value = fromHex(v.value_hex);
+    const label = `envelope #${i}: ${v.algorithm} ${v.scope}/${v.key}, ${value.length} bytes`;
+
+    test(`${label} opens to its value, and only for its scope, key and KEK`, () => {
+      const kek = fromHex(v.kek_hex);
+      const bytes = utf8(v.envelope);
+      assert.deepEqual(openEnvelope(kek, v.scope, v.key, bytes), value);
+      assert.throws(() => openEnvelope(kek, otherScope(v.scope), v.key, bytes), isCryptoError, "other scope");
+      assert.throws(() => openEnvelope(kek, v.scope, otherKey(v.key), bytes), isCryptoError, "other key");
+      const wrongKek = kek.slice();
+      wrongKek[0]! ^= 1;
+      assert.throws(() => openEnvelope(wrongKek, v.scope, v.key, bytes), isCryptoError, "other KEK");
+    });
+
+    test(`${label} has the exact encoding the TypeScript side would write`, () => {
+      const kek = fromHex(v.kek_hex);
+      const env = JSON.parse(v.envelope) as Record<string, unknown>;
+      assert.deepEqual(Object.keys(env), [...ENVELOPE_FIELDS]);
+      assert.equal(env.version, 1);
+      assert.equal(env.algorithm, v.algorithm);
+      assert.equal(env.kek_id, kekId(kek));
+      const field = (name: (typeof ENVELOPE_FIELDS)[number]): Uint8Array => {
+        const text = env[name];
+        assert.equal(typeof text, "string", name);
+        const bytes = b64(text as string, name);
+        assert.equal(toBase64(bytes), text, `${name} re-encodes identically`);
+        return bytes;
+      };
+      const aad = field("aad_b64");
+      assert.deepEqual(aad, envelopeAad(v.scope, v.key));
+      const secretNonce = field("secret_nonce_b64");
+      const dekNonce = field("dek_nonce_b64");
+      assert.equal(secretNonce.length, 12);
+      assert.equal(dekNonce.length, 12);
+      assert.equal(field("secret_mac_b64").length, 16);
+      assert.equal(field("dek_mac_b64").length, 16);
+      assert.equal(field("dek_ciphertext_b64").length, 32);
+      assert.equal(field("secret_ciphertext_b64").length, value.length);
+      // Unwrap the DEK with the bare primitive, re-seal with the same DEK and nonces, and
+      // rebuild the JSON with the library's encoders: it must be the Python string exactly.
+      const aead = AEADS[v.algorithm];
+      const dek = aead(kek, dekNonce, aad).decrypt(concat(field("dek_ciphertext_b64"), field("dek_mac_b64")));
+      const secret = aead(dek, secretNonce, aad).encrypt(value);
+      const wrapped = aead(kek, dekNonce, aad).encrypt(dek);
+      const rebuilt = JSON.stringify({
+        version: 1,
+        algorithm: v.algorithm,
+        kek_id: kekId(kek),
+        aad_b64: toBase64(aad),
+        secret_nonce_b64: toBase64(secretNonce),
+        secret_ciphertext_b64: toBase64(secret.subarray(0, secret.length - 16)),
+        secret_mac_b64: toBase64(secret.subarray(secret.length - 16)),
+        dek_nonce_b64: toBase64(dekNonce),
+        dek_ciphertext_b64: toBase64(wrapped.subarray(0, wrapped.length - 16)),
+        dek_mac_b64: toBase64(wrapped.subarray(wrapped.length - 16)),
+      });
+      assert.equal(rebuilt, v.envelope);
+    });
+  }
+
+  test("an envelope whose kek_id is missing or different still opens (SPEC §3)", () => {
+    const v = V.envelopes[0]!;
+    const kek = fromHex(v.kek_hex);
+    const env = JSON.parse(v.envelope) as Record<string, unknown>;
+    const value = fromHex(v.value_hex);
+    env.kek_id = "0000000000000000";
+    assert.deepEqual(openEnvelope(kek, v.scope, v.key, utf8(JSON.stringify(env))), value);
+    delete env.kek_id;
+    assert.deepEqual(openEnvelope(kek, v.scope, v.key, utf8(JSON.stringify(env))), value);
+  });
+
+  for (const algorithm of ["aes_256_gcm", "chacha20_poly1305"] as const) {
+    test(`sealEnvelope → openEnvelope round trip, fields decoded by hand (${algorithm})`, () => {
+      const kek = fromHex(V.kek[0]!.kek_hex);
+      const scope = "ws:日本語-プロジェクト";
+      const key = "x.y-z_9";
+      const value = utf8("round trip ✓ \u0000 end");
+      const bytes = sealEnvelope(kek, scope, key, value, algorithm);
+      assert.deepEqual(openEnvelope(kek, scope, key, bytes), value);
+
+      const env = JSON.parse(new TextDecoder().decode(bytes)) as Record<string, string | number>;
+      assert.deepEqual(Object.keys(env), [...ENVELOPE_FIELDS]);
+      assert.equal(env.version, 1);
+      assert.equal(env.algorithm, algorithm);
+      assert.equal(env.kek_id, V.kek[0]!.kek_id);
+      const f = (name: string): Uint8Array => {
+        const text = env[name];
+        assert.equal(typeof text, "string", name);
+        assert.doesNotMatch(text as string, /=/, `${name} has no padding`);
+        return b64(text as string, name);
+      };
+      const aad = f("aad_b64");
+      assert.deepEqual(aad, utf8(`palyra.vault.v1|${scope}|${key}`));
+      assert.equal(f("secret_nonce_b64").length, 12);
+      assert.equal(f("dek_nonce_b64").length, 12);
+      assert.equal(f("secret_mac_b64").length, 16);
+      assert.equal(f("dek_mac_b64").length, 16);
+      assert.equal(f("dek_ciphertext_b64").length, 32);
+      assert.equal(f("secret_ciphertext_b64").length, value.length);
+      const aead = AEADS[algorithm];
+      const dek = aead(kek, f("dek_nonce_b64"), aad).decrypt(concat(f("dek_ciphertext_b64"), f("dek_mac_b64")));
+      assert.equal(dek.length, 32);
+      const plain = aead(dek, f("secret_nonce_b64"), aad).decrypt(
+        concat(f("secret_ciphertext_b64"), f("secret_mac_b64")),
+      );
+      assert.deepEqual(plain, value);
+    });
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Project Wycheproof against the noble primitives the library uses
+
+function checkAead(
+  file: string,
+  wanted: (group: Record<string, unknown>) => boolean,
+  make: Aead,
+): { valid: number; invalid: number } {
+  const doc = readJson(`wycheproof/${file}`) as WycheproofFile<AeadCase>;
+  let valid = 0;
+  let invalid = 0;
+  for (const group of doc.testGroups) {
+    if (!wanted(group)) continue;
+    for (const t of group.tests) {
+      const what = `${file} tcId ${t.tcId} (${t.comment || t.flags.join(",")})`;
+      const key = fromHex(t.key);
+      const iv = fromHex(t.iv);
+      const aad = fromHex(t.aad);
+      const msg = fromHex(t.msg);
+      const sealed = concat(fromHex(t.ct), fromHex(t.tag));
+      if (t.result === "valid") {
+        assert.equal(toHex(make(key, iv, aad).encrypt(msg)), toHex(sealed), `${what}: encrypt`);
+        assert.equal(toHex(make(key, iv, aad).decrypt(sealed)), t.msg, `${what}: decrypt`);
+        valid++;
+      } else if (t.result === "invalid") {
+        assert.throws(() => make(key, iv, aad).decrypt(sealed), `${what}: must not decrypt`);
+        invalid++;
+      }
+    }
+  }
+  return { valid, invalid };
+}
+
+describe("Wycheproof vectors through the noble primitives", () => {
+  test("AES-256-GCM, 96-bit nonces (@noble/ciphers gcm)", () => {
+    const n = checkAead(
+      "aes_gcm_test.json",
+      (g) => g.keySize === 256 && g.ivSize === 96 && g.tagSize === 128,
+      (k, iv, a) => gcm(k, iv, a),
+    );
+    assert.ok(n.valid > 0, "valid AES-GCM cases checked");
+    assert.ok(n.invalid > 0, "invalid AES-GCM cases checked");
+  });
+
+  test("ChaCha20-Poly1305, 96-bit nonces (@noble/ciphers chacha20poly1305)", () => {
+    const n = checkAead(
+      "chacha20_poly1305_test.json",
+      (g) => g.ivSize === 96 && g.keySize === 256 && g.tagSize === 128,
+      (k, iv, a) => chacha20poly1305(k, iv, a),
+    );
+    assert.ok(n.valid > 0, "valid ChaCha20-Poly1305 cases checked");
+    assert.ok(n.invalid > 0, "invalid ChaCha20-Poly1305 cases checked");
+  });
+
+  test("HKDF-SHA256 (@noble/hashes hkdf)", () => {
+    const doc = readJson("wycheproof/hkdf_sha256_test.json") as WycheproofFile<HkdfCase>;
+    assert.equal(doc.algorithm, "HKDF-SHA-256");
+    let valid = 0;
+    let invalid = 0;
+    for (const group of doc.testGroups) {
+      for (const t of group.tests) {
+        const what = `hkdf_sha256_test.json tcId ${t.tcId} (${t.comment || t.flags.join(",")})`;
+        const ikm = fromHex(t.ikm);
+        const salt = fromHex(t.salt);
+        const info = fromHex(t.info);
+        if (t.result === "valid") {
+          assert.equal(toHex(hkdf(sha256, ikm, salt, info, t.size)), t.okm, what);
+          valid++;
+        } else if (t.result === "invalid") {
+          // The only invalid HKDF cases are sizes above 255 × 32 bytes: noble must refuse them.
+          assert.ok(t.size > 255 * 32 || t.flags.includes("SizeTooLarge"), `${what}: unexpected kind of invalid case`);
+          assert.throws(() => hkdf(sha256, ikm, salt, info, t.size), what);
+          invalid++;
+        }
+      }
+    }
+    assert.ok(valid > 0, "valid HKDF cases checked");
+    assert.ok(invalid > 0, "invalid HKDF cases checked");
+  });
+});
