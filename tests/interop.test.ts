@@ -1,0 +1,102 @@
+/**
+ * Interoperability with an independent implementation of SPEC §3–§5
+ * (tests/interop/palyra_vault_ref.py, Python with `cryptography`): each side
+ * reads what the other writes, in the same vault folder, with the same identity.
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { Vault } from "../src/vault.ts";
+import { randomBytes, rejectsWith, run, tempDir } from "./helpers.ts";
+
+const REF = "tests/interop/palyra_vault_ref.py";
+
+/** A Python that has `cryptography` (.ci/run installs Debian's python3-cryptography). */
+function findPython(): string {
+  for (const py of ["python3", "/usr/bin/python3"]) {
+    const r = spawnSync(py, ["-c", "import cryptography"], { stdio: "ignore" });
+    if (r.status === 0) return py;
+  }
+  throw new Error("no python3 with the cryptography package: apt-get install python3-cryptography");
+}
+
+describe("interop with the Python reference implementation", () => {
+  const python = findPython();
+  const ref = (root: string, idDir: string, args: string[], input?: Uint8Array) =>
+    run([python, REF, "--root", root, "--identity-dir", idDir, ...args], input === undefined ? {} : { input });
+
+  test("Python reads and lists what the library writes", async () => {
+    const dir = tempDir("interop");
+    const root = join(dir, "vault");
+    const idDir = join(dir, "identity");
+    const vault = await Vault.open({ root, identityRoot: idDir });
+    const values = new Map<string, Uint8Array>([
+      ["global/openai_api_key", new TextEncoder().encode("sk-interop")],
+      ["ws:日本語 チーム/token", randomBytes(300)],
+      ["pr:alice/empty", new Uint8Array(0)],
+      ["ws:acme/big", randomBytes(65_536)],
+    ]);
+    for (const [r, v] of values) {
+      const [scope, key] = [r.slice(0, r.lastIndexOf("/")), r.slice(r.lastIndexOf("/") + 1)];
+      await vault.putSecret(scope, key, v);
+    }
+    for (const [r, v] of values) {
+      const [scope, key] = [r.slice(0, r.lastIndexOf("/")), r.slice(r.lastIndexOf("/") + 1)];
+      const got = await ref(root, idDir, ["get", scope, key]);
+      assert.equal(got.code, 0, got.stderr);
+      assert.deepEqual(got.stdout, v, r);
+    }
+    const listed = await run([python, REF, "--root", root, "list"]);
+    assert.equal(listed.code, 0, listed.stderr);
+    const theirs = JSON.parse(new TextDecoder().decode(listed.stdout));
+    const ours = await vault.listSecrets();
+    assert.deepEqual(
+      theirs.map((
+        e: Record<string, unknown>,
+      ) => [e.scope, e.key, e.created_at_unix_ms, e.updated_at_unix_ms, e.value_bytes]),
+      ours.map((m) => [m.scope, m.key, m.createdAtUnixMs, m.updatedAtUnixMs, m.valueBytes]),
+    );
+  });
+
+  test("the library reads, lists, overwrites and deletes what Python writes", async () => {
+    const dir = tempDir("interop");
+    const root = join(dir, "vault");
+    const idDir = join(dir, "identity");
+    // The library creates the identity; Python uses it.
+    const vault = await Vault.open({ root, identityRoot: idDir });
+    const value = randomBytes(1000);
+    const put = await ref(root, idDir, ["put", "ws:acme", "github_token"], value);
+    assert.equal(put.code, 0, put.stderr);
+    const put2 = await ref(root, idDir, ["put", "ws:acme", "another"], new TextEncoder().encode("x"));
+    assert.equal(put2.code, 0, put2.stderr);
+    using got = await vault.getSecret("ws:acme", "github_token");
+    assert.deepEqual(got.bytes, value);
+    assert.deepEqual((await vault.listSecrets("ws:acme")).map((m) => [m.key, m.valueBytes]), [
+      ["another", 1],
+      ["github_token", 1000],
+    ]);
+    const created = (await vault.listSecrets("ws:acme"))[1]!.createdAtUnixMs;
+    const meta = await vault.putSecret("ws:acme", "github_token", "replaced");
+    assert.equal(meta.createdAtUnixMs, created);
+    const back = await ref(root, idDir, ["get", "ws:acme", "github_token"]);
+    assert.equal(new TextDecoder().decode(back.stdout), "replaced");
+    assert.equal(await vault.deleteSecret("ws:acme", "another"), true);
+    const gone = await ref(root, idDir, ["get", "ws:acme", "another"]);
+    assert.equal(gone.code, 1);
+    assert.match(gone.stderr, /not_found/);
+  });
+
+  test("an object Python moved to another key is rejected by the library", async () => {
+    const dir = tempDir("interop");
+    const root = join(dir, "vault");
+    const idDir = join(dir, "identity");
+    const vault = await Vault.open({ root, identityRoot: idDir });
+    await ref(root, idDir, ["put", "global", "a"], new TextEncoder().encode("A"));
+    await vault.putSecret("global", "b", "B");
+    const { objectId } = await import("../src/crypto/ids.ts");
+    const { copyFileSync } = await import("node:fs");
+    copyFileSync(join(root, "objects", objectId("global", "a")), join(root, "objects", objectId("global", "b")));
+    await rejectsWith(() => vault.getSecret("global", "b"), "crypto");
+  });
+});

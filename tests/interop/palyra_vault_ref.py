@@ -1,0 +1,592 @@
+#!/usr/bin/env python3
+"""Independent reference implementation of the @palyra/vault folder format
+(SPEC sections 3-5), for interoperability tests. Python 3 standard library
+plus the `cryptography` package; it shares no code with the TypeScript.
+
+Usage:
+    palyra_vault_ref.py --root VAULT_DIR (--identity-dir DIR | --kek-hex HEX) get <scope> <key>
+    palyra_vault_ref.py --root VAULT_DIR (--identity-dir DIR | --kek-hex HEX) put <scope> <key>  < value
+    palyra_vault_ref.py --root VAULT_DIR [--identity-dir DIR | --kek-hex HEX] list
+
+get   writes the exact value bytes to stdout.
+put   stores all of stdin's bytes (an aes_256_gcm envelope with a fresh DEK and nonces),
+      under the scope's lock, atomically and durably.
+list  prints one JSON document [{"scope","key","created_at_unix_ms","updated_at_unix_ms",
+      "value_bytes"}] from every scopes/*/metadata.json, sorted by scope then key (in UTF-16
+      code-unit order, like JavaScript's string comparison).
+
+Scopes are taken as already canonical (`global`, `ws:acme`, `pr:alice`); no parsing is done.
+Exit codes: 0 success, 1 operational error (message on stderr), 2 usage error.
+
+Limits (it is a test tool): it only reads and writes the encrypted_file backend, and it never
+reclaims a stale lock; it waits up to --lock-timeout-ms (default 5000) and then fails.
+"""
+
+import argparse
+import base64
+import errno
+import hashlib
+import json
+import os
+import random
+import re
+import socket
+import stat
+import sys
+import time
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+NONCE_BYTES = 12
+TAG_BYTES = 16
+KEY_BYTES = 32
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+KEY_RE = re.compile(r"^[a-z0-9._-]{1,128}$")
+OBJECT_ID_RE = re.compile(r"^obj_[0-9a-f]{64}$")
+SCOPE_DIR_RE = re.compile(r"^s_[0-9a-f]{32}$")
+AEADS = {"aes_256_gcm": AESGCM, "chacha20_poly1305": ChaCha20Poly1305}
+ENVELOPE_B64_FIELDS = (
+    "aad_b64",
+    "secret_nonce_b64",
+    "secret_ciphertext_b64",
+    "secret_mac_b64",
+    "dek_nonce_b64",
+    "dek_ciphertext_b64",
+    "dek_mac_b64",
+)
+
+
+class Failure(Exception):
+    """An operational error: exit 1 with `error: <code>: <message>` on stderr."""
+
+    def __init__(self, message: str, code: str = "io"):
+        super().__init__(message)
+        self.code = code
+
+
+# --- encodings and names (SPEC section 3, 5) ------------------------------------------------
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def b64encode(data: bytes) -> str:
+    """Standard alphabet, no '=' padding."""
+    return base64.b64encode(data).decode("ascii").rstrip("=")
+
+
+def b64decode(text, field: str) -> bytes:
+    """Strict: canonical unpadded standard base64 only."""
+    if not isinstance(text, str) or "=" in text or len(text) % 4 == 1:
+        raise Failure(f"open envelope failed: field {field!r} is missing or not unpadded base64", "crypto")
+    try:
+        data = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except (ValueError, TypeError):
+        raise Failure(f"open envelope failed: field {field!r} is not unpadded base64", "crypto") from None
+    if b64encode(data) != text:
+        raise Failure(f"open envelope failed: field {field!r} is not canonical base64", "crypto")
+    return data
+
+
+def envelope_aad(scope: str, key: str) -> bytes:
+    return f"palyra.vault.v1|{scope}|{key}".encode("utf-8")
+
+
+def object_id(scope: str, key: str) -> str:
+    return "obj_" + sha256(b"palyra.vault.object.v1" + scope.encode("utf-8") + b"\x00" + key.encode("utf-8")).hex()
+
+
+def scope_dir_name(scope: str) -> str:
+    return "s_" + sha256(b"palyra.vault.scope.v1" + scope.encode("utf-8")).hex()[:32]
+
+
+def derive_kek(seed: bytes) -> bytes:
+    ikm = sha256(seed)
+    return HKDF(algorithm=hashes.SHA256(), length=KEY_BYTES, salt=b"palyra.vault.kek.v1",
+                info=b"envelope:kek").derive(ikm)
+
+
+def kek_id(kek: bytes) -> str:
+    return sha256(b"palyra.vault.kek-id.v1" + kek)[:8].hex()
+
+
+# --- KEK from the command line or the identity folder (SPEC section 3, 4) ------------------
+
+def read_json_file(path: str, code: str):
+    try:
+        fd = os.open(path, os.O_RDONLY | NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise Failure(f"read {path!r} failed: {e.strerror}", code) from None
+    with os.fdopen(fd, "rb") as f:
+        raw = f.read()
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise Failure(f"read {path!r} failed: not valid UTF-8 JSON", code) from None
+
+
+def kek_from_identity(identity_dir: str) -> bytes:
+    state_path = os.path.join(identity_dir, "state.v1.json")
+    legacy_path = os.path.join(identity_dir, "ca", "state.json")
+    doc = read_json_file(state_path, "identity")
+    if doc is not None:
+        path = state_path
+        if not isinstance(doc, dict) or doc.get("version") != 1:
+            raise Failure(f"read identity {path!r} failed: not a version 1 identity", "identity")
+        ca = doc.get("ca")
+        pem = ca.get("private_key_pem") if isinstance(ca, dict) else None
+    else:
+        doc = read_json_file(legacy_path, "identity")
+        if doc is None:
+            raise Failure(f"read identity failed: neither {state_path!r} nor {legacy_path!r} exists", "identity")
+        path = legacy_path
+        pem = doc.get("private_key_pem") if isinstance(doc, dict) else None
+    if not isinstance(pem, str):
+        raise Failure(f"read identity {path!r} failed: the field \"private_key_pem\" is missing", "identity")
+    if not pem.strip():
+        raise Failure(f"read identity {path!r} failed: the field \"private_key_pem\" is empty", "identity")
+    # The seed is the PEM exactly as stored (after JSON decoding), no normalisation.
+    return derive_kek(pem.encode("utf-8"))
+
+
+# --- envelope (SPEC section 3) --------------------------------------------------------------
+
+def seal(kek: bytes, scope: str, key: str, value: bytes) -> bytes:
+    aad = envelope_aad(scope, key)
+    dek = bytearray(os.urandom(KEY_BYTES))
+    secret_nonce = os.urandom(NONCE_BYTES)
+    dek_nonce = os.urandom(NONCE_BYTES)
+    try:
+        secret = AESGCM(bytes(dek)).encrypt(secret_nonce, value, aad)
+        wrapped = AESGCM(kek).encrypt(dek_nonce, bytes(dek), aad)
+    finally:
+        for i in range(len(dek)):
+            dek[i] = 0
+    envelope = {
+        "version": 1,
+        "algorithm": "aes_256_gcm",
+        "kek_id": kek_id(kek),
+        "aad_b64": b64encode(aad),
+        "secret_nonce_b64": b64encode(secret_nonce),
+        "secret_ciphertext_b64": b64encode(secret[:-TAG_BYTES]),
+        "secret_mac_b64": b64encode(secret[-TAG_BYTES:]),
+        "dek_nonce_b64": b64encode(dek_nonce),
+        "dek_ciphertext_b64": b64encode(wrapped[:-TAG_BYTES]),
+        "dek_mac_b64": b64encode(wrapped[-TAG_BYTES:]),
+    }
+    return json.dumps(envelope, separators=(",", ":")).encode("utf-8")
+
+
+def open_envelope(kek: bytes, scope: str, key: str, data: bytes) -> bytes:
+    where = f"scope {scope!r} key {key!r}"
+    try:
+        env = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise Failure(f"open secret for {where} failed: the object is not valid UTF-8 JSON", "crypto") from None
+    if not isinstance(env, dict):
+        raise Failure(f"open secret for {where} failed: the object is not an envelope", "crypto")
+    if env.get("version") != 1 or isinstance(env.get("version"), bool):
+        raise Failure(f"open secret for {where} failed: unsupported version {env.get('version')!r}", "crypto")
+    algorithm = env.get("algorithm")
+    if algorithm not in AEADS:
+        raise Failure(f"open secret for {where} failed: unsupported algorithm {algorithm!r}", "crypto")
+    fields = {name: b64decode(env.get(name), name) for name in ENVELOPE_B64_FIELDS}
+    if fields["aad_b64"] != envelope_aad(scope, key):
+        raise Failure(f"open secret for {where} failed: the object was sealed for another scope or key "
+                      "(AAD mismatch)", "crypto")
+    expected_lengths = {
+        "secret_nonce_b64": NONCE_BYTES,
+        "dek_nonce_b64": NONCE_BYTES,
+        "secret_mac_b64": TAG_BYTES,
+        "dek_mac_b64": TAG_BYTES,
+        "dek_ciphertext_b64": KEY_BYTES,
+    }
+    for name, n in expected_lengths.items():
+        if len(fields[name]) != n:
+            raise Failure(f"open secret for {where} failed: field {name!r} is {len(fields[name])} bytes, "
+                          f"expected {n}", "crypto")
+    aead = AEADS[algorithm]
+    aad = fields["aad_b64"]
+    try:
+        dek = aead(kek).decrypt(fields["dek_nonce_b64"], fields["dek_ciphertext_b64"] + fields["dek_mac_b64"], aad)
+    except InvalidTag:
+        stored = env.get("kek_id")
+        hint = ""
+        if isinstance(stored, str) and stored != kek_id(kek):
+            hint = f" (sealed with kek_id {stored!r}, this key is {kek_id(kek)!r})"
+        raise Failure(f"open secret for {where} failed: authentication of the data key failed{hint}",
+                      "crypto") from None
+    try:
+        return aead(dek).decrypt(fields["secret_nonce_b64"],
+                                 fields["secret_ciphertext_b64"] + fields["secret_mac_b64"], aad)
+    except InvalidTag:
+        raise Failure(f"open secret for {where} failed: authentication of the value failed", "crypto") from None
+
+
+# --- files (SPEC section 5) -----------------------------------------------------------------
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def ensure_dir(path: str) -> None:
+    """Creates `path` (and missing parents) with mode 0700; refuses a symbolic link."""
+    path = os.path.abspath(path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        parent = os.path.dirname(os.path.abspath(path))
+        if parent != path:
+            ensure_dir(parent)
+        try:
+            os.mkdir(path, DIR_MODE)
+            os.chmod(path, DIR_MODE)  # whatever the umask
+            fsync_dir(parent)
+        except FileExistsError:
+            pass
+        st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        raise Failure(f"open folder {path!r} failed: it is not a folder (or it is a symbolic link)", "permission")
+
+
+def read_file(path: str):
+    """The bytes of `path`, None when absent; never follows a symbolic link."""
+    try:
+        fd = os.open(path, os.O_RDONLY | NOFOLLOW)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise Failure(f"read {path!r} failed: it is a symbolic link", "permission") from None
+        raise Failure(f"read {path!r} failed: {e.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        return f.read()
+
+
+def write_file_atomic(path: str, data: bytes) -> None:
+    """Temporary file in the same folder (exclusive, 0600), fsync, rename over, fsync folder."""
+    folder = os.path.dirname(path)
+    try:
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            raise Failure(f"write {path!r} failed: it is a symbolic link", "permission")
+    except FileNotFoundError:
+        pass
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.urandom(8).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW, FILE_MODE)
+    try:
+        try:
+            os.fchmod(fd, FILE_MODE)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    fsync_dir(folder)
+
+
+def remove_file(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        return
+    fsync_dir(os.path.dirname(path))
+
+
+def check_backend(root: str, create: bool) -> None:
+    """Only the encrypted_file backend keeps envelopes in objects/; a new vault records it."""
+    path = os.path.join(root, "backend.kind")
+    data = read_file(path)
+    if data is None:
+        if not create:
+            return
+        tmp = os.path.join(root, f".backend.kind.{os.urandom(8).hex()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW, FILE_MODE)
+        try:
+            os.fchmod(fd, FILE_MODE)
+            os.write(fd, b"encrypted_file\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, path)  # appears whole or not at all; EEXIST when another writer won
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+        fsync_dir(root)
+        data = read_file(path)
+    kind = data.decode("utf-8", "replace").strip()
+    if kind != "encrypted_file":
+        raise Failure(f"open vault {root!r} failed: its backend is {kind!r}; this tool reads only encrypted_file",
+                      "backend_unavailable")
+
+
+# --- lock (SPEC section 5) ------------------------------------------------------------------
+
+class ScopeLock:
+    def __init__(self, path: str, timeout_ms: int):
+        self.path = path
+        self.timeout_ms = timeout_ms
+        self.content = b""
+
+    def __enter__(self):
+        host = re.sub(r"\s", "_", socket.gethostname() or "unknown-host")
+        deadline = time.monotonic() + self.timeout_ms / 1000
+        delay = 0.001
+        while True:
+            self.content = (f"pid={os.getpid()} host={host} ts_ms={int(time.time() * 1000)} "
+                            f"nonce={os.urandom(8).hex()}\n").encode("ascii")
+            try:
+                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW, FILE_MODE)
+            except FileExistsError:
+                if time.monotonic() >= deadline:
+                    holder = read_file(self.path)
+                    holder_text = holder.decode("utf-8", "replace").strip() if holder is not None else "unknown"
+                    raise Failure(f"take lock {self.path!r} failed: timed out after {self.timeout_ms} ms; "
+                                  f"held by {holder_text}", "lock_timeout") from None
+                time.sleep(delay * (0.5 + random.random()))  # jittered back-off, 1 ms doubling to 25 ms
+                delay = min(delay * 2, 0.025)
+                continue
+            try:
+                os.fchmod(fd, FILE_MODE)
+                os.write(fd, self.content)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            fsync_dir(os.path.dirname(self.path))
+            return self
+
+    def __exit__(self, *exc):
+        # Remove the lock only if it is still ours: move it aside, check, then unlink (or put it back).
+        aside = f"{self.path}.{os.urandom(8).hex()}.removing"
+        try:
+            os.rename(self.path, aside)
+        except FileNotFoundError:
+            return False
+        if read_file(aside) == self.content:
+            os.unlink(aside)
+        else:
+            try:
+                os.link(aside, self.path)
+            except FileExistsError:
+                pass
+            os.unlink(aside)
+        fsync_dir(os.path.dirname(self.path))
+        return False
+
+
+# --- index (SPEC section 5) -----------------------------------------------------------------
+
+def read_index(path: str, scope: str) -> dict:
+    data = read_file(path)
+    if data is None:
+        return {"version": 1, "scope": scope, "entries": []}
+    try:
+        doc = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise Failure(f"read index {path!r} failed: not valid UTF-8 JSON") from None
+    if not isinstance(doc, dict) or doc.get("version") != 1 or not isinstance(doc.get("entries"), list):
+        raise Failure(f"read index {path!r} failed: not a version 1 index")
+    if doc.get("scope") != scope:
+        raise Failure(f"read index {path!r} failed: it names scope {doc.get('scope')!r}, expected {scope!r}")
+    previous = None
+    for i, e in enumerate(doc["entries"]):
+        ok = (isinstance(e, dict) and isinstance(e.get("key"), str) and isinstance(e.get("object_id"), str)
+              and OBJECT_ID_RE.match(e["object_id"]) is not None
+              and all(isinstance(e.get(f), int) and not isinstance(e.get(f), bool) and e[f] >= 0
+                      for f in ("created_at_unix_ms", "updated_at_unix_ms", "value_bytes")))
+        if not ok:
+            raise Failure(f"read index {path!r} failed: entry {i} is malformed")
+        if previous is not None and not previous < e["key"]:
+            raise Failure(f"read index {path!r} failed: entries are not sorted by key, or repeat one")
+        previous = e["key"]
+    return doc
+
+
+def encode_index(scope: str, entries: list) -> bytes:
+    doc = {"version": 1, "scope": scope, "entries": [
+        {
+            "key": e["key"],
+            "object_id": e["object_id"],
+            "created_at_unix_ms": e["created_at_unix_ms"],
+            "updated_at_unix_ms": e["updated_at_unix_ms"],
+            "value_bytes": e["value_bytes"],
+        } for e in sorted(entries, key=lambda e: e["key"])
+    ]}
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+# --- commands -------------------------------------------------------------------------------
+
+def check_names(scope: str, key: str) -> None:
+    if not scope or "\x00" in scope or "/" in scope or "\\" in scope:
+        raise UsageError(f"invalid scope {scope!r}")
+    if not KEY_RE.match(key):
+        raise UsageError(f"invalid key {key!r}: expected 1-128 bytes of [a-z0-9._-]")
+
+
+class UsageError(Exception):
+    pass
+
+
+def cmd_get(root: str, kek: bytes, scope: str, key: str) -> int:
+    check_names(scope, key)
+    check_backend(root, create=False)
+    path = os.path.join(root, "objects", object_id(scope, key))
+    data = read_file(path)
+    if data is None:
+        raise Failure(f"get secret failed: scope {scope!r} key {key!r} not found", "not_found")
+    value = open_envelope(kek, scope, key, data)
+    out = sys.stdout.buffer
+    out.write(value)
+    out.flush()
+    return 0
+
+
+def cmd_put(root: str, kek: bytes, scope: str, key: str, lock_timeout_ms: int) -> int:
+    check_names(scope, key)
+    value = sys.stdin.buffer.read()
+    envelope = seal(kek, scope, key, value)
+    ensure_dir(root)
+    check_backend(root, create=True)
+    objects = os.path.join(root, "objects")
+    scope_dir = os.path.join(root, "scopes", scope_dir_name(scope))
+    ensure_dir(objects)
+    ensure_dir(scope_dir)
+    obj_id = object_id(scope, key)
+    obj_path = os.path.join(objects, obj_id)
+    index_path = os.path.join(scope_dir, "metadata.json")
+    with ScopeLock(os.path.join(scope_dir, ".metadata.lock"), lock_timeout_ms):
+        index = read_index(index_path, scope)
+        now = int(time.time() * 1000)
+        entries = [e for e in index["entries"] if e["key"] != key]
+        old = next((e for e in index["entries"] if e["key"] == key), None)
+        entries.append({
+            "key": key,
+            "object_id": obj_id,
+            "created_at_unix_ms": old["created_at_unix_ms"] if old is not None else now,
+            "updated_at_unix_ms": now,
+            "value_bytes": len(value),
+        })
+        previous_object = read_file(obj_path)
+        write_file_atomic(obj_path, envelope)
+        try:
+            write_file_atomic(index_path, encode_index(scope, entries))
+        except BaseException:
+            # The index did not change: put back the object it refers to (or none).
+            if previous_object is not None:
+                write_file_atomic(obj_path, previous_object)
+            else:
+                remove_file(obj_path)
+            raise
+    return 0
+
+
+def utf16_order(text: str) -> bytes:
+    """Sort key matching JavaScript's `<` on strings (UTF-16 code units)."""
+    return text.encode("utf-16-be", "surrogatepass")
+
+
+def cmd_list(root: str) -> int:
+    scopes_root = os.path.join(root, "scopes")
+    try:
+        names = sorted(os.listdir(scopes_root))
+    except FileNotFoundError:
+        names = []
+    out = []
+    for name in names:
+        if not SCOPE_DIR_RE.match(name):
+            continue
+        path = os.path.join(scopes_root, name, "metadata.json")
+        data = read_file(path)
+        if data is None:
+            continue
+        try:
+            scope = json.loads(data.decode("utf-8")).get("scope")
+        except (UnicodeDecodeError, ValueError, AttributeError):
+            raise Failure(f"read index {path!r} failed: not a JSON object") from None
+        if not isinstance(scope, str) or scope_dir_name(scope) != name:
+            raise Failure(f"read index {path!r} failed: its scope does not match its folder")
+        for e in read_index(path, scope)["entries"]:
+            out.append({
+                "scope": scope,
+                "key": e["key"],
+                "created_at_unix_ms": e["created_at_unix_ms"],
+                "updated_at_unix_ms": e["updated_at_unix_ms"],
+                "value_bytes": e["value_bytes"],
+            })
+    out.sort(key=lambda e: (utf16_order(e["scope"]), utf16_order(e["key"])))
+    sys.stdout.buffer.write((json.dumps(out, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8"))
+    sys.stdout.buffer.flush()
+    return 0
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        prog="palyra_vault_ref.py",
+        description="Reference implementation of the @palyra/vault folder format (interop tests).",
+        epilog="Exit codes: 0 success, 1 operational error (not found, crypto, I/O, lock timeout), 2 usage.",
+    )
+    p.add_argument("--root", required=True, help="the vault folder")
+    who = p.add_mutually_exclusive_group()
+    who.add_argument("--identity-dir", help="identity folder: state.v1.json, else ca/state.json")
+    who.add_argument("--kek-hex", help="the 32-byte KEK as 64 hex characters")
+    p.add_argument("--lock-timeout-ms", type=int, default=5000, help="how long put waits for the lock")
+    sub = p.add_subparsers(dest="command", required=True)
+    g = sub.add_parser("get", help="write a secret's exact bytes to stdout")
+    g.add_argument("scope")
+    g.add_argument("key")
+    s = sub.add_parser("put", help="store stdin's bytes as a secret")
+    s.add_argument("scope")
+    s.add_argument("key")
+    sub.add_parser("list", help="print every secret's metadata as JSON")
+    args = p.parse_args(argv)
+    if args.command in ("get", "put") and args.identity_dir is None and args.kek_hex is None:
+        p.error(f"{args.command} needs --identity-dir or --kek-hex")
+    if args.kek_hex is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", args.kek_hex):
+        p.error("--kek-hex must be 64 hex characters (32 bytes)")
+    return p, args
+
+
+def main(argv=None) -> int:
+    parser, args = parse_args(argv)
+    try:
+        if args.command == "list":
+            return cmd_list(args.root)
+        kek = bytes.fromhex(args.kek_hex) if args.kek_hex is not None else kek_from_identity(args.identity_dir)
+        if args.command == "get":
+            return cmd_get(args.root, kek, args.scope, args.key)
+        return cmd_put(args.root, kek, args.scope, args.key, args.lock_timeout_ms)
+    except UsageError as e:
+        parser.print_usage(sys.stderr)
+        print(f"error: usage: {e}", file=sys.stderr)
+        return 2
+    except Failure as e:
+        print(f"error: {e.code}: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"error: io: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
