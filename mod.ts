@@ -31,3 +31,29 @@ export {
 } from "./src/scope.ts";
 export { BACKEND_KINDS, type BackendKind, type BlobBackend } from "./src/backends/backend.ts";
 export { MemoryBackend } from "./src/backends/memory.ts";
+export {
+  auditConfig,
+  type AuditFinding,
+  type AuditOptions,
+  type AuditReference,
+  type AuditReport,
+  type AuditSummary,
+  type FindingCode,
+  type FindingSeverity,
+  type SecretLister,
+} from "./src/config/audit.ts";
+export {
+  configureField,
+  type ConfigureOptions,
+  type ConfigureResult,
+  type SecretStore,
+} from "./src/config/configure.ts";
+export {
+  CREDENTIAL_PATTERNS,
+  type CredentialPattern,
+  detectCredential,
+  isSensitiveField,
+  SENSITIVE_FIELD_SUFFIXES,
+} from "./src/config/sensitive.ts";
+export { findConfigFile } from "./src/config/locate.ts";
+export { VERSION } from "./src/version.ts";

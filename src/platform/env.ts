@@ -44,3 +44,18 @@ export function defaultIdentityDir(): string | undefined {
   const h = home();
   return h === undefined ? undefined : join(h, ".local", "state", "palyra", "identity");
 }
+
+/**
+ * The Palyra config file in the user's config folder: `$XDG_CONFIG_HOME/palyra/palyra.toml`,
+ * else `~/.config/palyra/palyra.toml` (Windows: `%APPDATA%\Palyra\palyra.toml`).
+ */
+export function userConfigFile(): string | undefined {
+  if (process.platform === "win32") {
+    const base = envVar("APPDATA");
+    return base === undefined ? undefined : join(base, "Palyra", "palyra.toml");
+  }
+  const xdg = envVar("XDG_CONFIG_HOME");
+  if (xdg !== undefined) return join(xdg, "palyra", "palyra.toml");
+  const h = home();
+  return h === undefined ? undefined : join(h, ".config", "palyra", "palyra.toml");
+}

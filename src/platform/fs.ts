@@ -33,10 +33,10 @@ export interface FileSystem {
   readFile(path: string): Promise<Uint8Array>;
   /**
    * Replaces `path` atomically and durably: a temporary file in the same
-   * folder (exclusive create, 0600), fsync, rename over `path`, fsync the
-   * folder. A symbolic link at `path` is refused (`ELOOP`).
+   * folder (exclusive create, `mode`, default 0600), fsync, rename over
+   * `path`, fsync the folder. A symbolic link at `path` is refused (`ELOOP`).
    */
-  writeFileAtomic(path: string, data: Uint8Array): Promise<void>;
+  writeFileAtomic(path: string, data: Uint8Array, mode?: number): Promise<void>;
   /**
    * Creates `path` with `data` only if nothing exists there (`EEXIST`
    * otherwise); the file appears whole, never empty or torn. With `durable`,
@@ -77,11 +77,11 @@ function symlinkError(path: string): Error {
   return Object.assign(new Error(`"${path}" is a symbolic link`), { code: "ELOOP" });
 }
 
-async function writeNew(path: string, data: Uint8Array, sync: boolean): Promise<void> {
+async function writeNew(path: string, data: Uint8Array, sync: boolean, mode = FILE_MODE): Promise<void> {
   const fh = await fsp.open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | NOFOLLOW, FILE_MODE);
   try {
     // The umask may have removed owner bits; set the mode explicitly.
-    if (!isWindows()) await fh.chmod(FILE_MODE);
+    if (!isWindows()) await fh.chmod(mode);
     await fh.writeFile(data);
     if (sync) await fh.sync();
   } finally {
@@ -101,12 +101,12 @@ export const nodeFileSystem: FileSystem = {
     }
   },
 
-  async writeFileAtomic(path, data) {
+  async writeFileAtomic(path, data, mode) {
     const existing = await this.lstat(path);
     if (existing?.isSymlink) throw symlinkError(path);
     const tmp = tempPathFor(path);
     try {
-      await writeNew(tmp, data, true);
+      await writeNew(tmp, data, true, mode);
       await fsp.rename(tmp, path);
     } catch (e) {
       await fsp.rm(tmp, { force: true }).catch(() => {});

@@ -1,0 +1,508 @@
+#!/usr/bin/env -S deno run --allow-read --allow-write --allow-env --allow-sys=hostname --allow-run=security,powershell,secret-tool
+/**
+ * `palyra-secrets`: the command-line interface of `@palyra/vault` (SPEC §7,
+ * §8). Argument parsing and output only; every action is a call into mod.ts.
+ *
+ * @example
+ * ```sh
+ * printf '%s' "$OPENAI_API_KEY" | palyra-secrets set global openai_api_key
+ * palyra-secrets get global openai_api_key --reveal
+ * ```
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { readFile } from "node:fs/promises";
+import {
+  auditConfig,
+  type AuditReport,
+  configureField,
+  findConfigFile,
+  formatScope,
+  KEY_GRAMMAR,
+  parseScope,
+  SCOPE_GRAMMAR,
+  validateKey,
+  Vault,
+  VaultError,
+  type VaultOptions,
+  VERSION,
+} from "./mod.ts";
+import {
+  exitProcess,
+  isEntryPoint,
+  programArgs,
+  readAllStdin,
+  readHiddenLine,
+  stdinIsTerminal,
+  writeStderr,
+  writeStdout,
+} from "./src/platform/terminal.ts";
+
+const PROGRAM = "palyra-secrets";
+
+/** Exit codes (SPEC §7). */
+const EXIT = { ok: 0, operational: 1, usage: 2, blocking: 3 } as const;
+
+type OptionSpec = { type: "string" | "boolean"; short?: string };
+
+const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
+  "vault-dir": { type: "string" },
+  "identity-dir": { type: "string" },
+  backend: { type: "string" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
+};
+
+const GLOBAL_HELP = `Global options:
+  --vault-dir DIR      vault folder (default: PALYRA_VAULT_DIR, else beside the identity folder)
+  --identity-dir DIR   identity folder (default: PALYRA_IDENTITY_DIR, else ~/.local/state/palyra/identity)
+  --backend KIND       auto | encrypted_file | linux_secret_service | macos_keychain | windows_dpapi
+  --json               print one JSON document
+  -h, --help           show help
+  -V, --version        show the version
+
+Scope:  ${SCOPE_GRAMMAR}
+Key:    ${KEY_GRAMMAR}`;
+
+interface Command {
+  usage: string;
+  summary: string;
+  example: string;
+  options: Record<string, OptionSpec>;
+  optionHelp?: string;
+  positionals: [min: number, max: number];
+  run(args: ParsedArgs): Promise<number>;
+}
+
+interface ParsedArgs {
+  positionals: string[];
+  values: Record<string, string | boolean | undefined>;
+}
+
+class UsageError extends Error {
+  constructor(message: string, readonly command?: string) {
+    super(message);
+  }
+}
+
+/** `key=value` with the value quoted when it could be misread. */
+function pair(key: string, value: string | number | boolean): string {
+  const s = String(value);
+  return `${key}=${/^[^\s"'=\\]+$/.test(s) ? s : JSON.stringify(s)}`;
+}
+
+function factLine(command: string, pairs: Array<[string, string | number | boolean]>): string {
+  return [`secrets.${command}`, ...pairs.map(([k, v]) => pair(k, v))].join(" ") + "\n";
+}
+
+async function print(text: string): Promise<void> {
+  await writeStdout(text);
+}
+
+async function printJson(doc: unknown): Promise<void> {
+  await writeStdout(JSON.stringify(doc, null, 2) + "\n");
+}
+
+async function openVault(args: ParsedArgs): Promise<Vault> {
+  const options: VaultOptions = {};
+  const v = args.values;
+  if (typeof v["vault-dir"] === "string") options.root = v["vault-dir"];
+  if (typeof v["identity-dir"] === "string") options.identityRoot = v["identity-dir"];
+  if (typeof v.backend === "string") options.backend = v.backend as VaultOptions["backend"] & string;
+  return await Vault.open(options);
+}
+
+/** Checks a scope and key from the command line before anything else happens. */
+function scopeAndKey(args: ParsedArgs): [string, string] {
+  const scope = formatScope(parseScope(args.positionals[0]!));
+  return [scope, validateKey(args.positionals[1]!)];
+}
+
+/** The value for `set`/`configure`: a hidden prompt on a terminal, else all of stdin. */
+async function readValue(label: string): Promise<Uint8Array> {
+  let value: Uint8Array | undefined;
+  if (stdinIsTerminal()) {
+    value = await readHiddenLine(`Value for ${label} (input hidden): `);
+    if (value === undefined) throw new UsageError("cancelled; nothing was stored");
+  } else {
+    value = await readAllStdin();
+  }
+  if (value.length === 0) {
+    throw new UsageError("the value is empty; nothing was stored (pipe the value on stdin, or type it at the prompt)");
+  }
+  return value;
+}
+
+const COMMANDS: Record<string, Command> = {
+  set: {
+    usage: "set <scope> <key>",
+    summary: "store a secret; the value comes from stdin (exact bytes) or a hidden prompt",
+    example: `printf '%s' "$OPENAI_API_KEY" | ${PROGRAM} set global openai_api_key`,
+    options: {},
+    positionals: [2, 2],
+    async run(args) {
+      const [scope, key] = scopeAndKey(args);
+      const vault = await openVault(args);
+      const value = await readValue(`${scope}/${key}`);
+      let meta;
+      try {
+        meta = await vault.putSecret(scope, key, value);
+      } finally {
+        value.fill(0);
+      }
+      if (args.values.json) {
+        await printJson({
+          scope,
+          key,
+          stored: true,
+          created_at_unix_ms: meta.createdAtUnixMs,
+          updated_at_unix_ms: meta.updatedAtUnixMs,
+        });
+      } else {
+        await print(factLine("set", [["scope", scope], ["key", key], ["stored", true], [
+          "updated_at_unix_ms",
+          meta.updatedAtUnixMs,
+        ]]));
+      }
+      return EXIT.ok;
+    },
+  },
+
+  get: {
+    usage: "get <scope> <key> [--reveal]",
+    summary: "read a secret; redacted unless --reveal, which writes the exact bytes to stdout",
+    example: `${PROGRAM} get ws:acme github_token --reveal`,
+    options: { reveal: { type: "boolean" } },
+    optionHelp: "  --reveal             write the secret's exact bytes to stdout",
+    positionals: [2, 2],
+    async run(args) {
+      const [scope, key] = scopeAndKey(args);
+      const vault = await openVault(args);
+      using secret = await vault.getSecret(scope, key);
+      if (args.values.reveal) {
+        await writeStderr(`warning: the value of ${scope}/${key} is being written to stdout\n`);
+        if (args.values.json) {
+          await printJson({ scope, key, reveal: true, value_b64: btoa(String.fromCharCode(...secret.bytes)) });
+        } else {
+          await writeStdout(secret.bytes.slice());
+        }
+      } else if (args.values.json) {
+        await printJson({ scope, key, value: "<redacted>", reveal: false });
+      } else {
+        await print(factLine("get", [["scope", scope], ["key", key], ["value", "<redacted>"], ["reveal", false]]));
+      }
+      return EXIT.ok;
+    },
+  },
+
+  list: {
+    usage: "list [<scope>]",
+    summary: "list keys with their created and updated times; every scope when none is given",
+    example: `${PROGRAM} list ws:acme --json`,
+    options: {},
+    positionals: [0, 1],
+    async run(args) {
+      const scope = args.positionals[0] === undefined ? undefined : formatScope(parseScope(args.positionals[0]));
+      const vault = await openVault(args);
+      const items = await vault.listSecrets(scope);
+      if (args.values.json) {
+        await printJson({
+          scope: scope ?? null,
+          secrets: items.map((m) => ({
+            scope: m.scope,
+            key: m.key,
+            created_at_unix_ms: m.createdAtUnixMs,
+            updated_at_unix_ms: m.updatedAtUnixMs,
+          })),
+        });
+      } else {
+        let out = "";
+        for (const m of items) {
+          out += factLine("list", [["scope", m.scope], ["key", m.key], ["created_at_unix_ms", m.createdAtUnixMs], [
+            "updated_at_unix_ms",
+            m.updatedAtUnixMs,
+          ]]);
+        }
+        out += factLine("list", [["count", items.length]]);
+        await print(out);
+      }
+      return EXIT.ok;
+    },
+  },
+
+  delete: {
+    usage: "delete <scope> <key>",
+    summary: "delete a secret; prints deleted=false when it did not exist",
+    example: `${PROGRAM} delete ws:acme github_token`,
+    options: {},
+    positionals: [2, 2],
+    async run(args) {
+      const [scope, key] = scopeAndKey(args);
+      const vault = await openVault(args);
+      const deleted = await vault.deleteSecret(scope, key);
+      if (args.values.json) await printJson({ scope, key, deleted });
+      else await print(factLine("delete", [["scope", scope], ["key", key], ["deleted", deleted]]));
+      return EXIT.ok;
+    },
+  },
+
+  audit: {
+    usage: "audit [--path FILE] [--strict]",
+    summary: "find plaintext secrets and check vault references in a Palyra config (palyra.toml)",
+    example: `${PROGRAM} audit --path palyra.toml --strict`,
+    options: { path: { type: "string" }, strict: { type: "boolean" } },
+    optionHelp: "  --path FILE          the config file (default: ./palyra.toml, else the user config)\n" +
+      "  --strict             exit 3 when there are blocking findings",
+    positionals: [0, 0],
+    async run(args) {
+      const explicit = typeof args.values.path === "string" ? args.values.path : undefined;
+      const path = await findConfigFile(explicit);
+      const text = await readConfigText(path);
+      const report = await auditConfig(text, {
+        path,
+        vault: () => openVault(args),
+        ...(path === "palyra.toml" ? {} : { pathArgument: path }),
+      });
+      if (args.values.json) await printJson(report);
+      else await print(auditText(report));
+      return args.values.strict && report.summary.blocking_findings > 0 ? EXIT.blocking : EXIT.ok;
+    },
+  },
+
+  configure: {
+    usage: "configure <dotted.field> <scope> <key> [--path FILE] [--from-config] [--backups N]",
+    summary: "store a config field's secret in the vault and replace the field with <field>_vault_ref",
+    example: `${PROGRAM} configure model_provider.openai_api_key global openai_api_key --from-config`,
+    options: { path: { type: "string" }, "from-config": { type: "boolean" }, backups: { type: "string" } },
+    optionHelp: "  --path FILE          the config file (default: ./palyra.toml, else the user config)\n" +
+      "  --from-config        move the plaintext already in the file (otherwise the value comes from stdin)\n" +
+      "  --backups N          how many backups to keep as FILE.bak.1 … (default 5; 0 for none)",
+    positionals: [3, 3],
+    async run(args) {
+      const [field, rawScope, rawKey] = args.positionals as [string, string, string];
+      const scope = formatScope(parseScope(rawScope));
+      const key = validateKey(rawKey);
+      let backups = 5;
+      if (typeof args.values.backups === "string") {
+        if (!/^\d{1,3}$/.test(args.values.backups)) throw new UsageError("--backups takes a whole number", "configure");
+        backups = Number(args.values.backups);
+      }
+      const path = await findConfigFile(typeof args.values.path === "string" ? args.values.path : undefined);
+      const vault = await openVault(args);
+      const fromConfig = args.values["from-config"] === true;
+      const value = fromConfig ? undefined : await readValue(`${scope}/${key}`);
+      try {
+        const r = await configureField({
+          path,
+          field,
+          scope,
+          key,
+          fromConfig,
+          backups,
+          vault,
+          ...(value === undefined ? {} : { value }),
+        });
+        if (args.values.json) {
+          await printJson({
+            path,
+            field: r.field,
+            reference: r.reference,
+            stored: r.stored,
+            changed: r.changed,
+            backup: r.backup ?? null,
+          });
+        } else {
+          await print(factLine("configure", [
+            ["path", path],
+            ["field", r.field],
+            ["ref", r.reference],
+            ["stored", r.stored],
+            ["changed", r.changed],
+            ...(r.backup === undefined ? [] : [["backup", r.backup] as [string, string]]),
+          ]));
+        }
+        if (r.backup !== undefined && fromConfig) {
+          await writeStderr(
+            `note: ${r.backup} still holds the old plaintext value; delete it once the new file works\n`,
+          );
+        }
+      } finally {
+        value?.fill(0);
+      }
+      return EXIT.ok;
+    },
+  },
+};
+
+async function readConfigText(path: string): Promise<string> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readFile(path);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    throw new VaultError(
+      code === "ENOENT" ? "not_found" : "io",
+      `read config file "${path}" failed (${code ?? String(e)})`,
+      { hint: "pass --path with the config file" },
+    );
+  }
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new VaultError("io", `read config file "${path}" failed: it is not valid UTF-8`);
+  }
+}
+
+function auditText(report: AuditReport): string {
+  let out = "";
+  for (const f of report.findings) {
+    out += factLine("audit", [
+      ["finding", f.code],
+      ["severity", f.severity],
+      ["file", f.file],
+      ["line", f.line],
+      ["column", f.column],
+      ["field", f.field],
+      ["message", f.message],
+      ["remediation", f.remediation],
+    ]);
+  }
+  const s = report.summary;
+  out += factLine("audit", [
+    ["path", report.path],
+    ["total_references", s.total_references],
+    ["resolved_references", s.resolved_references],
+    ["blocking_findings", s.blocking_findings],
+    ["warning_findings", s.warning_findings],
+    ["info_findings", s.info_findings],
+  ]);
+  return out;
+}
+
+function programHelp(): string {
+  const width = Math.max(...Object.values(COMMANDS).map((c) => c.usage.split(" [")[0]!.length));
+  const lines = Object.values(COMMANDS).map((c) => `  ${c.usage.split(" [--")[0]!.padEnd(width + 12)} ${c.summary}`);
+  return `${PROGRAM} ${VERSION}: keep API keys and tokens in an encrypted vault
+
+Usage: ${PROGRAM} <command> [options]
+
+Commands:
+${lines.join("\n")}
+
+${GLOBAL_HELP}
+
+Exit codes: 0 ok, 1 operational error, 2 usage error, 3 audit --strict found blocking findings.
+Run '${PROGRAM} <command> --help' for a command's options and an example.
+`;
+}
+
+function commandHelp(c: Command): string {
+  return `Usage: ${PROGRAM} ${c.usage} [global options]
+
+${c.summary}
+${c.optionHelp ? `\nOptions:\n${c.optionHelp}\n` : ""}
+${GLOBAL_HELP}
+
+Example:
+  ${c.example}
+`;
+}
+
+function parse(argv: string[]): { name: string | undefined; command: Command | undefined; args: ParsedArgs } {
+  // A first, lenient pass finds the command; the second is strict for that command's options.
+  const loose = parseArgs({ args: argv, options: GLOBAL_OPTIONS, strict: false, allowPositionals: true });
+  const name = loose.positionals[0];
+  const command = name === undefined ? undefined : COMMANDS[name];
+  if (name !== undefined && command === undefined) {
+    throw new UsageError(`unknown command ${JSON.stringify(name)}; commands: ${Object.keys(COMMANDS).join(", ")}`);
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      options: { ...GLOBAL_OPTIONS, ...(command?.options ?? {}) },
+      strict: true,
+      allowPositionals: true,
+    });
+  } catch (e) {
+    // node:util's messages name the option; drop its advice about "--" which does not apply here.
+    const msg = (e as Error).message.split(". To specify a positional")[0]!.replace(/\.$/, "");
+    throw new UsageError(msg, name);
+  }
+  const args: ParsedArgs = { positionals: parsed.positionals.slice(1), values: parsed.values };
+  if (command && !args.values.help) {
+    const [min, max] = command.positionals;
+    if (args.positionals.length < min) {
+      throw new UsageError(`missing arguments; usage: ${PROGRAM} ${command.usage}`, name);
+    }
+    if (args.positionals.length > max) {
+      throw new UsageError(
+        `too many arguments (${JSON.stringify(args.positionals[max])}); usage: ${PROGRAM} ${command.usage}`,
+        name,
+      );
+    }
+  }
+  return { name, command, args };
+}
+
+/** Runs the CLI with `argv` and returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  let name: string | undefined;
+  let json = argv.includes("--json");
+  try {
+    const p = parse(argv);
+    name = p.name;
+    json = p.args.values.json === true;
+    if (p.args.values.version) {
+      await print(`${PROGRAM} ${VERSION}\n`);
+      return EXIT.ok;
+    }
+    if (p.command === undefined) {
+      if (p.args.values.help) {
+        await print(programHelp());
+        return EXIT.ok;
+      }
+      throw new UsageError("no command given");
+    }
+    if (p.args.values.help) {
+      await print(commandHelp(p.command));
+      return EXIT.ok;
+    }
+    return await p.command.run(p.args);
+  } catch (e) {
+    return await reportError(e, name, json);
+  }
+}
+
+async function reportError(e: unknown, command: string | undefined, json: boolean): Promise<number> {
+  let code: string;
+  let message: string;
+  let hint: string | undefined;
+  let exit: number;
+  if (e instanceof UsageError) {
+    code = "usage";
+    message = e.message;
+    hint = `run '${PROGRAM} ${e.command ?? command ?? ""} --help'`.replace("  ", " ");
+    exit = EXIT.usage;
+  } else if (e instanceof VaultError) {
+    code = e.code;
+    message = e.message;
+    hint = e.hint;
+    // A malformed scope, key or reference on the command line is a usage error.
+    exit = code === "invalid_scope" || code === "invalid_key" || code === "invalid_ref" ? EXIT.usage : EXIT.operational;
+  } else {
+    code = "internal";
+    message = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+    exit = EXIT.operational;
+  }
+  const line = `error: ${code}: ${message}${hint ? `; hint: ${hint}` : ""}`.replace(/[\r\n]+/g, " ");
+  await writeStderr(line + "\n");
+  if (json) await printJson({ error: { code, message, hint: hint ?? null } });
+  return exit;
+}
+
+if (isEntryPoint(import.meta)) {
+  exitProcess(await main(programArgs()));
+}

@@ -1,0 +1,254 @@
+/**
+ * `configure` (SPEC §8): store a config field's secret in the vault and turn
+ * the field into `<field>_vault_ref = "<scope>/<key>"`, changing nothing else
+ * in the file: comments, order, spacing, line endings and other tables stay
+ * byte for byte.
+ */
+import { basename, dirname, join } from "node:path";
+import { errnoCode, fsError, VaultError } from "../errors.ts";
+import { fromUtf8, utf8 } from "../crypto/encoding.ts";
+import { formatScope, formatVaultRef, toScope, validateKey, type VaultScope } from "../scope.ts";
+import { type FileSystem, nodeFileSystem } from "../platform/fs.ts";
+import { VAULT_REF_SUFFIX } from "./sensitive.ts";
+import { type ConfigField, formatPath, parseConfigFields, parsePath } from "./toml.ts";
+
+/** What configure needs from the vault. */
+export interface SecretStore {
+  putSecret(scope: VaultScope | string, key: string, value: Uint8Array | string): Promise<unknown>;
+}
+
+/** Options of `configureField`. */
+export interface ConfigureOptions {
+  /** The TOML file to rewrite. */
+  path: string;
+  /** Dotted path of the field, e.g. `model_provider.openai_api_key`. */
+  field: string;
+  scope: VaultScope | string;
+  key: string;
+  /** The value to store; omit with `fromConfig` to move the plaintext already in the file. */
+  value?: Uint8Array;
+  fromConfig?: boolean;
+  /** How many backups to keep (`<file>.bak.1` newest). Default 5; 0 keeps none. */
+  backups?: number;
+  vault: SecretStore;
+  /** @internal the file layer (tests inject faults). */
+  fs?: FileSystem;
+}
+
+/** What configure did. */
+export interface ConfigureResult {
+  /** The file that was (or would have been) rewritten. */
+  path: string;
+  /** The field that now holds the reference. */
+  field: string;
+  reference: string;
+  /** Whether a value was stored in the vault. */
+  stored: boolean;
+  /** Whether the file changed. */
+  changed: boolean;
+  /** The backup of the previous file, when one was made. */
+  backup: string | undefined;
+}
+
+/** A TOML basic string holding `text`. */
+function tomlString(text: string): string {
+  return `"${text.replace(/["\\]/g, (c) => "\\" + c)}"`;
+}
+
+/** Applies replacements (non-overlapping source ranges) from the end backwards. */
+function splice(text: string, edits: Array<{ range: readonly [number, number]; text: string }>): string {
+  let out = text;
+  for (const e of edits.slice().sort((a, b) => b.range[0] - a.range[0])) {
+    out = out.slice(0, e.range[0]) + e.text + out.slice(e.range[1]);
+  }
+  return out;
+}
+
+function refFieldPath(segments: readonly (string | number)[]): string {
+  const last = segments.at(-1) as string;
+  return formatPath([...segments.slice(0, -1), last + VAULT_REF_SUFFIX]);
+}
+
+/**
+ * Plans the rewrite of `text`: returns the new text (equal to `text` when
+ * nothing needs to change) and the plaintext currently in the field, if any.
+ */
+export function planConfigure(
+  text: string,
+  file: string,
+  field: string,
+  reference: string,
+): { text: string; plaintext: string | undefined; refField: string } {
+  const segments = parsePath(field);
+  if (segments === undefined || typeof segments.at(-1) !== "string") {
+    throw new VaultError("invalid_ref", `configure field ${JSON.stringify(field)} failed: not a dotted field path`, {
+      hint: "name the field as in the audit output, e.g. model_provider.openai_api_key or channels[0].bot_token",
+    });
+  }
+  const canonical = formatPath(segments);
+  const refPath = refFieldPath(segments);
+  const fields = parseConfigFields(text, file);
+  const target = fields.find((f) => f.path === canonical);
+  const existingRef = fields.find((f) => f.path === refPath);
+  const fail = (why: string, hint: string) =>
+    new VaultError("io", `configure ${canonical} in "${file}" failed: ${why}`, { hint });
+
+  if (target !== undefined) {
+    if (target.keyRange === undefined) throw fail("the field is inside an array", "move the value by hand");
+    if (target.value === undefined) throw fail("the field does not hold a string", "only string fields can be moved");
+    if (existingRef !== undefined) {
+      throw fail(
+        `both ${canonical} and ${refPath} are set`,
+        `remove one of them from the file, then run configure again`,
+      );
+    }
+    const keyEnd = target.keyQuoted ? target.keyRange[1] - 1 : target.keyRange[1];
+    const edits = [
+      { range: [keyEnd, keyEnd] as const, text: VAULT_REF_SUFFIX },
+      { range: target.valueRange, text: tomlString(reference) },
+    ];
+    return { text: splice(text, edits), plaintext: target.value, refField: refPath };
+  }
+  if (existingRef !== undefined) {
+    if (existingRef.value === reference) return { text, plaintext: undefined, refField: refPath };
+    return {
+      text: splice(text, [{ range: existingRef.valueRange, text: tomlString(reference) }]),
+      plaintext: undefined,
+      refField: refPath,
+    };
+  }
+  throw new VaultError("not_found", `configure ${canonical} in "${file}" failed: the file has no such field`, {
+    hint: `add ${canonical} (or ${refPath}) to the file first; audit lists the fields it found`,
+  });
+}
+
+/** Checks that the rewrite did what it should before it is written. */
+function verify(newText: string, file: string, field: string, refField: string, reference: string): void {
+  const after = parseConfigFields(newText, file);
+  const ok = after.some((f: ConfigField) => f.path === refField && f.value === reference) &&
+    !after.some((f) => f.path === field);
+  if (!ok) throw new VaultError("io", `configure ${field} in "${file}" failed: the rewritten file did not check out`);
+}
+
+async function rotateBackups(fs: FileSystem, path: string, keep: number, original: Uint8Array): Promise<string> {
+  for (let n = keep - 1; n >= 1; n--) {
+    try {
+      await fs.rename(`${path}.bak.${n}`, `${path}.bak.${n + 1}`);
+    } catch (e) {
+      if (errnoCode(e) !== "ENOENT") throw e;
+    }
+  }
+  const first = `${path}.bak.1`;
+  // Backups may hold the plaintext that is being moved: owner-only.
+  await fs.writeFileAtomic(first, original, 0o600);
+  return first;
+}
+
+/**
+ * Stores a config field's secret and rewrites the field as a vault reference.
+ * If storing fails, the file is untouched; if the rewrite fails, the secret
+ * stays stored and the error says so.
+ *
+ * @example
+ * ```ts
+ * import { configureField, Vault } from "@palyra/vault";
+ * const vault = await Vault.open();
+ * await configureField({
+ *   path: "palyra.toml",
+ *   field: "model_provider.openai_api_key",
+ *   scope: "global",
+ *   key: "openai_api_key",
+ *   fromConfig: true,
+ *   vault,
+ * });
+ * ```
+ */
+export async function configureField(options: ConfigureOptions): Promise<ConfigureResult> {
+  const fs = options.fs ?? nodeFileSystem;
+  const scope = formatScope(toScope(options.scope));
+  const key = validateKey(options.key);
+  const reference = formatVaultRef({ scope: toScope(scope), key });
+  const keep = options.backups ?? 5;
+  if (!Number.isSafeInteger(keep) || keep < 0) throw new RangeError("configure failed: backups must be 0 or more");
+  if (!options.fromConfig && options.value === undefined) {
+    throw new TypeError("configure failed: give a value, or fromConfig to move the one in the file");
+  }
+
+  // Write where the file really is, so a symlinked config (dotfiles) stays a link.
+  let path: string;
+  let bytes: Uint8Array;
+  let mode: number;
+  try {
+    path = await fs.realpath(options.path);
+    bytes = await fs.readFile(path);
+    mode = (await fs.lstat(path))?.mode ?? 0o600;
+  } catch (e) {
+    if (errnoCode(e) === "ENOENT") {
+      throw new VaultError("not_found", `configure failed: the config file "${options.path}" does not exist`, {
+        hint: "pass --path with the file to change",
+      });
+    }
+    throw fsError("read config file", options.path, e);
+  }
+  let text: string;
+  try {
+    text = fromUtf8(bytes);
+  } catch {
+    throw new VaultError("io", `read config file "${options.path}" failed: it is not valid UTF-8`);
+  }
+  const plan = planConfigure(text, options.path, options.field, reference);
+  const field = formatPath(parsePath(options.field)!);
+
+  let value: Uint8Array | undefined;
+  if (options.fromConfig) {
+    if (plan.plaintext === undefined) {
+      if (plan.text === text) {
+        // Already done: re-running is harmless.
+        return { path, field: plan.refField, reference, stored: false, changed: false, backup: undefined };
+      }
+      throw new VaultError("not_found", `configure ${field} failed: --from-config, but the file holds no value there`, {
+        hint: "pipe the value on stdin instead",
+      });
+    }
+    if (plan.plaintext.length === 0) {
+      throw new VaultError("not_found", `configure ${field} failed: the value in the file is empty`, {
+        hint: "pipe the value on stdin instead",
+      });
+    }
+    value = utf8(plan.plaintext);
+  } else {
+    value = options.value;
+  }
+  if (plan.text !== text) verify(plan.text, options.path, field, plan.refField, reference);
+
+  await options.vault.putSecret(scope, key, value!);
+  if (options.fromConfig) value!.fill(0);
+  if (plan.text === text) {
+    return { path, field: plan.refField, reference, stored: true, changed: false, backup: undefined };
+  }
+
+  let backup: string | undefined;
+  try {
+    if (keep > 0) backup = await rotateBackups(fs, path, keep, bytes);
+    await fs.writeFileAtomic(path, utf8(plan.text), mode);
+  } catch (e) {
+    throw new VaultError(
+      "io",
+      `configure ${field}: the secret was stored as ${reference}, but rewriting "${options.path}" failed (${
+        errnoCode(e) ?? (e as Error).message
+      })`,
+      {
+        hint: "the secret stays in the vault; fix the problem and run configure again (without --from-config)",
+        cause: e,
+      },
+    );
+  }
+  return {
+    path: join(dirname(path), basename(path)),
+    field: plan.refField,
+    reference,
+    stored: true,
+    changed: true,
+    backup,
+  };
+}
