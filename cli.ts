@@ -393,6 +393,9 @@ ${lines.join("\n")}
 
 ${GLOBAL_HELP}
 
+Examples:
+${Object.values(COMMANDS).map((c) => `  ${c.example}`).join("\n")}
+
 Exit codes: 0 ok, 1 operational error, 2 usage error, 3 audit --strict found blocking findings.
 Run '${PROGRAM} <command> --help' for a command's options and an example.
 `;

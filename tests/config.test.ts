@@ -20,10 +20,22 @@ async function newVault(): Promise<Vault> {
 
 describe("sensitive fields", () => {
   test("names from SPEC §8", () => {
-    for (const n of ["openai_api_key", "refresh_token", "client_secret", "DB_PASSWORD", "passwd", "gcp_credentials", "apikey"]) {
+    for (
+      const n of [
+        "openai_api_key",
+        "refresh_token",
+        "client_secret",
+        "DB_PASSWORD",
+        "passwd",
+        "gcp_credentials",
+        "apikey",
+      ]
+    ) {
       assert.equal(isSensitiveField(n), true, n);
     }
-    for (const n of ["max_tokens", "tokenizer", "auth_profile_id", "token_count", "secretary", "openai_api_key_vault_ref"]) {
+    for (
+      const n of ["max_tokens", "tokenizer", "auth_profile_id", "token_count", "secretary", "openai_api_key_vault_ref"]
+    ) {
       assert.equal(isSensitiveField(n), false, n);
     }
   });
@@ -65,7 +77,10 @@ describe("audit", () => {
       ["tools[0].api_key_vault_ref", "invalid", null, null],
     ]);
     const first = report.findings[0]!;
-    assert.equal(first.remediation, "palyra-secrets configure model_provider.openai_api_key global openai_api_key --from-config");
+    assert.equal(
+      first.remediation,
+      "palyra-secrets configure model_provider.openai_api_key global openai_api_key --from-config",
+    );
     assert.match(report.findings[0]!.message, /OpenAI-style API key/);
     assert.equal(report.findings[2]!.remediation, "palyra-secrets set ws:acme missing_secret");
     const json = JSON.stringify(report);
@@ -97,7 +112,11 @@ describe("audit", () => {
   });
 
   test("malformed TOML is an io error with line and column", async () => {
-    await rejectsWith(() => auditConfig("a = 1\nb = = 2\n", { path: "bad.toml" }), "io", /bad\.toml.*line 2, column \d+/);
+    await rejectsWith(
+      () => auditConfig("a = 1\nb = = 2\n", { path: "bad.toml" }),
+      "io",
+      /bad\.toml.*line 2, column \d+/,
+    );
     await rejectsWith(() => auditConfig("a = 1\na = 2\n", { path: "dup.toml" }), "io", /line 2/);
   });
 });
@@ -153,13 +172,27 @@ describe("configure", () => {
   test("a value from the caller replaces the reference target, and pointing elsewhere rewrites only the ref", async () => {
     const dir = tempDir("configure");
     const path = join(dir, "palyra.toml");
-    writeFileSync(path, "[a]\nx = 1\napi_key_vault_ref = \"global/old\" # c\n");
+    writeFileSync(path, '[a]\nx = 1\napi_key_vault_ref = "global/old" # c\n');
     const vault = await newVault();
-    const r = await configureField({ path, field: "a.api_key", scope: "global", key: "old", value: new TextEncoder().encode("v1"), vault });
+    const r = await configureField({
+      path,
+      field: "a.api_key",
+      scope: "global",
+      key: "old",
+      value: new TextEncoder().encode("v1"),
+      vault,
+    });
     assert.deepEqual([r.changed, r.stored], [false, true]);
-    const r2 = await configureField({ path, field: "a.api_key", scope: "ws:x", key: "new", value: new TextEncoder().encode("v2"), vault });
+    const r2 = await configureField({
+      path,
+      field: "a.api_key",
+      scope: "ws:x",
+      key: "new",
+      value: new TextEncoder().encode("v2"),
+      vault,
+    });
     assert.deepEqual([r2.changed, r2.stored], [true, true]);
-    assert.equal(readFileSync(path, "utf8"), "[a]\nx = 1\napi_key_vault_ref = \"ws:x/new\" # c\n");
+    assert.equal(readFileSync(path, "utf8"), '[a]\nx = 1\napi_key_vault_ref = "ws:x/new" # c\n');
   });
 
   test("refusals leave the file untouched", async () => {
@@ -175,7 +208,15 @@ describe("configure", () => {
     await rejectsWith(() => go("missing.field"), "not_found", /no such field/);
     await rejectsWith(() => go("bad path"), "invalid_ref");
     await rejectsWith(
-      () => configureField({ path: join(dir, "nope.toml"), field: "a", scope: "global", key: "k", fromConfig: true, vault }),
+      () =>
+        configureField({
+          path: join(dir, "nope.toml"),
+          field: "a",
+          scope: "global",
+          key: "k",
+          fromConfig: true,
+          vault,
+        }),
       "not_found",
     );
     assert.equal(readFileSync(path, "utf8"), text);
@@ -201,7 +242,9 @@ describe("configure", () => {
     const fs = {
       ...nodeFileSystem,
       writeFileAtomic: (p: string, d: Uint8Array, m?: number) =>
-        p === path ? Promise.reject(Object.assign(new Error("EROFS"), { code: "EROFS" })) : nodeFileSystem.writeFileAtomic(p, d, m),
+        p === path
+          ? Promise.reject(Object.assign(new Error("EROFS"), { code: "EROFS" }))
+          : nodeFileSystem.writeFileAtomic(p, d, m),
     };
     await rejectsWith(
       () => configureField({ path, field: "api_key", scope: "global", key: "k", fromConfig: true, vault, fs }),
@@ -219,7 +262,14 @@ describe("configure", () => {
     writeFileSync(real, 'api_key = "sk-x"\n');
     symlinkSync(real, join(dir, "palyra.toml"));
     const vault = await newVault();
-    await configureField({ path: join(dir, "palyra.toml"), field: "api_key", scope: "global", key: "k", fromConfig: true, vault });
+    await configureField({
+      path: join(dir, "palyra.toml"),
+      field: "api_key",
+      scope: "global",
+      key: "k",
+      fromConfig: true,
+      vault,
+    });
     assert.ok(lstatSync(join(dir, "palyra.toml")).isSymbolicLink());
     assert.equal(readFileSync(real, "utf8"), 'api_key_vault_ref = "global/k"\n');
   });

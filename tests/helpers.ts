@@ -7,7 +7,7 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 import process from "node:process";
 import { VaultError, type VaultErrorCode } from "../src/errors.ts";
 
@@ -20,7 +20,10 @@ const BIN = join(ROOT, "node_modules", ".bin");
 export const RUNTIMES = {
   deno: (script: string) => [join(BIN, "deno"), "run", "-A", "--quiet", "--config", join(ROOT, "deno.json"), script],
   bun: (script: string) => [join(BIN, "bun"), script],
-  node: (script: string) => ["node", "--import", "tsx", script],
+  // tsx by absolute path, so the command works from any folder.
+  node: (
+    script: string,
+  ) => ["node", "--import", pathToFileURL(join(ROOT, "node_modules/tsx/dist/loader.mjs")).href, script],
 } as const;
 
 /** A runtime's name. */

@@ -1,0 +1,322 @@
+/**
+ * The `palyra-secrets` CLI (SPEC §7, §8) on Deno, Bun, Node and as a
+ * standalone binary built offline with `bun build --compile`.
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ROOT, run, type RunResult, RUNTIMES, tempDir } from "./helpers.ts";
+
+const CLI = join(ROOT, "cli.ts");
+let binary: Promise<string> | undefined;
+
+/** Builds the standalone binary once per test process. */
+function buildBinary(): Promise<string> {
+  binary ??= (async () => {
+    const out = join(tempDir("bin"), "palyra-secrets");
+    const r = await run([join(ROOT, "node_modules/.bin/bun"), "build", "--compile", CLI, "--outfile", out]);
+    assert.equal(r.code, 0, r.stderr);
+    return out;
+  })();
+  return binary;
+}
+
+const TARGETS = {
+  deno: () => Promise.resolve(RUNTIMES.deno(CLI)),
+  bun: () => Promise.resolve(RUNTIMES.bun(CLI)),
+  node: () => Promise.resolve(RUNTIMES.node(CLI)),
+  binary: async () => [await buildBinary()],
+} as const;
+
+type Target = keyof typeof TARGETS;
+
+/** A fresh vault, identity, home and working folder for one test. */
+function sandbox() {
+  const dir = tempDir("cli");
+  const env = {
+    PALYRA_VAULT_DIR: join(dir, "vault"),
+    PALYRA_IDENTITY_DIR: join(dir, "identity"),
+    HOME: join(dir, "home"),
+    XDG_CONFIG_HOME: join(dir, "config"),
+    XDG_STATE_HOME: join(dir, "state"),
+    PALYRA_VAULT_BACKEND: "encrypted_file",
+  };
+  return { dir, env };
+}
+
+const text = (r: RunResult) => new TextDecoder().decode(r.stdout);
+
+function cliRunner(target: Target, box: ReturnType<typeof sandbox>) {
+  return async (args: string[], input?: Uint8Array | string) =>
+    run([...(await TARGETS[target]()), ...args], {
+      env: box.env,
+      cwd: box.dir,
+      ...(input === undefined ? {} : { input }),
+    });
+}
+
+for (const target of Object.keys(TARGETS) as Target[]) {
+  describe(`cli on ${target}`, () => {
+    test("set then get --reveal returns the exact bytes (newline, NUL, invalid UTF-8)", async () => {
+      const box = sandbox();
+      const cli = cliRunner(target, box);
+      const value = new Uint8Array([0x73, 0x6b, 0x00, 0xff, 0xc3, 0x28, 0x0a]);
+      const set = await cli(["set", "ws:acme", "raw_token"], value);
+      assert.equal(set.code, 0, set.stderr);
+      assert.match(text(set), /^secrets\.set scope=ws:acme key=raw_token stored=true updated_at_unix_ms=\d+\n$/);
+      const got = await cli(["get", "ws:acme", "raw_token", "--reveal"]);
+      assert.equal(got.code, 0, got.stderr);
+      assert.deepEqual(got.stdout, value);
+      assert.match(got.stderr, /^warning: /);
+    });
+
+    test("get without --reveal shows neither the value nor its length", async () => {
+      const box = sandbox();
+      const cli = cliRunner(target, box);
+      await cli(["set", "global", "openai_api_key"], "sk-0123456789abcdef");
+      const got = await cli(["get", "GLOBAL", "openai_api_key"]);
+      assert.equal(got.code, 0, got.stderr);
+      assert.equal(text(got), "secrets.get scope=global key=openai_api_key value=<redacted> reveal=false\n");
+      assert.equal(got.stderr, "");
+      const json = await cli(["get", "global", "openai_api_key", "--json"]);
+      assert.deepEqual(JSON.parse(text(json)), {
+        scope: "global",
+        key: "openai_api_key",
+        value: "<redacted>",
+        reveal: false,
+      });
+    });
+
+    test("a missing key exits 1 with not_found; empty stdin stores nothing", async () => {
+      const box = sandbox();
+      const cli = cliRunner(target, box);
+      const missing = await cli(["get", "global", "nothing"]);
+      assert.equal(missing.code, 1);
+      assert.match(
+        missing.stderr,
+        /^error: not_found: .*"nothing".*; hint: store it with: palyra-secrets set global nothing\n$/,
+      );
+      const empty = await cli(["set", "global", "empty"], "");
+      assert.notEqual(empty.code, 0);
+      assert.match(empty.stderr, /^error: usage: the value is empty; nothing was stored/);
+      const list = await cli(["list"]);
+      assert.equal(text(list), "secrets.list count=0\n");
+    });
+
+    test("list, delete and their --json forms", async () => {
+      const box = sandbox();
+      const cli = cliRunner(target, box);
+      await cli(["set", "ws:b", "k2"], "v");
+      await cli(["set", "ws:b", "k1"], "v");
+      await cli(["set", "global", "g"], "v");
+      const list = await cli(["list"]);
+      assert.deepEqual(
+        text(list).split("\n").map((l) => l.replace(/ created_at_unix_ms=\d+ updated_at_unix_ms=\d+/, "")),
+        [
+          "secrets.list scope=global key=g",
+          "secrets.list scope=ws:b key=k1",
+          "secrets.list scope=ws:b key=k2",
+          "secrets.list count=3",
+          "",
+        ],
+      );
+      const scoped = JSON.parse(text(await cli(["list", "ws:b", "--json"])));
+      assert.deepEqual(scoped.secrets.map((s: { key: string }) => s.key), ["k1", "k2"]);
+      assert.deepEqual(Object.keys(scoped.secrets[0]).sort(), [
+        "created_at_unix_ms",
+        "key",
+        "scope",
+        "updated_at_unix_ms",
+      ]);
+      assert.equal(text(await cli(["delete", "ws:b", "k1"])), "secrets.delete scope=ws:b key=k1 deleted=true\n");
+      assert.equal(text(await cli(["delete", "ws:b", "k1"])), "secrets.delete scope=ws:b key=k1 deleted=false\n");
+      assert.deepEqual(JSON.parse(text(await cli(["delete", "ws:b", "k2", "--json"]))), {
+        scope: "ws:b",
+        key: "k2",
+        deleted: true,
+      });
+    });
+
+    test("the secret never appears in any output except get --reveal", async () => {
+      const box = sandbox();
+      const cli = cliRunner(target, box);
+      const canary = "CANARY" + crypto.randomUUID().replaceAll("-", "");
+      const outputs: RunResult[] = [];
+      outputs.push(await cli(["set", "ws:team one", "api_token"], canary));
+      outputs.push(await cli(["set", "ws:team one", "Bad Key"], canary));
+      outputs.push(await cli(["get", "ws:team one", "api_token"]));
+      outputs.push(await cli(["get", "ws:team one", "api_token", "--json"]));
+      outputs.push(await cli(["get", "ws:team one", "wrong_key"]));
+      outputs.push(await cli(["list"]));
+      outputs.push(await cli(["list", "--json"]));
+      writeFileSync(join(box.dir, "palyra.toml"), `[provider]\napi_key = "${canary}"\nnote = "sk-${canary}"\n`);
+      outputs.push(await cli(["audit"]));
+      outputs.push(await cli(["audit", "--json", "--strict"]));
+      outputs.push(await cli(["configure", "provider.api_key", "global", "api_key", "--from-config"]));
+      outputs.push(await cli(["configure", "provider.api_key", "global", "api_key", "--from-config", "--json"]));
+      outputs.push(await cli(["audit", "--json"]));
+      outputs.push(await cli(["delete", "ws:team one", "api_token", "--json"]));
+      for (const r of outputs) {
+        assert.ok(!text(r).includes(canary), `stdout leaked: ${text(r)}`);
+        assert.ok(!r.stderr.includes(canary), `stderr leaked: ${r.stderr}`);
+      }
+      const revealed = await cli(["get", "global", "api_key", "--reveal"]);
+      assert.equal(text(revealed), canary);
+    });
+
+    test("audit reports findings with line and column; --strict exits 3 until clean", async () => {
+      const box = sandbox();
+      const cli = cliRunner(target, box);
+      copyFileSync(join(ROOT, "tests/fixtures/audit.toml"), join(box.dir, "palyra.toml"));
+      await cli(["set", "global", "slack_bot_token"], "xoxb-stored");
+      const report = await cli(["audit", "--json"]);
+      assert.equal(report.code, 0, report.stderr);
+      const doc = JSON.parse(text(report));
+      assert.equal(doc.path, "palyra.toml");
+      assert.deepEqual(doc.summary, {
+        total_references: 3,
+        resolved_references: 1,
+        blocking_findings: 7,
+        warning_findings: 0,
+        info_findings: 1,
+      });
+      assert.deepEqual(Object.keys(doc.findings[0]), [
+        "file",
+        "line",
+        "column",
+        "field",
+        "severity",
+        "code",
+        "message",
+        "remediation",
+      ]);
+      assert.deepEqual([doc.findings[0].line, doc.findings[0].column], [4, 1]);
+      assert.equal((await cli(["audit", "--strict"])).code, 3);
+      const lines = text(await cli(["audit"])).trim().split("\n");
+      assert.equal(lines.length, 9);
+      assert.match(
+        lines[0]!,
+        /^secrets\.audit finding=plaintext_secret severity=blocking file=palyra\.toml line=4 column=1 /,
+      );
+      assert.match(
+        lines[8]!,
+        /^secrets\.audit path=palyra\.toml total_references=3 resolved_references=1 blocking_findings=7/,
+      );
+      // A clean file passes --strict.
+      writeFileSync(join(box.dir, "clean.toml"), '# ok\nbot_token_vault_ref = "global/slack_bot_token"\n');
+      const clean = await cli(["audit", "--path", "clean.toml", "--strict"]);
+      assert.equal(clean.code, 0, clean.stderr);
+      const broken = await cli(["audit", "--path", "clean.toml.missing"]);
+      assert.equal(broken.code, 1);
+      writeFileSync(join(box.dir, "bad.toml"), "a = [1,\n");
+      const bad = await cli(["audit", "--path", "bad.toml"]);
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /^error: io: parse config "bad\.toml" failed at line \d+, column \d+/);
+    });
+
+    test("configure: audit → configure → audit --strict clean, comments intact", async () => {
+      const box = sandbox();
+      const cli = cliRunner(target, box);
+      const path = join(box.dir, "palyra.toml");
+      copyFileSync(join(ROOT, "tests/fixtures/configure.input.toml"), path);
+      const steps: Array<[string, string, string]> = [
+        ["model_provider.openai_api_key", "global", "openai_api_key"],
+        ["channels.slack.bot_token", "ws:acme", "slack_bot_token"],
+        ["channels.slack.inline.refresh_token", "global", "refresh_token"],
+        ["channels.slack.provider.github.api_token", "pr:ops team", "github"],
+        ["tools[1].password", "global", "tools_password"],
+      ];
+      assert.equal((await cli(["audit", "--strict"])).code, 3);
+      for (const [field, scope, key] of steps) {
+        const r = await cli(["configure", field, scope, key, "--from-config"]);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(
+          text(r),
+          /^secrets\.configure path=palyra\.toml field=\S+ ref=.* stored=true changed=true backup=/,
+        );
+        assert.match(r.stderr, /^note: .*still holds the old plaintext/);
+      }
+      assert.equal(
+        readFileSync(path, "utf8"),
+        readFileSync(join(ROOT, "tests/fixtures/configure.expected.toml"), "utf8"),
+      );
+      const strict = await cli(["audit", "--strict"]);
+      assert.equal(strict.code, 0, text(strict));
+      const again = await cli(["configure", steps[0]![0], "global", "openai_api_key", "--from-config"]);
+      assert.match(text(again), /stored=false changed=false/);
+      // A value on stdin for a field already converted: stored, file unchanged.
+      const fromStdin = await cli(["configure", steps[0]![0], "global", "openai_api_key", "--json"], "sk-new");
+      assert.deepEqual(
+        (({ stored, changed }) => ({ stored, changed }))(JSON.parse(text(fromStdin))),
+        { stored: true, changed: false },
+      );
+    });
+
+    test("usage errors exit 2 with a one-line hint", async () => {
+      const box = sandbox();
+      const cli = cliRunner(target, box);
+      const cases: string[][] = [
+        [],
+        ["frobnicate"],
+        ["set"],
+        ["set", "global"],
+        ["get", "global"],
+        ["delete"],
+        ["configure", "a.b", "global"],
+        ["list", "a", "b"],
+        ["audit", "extra"],
+        ["get", "global", "k", "--bogus"],
+        ["set", "global", "k", "--value", "x"],
+        ["list", "--reveal"],
+        ["get", "team:x", "k"],
+        ["get", "WS:x", "k"],
+        ["set", "global", "Bad.Key"],
+        ["delete", "ws:", "k"],
+        ["configure", "a.b", "global", "k", "--backups", "many"],
+      ];
+      for (const args of cases) {
+        const r = await cli(args, "x");
+        assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+        assert.match(r.stderr, /^error: (usage|invalid_scope|invalid_key): .*; hint: .+\n$/, args.join(" "));
+        assert.equal(r.stderr.split("\n").length, 2, "one line");
+      }
+      assert.equal(text(await cli(["list"])), "secrets.list count=0\n");
+    });
+
+    test("--help on the program and every command; --version", async () => {
+      const box = sandbox();
+      const cli = cliRunner(target, box);
+      const top = await cli(["--help"]);
+      assert.equal(top.code, 0);
+      assert.match(text(top), /global \| ws:<id> \| pr:<id>/);
+      assert.match(text(top), /Examples:\n {2}.*palyra-secrets set global openai_api_key/);
+      for (const c of ["set", "get", "list", "delete", "audit", "configure"]) {
+        assert.match(text(top), new RegExp(`\\n  ${c} `));
+      }
+      for (const c of ["set", "get", "list", "delete", "audit", "configure"]) {
+        const h = await cli([c, "--help"]);
+        assert.equal(h.code, 0, h.stderr);
+        assert.match(text(h), new RegExp(`^Usage: palyra-secrets ${c}`));
+        assert.match(text(h), /global \| ws:<id> \| pr:<id>/);
+        assert.match(text(h), /Example:\n {2}.*palyra-secrets /);
+      }
+      const v = await cli(["--version"]);
+      assert.match(text(v), /^palyra-secrets \d+\.\d+\.\d+\n$/);
+    });
+
+    test("global options choose the folders", async () => {
+      const box = sandbox();
+      const cli = cliRunner(target, box);
+      const vaultDir = join(box.dir, "elsewhere", "vault");
+      const idDir = join(box.dir, "elsewhere", "identity");
+      const set = await cli(["--vault-dir", vaultDir, "set", "global", "k", "--identity-dir", idDir], "v");
+      assert.equal(set.code, 0, set.stderr);
+      assert.equal(readFileSync(join(vaultDir, "backend.kind"), "utf8"), "encrypted_file\n");
+      assert.equal(text(await cli(["list"])), "secrets.list count=0\n");
+      const bad = await cli(["--backend", "floppy", "list"]);
+      assert.equal(bad.code, 1);
+      assert.match(bad.stderr, /^error: backend_unavailable: .*floppy/);
+    });
+  });
+}

@@ -1,0 +1,101 @@
+/**
+ * The hidden prompt of `palyra-secrets set`, driven through a real
+ * pseudo-terminal (tmux): nothing typed is echoed, the stored value is what
+ * was typed (after backspace), and Ctrl-C stores nothing.
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { ROOT, run, RUNTIMES, tempDir } from "./helpers.ts";
+
+const CLI = join(ROOT, "cli.ts");
+let binary: Promise<string> | undefined;
+function buildBinary(): Promise<string> {
+  binary ??= (async () => {
+    const out = join(tempDir("ttybin"), "palyra-secrets");
+    const r = await run([join(ROOT, "node_modules/.bin/bun"), "build", "--compile", CLI, "--outfile", out]);
+    assert.equal(r.code, 0, r.stderr);
+    return out;
+  })();
+  return binary;
+}
+
+const TARGETS: Record<string, () => Promise<string[]>> = {
+  deno: () => Promise.resolve(RUNTIMES.deno(CLI)),
+  bun: () => Promise.resolve(RUNTIMES.bun(CLI)),
+  node: () => Promise.resolve(RUNTIMES.node(CLI)),
+  binary: async () => [await buildBinary()],
+};
+
+const sh = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Runs `argv` in a detached tmux session and returns helpers to drive it. */
+async function terminal(argv: string[], env: Record<string, string>) {
+  const socket = `palyra-test-${crypto.randomUUID().slice(0, 8)}`;
+  const envs = Object.entries(env).map(([k, v]) => `${k}=${sh(v)}`).join(" ");
+  const command = `env ${envs} ${argv.map(sh).join(" ")}; echo "EXIT=$?"; sleep 60`;
+  const tmux = (...args: string[]) => run(["tmux", "-L", socket, ...args]);
+  const started = await tmux("new-session", "-d", "-x", "200", "-y", "30", command);
+  assert.equal(started.code, 0, started.stderr);
+  const screen = async () => new TextDecoder().decode((await tmux("capture-pane", "-p")).stdout);
+  const waitFor = async (pattern: RegExp) => {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const s = await screen();
+      if (pattern.test(s)) return s;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern}; screen:\n${s}`);
+      await sleep(100);
+    }
+  };
+  return {
+    waitFor,
+    type: (text: string) => tmux("send-keys", "-l", text),
+    key: (name: string) => tmux("send-keys", name),
+    close: () => tmux("kill-server"),
+  };
+}
+
+for (const [target, argv] of Object.entries(TARGETS)) {
+  describe(`hidden prompt on ${target}`, () => {
+    test("typed characters are not echoed and are stored exactly; Ctrl-C stores nothing", async () => {
+      const dir = tempDir("tty");
+      const env = { PALYRA_VAULT_DIR: join(dir, "vault"), PALYRA_IDENTITY_DIR: join(dir, "identity") };
+      const cli = await argv();
+
+      const t = await terminal([...cli, "set", "global", "typed_key"], env);
+      try {
+        await t.waitFor(/Value for global\/typed_key \(input hidden\):/);
+        await t.type("hunter2-typeX");
+        await t.key("BSpace");
+        await t.type("d");
+        await sleep(200);
+        assert.doesNotMatch(await t.waitFor(/input hidden/), /hunter2/);
+        await t.key("Enter");
+        const screen = await t.waitFor(/EXIT=\d+/);
+        assert.match(screen, /EXIT=0/);
+        assert.match(screen, /secrets\.set scope=global key=typed_key stored=true/);
+        assert.doesNotMatch(screen, /hunter2|typeX/);
+      } finally {
+        await t.close();
+      }
+      const got = await run([...cli, "get", "global", "typed_key", "--reveal"], { env });
+      assert.equal(new TextDecoder().decode(got.stdout), "hunter2-typed");
+
+      const c = await terminal([...cli, "set", "global", "cancelled_key"], env);
+      try {
+        await c.waitFor(/input hidden/);
+        await c.type("do-not-store");
+        await c.key("C-c");
+        const screen = await c.waitFor(/EXIT=\d+/);
+        assert.match(screen, /EXIT=2/);
+        assert.match(screen, /cancelled; nothing was stored/);
+        assert.doesNotMatch(screen, /do-not-store/);
+      } finally {
+        await c.close();
+      }
+      const list = await run([...cli, "list"], { env });
+      assert.doesNotMatch(new TextDecoder().decode(list.stdout), /cancelled_key/);
+    });
+  });
+}
