@@ -495,6 +495,12 @@ async function reportError(e: unknown, command: string | undefined, json: boolea
     hint = e.hint;
     // A malformed scope, key or reference on the command line is a usage error.
     exit = code === "invalid_scope" || code === "invalid_key" || code === "invalid_ref" ? EXIT.usage : EXIT.operational;
+  } else if (e instanceof Error && (e.name === "NotCapable" || e.name === "PermissionDenied")) {
+    // A Deno permission the binary was not granted.
+    code = "permission";
+    message = e.message;
+    hint = "run with the permissions listed in the README (deno task cli shows them)";
+    exit = EXIT.operational;
   } else {
     code = "internal";
     message = e instanceof Error ? `${e.name}: ${e.message}` : String(e);

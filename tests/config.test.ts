@@ -81,7 +81,10 @@ describe("audit", () => {
       first.remediation,
       "palyra-secrets configure model_provider.openai_api_key global openai_api_key --from-config",
     );
-    assert.match(report.findings[0]!.message, /OpenAI-style API key/);
+    assert.equal(
+      report.findings[0]!.message,
+      "model_provider.openai_api_key holds a plaintext secret (recognised as: OpenAI-style API key)",
+    );
     assert.equal(report.findings[2]!.remediation, "palyra-secrets set ws:acme missing_secret");
     const json = JSON.stringify(report);
     for (const plain of ["sk-proj-AAAA", "not-a-known-shape", "ghp_ABCD", "xoxb-1234", "AKIAABCD", "xoxb-stored"]) {

@@ -202,12 +202,12 @@ export async function auditConfig(text: string, options: AuditOptions): Promise<
     const remediation = movable
       ? `palyra-secrets configure ${shellArg(f.path)} global ${key} --from-config${pathArg}`
       : `remove the value from ${f.path} and store it with: palyra-secrets set global ${key}`;
-    const what = credential === undefined ? "a plaintext secret" : `what looks like a ${credential}`;
+    const kind = credential === undefined ? "" : ` (recognised as: ${credential})`;
     findings.push({
       ...at(f),
       severity: "blocking",
       code: sensitive ? "plaintext_secret" : "known_credential",
-      message: `${f.path} holds ${what}`,
+      message: `${f.path} holds a plaintext ${sensitive ? "secret" : "credential"}${kind}`,
       remediation,
     });
   }
