@@ -17,6 +17,8 @@ import {
   auditConfig,
   type AuditReport,
   configureField,
+  diagnose,
+  type DoctorReport,
   findConfigFile,
   formatScope,
   KEY_GRAMMAR,
@@ -136,6 +138,23 @@ async function readValue(label: string): Promise<Uint8Array> {
 }
 
 const COMMANDS: Record<string, Command> = {
+  doctor: {
+    usage: "doctor",
+    summary: "show the runtime, folders and modes, backends available here, and lock state (reads no secret)",
+    example: `${PROGRAM} doctor --json`,
+    options: {},
+    positionals: [0, 0],
+    async run(args) {
+      const report = await diagnose({
+        ...(typeof args.values["vault-dir"] === "string" ? { root: args.values["vault-dir"] } : {}),
+        ...(typeof args.values["identity-dir"] === "string" ? { identityRoot: args.values["identity-dir"] } : {}),
+      });
+      if (args.values.json) await printJson(report);
+      else await print(doctorText(report));
+      return EXIT.ok;
+    },
+  },
+
   set: {
     usage: "set <scope> <key>",
     summary: "store a secret; the value comes from stdin (exact bytes) or a hidden prompt",
@@ -335,6 +354,32 @@ const COMMANDS: Record<string, Command> = {
     },
   },
 };
+
+function doctorText(r: DoctorReport): string {
+  let out = factLine("doctor", [["runtime", r.runtime], ["platform", r.platform]]);
+  out += factLine("doctor", [["vault_dir", r.vault.path], ["exists", r.vault.exists], ["mode", r.vault.mode ?? "-"]]);
+  out += factLine("doctor", [
+    ["identity_dir", r.identity.path],
+    ["exists", r.identity.exists],
+    ["mode", r.identity.mode ?? "-"],
+    ["identity_file", r.identity.file ?? "-"],
+  ]);
+  out += factLine("doctor", [["backend_in_use", r.backendInUse ?? "none (vault not created yet)"], [
+    "auto_would_choose",
+    r.autoChoice.kind,
+  ]]);
+  for (const b of r.backends) {
+    out += factLine("doctor", [["backend", b.kind], ["available", b.available], ["reason", b.reason]]);
+  }
+  for (const l of r.locks) {
+    out += factLine("doctor", [["lock", l.path], ["holder", l.holder], ["holder_state", l.holderState], [
+      "age_ms",
+      l.ageMs ?? "-",
+    ]]);
+  }
+  out += factLine("doctor", [["locks_held", r.locks.length]]);
+  return out;
+}
 
 async function readConfigText(path: string): Promise<string> {
   let bytes: Uint8Array;

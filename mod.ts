@@ -57,3 +57,8 @@ export {
 } from "./src/config/sensitive.ts";
 export { findConfigFile } from "./src/config/locate.ts";
 export { VERSION } from "./src/version.ts";
+export { diagnose, type DoctorOptions, type DoctorReport, type FolderReport, type LockReport } from "./src/doctor.ts";
+export type { BackendAvailability } from "./src/backends/select.ts";
+export { LinuxSecretServiceBackend, type LinuxSecretServiceOptions } from "./src/backends/linux_secret_service.ts";
+export { MacosKeychainBackend, type MacosKeychainOptions } from "./src/backends/macos_keychain.ts";
+export { EncryptedFileBackend } from "./src/backends/encrypted_file.ts";

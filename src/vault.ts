@@ -18,6 +18,8 @@ import { acquireLock } from "./lock.ts";
 import { encodeIndex, findEntry, type IndexEntry, parseIndex, readIndex, type ScopeIndex } from "./metadata.ts";
 import type { BackendKind, BlobBackend } from "./backends/backend.ts";
 import { type BackendPreference, parseBackendPreference, selectBackend } from "./backends/select.ts";
+import { type CommandRunner, runCommand } from "./platform/subprocess.ts";
+import { osPlatform } from "./platform/process.ts";
 
 /** Options of `Vault.open`. */
 export interface VaultOptions {
@@ -46,9 +48,11 @@ export interface SecretMetadata {
   valueBytes: number;
 }
 
-/** Things tests replace: the file layer. */
+/** Things tests replace: the file layer, the process runner, the platform name. */
 export interface VaultInternals {
   fs?: FileSystem;
+  run?: CommandRunner;
+  platform?: string;
 }
 
 const DEFAULT_MAX_SECRET_BYTES = 64 * 1024;
@@ -486,7 +490,11 @@ export async function openVaultWith(options: VaultOptions, internals: VaultInter
         : env !== undefined
         ? parseBackendPreference(env, "PALYRA_VAULT_BACKEND")
         : "auto";
-      backend = await selectBackend(fs, root, preference);
+      backend = await selectBackend(root, preference, {
+        fs,
+        run: internals.run ?? runCommand,
+        platform: internals.platform ?? osPlatform(),
+      });
     }
     return Vault._create(root, kek, backend, fs, limits);
   } catch (e) {

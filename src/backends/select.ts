@@ -7,14 +7,33 @@ import { join } from "node:path";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
 import { fromUtf8, utf8 } from "../crypto/encoding.ts";
 import type { FileSystem } from "../platform/fs.ts";
+import type { CommandRunner } from "../platform/subprocess.ts";
 import { BACKEND_KINDS, type BackendKind, type BlobBackend } from "./backend.ts";
 import { EncryptedFileBackend } from "./encrypted_file.ts";
+import { LinuxSecretServiceBackend } from "./linux_secret_service.ts";
+import { MacosKeychainBackend } from "./macos_keychain.ts";
+import { WindowsDpapiBackend } from "./windows_dpapi.ts";
 
 /** What the caller asks for: `auto`, `encrypted_file` or a specific kind. */
 export type BackendPreference = "auto" | BackendKind;
 
 /** The marker file, relative to the vault root. */
 export const BACKEND_MARKER = "backend.kind";
+
+/** What choosing and building a backend needs from the platform. */
+export interface BackendHost {
+  fs: FileSystem;
+  run: CommandRunner;
+  /** `process.platform`: `linux`, `darwin`, `win32`, … */
+  platform: string;
+}
+
+/** Whether a backend can run here, and why (not). */
+export interface BackendAvailability {
+  kind: BackendKind;
+  available: boolean;
+  reason: string;
+}
 
 function isKind(v: string): v is BackendKind {
   return (BACKEND_KINDS as readonly string[]).includes(v);
@@ -53,38 +72,97 @@ export async function readBackendMarker(fs: FileSystem, root: string): Promise<B
   return text;
 }
 
-/** The backend `auto` picks on this machine. */
-function autoKind(): BackendKind {
-  // OS keychain backends are not part of this build; the file backend runs everywhere.
-  return "encrypted_file";
+/** Whether `kind` can run on this machine now. */
+export async function backendAvailability(kind: BackendKind, host: BackendHost): Promise<BackendAvailability> {
+  const yes = (reason: string) => ({ kind, available: true, reason });
+  const no = (reason: string) => ({ kind, available: false, reason });
+  switch (kind) {
+    case "encrypted_file":
+      return yes("runs everywhere");
+    case "macos_keychain": {
+      if (host.platform !== "darwin") return no("the macOS Keychain exists only on macOS");
+      try {
+        const r = await host.run("security", ["list-keychains"], { timeoutMs: 3_000 });
+        return r.code === 0 ? yes("the security command answered") : no(`security list-keychains exited ${r.code}`);
+      } catch (e) {
+        return no((e as Error).message);
+      }
+    }
+    case "windows_dpapi":
+      return host.platform === "win32" ? yes("DPAPI is part of Windows") : no("DPAPI exists only on Windows");
+    case "linux_secret_service": {
+      if (host.platform === "win32" || host.platform === "darwin") {
+        return no("the Secret Service is a Linux/BSD desktop service");
+      }
+      const p = await LinuxSecretServiceBackend.probe(host.run);
+      return { kind, ...p };
+    }
+  }
 }
 
-function createBackend(kind: BackendKind, root: string, fs: FileSystem, marked: boolean): BlobBackend {
-  if (kind === "encrypted_file") return new EncryptedFileBackend(root, fs);
+/** The backend `auto` picks on this machine, and why. */
+export async function autoKind(host: BackendHost): Promise<BackendAvailability> {
+  const preferred: BackendKind | undefined = host.platform === "darwin"
+    ? "macos_keychain"
+    : host.platform === "win32"
+    ? "windows_dpapi"
+    : "linux_secret_service";
+  const a = await backendAvailability(preferred, host);
+  if (a.available) return a;
+  return { kind: "encrypted_file", available: true, reason: `${preferred} is not available here (${a.reason})` };
+}
+
+function construct(kind: BackendKind, root: string, host: BackendHost): BlobBackend {
+  switch (kind) {
+    case "encrypted_file":
+      return new EncryptedFileBackend(root, host.fs);
+    case "linux_secret_service":
+      return new LinuxSecretServiceBackend({ run: host.run });
+    case "macos_keychain":
+      return new MacosKeychainBackend({ run: host.run });
+    case "windows_dpapi":
+      return new WindowsDpapiBackend(root, host.fs, { run: host.run });
+  }
+}
+
+async function createBackend(
+  kind: BackendKind,
+  root: string,
+  host: BackendHost,
+  marked: boolean,
+): Promise<BlobBackend> {
+  const a = await backendAvailability(kind, host);
+  if (a.available) return construct(kind, root, host);
   const why = marked
-    ? `this vault was created with the "${kind}" backend (see ${BACKEND_MARKER}), which cannot run here`
-    : `the "${kind}" backend cannot run here`;
+    ? `this vault was created with the "${kind}" backend (see ${
+      join(root, BACKEND_MARKER)
+    }), which cannot run here: ${a.reason}`
+    : `the "${kind}" backend cannot run here: ${a.reason}`;
   throw new VaultError("backend_unavailable", `open backend failed: ${why}`, {
     hint: marked
-      ? `open the vault on the machine that created it, or start a new vault folder with the encrypted_file backend`
+      ? `open the vault where it was created, or start a new vault folder (--vault-dir) with --backend encrypted_file`
       : `use --backend encrypted_file (or PALYRA_VAULT_BACKEND=encrypted_file)`,
   });
 }
 
 /** Picks, creates and (for a new vault) records the backend. */
-export async function selectBackend(fs: FileSystem, root: string, preference: BackendPreference): Promise<BlobBackend> {
-  const marked = await readBackendMarker(fs, root);
-  if (marked !== undefined) return createBackend(marked, root, fs, true);
-  const kind = preference === "auto" ? autoKind() : preference;
-  const backend = createBackend(kind, root, fs, false);
+export async function selectBackend(
+  root: string,
+  preference: BackendPreference,
+  host: BackendHost,
+): Promise<BlobBackend> {
+  const marked = await readBackendMarker(host.fs, root);
+  if (marked !== undefined) return await createBackend(marked, root, host, true);
+  const kind = preference === "auto" ? (await autoKind(host)).kind : preference;
+  const backend = await createBackend(kind, root, host, false);
   const path = join(root, BACKEND_MARKER);
   try {
-    await fs.createExclusive(path, utf8(kind + "\n"), true);
+    await host.fs.createExclusive(path, utf8(kind + "\n"), true);
   } catch (e) {
     if (errnoCode(e) !== "EEXIST") throw fsError("write backend marker", path, e);
     // Another process created the vault first: follow its choice.
-    const winner = await readBackendMarker(fs, root);
-    if (winner !== undefined && winner !== kind) return createBackend(winner, root, fs, true);
+    const winner = await readBackendMarker(host.fs, root);
+    if (winner !== undefined && winner !== kind) return await createBackend(winner, root, host, true);
   }
   return backend;
 }
