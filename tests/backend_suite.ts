@@ -19,12 +19,20 @@ export interface SuiteFixture {
 
 const MAX = 64 * 1024;
 
+/** The largest value whose envelope fits the backend (envelope ≈ 4/3 value + ~350 bytes). */
+function largestValue(backend: BlobBackend): number {
+  const limit = backend.maxPayloadBytes;
+  return limit === undefined ? MAX : Math.min(MAX, Math.floor(((limit - 450) * 3) / 4));
+}
+
 /** Registers the shared suite for one backend. */
 export function vaultSuite(name: string, setup: () => Promise<SuiteFixture>): void {
   describe(`vault suite: ${name}`, () => {
-    test("round trip of values from 0 bytes to maxSecretBytes", async () => {
-      const { vault } = await setup();
-      const sizes = [0, 1, 2, 15, 16, 17, 255, 1000, 4096, 30_000, MAX - 1, MAX];
+    test("round trip of values from 0 bytes to maxSecretBytes (or the backend's limit)", async () => {
+      const { vault, backend } = await setup();
+      const largest = largestValue(backend);
+      const sizes = [0, 1, 2, 15, 16, 17, 255, 1000, 4096, 30_000, MAX - 1, MAX].filter((n) => n <= largest);
+      if (largest < MAX) sizes.push(largest);
       for (const n of sizes) {
         const v = randomBytes(n);
         const meta = await vault.putSecret("global", `size.${n}`, v);
@@ -41,6 +49,16 @@ export function vaultSuite(name: string, setup: () => Promise<SuiteFixture>): vo
       assert.deepEqual(await vault.listSecrets(), before);
       await rejectsWith(() => backend.get(objectId("global", "too.big")), "not_found");
       await rejectsWith(() => vault.getSecret("global", "too.big"), "not_found");
+    });
+
+    test("a value whose envelope exceeds the backend's payload limit is value_too_large and writes nothing", async () => {
+      const { vault, backend } = await setup();
+      const limit = backend.maxPayloadBytes;
+      // Without a backend limit, maxSecretBytes is the only limit (tested above).
+      const n = limit === undefined ? MAX + 1 : largestValue(backend) + 600;
+      await rejectsWith(() => vault.putSecret("global", "over.limit", randomBytes(n)), "value_too_large");
+      await rejectsWith(() => backend.get(objectId("global", "over.limit")), "not_found");
+      assert.deepEqual((await vault.listSecrets("global")).map((m) => m.key), []);
     });
 
     test("strings are stored as UTF-8, bytes exactly (NUL, invalid UTF-8, trailing newline)", async () => {

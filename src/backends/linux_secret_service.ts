@@ -15,6 +15,13 @@ export const SECRET_SERVICE_NAME = "palyra.vault.v1";
 /** The label every item shows in keyring managers. */
 export const ITEM_LABEL = "Palyra Vault Secret";
 
+/**
+ * The largest envelope (in bytes) this backend stores. `secret-tool store`
+ * keeps at most 8 191 characters of its input — and exits 0 after printing
+ * "password is too long" — so the base64 of the envelope must stay below that.
+ */
+export const SECRET_TOOL_MAX_PAYLOAD_BYTES = 6_000;
+
 /** Options of the backend; tests hand in a fake runner or their own service name. */
 export interface LinuxSecretServiceOptions {
   run?: CommandRunner;
@@ -55,6 +62,7 @@ export function secretToolError(action: string, r: CommandResult): VaultError {
 /** Stores envelopes in the Secret Service through `secret-tool`. */
 export class LinuxSecretServiceBackend implements BlobBackend {
   readonly kind = "linux_secret_service";
+  readonly maxPayloadBytes = SECRET_TOOL_MAX_PAYLOAD_BYTES;
   readonly #run: CommandRunner;
   readonly #service: string;
   readonly #timeoutMs: number;
@@ -73,9 +81,34 @@ export class LinuxSecretServiceBackend implements BlobBackend {
   }
 
   async put(objectId: string, bytes: Uint8Array): Promise<void> {
+    const action = `store object "${objectId}" in the Secret Service`;
+    if (bytes.length > SECRET_TOOL_MAX_PAYLOAD_BYTES) {
+      throw new VaultError(
+        "value_too_large",
+        `${action} failed: this backend keeps at most ${SECRET_TOOL_MAX_PAYLOAD_BYTES} bytes`,
+        {
+          hint: "use the encrypted_file backend for larger values",
+        },
+      );
+    }
+    const payload = toBase64(bytes);
     const args = ["store", `--label=${ITEM_LABEL}`, ...this.#attributes(objectId)];
-    const r = await this.#run(TOOL, args, { stdin: utf8(toBase64(bytes)), timeoutMs: this.#timeoutMs });
-    if (r.code !== 0) throw secretToolError(`store object "${objectId}" in the Secret Service`, r);
+    const r = await this.#run(TOOL, args, { stdin: utf8(payload), timeoutMs: this.#timeoutMs });
+    // secret-tool reports some failures (a truncated value) on stderr with exit 0.
+    if (r.code !== 0 || r.stderr.trim() !== "") throw secretToolError(action, r);
+    // Verify by reading back: a silently shortened item must never count as stored.
+    const back = await this.#run(TOOL, ["lookup", ...this.#attributes(objectId)], { timeoutMs: this.#timeoutMs });
+    if (back.code !== 0) throw secretToolError(`verify ${action}`, back);
+    const got = new TextDecoder().decode(back.stdout).trim();
+    if (got !== payload) {
+      throw new VaultError(
+        "io",
+        `${action} failed: reading it back gave ${got.length} characters instead of ${payload.length}`,
+        {
+          hint: "use the encrypted_file backend for this value",
+        },
+      );
+    }
   }
 
   async get(objectId: string): Promise<Uint8Array> {

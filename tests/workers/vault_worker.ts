@@ -1,7 +1,7 @@
 /**
  * A child process for multi-process tests, run under Deno, Bun or Node.
  *
- *   put <root> <worker> <count> <scope,scope,…> <startAtMs>   KEK hex on stdin
+ *   put <root> <worker> <count> <scope,scope,…> <startAtMs> [backend]   KEK hex on stdin
  *   lock <lockPath> <holdMs> <rounds> <logPath> <startAtMs>
  *   identity <dir> <startAtMs>
  *
@@ -26,11 +26,16 @@ const waitUntil = async (at: number) => {
 };
 
 if (mode === "put") {
-  const [root, worker, count, scopes, startAt] = args as [string, string, string, string, string];
+  const [root, worker, count, scopes, startAt, backend] = args as [string, string, string, string, string, string?];
   const kek = new Uint8Array(32);
   const hexKek = readFileSync(0, "utf8").trim();
   for (let i = 0; i < 32; i++) kek[i] = parseInt(hexKek.slice(2 * i, 2 * i + 2), 16);
-  const vault = await Vault.open({ root, kek, backend: "encrypted_file", lockTimeoutMs: 60_000 });
+  const vault = await Vault.open({
+    root,
+    kek,
+    backend: (backend ?? "encrypted_file") as "encrypted_file",
+    lockTimeoutMs: 60_000,
+  });
   const scopeList = scopes.split(",");
   say(`ready ${process.pid}`);
   await waitUntil(Number(startAt));
