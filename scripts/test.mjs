@@ -15,6 +15,12 @@ const only = process.argv.slice(2);
 // deno-lint-ignore no-control-regex -- ANSI colour codes in runner output
 const strip = (s) => s.replace(/\x1b\[[0-9;]*m/g, "");
 
+// Hermetic: tests that mean to use a keyring start their own; nothing reaches the user's.
+const testEnv = { ...process.env, PALYRA_VAULT_BACKEND: "encrypted_file" };
+delete testEnv.DBUS_SESSION_BUS_ADDRESS;
+delete testEnv.PALYRA_VAULT_DIR;
+delete testEnv.PALYRA_IDENTITY_DIR;
+
 function run(label, cmd, args) {
   const t0 = Date.now();
   console.log(`\n=== ${label}: ${[cmd, ...args].join(" ")}`);
