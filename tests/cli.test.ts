@@ -290,11 +290,11 @@ for (const target of Object.keys(TARGETS) as Target[]) {
       const top = await cli(["--help"]);
       assert.equal(top.code, 0);
       assert.match(text(top), /global \| ws:<id> \| pr:<id>/);
-      assert.match(text(top), /Examples:\n {2}.*palyra-secrets set global openai_api_key/);
-      for (const c of ["set", "get", "list", "delete", "audit", "configure"]) {
+      assert.match(text(top), /Examples:\n( {2}.*\n)* {2}.*palyra-secrets set global openai_api_key/);
+      for (const c of ["set", "get", "list", "delete", "audit", "configure", "doctor"]) {
         assert.match(text(top), new RegExp(`\\n  ${c} `));
       }
-      for (const c of ["set", "get", "list", "delete", "audit", "configure"]) {
+      for (const c of ["set", "get", "list", "delete", "audit", "configure", "doctor"]) {
         const h = await cli([c, "--help"]);
         assert.equal(h.code, 0, h.stderr);
         assert.match(text(h), new RegExp(`^Usage: palyra-secrets ${c}`));
