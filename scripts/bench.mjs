@@ -56,3 +56,26 @@ for (const name of only.length ? only : Object.keys(runtimes)) {
       `put at 10 secrets: ${fmt(put10).trim()} ops/s = ${(floor / put10).toFixed(2)} floors per put`,
   );
 }
+
+// Keychain backends: each runtime inside its own private D-Bus session with an unlocked keyring.
+const keychainScript = join(root, "bench", "keychain_bench.ts");
+console.log("\n## keychain backends (ops/s; ratio = backend / encrypted_file in the same run)");
+for (const name of only.length ? only : Object.keys(runtimes)) {
+  const cmd = [...runtimes[name].slice(0, -1), keychainScript].map((a) => `'${a}'`).join(" ");
+  const inner = `export HOME=$(mktemp -d); export XDG_DATA_HOME=$HOME/d XDG_RUNTIME_DIR=$HOME/r; ` +
+    `mkdir -p $XDG_RUNTIME_DIR && chmod 700 $XDG_RUNTIME_DIR; ` +
+    `echo -n bench | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1; sleep 1; ${cmd}`;
+  const r = spawnSync("dbus-run-session", ["--", "bash", "-c", inner], { cwd: root, encoding: "utf8" });
+  if (r.status !== 0) {
+    console.log(`${name}: keychain bench failed (${r.stderr.trim().split("\n").at(-1)})`);
+    continue;
+  }
+  const rows = r.stdout.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+  const file = rows.find((x) => x.backend === "encrypted_file");
+  for (const x of rows) {
+    console.log(
+      `${name.padEnd(5)} ${x.backend.padEnd(22)} put/s ${fmt(x.put)} (x${(x.put / file.put).toFixed(2)})  ` +
+        `get/s ${fmt(x.get)} (x${(x.get / file.get).toFixed(2)})`,
+    );
+  }
+}
