@@ -6,30 +6,11 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { ROOT, run, type RunResult, RUNTIMES, tempDir } from "./helpers.ts";
+import { ROOT, run, type RunResult, tempDir } from "./helpers.ts";
+import { CLI_TARGETS, type CliTarget } from "./cli_targets.ts";
 
-const CLI = join(ROOT, "cli.ts");
-let binary: Promise<string> | undefined;
-
-/** Builds the standalone binary once per test process. */
-function buildBinary(): Promise<string> {
-  binary ??= (async () => {
-    const out = join(tempDir("bin"), "palyra-secrets");
-    const r = await run([join(ROOT, "node_modules/.bin/bun"), "build", "--compile", CLI, "--outfile", out]);
-    assert.equal(r.code, 0, r.stderr);
-    return out;
-  })();
-  return binary;
-}
-
-const TARGETS = {
-  deno: () => Promise.resolve(RUNTIMES.deno(CLI)),
-  bun: () => Promise.resolve(RUNTIMES.bun(CLI)),
-  node: () => Promise.resolve(RUNTIMES.node(CLI)),
-  binary: async () => [await buildBinary()],
-} as const;
-
-type Target = keyof typeof TARGETS;
+const TARGETS = CLI_TARGETS;
+type Target = CliTarget;
 
 /** A fresh vault, identity, home and working folder for one test. */
 function sandbox() {

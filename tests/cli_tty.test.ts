@@ -6,26 +6,10 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { ROOT, run, RUNTIMES, tempDir } from "./helpers.ts";
+import { run, tempDir } from "./helpers.ts";
+import { CLI_TARGETS } from "./cli_targets.ts";
 
-const CLI = join(ROOT, "cli.ts");
-let binary: Promise<string> | undefined;
-function buildBinary(): Promise<string> {
-  binary ??= (async () => {
-    const out = join(tempDir("ttybin"), "palyra-secrets");
-    const r = await run([join(ROOT, "node_modules/.bin/bun"), "build", "--compile", CLI, "--outfile", out]);
-    assert.equal(r.code, 0, r.stderr);
-    return out;
-  })();
-  return binary;
-}
-
-const TARGETS: Record<string, () => Promise<string[]>> = {
-  deno: () => Promise.resolve(RUNTIMES.deno(CLI)),
-  bun: () => Promise.resolve(RUNTIMES.bun(CLI)),
-  node: () => Promise.resolve(RUNTIMES.node(CLI)),
-  binary: async () => [await buildBinary()],
-};
+const TARGETS = CLI_TARGETS;
 
 const sh = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

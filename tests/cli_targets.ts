@@ -1,0 +1,30 @@
+/** The ways the CLI is run in tests: each runtime on cli.ts, and a standalone binary. */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { ROOT, run, RUNTIMES, tempDir } from "./helpers.ts";
+
+/** The CLI's entry point. */
+export const CLI = join(ROOT, "cli.ts");
+let binary: Promise<string> | undefined;
+
+/** Builds the standalone binary offline with `bun build --compile`, once per test process. */
+function buildBinary(): Promise<string> {
+  binary ??= (async () => {
+    const out = join(tempDir("bin"), "palyra-secrets");
+    const r = await run([join(ROOT, "node_modules/.bin/bun"), "build", "--compile", CLI, "--outfile", out]);
+    assert.equal(r.code, 0, r.stderr);
+    return out;
+  })();
+  return binary;
+}
+
+/** Each target's command line, without the CLI's own arguments. */
+export const CLI_TARGETS = {
+  deno: () => Promise.resolve(RUNTIMES.deno(CLI)),
+  bun: () => Promise.resolve(RUNTIMES.bun(CLI)),
+  node: () => Promise.resolve(RUNTIMES.node(CLI)),
+  binary: async () => [await buildBinary()],
+} as const;
+
+/** A target's name. */
+export type CliTarget = keyof typeof CLI_TARGETS;
