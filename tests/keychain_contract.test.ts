@@ -26,32 +26,25 @@ interface Call {
   stdin: string;
 }
 
-function fakeMac(mode = "") {
-  const dir = tempDir("fake-mac");
+/** A folder for an emulator, its call log, and the PATH that puts the emulators first. */
+function emulator(label: string) {
+  const dir = tempDir(label);
   const log = join(dir, "log.jsonl");
   writeFileSync(log, "");
-  const env = {
-    PATH: `${FAKES}:${process.env.PATH ?? ""}`,
-    FAKE_KEYCHAIN_DIR: dir,
-    FAKE_KEYCHAIN_LOG: log,
-    FAKE_KEYCHAIN_MODE: mode,
-  };
   const calls = (): Call[] => readFileSync(log, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
+  return { dir, log, calls, path: `${FAKES}:${process.env.PATH ?? ""}` };
+}
+
+function fakeMac(mode = "") {
+  const { dir, log, calls, path } = emulator("fake-mac");
+  const env = { PATH: path, FAKE_KEYCHAIN_DIR: dir, FAKE_KEYCHAIN_LOG: log, FAKE_KEYCHAIN_MODE: mode };
   return { backend: new MacosKeychainBackend({ run: runnerWithEnv(env) }), calls, dir };
 }
 
 function fakeWin(mode = "") {
-  const dir = tempDir("fake-win");
-  const log = join(dir, "log.jsonl");
-  writeFileSync(log, "");
-  const env = {
-    PATH: `${FAKES}:${process.env.PATH ?? ""}`,
-    FAKE_DPAPI_LOG: log,
-    FAKE_DPAPI_MODE: mode,
-    FAKE_DPAPI_USER_KEY: "user-key-of-the-test",
-  };
+  const { dir, log, calls, path } = emulator("fake-win");
+  const env = { PATH: path, FAKE_DPAPI_LOG: log, FAKE_DPAPI_MODE: mode, FAKE_DPAPI_USER_KEY: "user-key-of-the-test" };
   const root = join(dir, "vault");
-  const calls = (): Call[] => readFileSync(log, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
   return { root, backend: new WindowsDpapiBackend(root, nodeFileSystem, { run: runnerWithEnv(env) }), calls };
 }
 
