@@ -40,6 +40,7 @@ import {
   writeStderr,
   writeStdout,
 } from "./src/platform/terminal.ts";
+import { toBase64 } from "./src/crypto/encoding.ts";
 
 const PROGRAM = "palyra-secrets";
 
@@ -203,7 +204,7 @@ const COMMANDS: Record<string, Command> = {
       if (args.values.reveal) {
         await writeStderr(`warning: the value of ${scope}/${key} is being written to stdout\n`);
         if (args.values.json) {
-          await printJson({ scope, key, reveal: true, value_b64: btoa(String.fromCharCode(...secret.bytes)) });
+          await printJson({ scope, key, reveal: true, value_b64: toBase64(secret.bytes) });
         } else {
           await writeStdout(secret.bytes.slice());
         }
