@@ -51,7 +51,12 @@ for (const target of Object.keys(TARGETS) as Target[]) {
       assert.deepEqual(got.stdout, value);
       assert.match(got.stderr, /^warning: /);
       const json = await cli(["get", "ws:acme", "raw_token", "--reveal", "--json"]);
-      assert.deepEqual(JSON.parse(text(json)), { scope: "ws:acme", key: "raw_token", reveal: true, value_b64: "c2sA/8MoCg" });
+      assert.deepEqual(JSON.parse(text(json)), {
+        scope: "ws:acme",
+        key: "raw_token",
+        reveal: true,
+        value_b64: "c2sA/8MoCg",
+      });
     });
 
     test("get without --reveal shows neither the value nor its length", async () => {
