@@ -16,7 +16,10 @@ export type VaultErrorCode =
   | "io"
   | "lock_timeout"
   | "permission"
-  | "identity";
+  | "identity"
+  | "corrupt"
+  | "invalid_config"
+  | "conflict";
 
 const CODES: ReadonlySet<string> = new Set<VaultErrorCode>([
   "not_found",
@@ -30,6 +33,9 @@ const CODES: ReadonlySet<string> = new Set<VaultErrorCode>([
   "lock_timeout",
   "permission",
   "identity",
+  "corrupt",
+  "invalid_config",
+  "conflict",
 ]);
 
 /**

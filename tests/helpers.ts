@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -15,6 +15,15 @@ import { VaultError, type VaultErrorCode } from "../src/errors.ts";
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
 const BIN = join(ROOT, "node_modules", ".bin");
+
+/**
+ * The Deno permissions the README documents, taken from the `cli` task of
+ * deno.json (a package test checks that the README shows the same flags).
+ */
+export const DENO_DOCUMENTED: readonly string[] = (() => {
+  const task = JSON.parse(readFileSync(join(ROOT, "deno.json"), "utf8")).tasks.cli as string;
+  return task.split(/\s+/).filter((w) => w.startsWith("--allow-"));
+})();
 
 /** The three runtimes, as commands that run a TypeScript file. */
 export const RUNTIMES = {
@@ -121,14 +130,31 @@ export function run(
   });
 }
 
-/** Runs a TypeScript file of this project with one of the runtimes. */
+/** Deno running a TypeScript file with the given permission flags instead of `-A`. */
+export function denoWith(flags: readonly string[], script: string): string[] {
+  return [join(BIN, "deno"), "run", ...flags, "--quiet", "--config", join(ROOT, "deno.json"), script];
+}
+
+/**
+ * Runs a TypeScript file of this project with one of the runtimes. With
+ * `deno`, Deno gets those permission flags instead of `-A` (and the test's
+ * temporary folder stays reachable through them).
+ */
 export function runScript(
   runtime: RuntimeName,
   script: string,
   args: readonly string[] = [],
-  options: { input?: Uint8Array | string; env?: Record<string, string>; timeoutMs?: number } = {},
+  options: {
+    input?: Uint8Array | string;
+    env?: Record<string, string>;
+    timeoutMs?: number;
+    deno?: readonly string[];
+  } = {},
 ): Promise<RunResult> {
-  return run([...RUNTIMES[runtime](join(ROOT, script)), ...args], options);
+  const argv = runtime === "deno" && options.deno !== undefined
+    ? denoWith(options.deno, join(ROOT, script))
+    : RUNTIMES[runtime](join(ROOT, script));
+  return run([...argv, ...args], options);
 }
 
 /** Lowercase hex. */

@@ -29,8 +29,13 @@ export interface FileInfo {
  * errno `code` such as `ENOENT`); callers translate them to `VaultError`.
  */
 export interface FileSystem {
-  /** Reads a whole file without following a symbolic link at `path`. */
-  readFile(path: string): Promise<Uint8Array>;
+  /**
+   * Reads a whole file without following a symbolic link at `path`. With
+   * `maxBytes`, a larger file fails with `EFBIG` before its content is read.
+   */
+  readFile(path: string, maxBytes?: number): Promise<Uint8Array>;
+  /** Creates a new file (exclusive, 0600) holding `data`; not fsynced. */
+  writeNew(path: string, data: Uint8Array): Promise<void>;
   /**
    * Replaces `path` atomically and durably: a temporary file in the same
    * folder (exclusive create, `mode`, default 0600), fsync, rename over
@@ -53,6 +58,8 @@ export interface FileSystem {
   chmod(path: string, mode: number): Promise<void>;
   /** Creates a folder (0700) and any missing parents; no error when it exists. */
   mkdir(path: string): Promise<void>;
+  /** Removes an empty folder (`ENOTEMPTY` when it is not empty). */
+  rmdir(path: string): Promise<void>;
   readDir(path: string): Promise<string[]>;
   /** fsync a folder so that renames and creations in it are durable. */
   syncDir(path: string): Promise<void>;
@@ -73,6 +80,14 @@ function tempPathFor(path: string): string {
   return join(dirname(path), `.${basename(path)}.${randomSuffix()}.tmp`);
 }
 
+function tooBig(path: string, size: number, maxBytes: number): Error {
+  return Object.assign(new Error(`"${path}" is ${size} bytes or more; at most ${maxBytes} are read`), {
+    code: "EFBIG",
+    size,
+    maxBytes,
+  });
+}
+
 function symlinkError(path: string): Error {
   return Object.assign(new Error(`"${path}" is a symbolic link`), { code: "ELOOP" });
 }
@@ -91,15 +106,31 @@ async function writeNew(path: string, data: Uint8Array, sync: boolean, mode = FI
 
 /** The `FileSystem` used in production, built on `node:fs/promises`. */
 export const nodeFileSystem: FileSystem = {
-  async readFile(path) {
+  async readFile(path, maxBytes) {
     const fh = await fsp.open(path, constants.O_RDONLY | NOFOLLOW);
     try {
-      const buf = await fh.readFile();
-      return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+      if (maxBytes === undefined) {
+        const buf = await fh.readFile();
+        return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+      }
+      const size = (await fh.stat()).size;
+      if (size > maxBytes) throw tooBig(path, size, maxBytes);
+      // The file may grow while it is read: never read past the cap.
+      const out = new Uint8Array(Math.min(size, maxBytes) + 1);
+      let n = 0;
+      for (;;) {
+        const { bytesRead } = await fh.read(out, n, out.length - n, n);
+        if (bytesRead === 0) break;
+        n += bytesRead;
+        if (n === out.length) throw tooBig(path, n, maxBytes);
+      }
+      return out.subarray(0, n);
     } finally {
       await fh.close();
     }
   },
+
+  writeNew: (path, data) => writeNew(path, data, false),
 
   async writeFileAtomic(path, data, mode) {
     const existing = await this.lstat(path);
@@ -174,6 +205,8 @@ export const nodeFileSystem: FileSystem = {
   async mkdir(path) {
     await fsp.mkdir(path, { recursive: true, mode: DIR_MODE });
   },
+
+  rmdir: (path) => fsp.rmdir(path),
 
   readDir: (path) => fsp.readdir(path),
   realpath: (path) => fsp.realpath(path),

@@ -3,6 +3,7 @@
  *
  *   put <root> <worker> <count> <scope,scope,…> <startAtMs> [backend]   KEK hex on stdin
  *   lock <lockPath> <holdMs> <rounds> <logPath> <startAtMs>
+ *   take <lockPath> <staleAfterMs> <timeoutMs>        prints "taken <ms>" or "<error code> <message>"
  *   identity <dir> <startAtMs>
  *
  * Each acknowledged step is written to stdout synchronously, so a line that
@@ -59,6 +60,20 @@ if (mode === "put") {
     await lock.release();
   }
   say("done");
+} else if (mode === "take") {
+  const [path, staleAfterMs, timeoutMs] = args as [string, string, string];
+  const t0 = Date.now();
+  try {
+    const lock = await acquireLock(nodeFileSystem, path, {
+      timeoutMs: Number(timeoutMs),
+      staleAfterMs: Number(staleAfterMs),
+      what: "test",
+    });
+    say(`taken ${Date.now() - t0}`);
+    await lock.release();
+  } catch (e) {
+    say(`${(e as { code?: string }).code ?? "error"} ${(e as Error).message}`);
+  }
 } else if (mode === "identity") {
   const [dir, startAt] = args as [string, string];
   await waitUntil(Number(startAt));
