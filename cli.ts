@@ -283,6 +283,7 @@ const COMMANDS: Record<string, Command> = {
       const report = await auditConfig(text, {
         path,
         vault: () => openVault(args),
+        backupsOf: path,
         ...(path === "palyra.toml" ? {} : { pathArgument: path }),
       });
       if (args.values.json) await printJson(report);
@@ -292,12 +293,18 @@ const COMMANDS: Record<string, Command> = {
   },
 
   configure: {
-    usage: "configure <dotted.field> <scope> <key> [--path FILE] [--from-config] [--backups N]",
+    usage: "configure <dotted.field> <scope> <key> [--path FILE] [--from-config] [--force] [--backups N]",
     summary: "store a config field's secret in the vault and replace the field with <field>_vault_ref",
     example: `${PROGRAM} configure model_provider.openai_api_key global openai_api_key --from-config`,
-    options: { path: { type: "string" }, "from-config": { type: "boolean" }, backups: { type: "string" } },
+    options: {
+      path: { type: "string" },
+      "from-config": { type: "boolean" },
+      force: { type: "boolean" },
+      backups: { type: "string" },
+    },
     optionHelp: "  --path FILE          the config file (default: ./palyra.toml, else the user config)\n" +
       "  --from-config        move the plaintext already in the file (otherwise the value comes from stdin)\n" +
+      "  --force              replace a different value already stored under <scope> <key>\n" +
       "  --backups N          how many backups to keep as FILE.bak.1 … (default 5; 0 for none)",
     positionals: [3, 3],
     async run(args) {
@@ -320,6 +327,7 @@ const COMMANDS: Record<string, Command> = {
           scope,
           key,
           fromConfig,
+          force: args.values.force === true,
           backups,
           vault,
           ...(value === undefined ? {} : { value }),
@@ -330,8 +338,10 @@ const COMMANDS: Record<string, Command> = {
             field: r.field,
             reference: r.reference,
             stored: r.stored,
+            replaced: r.replaced,
             changed: r.changed,
             backup: r.backup ?? null,
+            plaintext_backups: r.plaintextBackups,
           });
         } else {
           await print(factLine("configure", [
@@ -339,13 +349,15 @@ const COMMANDS: Record<string, Command> = {
             ["field", r.field],
             ["ref", r.reference],
             ["stored", r.stored],
+            ["replaced", r.replaced],
             ["changed", r.changed],
             ...(r.backup === undefined ? [] : [["backup", r.backup] as [string, string]]),
           ]));
         }
-        if (r.backup !== undefined && fromConfig) {
+        if (r.plaintextBackups.length > 0) {
           await writeStderr(
-            `note: ${r.backup} still holds the old plaintext value; delete it once the new file works\n`,
+            `warning: plaintext secrets remain in ${r.plaintextBackups.join(", ")}; ` +
+              `delete ${r.plaintextBackups.length === 1 ? "it" : "them"} once the new file works\n`,
           );
         }
       } finally {
@@ -397,7 +409,9 @@ async function readConfigText(path: string): Promise<string> {
   try {
     return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
   } catch {
-    throw new VaultError("io", `read config file "${path}" failed: it is not valid UTF-8`);
+    throw new VaultError("invalid_config", `read config file "${path}" failed: it is not valid UTF-8`, {
+      hint: "save the file as UTF-8",
+    });
   }
 }
 

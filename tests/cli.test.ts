@@ -200,7 +200,7 @@ for (const target of Object.keys(TARGETS) as Target[]) {
       writeFileSync(join(box.dir, "bad.toml"), "a = [1,\n");
       const bad = await cli(["audit", "--path", "bad.toml"]);
       assert.equal(bad.code, 1);
-      assert.match(bad.stderr, /^error: io: parse config "bad\.toml" failed at line \d+, column \d+/);
+      assert.match(bad.stderr, /^error: invalid_config: parse config "bad\.toml" failed at line 2, column 1\b/);
     });
 
     test("configure: audit → configure → audit --strict clean, comments intact", async () => {
@@ -216,14 +216,16 @@ for (const target of Object.keys(TARGETS) as Target[]) {
         ["tools[1].password", "global", "tools_password"],
       ];
       assert.equal((await cli(["audit", "--strict"])).code, 3);
-      for (const [field, scope, key] of steps) {
+      for (const [i, [field, scope, key]] of steps.entries()) {
         const r = await cli(["configure", field, scope, key, "--from-config"]);
         assert.equal(r.code, 0, r.stderr);
         assert.match(
           text(r),
-          /^secrets\.configure path=palyra\.toml field=\S+ ref=.* stored=true changed=true backup=/,
+          /^secrets\.configure path=palyra\.toml field=\S+ ref=.* stored=true replaced=false changed=true backup=/,
         );
-        assert.match(r.stderr, /^note: .*still holds the old plaintext/);
+        // Every backup so far still holds plaintext, and the warning names each one.
+        assert.match(r.stderr, /^warning: plaintext secrets remain in .*palyra\.toml\.bak\.1\b/);
+        assert.ok(r.stderr.includes(`palyra.toml.bak.${i + 1}`), r.stderr);
       }
       assert.equal(
         readFileSync(path, "utf8"),
@@ -232,12 +234,19 @@ for (const target of Object.keys(TARGETS) as Target[]) {
       const strict = await cli(["audit", "--strict"]);
       assert.equal(strict.code, 0, text(strict));
       const again = await cli(["configure", steps[0]![0], "global", "openai_api_key", "--from-config"]);
-      assert.match(text(again), /stored=false changed=false/);
-      // A value on stdin for a field already converted: stored, file unchanged.
-      const fromStdin = await cli(["configure", steps[0]![0], "global", "openai_api_key", "--json"], "sk-new");
+      assert.match(text(again), /stored=false replaced=false changed=false/);
+      // A different value on stdin for a field already converted: refused without --force.
+      const refused = await cli(["configure", steps[0]![0], "global", "openai_api_key"], "sk-new");
+      assert.equal(refused.code, 1);
+      assert.match(refused.stderr, /^error: conflict: .*global\/openai_api_key.*; hint: .*--force/);
+      // With --force: stored, replaced, file unchanged.
+      const fromStdin = await cli(
+        ["configure", steps[0]![0], "global", "openai_api_key", "--force", "--json"],
+        "sk-new",
+      );
       assert.deepEqual(
-        (({ stored, changed }) => ({ stored, changed }))(JSON.parse(text(fromStdin))),
-        { stored: true, changed: false },
+        (({ stored, replaced, changed }) => ({ stored, replaced, changed }))(JSON.parse(text(fromStdin))),
+        { stored: true, replaced: true, changed: false },
       );
     });
 

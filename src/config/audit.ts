@@ -1,12 +1,25 @@
 /**
- * The configuration audit (SPEC §8): plaintext secrets, strings shaped like
- * known credentials, and `*_vault_ref` fields checked against the vault.
- * Findings never carry the plaintext value.
+ * The configuration audit: plaintext secrets, strings shaped like known
+ * credentials, passwords inside URLs, placeholders, `*_vault_ref` fields
+ * checked against the vault, and plaintext left behind in backups. Findings
+ * never carry the plaintext value, nor the text of a reference that does not
+ * parse (it may be a secret pasted into the wrong field).
  */
+import { sha256 } from "@noble/hashes/sha2.js";
+import { basename, dirname, join, resolve } from "node:path";
 import { VaultError } from "../errors.ts";
-import { formatScope, parseVaultRef } from "../scope.ts";
-import { detectCredential, isSensitiveField, VAULT_REF_SUFFIX } from "./sensitive.ts";
-import { type ConfigField, parseConfigFields } from "./toml.ts";
+import { fromUtf8, toHex, utf8 } from "../crypto/encoding.ts";
+import { type FileSystem, nodeFileSystem } from "../platform/fs.ts";
+import { formatScope, KEY_GRAMMAR, parseScope, parseVaultRef, validateKey } from "../scope.ts";
+import {
+  findCredential,
+  findUrlCredential,
+  isPlaceholder,
+  isSensitiveField,
+  placeholderVariable,
+  VAULT_REF_SUFFIX,
+} from "./sensitive.ts";
+import { type ConfigField, formatPath, parseConfigFields } from "./toml.ts";
 
 /** How serious a finding is. */
 export type FindingSeverity = "blocking" | "warning" | "info";
@@ -15,6 +28,11 @@ export type FindingSeverity = "blocking" | "warning" | "info";
 export type FindingCode =
   | "plaintext_secret"
   | "known_credential"
+  | "embedded_credential"
+  | "url_credentials"
+  | "placeholder_secret"
+  | "misplaced_vault_ref"
+  | "plaintext_in_backup"
   | "invalid_vault_ref"
   | "missing_vault_ref"
   | "unchecked_vault_ref"
@@ -32,7 +50,11 @@ export interface AuditFinding {
   remediation: string;
 }
 
-/** One `*_vault_ref` field and what it resolved to. */
+/**
+ * One `*_vault_ref` field and what it resolved to. `reference` is the
+ * canonical `<scope>/<key>`; for a reference that does not parse it is
+ * `"<redacted>"` (or `""` when the field is not a string).
+ */
 export interface AuditReference {
   field: string;
   reference: string;
@@ -75,6 +97,14 @@ export interface AuditOptions {
   vault?: SecretLister | (() => Promise<SecretLister>);
   /** How the remediation commands should name the file (`--path …`); omit for the default file. */
   pathArgument?: string;
+  /**
+   * The audited file on disk: its backups (`<file>.bak.1`, `.bak.2`, … beside
+   * the real file, where `configure` writes them) are checked for plaintext
+   * secrets too. Omit to audit the text alone.
+   */
+  backupsOf?: string;
+  /** @internal the file layer (tests inject faults). */
+  fs?: FileSystem;
 }
 
 /** Shell-quotes an argument when it needs it. */
@@ -82,11 +112,177 @@ function shellArg(text: string): string {
   return /^[A-Za-z0-9_./:@%+=,-]+$/.test(text) ? text : `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
-/** A vault key suggested for a field: its name, reduced to the key alphabet. */
-export function suggestKey(field: ConfigField): string {
-  const base = field.segments.map(String).slice(-1)[0]!.toLowerCase().replace(/[^a-z0-9._-]+/g, "_");
-  const indexed = typeof field.segments.at(-1) === "number" ? `${field.name.toLowerCase()}_${base}` : base;
-  return (indexed.replace(/^_+|_+$/g, "") || "secret").slice(0, 128);
+const MAX_KEY_LENGTH = 128;
+const EXACT_SEGMENT = /^[a-z0-9_-]+$/;
+
+/**
+ * The vault key suggested for a field: its whole dotted path reduced to the
+ * key alphabet (`model_provider.openai.api_key`, `webhooks.1.secret`). When
+ * the reduction loses information (upper case, other characters, a dot
+ * inside a quoted key) or the path is longer than a key may be, a short hash
+ * of the path is appended so that two fields never get the same key. `salt`
+ * picks another hash, for the rare case where one still collides.
+ */
+export function suggestKey(segments: readonly (string | number)[], salt = 0): string {
+  const parts = segments.map((s) =>
+    typeof s === "number" ? String(s) : s.toLowerCase().replace(/[^a-z0-9_-]+/g, "_") || "_"
+  );
+  const joined = parts.join(".");
+  const exact = segments.every((s) => typeof s === "number" || EXACT_SEGMENT.test(s));
+  if (exact && salt === 0 && joined.length <= MAX_KEY_LENGTH) return joined;
+  const hash = toHex(sha256(utf8(`${salt}\n${formatPath(segments)}`))).slice(0, 8);
+  const room = MAX_KEY_LENGTH - hash.length - 1;
+  return `${joined.slice(0, room).replace(/\.+$/, "")}-${hash}`;
+}
+
+/** What a string value in a field is, as far as secrets go. */
+export type ValueKind =
+  /** Nothing to report. */
+  | { kind: "none" }
+  /** A vault reference in a field meant for a plaintext value. */
+  | { kind: "misplaced_ref"; scope: string; key: string }
+  /** A stand-in such as `${OPENAI_API_KEY}` or `changeme` in a sensitive field. */
+  | { kind: "placeholder"; variable: string | undefined }
+  /** A plaintext value in a sensitive field. */
+  | { kind: "plaintext"; credential: string | undefined; url: boolean }
+  /** A known credential that is the whole value of an ordinary field. */
+  | { kind: "known_credential"; credential: string }
+  /** A known credential inside a longer text. */
+  | { kind: "embedded_credential"; credential: string }
+  /** A URL with a password in it. */
+  | { kind: "url_credentials"; whole: boolean };
+
+function isRefField(f: ConfigField): boolean {
+  return typeof f.segments.at(-1) === "string" && f.name.toLowerCase().endsWith(VAULT_REF_SUFFIX);
+}
+
+function isSensitive(f: ConfigField): boolean {
+  return typeof f.segments.at(-1) === "string" && isSensitiveField(f.name);
+}
+
+/** The reference `text` holds, if it is one: `global/x`, `vault://ws:acme/y`. */
+export function refIn(text: string): { scope: string; key: string } | undefined {
+  try {
+    const ref = parseVaultRef(text);
+    return { scope: formatScope(ref.scope), key: ref.key };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Classifies the string value of a field that is not a `*_vault_ref` (one kind per value). */
+export function classifyValue(f: ConfigField): ValueKind {
+  const value = f.value;
+  if (value === undefined || value.length === 0 || isRefField(f)) return { kind: "none" };
+  const credential = findCredential(value);
+  if (isSensitive(f)) {
+    if (credential !== undefined) return { kind: "plaintext", credential: credential.name, url: false };
+    const ref = refIn(value);
+    if (ref !== undefined) return { kind: "misplaced_ref", ...ref };
+    if (isPlaceholder(value)) return { kind: "placeholder", variable: placeholderVariable(value) };
+    return { kind: "plaintext", credential: undefined, url: findUrlCredential(value) !== undefined };
+  }
+  if (credential !== undefined) {
+    return credential.whole
+      ? { kind: "known_credential", credential: credential.name }
+      : { kind: "embedded_credential", credential: credential.name };
+  }
+  const url = findUrlCredential(value);
+  if (url !== undefined) return { kind: "url_credentials", whole: url.whole };
+  return { kind: "none" };
+}
+
+/**
+ * True when the field holds a secret in plaintext: a plaintext value, a known
+ * credential, a password in a URL, or a credential pasted into a
+ * `*_vault_ref` field.
+ */
+export function holdsPlaintext(f: ConfigField): boolean {
+  if (f.value === undefined) return false;
+  if (isRefField(f)) return refIn(f.value) === undefined && findCredential(f.value) !== undefined;
+  const k = classifyValue(f).kind;
+  return k === "plaintext" || k === "known_credential" || k === "embedded_credential" || k === "url_credentials";
+}
+
+/** Why a reference does not parse, in words that never quote it. */
+function refProblem(value: string): string {
+  let text = value.trim();
+  if (text.startsWith("vault://")) text = text.slice("vault://".length);
+  const slash = text.lastIndexOf("/");
+  if (slash < 0) return 'it has no "/" between scope and key';
+  try {
+    parseScope(text.slice(0, slash));
+  } catch {
+    return "its scope part is not global, ws:<id> or pr:<id>";
+  }
+  try {
+    validateKey(text.slice(slash + 1));
+  } catch {
+    return `its key part is not ${KEY_GRAMMAR}`;
+  }
+  return "it does not parse";
+}
+
+/** Where plaintext was found in one backup. */
+export interface BackupHit {
+  /** The backup file. */
+  readonly path: string;
+  /** The fields holding plaintext (empty when the backup could not be parsed but holds a credential). */
+  readonly fields: readonly { path: string; line: number; column: number }[];
+}
+
+/**
+ * The backups of `file` (`<file>.bak.N` beside the real file, newest first)
+ * that hold a plaintext secret. A backup that cannot be read is listed too:
+ * it cannot be shown to be clean.
+ */
+export async function backupsWithPlaintext(file: string, fs: FileSystem = nodeFileSystem): Promise<BackupHit[]> {
+  let real: string;
+  try {
+    real = await fs.realpath(file);
+  } catch {
+    real = resolve(file);
+  }
+  // Name backups as the caller named the file, unless it is a link elsewhere.
+  const shownBase = real === resolve(file) ? file : real;
+  const dir = dirname(real);
+  const prefix = `${basename(real)}.bak.`;
+  let names: string[];
+  try {
+    names = await fs.readDir(dir);
+  } catch {
+    return [];
+  }
+  const backups = names
+    .filter((n) => n.startsWith(prefix) && /^[1-9]\d{0,5}$/.test(n.slice(prefix.length)))
+    .map((n) => Number(n.slice(prefix.length)))
+    .sort((a, b) => a - b);
+  const hits: BackupHit[] = [];
+  for (const n of backups) {
+    const shown = `${shownBase}.bak.${n}`;
+    let text: string;
+    try {
+      const info = await fs.lstat(join(dir, `${prefix}${n}`));
+      if (info === undefined || !info.isFile) continue;
+      text = fromUtf8(await fs.readFile(join(dir, `${prefix}${n}`)));
+    } catch {
+      hits.push({ path: shown, fields: [] });
+      continue;
+    }
+    let fields: ConfigField[] | undefined;
+    try {
+      fields = parseConfigFields(text, shown);
+    } catch {
+      fields = undefined;
+    }
+    if (fields === undefined) {
+      if (findCredential(text) !== undefined) hits.push({ path: shown, fields: [] });
+      continue;
+    }
+    const found = fields.filter(holdsPlaintext).map((f) => ({ path: f.path, line: f.line, column: f.column }));
+    if (found.length > 0) hits.push({ path: shown, fields: found });
+  }
+  return hits;
 }
 
 /**
@@ -107,6 +303,24 @@ export async function auditConfig(text: string, options: AuditOptions): Promise<
   const references: AuditReference[] = [];
   const pathArg = options.pathArgument === undefined ? "" : ` --path ${shellArg(options.pathArgument)}`;
   const at = (f: ConfigField) => ({ file, line: f.line, column: f.column, field: f.path });
+
+  // Suggested keys are unique in the report, and avoid global keys that
+  // another field's reference in this file already names.
+  const taken = new Map<string, string>();
+  const basePath = (f: ConfigField) =>
+    formatPath([...f.segments.slice(0, -1), f.name.slice(0, f.name.length - VAULT_REF_SUFFIX.length)]);
+  for (const f of fields) {
+    if (!isRefField(f) || f.value === undefined) continue;
+    const ref = refIn(f.value);
+    if (ref !== undefined && ref.scope === "global") taken.set(ref.key, basePath(f));
+  }
+  const keyFor = (segments: readonly (string | number)[]): string => {
+    const owner = formatPath(segments);
+    let key = suggestKey(segments);
+    for (let salt = 1; taken.has(key) && taken.get(key) !== owner; salt++) key = suggestKey(segments, salt);
+    taken.set(key, owner);
+    return key;
+  };
 
   let lister: SecretLister | undefined;
   let listerError: string | undefined;
@@ -130,9 +344,8 @@ export async function auditConfig(text: string, options: AuditOptions): Promise<
   };
 
   for (const f of fields) {
-    const isRef = typeof f.segments.at(-1) === "string" && f.name.toLowerCase().endsWith(VAULT_REF_SUFFIX);
-    if (isRef) {
-      const shown = f.value ?? "";
+    if (isRefField(f)) {
+      const base = f.name.slice(0, -VAULT_REF_SUFFIX.length);
       if (f.value === undefined) {
         references.push({ field: f.path, reference: "", scope: null, key: null, status: "invalid" });
         findings.push({
@@ -140,27 +353,34 @@ export async function auditConfig(text: string, options: AuditOptions): Promise<
           severity: "blocking",
           code: "invalid_vault_ref",
           message: `${f.path} must be a string reference like "global/openai_api_key"`,
-          remediation: `set ${f.path} = "<scope>/<key>", e.g. "global/${f.name.slice(0, -VAULT_REF_SUFFIX.length)}"`,
+          remediation: `set ${f.path} = "<scope>/<key>", e.g. "global/${base}"`,
         });
         continue;
       }
-      let scope: string;
-      let key: string;
-      try {
-        const ref = parseVaultRef(f.value);
-        scope = formatScope(ref.scope);
-        key = ref.key;
-      } catch (e) {
-        references.push({ field: f.path, reference: shown, scope: null, key: null, status: "invalid" });
+      const ref = refIn(f.value);
+      if (ref === undefined) {
+        // Never echo the text: it may be a secret pasted into the wrong field.
+        references.push({ field: f.path, reference: "<redacted>", scope: null, key: null, status: "invalid" });
+        const credential = findCredential(f.value);
+        const baseSegments = [...f.segments.slice(0, -1), base];
+        const baseField = formatPath(baseSegments);
         findings.push({
           ...at(f),
           severity: "blocking",
           code: "invalid_vault_ref",
-          message: `${f.path} is not a valid vault reference: ${(e as Error).message}`,
-          remediation: `fix the reference: [vault://]<scope>/<key>, e.g. "global/openai_api_key"`,
+          message: credential === undefined
+            ? `${f.path} is not a valid vault reference: ${refProblem(f.value)} (its text is not shown)`
+            : `${f.path} is not a vault reference but holds a plaintext credential (recognised as: ${credential.name}; its text is not shown)`,
+          remediation: credential === undefined
+            ? `fix the reference: [vault://]<scope>/<key>, e.g. "global/${keyFor(baseSegments)}"`
+            : `move the credential into the vault: palyra-secrets configure ${shellArg(baseField)} global ${
+              keyFor(baseSegments)
+            }${pathArg} (paste the value at the prompt), then delete the file's backups`,
         });
         continue;
       }
+      const { scope, key } = ref;
+      const shown = `${scope}/${key}`;
       const found = await exists(scope, key);
       if (found === undefined) {
         references.push({ field: f.path, reference: shown, scope, key, status: "unchecked" });
@@ -168,8 +388,7 @@ export async function auditConfig(text: string, options: AuditOptions): Promise<
           ...at(f),
           severity: "warning",
           code: "unchecked_vault_ref",
-          message:
-            `${f.path} names ${scope}/${key}, which could not be checked: the vault did not open (${listerError})`,
+          message: `${f.path} names ${shown}, which could not be checked: the vault did not open (${listerError})`,
           remediation: "palyra-secrets doctor",
         });
       } else if (found) {
@@ -178,7 +397,7 @@ export async function auditConfig(text: string, options: AuditOptions): Promise<
           ...at(f),
           severity: "info",
           code: "resolved_vault_ref",
-          message: `${f.path} resolves to ${scope}/${key}`,
+          message: `${f.path} resolves to ${shown}`,
           remediation: "none needed",
         });
       } else {
@@ -187,29 +406,117 @@ export async function auditConfig(text: string, options: AuditOptions): Promise<
           ...at(f),
           severity: "blocking",
           code: "missing_vault_ref",
-          message: `${f.path} names ${scope}/${key}, which is not in the vault`,
+          message: `${f.path} names ${shown}, which is not in the vault`,
           remediation: `palyra-secrets set ${shellArg(scope)} ${key}`,
         });
       }
       continue;
     }
-    if (f.value === undefined || f.value.length === 0) continue;
-    const credential = detectCredential(f.value);
-    const sensitive = typeof f.segments.at(-1) === "string" && isSensitiveField(f.name);
-    if (!sensitive && credential === undefined) continue;
-    const key = suggestKey(f);
+
+    const kind = classifyValue(f);
+    if (kind.kind === "none") continue;
     const movable = f.keyRange !== undefined;
-    const remediation = movable
-      ? `palyra-secrets configure ${shellArg(f.path)} global ${key} --from-config${pathArg}`
-      : `remove the value from ${f.path} and store it with: palyra-secrets set global ${key}`;
-    const kind = credential === undefined ? "" : ` (recognised as: ${credential})`;
-    findings.push({
-      ...at(f),
-      severity: "blocking",
-      code: sensitive ? "plaintext_secret" : "known_credential",
-      message: `${f.path} holds a plaintext ${sensitive ? "secret" : "credential"}${kind}`,
-      remediation,
-    });
+    const field = shellArg(f.path);
+    const moveWith = (key: string) =>
+      movable
+        ? `palyra-secrets configure ${field} global ${key} --from-config${pathArg}`
+        : `remove the value from ${f.path} and store it with: palyra-secrets set global ${key}`;
+    switch (kind.kind) {
+      case "misplaced_ref": {
+        const refField = formatPath([...f.segments.slice(0, -1), f.name + VAULT_REF_SUFFIX]);
+        findings.push({
+          ...at(f),
+          severity: "warning",
+          code: "misplaced_vault_ref",
+          message: `${f.path} holds the vault reference ${kind.scope}/${kind.key}, not a secret; ` +
+            `a reference belongs in ${refField}`,
+          remediation: movable
+            ? `palyra-secrets configure ${field} ${shellArg(kind.scope)} ${kind.key} --from-config${pathArg}`
+            : `rename the field to ${refField}`,
+        });
+        break;
+      }
+      case "placeholder": {
+        const key = keyFor(f.segments);
+        const command = `palyra-secrets configure ${field} global ${key}${pathArg}`;
+        findings.push({
+          ...at(f),
+          severity: "warning",
+          code: "placeholder_secret",
+          message: `${f.path} holds a placeholder, not a secret`,
+          remediation: !movable
+            ? `put the real value in the vault: palyra-secrets set global ${key}, and its reference in place of ${f.path}`
+            : kind.variable === undefined
+            ? `store the real value (paste it at the prompt): ${command}`
+            : `printf '%s' "$${kind.variable}" | ${command}`,
+        });
+        break;
+      }
+      case "plaintext": {
+        const what = kind.credential !== undefined
+          ? ` (recognised as: ${kind.credential})`
+          : kind.url
+          ? " (a URL with a password)"
+          : "";
+        findings.push({
+          ...at(f),
+          severity: "blocking",
+          code: "plaintext_secret",
+          message: `${f.path} holds a plaintext secret${what}`,
+          remediation: moveWith(keyFor(f.segments)),
+        });
+        break;
+      }
+      case "known_credential":
+        findings.push({
+          ...at(f),
+          severity: "blocking",
+          code: "known_credential",
+          message: `${f.path} holds a plaintext credential (recognised as: ${kind.credential})`,
+          remediation: moveWith(keyFor(f.segments)),
+        });
+        break;
+      case "embedded_credential":
+        findings.push({
+          ...at(f),
+          severity: "blocking",
+          code: "embedded_credential",
+          message: `the text of ${f.path} contains a plaintext credential (recognised as: ${kind.credential})`,
+          remediation: `remove the ${kind.credential} from the text of ${f.path}; if it is needed, store it with: ` +
+            `palyra-secrets set global ${keyFor(f.segments)}, and revoke it if the file was shared`,
+        });
+        break;
+      case "url_credentials":
+        findings.push({
+          ...at(f),
+          severity: "blocking",
+          code: "url_credentials",
+          message: `${f.path} holds a URL with a password in it`,
+          remediation: kind.whole
+            ? moveWith(keyFor(f.segments))
+            : `remove the password from the URL in the text of ${f.path}`,
+        });
+        break;
+    }
+  }
+
+  if (options.backupsOf !== undefined) {
+    for (const hit of await backupsWithPlaintext(options.backupsOf, options.fs)) {
+      const first = hit.fields[0];
+      const names = hit.fields.map((x) => x.path);
+      findings.push({
+        file: hit.path,
+        line: first?.line ?? 1,
+        column: first?.column ?? 1,
+        field: first?.path ?? "",
+        severity: "warning",
+        code: "plaintext_in_backup",
+        message: names.length === 0
+          ? `${hit.path}, a backup of ${file}, may hold a plaintext secret`
+          : `${hit.path}, a backup of ${file}, holds plaintext in ${names.join(", ")}`,
+        remediation: `delete the backup once ${file} works: rm ${shellArg(hit.path)}`,
+      });
+    }
   }
 
   const count = (s: FindingSeverity) => findings.filter((x) => x.severity === s).length;

@@ -1,20 +1,33 @@
 /**
- * `configure` (SPEC §8): store a config field's secret in the vault and turn
+ * `configure`: store a config field's secret in the vault and turn
  * the field into `<field>_vault_ref = "<scope>/<key>"`, changing nothing else
- * in the file: comments, order, spacing, line endings and other tables stay
- * byte for byte.
+ * in the file: comments, order, spacing, line endings, a byte order mark and
+ * other tables stay byte for byte. The file is locked while it is read,
+ * changed and written, so concurrent runs on one file never lose an update.
  */
 import { basename, dirname, join } from "node:path";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
 import { fromUtf8, utf8 } from "../crypto/encoding.ts";
+import { acquireLock } from "../lock.ts";
 import { formatScope, formatVaultRef, toScope, validateKey, type VaultScope } from "../scope.ts";
 import { type FileSystem, nodeFileSystem } from "../platform/fs.ts";
-import { VAULT_REF_SUFFIX } from "./sensitive.ts";
+import { findCredential, isPlaceholder, VAULT_REF_SUFFIX } from "./sensitive.ts";
+import { backupsWithPlaintext, refIn } from "./audit.ts";
 import { type ConfigField, formatPath, parseConfigFields, parsePath } from "./toml.ts";
 
-/** What configure needs from the vault. */
+/**
+ * What configure needs from the vault. With `overwrite: false`, `putSecret`
+ * must refuse (`conflict`) to replace a different value, and do nothing when
+ * the key already holds the same one; `Vault.putSecret` does. When its result
+ * has `replaced: true`, a different value was replaced.
+ */
 export interface SecretStore {
-  putSecret(scope: VaultScope | string, key: string, value: Uint8Array | string): Promise<unknown>;
+  putSecret(
+    scope: VaultScope | string,
+    key: string,
+    value: Uint8Array | string,
+    options?: { overwrite?: boolean },
+  ): Promise<unknown>;
 }
 
 /** Options of `configureField`. */
@@ -30,6 +43,10 @@ export interface ConfigureOptions {
   fromConfig?: boolean;
   /** How many backups to keep (`<file>.bak.1` newest). Default 5; 0 keeps none. */
   backups?: number;
+  /** Replace a different value already stored under the key (otherwise that is a `conflict`). */
+  force?: boolean;
+  /** How long to wait for another configure run on the same file. Default 10 000 ms. */
+  lockTimeoutMs?: number;
   vault: SecretStore;
   /** @internal the file layer (tests inject faults). */
   fs?: FileSystem;
@@ -44,10 +61,18 @@ export interface ConfigureResult {
   reference: string;
   /** Whether a value was stored in the vault. */
   stored: boolean;
+  /** Whether storing replaced a different value (only with `force`). */
+  replaced: boolean;
   /** Whether the file changed. */
   changed: boolean;
   /** The backup of the previous file, when one was made. */
   backup: string | undefined;
+  /**
+   * Every backup beside the file (`<file>.bak.N`) that still holds a
+   * plaintext secret, newest first; checked whenever the file changed. Warn
+   * the user: these should be deleted once the new file works.
+   */
+  plaintextBackups: string[];
 }
 
 /** A TOML basic string holding `text`. */
@@ -173,39 +198,85 @@ export async function configureField(options: ConfigureOptions): Promise<Configu
   if (!options.fromConfig && options.value === undefined) {
     throw new TypeError("configure failed: give a value, or fromConfig to move the one in the file");
   }
+  const segments = parsePath(options.field);
 
   // Write where the file really is, so a symlinked config (dotfiles) stays a link.
   let path: string;
+  try {
+    path = await fs.realpath(options.path);
+  } catch (e) {
+    throw readError(options.path, e);
+  }
+  // One configure at a time per file: read, change and write under the lock.
+  const lock = await acquireLock(fs, join(dirname(path), `.${basename(path)}.lock`), {
+    timeoutMs: options.lockTimeoutMs ?? 10_000,
+    staleAfterMs: 30_000,
+    what: `config file "${options.path}"`,
+  });
+  try {
+    return await configureLocked(options, fs, path, scope, key, reference, keep, segments);
+  } finally {
+    await lock.release();
+  }
+}
+
+function readError(file: string, e: unknown): VaultError {
+  if (errnoCode(e) === "ENOENT") {
+    return new VaultError("not_found", `configure failed: the config file "${file}" does not exist`, {
+      hint: "pass --path with the file to change",
+    });
+  }
+  return fsError("read config file", file, e);
+}
+
+async function configureLocked(
+  options: ConfigureOptions,
+  fs: FileSystem,
+  path: string,
+  scope: string,
+  key: string,
+  reference: string,
+  keep: number,
+  segments: (string | number)[] | undefined,
+): Promise<ConfigureResult> {
   let bytes: Uint8Array;
   let mode: number;
   try {
-    path = await fs.realpath(options.path);
     bytes = await fs.readFile(path);
     mode = (await fs.lstat(path))?.mode ?? 0o600;
   } catch (e) {
-    if (errnoCode(e) === "ENOENT") {
-      throw new VaultError("not_found", `configure failed: the config file "${options.path}" does not exist`, {
-        hint: "pass --path with the file to change",
-      });
-    }
-    throw fsError("read config file", options.path, e);
+    throw readError(options.path, e);
   }
   let text: string;
   try {
     text = fromUtf8(bytes);
   } catch {
-    throw new VaultError("io", `read config file "${options.path}" failed: it is not valid UTF-8`);
+    throw new VaultError("invalid_config", `read config file "${options.path}" failed: it is not valid UTF-8`, {
+      hint: "save the file as UTF-8",
+    });
   }
   const plan = planConfigure(text, options.path, options.field, reference);
-  const field = formatPath(parsePath(options.field)!);
+  const field = formatPath(segments!);
+  const unchanged = (stored: boolean, replaced: boolean): ConfigureResult => ({
+    path,
+    field: plan.refField,
+    reference,
+    stored,
+    replaced,
+    changed: false,
+    backup: undefined,
+    plaintextBackups: [],
+  });
 
+  // A reference typed into the plain field: the fix is a rename, not a store.
+  const misplaced = plan.plaintext === undefined || findCredential(plan.plaintext) !== undefined
+    ? undefined
+    : refIn(plan.plaintext);
   let value: Uint8Array | undefined;
   if (options.fromConfig) {
     if (plan.plaintext === undefined) {
-      if (plan.text === text) {
-        // Already done: re-running is harmless.
-        return { path, field: plan.refField, reference, stored: false, changed: false, backup: undefined };
-      }
+      // Already done: re-running is harmless.
+      if (plan.text === text) return unchanged(false, false);
       throw new VaultError("not_found", `configure ${field} failed: --from-config, but the file holds no value there`, {
         hint: "pipe the value on stdin instead",
       });
@@ -215,40 +286,87 @@ export async function configureField(options: ConfigureOptions): Promise<Configu
         hint: "pipe the value on stdin instead",
       });
     }
-    value = utf8(plan.plaintext);
+    if (misplaced !== undefined) {
+      const held = `${misplaced.scope}/${misplaced.key}`;
+      if (held !== reference) {
+        throw new VaultError(
+          "conflict",
+          `configure ${field} failed: the field holds the vault reference ${held}, not ${reference}`,
+          {
+            hint: `run configure ${field} ${misplaced.scope} ${misplaced.key} --from-config to rename the field, ` +
+              `or pipe the secret on stdin to store it as ${reference}`,
+          },
+        );
+      }
+    } else if (isPlaceholder(plan.plaintext)) {
+      throw new VaultError("not_found", `configure ${field} failed: the file holds a placeholder there, not a secret`, {
+        hint: "pipe the real value on stdin instead (without --from-config)",
+      });
+    } else {
+      value = utf8(plan.plaintext);
+    }
   } else {
     value = options.value;
   }
   if (plan.text !== text) verify(plan.text, options.path, field, plan.refField, reference);
 
-  await options.vault.putSecret(scope, key, value!);
-  if (options.fromConfig) value!.fill(0);
-  if (plan.text === text) {
-    return { path, field: plan.refField, reference, stored: true, changed: false, backup: undefined };
+  let stored = false;
+  let replaced = false;
+  if (value !== undefined) {
+    let result: unknown;
+    try {
+      result = await options.vault.putSecret(scope, key, value, { overwrite: options.force === true });
+    } catch (e) {
+      if (VaultError.is(e, "conflict")) {
+        throw new VaultError(
+          "conflict",
+          `configure ${field} failed: ${reference} already holds a different value; nothing was changed`,
+          {
+            hint: "choose another key, or pass --force (force: true) to replace the stored value",
+            cause: e,
+          },
+        );
+      }
+      throw e;
+    } finally {
+      if (options.fromConfig) value.fill(0);
+    }
+    stored = true;
+    replaced = typeof result === "object" && result !== null && (result as { replaced?: unknown }).replaced === true;
   }
+  if (plan.text === text) return unchanged(stored, replaced);
 
   let backup: string | undefined;
   try {
     if (keep > 0) backup = await rotateBackups(fs, path, keep, bytes);
     await fs.writeFileAtomic(path, utf8(plan.text), mode);
   } catch (e) {
+    const what = stored ? `the secret was stored as ${reference}, but rewriting` : "rewriting";
     throw new VaultError(
       "io",
-      `configure ${field}: the secret was stored as ${reference}, but rewriting "${options.path}" failed (${
-        errnoCode(e) ?? (e as Error).message
-      })`,
+      `configure ${field}: ${what} "${options.path}" failed (${errnoCode(e) ?? (e as Error).message})`,
       {
-        hint: "the secret stays in the vault; fix the problem and run configure again (without --from-config)",
+        hint: stored
+          ? "the secret stays in the vault; fix the problem and run configure again (without --from-config)"
+          : "fix the problem and run configure again",
         cause: e,
       },
     );
+  }
+  let plaintextBackups: string[];
+  try {
+    plaintextBackups = (await backupsWithPlaintext(path, fs)).map((h) => h.path);
+  } catch {
+    plaintextBackups = backup === undefined ? [] : [backup];
   }
   return {
     path: join(dirname(path), basename(path)),
     field: plan.refField,
     reference,
-    stored: true,
+    stored,
+    replaced,
     changed: true,
     backup,
+    plaintextBackups,
   };
 }

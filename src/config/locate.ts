@@ -1,4 +1,4 @@
-/** Where the Palyra config file is when none is named (SPEC §8). */
+/** Where the Palyra config file is when none is named. */
 import { join } from "node:path";
 import process from "node:process";
 import { VaultError } from "../errors.ts";

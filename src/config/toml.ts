@@ -86,21 +86,109 @@ function keyName(k: AST.TOMLBare | AST.TOMLQuoted): string {
   return k.type === "TOMLBare" ? k.name : k.value;
 }
 
-/** Parses TOML text into its fields; a syntax error is an `io` error naming line and column. */
+/** How deep arrays and inline tables may nest; real configs stay far below this. */
+export const MAX_NESTING = 200;
+
+const BOM = "\uFEFF";
+
+/**
+ * The deepest nesting of `[` and `{` outside strings and comments. A cheap
+ * scan that runs before the (recursive) parser, so that a hostile file fails
+ * the same way on every runtime instead of overflowing the stack.
+ */
+function nestingDepth(text: string, stopAt: number): number {
+  let depth = 0;
+  let max = 0;
+  let i = 0;
+  const n = text.length;
+  while (i < n) {
+    const c = text[i]!;
+    if (c === "#") {
+      while (i < n && text[i] !== "\n") i++;
+    } else if (c === '"' || c === "'") {
+      const triple = text.startsWith(c.repeat(3), i);
+      const basic = c === '"';
+      i += triple ? 3 : 1;
+      while (i < n) {
+        const d = text[i]!;
+        if (basic && d === "\\") {
+          i += 2;
+          continue;
+        }
+        if (!triple && d === "\n") break;
+        if (d === c && (!triple || text.startsWith(c.repeat(3), i))) {
+          if (triple) {
+            i += 3;
+            while (text[i] === c) i++; // up to two quotes may end the content
+          } else {
+            i++;
+          }
+          break;
+        }
+        i++;
+      }
+      continue;
+    } else if (c === "[" || c === "{") {
+      depth++;
+      if (depth > max) {
+        max = depth;
+        if (max > stopAt) return max;
+      }
+    } else if (c === "]" || c === "}") {
+      if (depth > 0) depth--;
+    }
+    i++;
+  }
+  return max;
+}
+
+function invalidConfig(file: string, why: string, hint: string, cause?: unknown): VaultError {
+  return new VaultError("invalid_config", `parse config "${file}" failed${why}`, {
+    hint,
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
+/**
+ * Parses TOML text into its fields. A UTF-8 byte order mark at the start is
+ * skipped (lines and columns count from after it; source offsets still index
+ * `text`). A syntax error is an `invalid_config` error naming the 1-based line
+ * and column.
+ */
 export function parseConfigFields(text: string, file: string): ConfigField[] {
-  let program: AST.TOMLProgram;
+  const offset = text.startsWith(BOM) ? 1 : 0;
+  const body = offset === 0 ? text : text.slice(offset);
+  if (nestingDepth(body, MAX_NESTING) > MAX_NESTING) {
+    throw invalidConfig(
+      file,
+      `: arrays or inline tables nest deeper than ${MAX_NESTING} levels`,
+      "flatten the structure; a Palyra config never nests that deep",
+    );
+  }
   try {
-    program = parseTOML(text);
+    return collectFields(body, offset);
   } catch (e) {
+    if (e instanceof VaultError) throw e;
     if (e instanceof ParseError) {
-      throw new VaultError(
-        "io",
-        `parse config "${file}" failed at line ${e.lineNumber}, column ${e.column}: ${e.message}`,
-        { hint: "fix the TOML syntax at that place and run again", cause: e },
+      // The parser counts columns from 0; findings (and editors) count from 1.
+      throw invalidConfig(
+        file,
+        ` at line ${e.lineNumber}, column ${e.column + 1}: ${e.message}`,
+        "fix the TOML syntax at that place and run again",
+        e,
       );
+    }
+    if (e instanceof RangeError) {
+      // A stack overflow in the parser: nesting the scan above did not catch.
+      throw invalidConfig(file, ": the file nests too deeply to be read", "flatten the structure", e);
     }
     throw e;
   }
+}
+
+function collectFields(text: string, offset: number): ConfigField[] {
+  const program: AST.TOMLProgram = parseTOML(text);
+  const shift = (r: readonly [number, number]): readonly [number, number] => [r[0] + offset, r[1] + offset];
   const fields: ConfigField[] = [];
   const visitValue = (
     node: AST.TOMLContentNode,
@@ -122,8 +210,8 @@ export function parseConfigFields(text: string, file: string): ConfigField[] {
         value: node.kind === "string" ? node.value : undefined,
         line: at.loc.start.line,
         column: at.loc.start.column + 1,
-        valueRange: node.range,
-        keyRange,
+        valueRange: shift(node.range),
+        keyRange: keyRange === undefined ? undefined : shift(keyRange),
         keyQuoted,
       });
     }
