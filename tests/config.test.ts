@@ -475,23 +475,34 @@ describe("vault references in the wrong place", () => {
 
   test("an invalid *_vault_ref is never echoed; a credential pasted there is named", async () => {
     const pasted = "sk-ant-api03-PASTEDPASTEDPASTED0123";
-    const text =
-      `[p]\napi_key_vault_ref = "${pasted}"\nother_vault_ref = "Global/Bad Key"\nthird_vault_ref = "nothing-like-a-ref"\n`;
+    const text = [
+      "[p]",
+      `api_key_vault_ref = "${pasted}"`,
+      'other_vault_ref = "Global/Bad Key"',
+      'third_vault_ref = "nothing-like-a-ref"',
+      'db_vault_ref = "postgres://app:hunter2pass@db/app"',
+      "",
+    ].join("\n");
     const report = await auditConfig(text, { path: "palyra.toml", vault: await newVault() });
     assert.deepEqual(report.findings.map((f) => [f.field, f.severity, f.code]), [
       ["p.api_key_vault_ref", "blocking", "invalid_vault_ref"],
       ["p.other_vault_ref", "blocking", "invalid_vault_ref"],
       ["p.third_vault_ref", "blocking", "invalid_vault_ref"],
+      ["p.db_vault_ref", "blocking", "invalid_vault_ref"],
     ]);
     assert.match(report.findings[0]!.message, /Anthropic API key/);
     assert.doesNotMatch(report.findings[1]!.message, /API key|credential/);
+    assert.match(report.findings[3]!.message, /URL with a password/);
     assert.deepEqual(report.references.map((r) => [r.field, r.reference, r.status]), [
       ["p.api_key_vault_ref", "<redacted>", "invalid"],
       ["p.other_vault_ref", "<redacted>", "invalid"],
       ["p.third_vault_ref", "<redacted>", "invalid"],
+      ["p.db_vault_ref", "<redacted>", "invalid"],
     ]);
     const json = JSON.stringify(report);
-    for (const leak of ["PASTED", "Bad Key", "nothing-like"]) assert.ok(!json.includes(leak), `report leaks ${leak}`);
+    for (const leak of ["PASTED", "Bad Key", "nothing-like", "hunter2"]) {
+      assert.ok(!json.includes(leak), `report leaks ${leak}`);
+    }
   });
 });
 

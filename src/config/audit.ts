@@ -199,9 +199,14 @@ export function classifyValue(f: ConfigField): ValueKind {
  */
 export function holdsPlaintext(f: ConfigField): boolean {
   if (f.value === undefined) return false;
-  if (isRefField(f)) return refIn(f.value) === undefined && findCredential(f.value) !== undefined;
+  if (isRefField(f)) return refIn(f.value) === undefined && secretInRefField(f.value) !== undefined;
   const k = classifyValue(f).kind;
   return k === "plaintext" || k === "known_credential" || k === "embedded_credential" || k === "url_credentials";
+}
+
+/** What kind of secret a `*_vault_ref` value that does not parse looks like, if any. */
+function secretInRefField(value: string): string | undefined {
+  return findCredential(value)?.name ?? (findUrlCredential(value) === undefined ? undefined : "a URL with a password");
 }
 
 /** Why a reference does not parse, in words that never quote it. */
@@ -361,7 +366,7 @@ export async function auditConfig(text: string, options: AuditOptions): Promise<
       if (ref === undefined) {
         // Never echo the text: it may be a secret pasted into the wrong field.
         references.push({ field: f.path, reference: "<redacted>", scope: null, key: null, status: "invalid" });
-        const credential = findCredential(f.value);
+        const credential = secretInRefField(f.value);
         const baseSegments = [...f.segments.slice(0, -1), base];
         const baseField = formatPath(baseSegments);
         findings.push({
@@ -370,7 +375,7 @@ export async function auditConfig(text: string, options: AuditOptions): Promise<
           code: "invalid_vault_ref",
           message: credential === undefined
             ? `${f.path} is not a valid vault reference: ${refProblem(f.value)} (its text is not shown)`
-            : `${f.path} is not a vault reference but holds a plaintext credential (recognised as: ${credential.name}; its text is not shown)`,
+            : `${f.path} is not a vault reference but holds a plaintext credential (recognised as: ${credential}; its text is not shown)`,
           remediation: credential === undefined
             ? `fix the reference: [vault://]<scope>/<key>, e.g. "global/${keyFor(baseSegments)}"`
             : `move the credential into the vault: palyra-secrets configure ${shellArg(baseField)} global ${
