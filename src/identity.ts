@@ -81,20 +81,42 @@ async function newPrivateKeyPem(): Promise<string> {
 }
 
 /**
+ * Loads the identity in `dir` without creating anything: `undefined` when
+ * neither `state.v1.json` nor `ca/state.json` exists (or the folder itself
+ * does not). An identity that exists but cannot be read is an error.
+ */
+export async function loadIdentity(fs: FileSystem, dir: string): Promise<DeviceIdentity | undefined> {
+  let info;
+  try {
+    info = await fs.lstat(dir);
+  } catch (e) {
+    throw fsError("inspect identity folder", dir, e);
+  }
+  if (info === undefined) return undefined;
+  await secureDir(fs, dir, "identity folder", { create: false });
+  const path = join(dir, IDENTITY_FILE);
+  const current = await readIfExists(fs, path);
+  if (current !== undefined) return { path, privateKeyPem: parseIdentity(path, current, false), created: false };
+  const legacyPath = join(dir, LEGACY_IDENTITY_FILE);
+  const legacy = await readIfExists(fs, legacyPath);
+  if (legacy !== undefined) {
+    return { path: legacyPath, privateKeyPem: parseIdentity(legacyPath, legacy, true), created: false };
+  }
+  return undefined;
+}
+
+/**
  * Loads the identity in `dir`, creating it when neither `state.v1.json` nor
  * `ca/state.json` exists. Racing creators all end up with the one that won.
+ * Call it only for an operation that writes, and only once it is known that
+ * no secrets exist that an earlier identity sealed.
  */
 export async function loadOrCreateIdentity(fs: FileSystem, dir: string): Promise<DeviceIdentity> {
   await secureDir(fs, dir, "identity folder");
   const path = join(dir, IDENTITY_FILE);
   for (let attempt = 0; attempt < 3; attempt++) {
-    const current = await readIfExists(fs, path);
-    if (current !== undefined) return { path, privateKeyPem: parseIdentity(path, current, false), created: false };
-    const legacyPath = join(dir, LEGACY_IDENTITY_FILE);
-    const legacy = await readIfExists(fs, legacyPath);
-    if (legacy !== undefined) {
-      return { path: legacyPath, privateKeyPem: parseIdentity(legacyPath, legacy, true), created: false };
-    }
+    const existing = await loadIdentity(fs, dir);
+    if (existing !== undefined) return existing;
     const pem = await newPrivateKeyPem();
     const doc = { version: 1, ca: { private_key_pem: pem, created_at_unix_ms: Date.now() } };
     try {
@@ -108,7 +130,7 @@ export async function loadOrCreateIdentity(fs: FileSystem, dir: string): Promise
   throw new VaultError("identity", `create device identity in "${dir}" failed: the file keeps changing`);
 }
 
-/** Derives the device KEK from an identity (SPEC §3). */
+/** Derives the device KEK from an identity (docs/FORMAT.md §2). */
 export function identityKek(identity: DeviceIdentity): Uint8Array {
   const seed = utf8(identity.privateKeyPem);
   try {

@@ -1,12 +1,18 @@
 /**
- * The per-scope index, `scopes/<scope_dir>/metadata.json` (SPEC §5). A
- * malformed index is an error, never an empty scope: treating it as empty
- * would let the next write drop every entry it held.
+ * The per-scope index, `scopes/<scope_dir>/metadata.json` (docs/FORMAT.md
+ * §5.1). A malformed index is an error, never an empty scope: treating it as
+ * empty would let the next write drop every entry it held. The folder is not
+ * trusted, so every scope and key in it is checked against the grammar before
+ * anything shows it to a user.
  */
 import { errnoCode, fsError, VaultError } from "./errors.ts";
 import { fromUtf8, utf8 } from "./crypto/encoding.ts";
 import { isObjectId } from "./crypto/ids.ts";
+import { formatScope, parseScope, validateKey } from "./scope.ts";
 import type { FileSystem } from "./platform/fs.ts";
+
+/** The largest index read (about 300 000 entries); a bigger file is refused before it is read. */
+export const MAX_INDEX_BYTES = 64 * 1024 * 1024;
 
 /** One entry of a scope index, as stored. */
 export interface IndexEntry {
@@ -25,7 +31,7 @@ export interface ScopeIndex {
 }
 
 function corrupt(path: string, why: string, cause?: unknown): VaultError {
-  return new VaultError("io", `read index "${path}" failed: it is corrupt (${why})`, {
+  return new VaultError("corrupt", `read index "${path}" failed: it is corrupt (${why})`, {
     hint: "restore metadata.json from a backup; the envelopes in objects/ are untouched",
     cause,
   });
@@ -33,8 +39,31 @@ function corrupt(path: string, why: string, cause?: unknown): VaultError {
 
 const isCount = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 
-/** Parses and checks an index. */
-export function parseIndex(path: string, scope: string, bytes: Uint8Array): ScopeIndex {
+/** The canonical form of a scope string, or `undefined` when it is not one. */
+function canonicalScope(text: unknown): string | undefined {
+  if (typeof text !== "string") return undefined;
+  try {
+    const s = formatScope(parseScope(text));
+    return s === text ? s : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function isKey(text: string): boolean {
+  try {
+    validateKey(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Parses and checks an index: the scope it names (which must be `scope` when
+ * given), every key against the key grammar, every object id against its key.
+ */
+export function parseIndex(path: string, scope: string | undefined, bytes: Uint8Array): ScopeIndex {
   let doc: unknown;
   try {
     doc = JSON.parse(fromUtf8(bytes));
@@ -44,8 +73,10 @@ export function parseIndex(path: string, scope: string, bytes: Uint8Array): Scop
   if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw corrupt(path, "not a JSON object");
   const d = doc as Record<string, unknown>;
   if (d.version !== 1) throw corrupt(path, `unsupported version ${JSON.stringify(d.version) ?? "undefined"}`);
-  if (d.scope !== scope) {
-    throw corrupt(path, `it names scope ${JSON.stringify(d.scope)}, expected ${JSON.stringify(scope)}`);
+  const named = canonicalScope(d.scope);
+  if (named === undefined) throw corrupt(path, "its scope is not a valid scope");
+  if (scope !== undefined && named !== scope) {
+    throw corrupt(path, `it names another scope than ${JSON.stringify(scope)}`);
   }
   if (!Array.isArray(d.entries)) throw corrupt(path, '"entries" is not an array');
   const entries: IndexEntry[] = [];
@@ -55,7 +86,7 @@ export function parseIndex(path: string, scope: string, bytes: Uint8Array): Scop
     if (
       typeof e !== "object" || e === null || typeof e.key !== "string" || typeof e.object_id !== "string" ||
       !isObjectId(e.object_id) || !isCount(e.created_at_unix_ms) || !isCount(e.updated_at_unix_ms) ||
-      !isCount(e.value_bytes)
+      !isCount(e.value_bytes) || !isKey(e.key)
     ) {
       throw corrupt(path, `entry ${entries.length} is malformed`);
     }
@@ -71,16 +102,17 @@ export function parseIndex(path: string, scope: string, bytes: Uint8Array): Scop
       value_bytes: e.value_bytes,
     });
   }
-  return { version: 1, scope, entries };
+  return { version: 1, scope: named, entries };
 }
 
 /** Reads a scope's index; an absent file is an empty index. */
 export async function readIndex(fs: FileSystem, path: string, scope: string): Promise<ScopeIndex> {
   let bytes: Uint8Array;
   try {
-    bytes = await fs.readFile(path);
+    bytes = await fs.readFile(path, MAX_INDEX_BYTES);
   } catch (e) {
     if (errnoCode(e) === "ENOENT") return { version: 1, scope, entries: [] };
+    if (errnoCode(e) === "EFBIG") throw corrupt(path, `it is larger than ${MAX_INDEX_BYTES} bytes`, e);
     throw fsError("read index", path, e);
   }
   return parseIndex(path, scope, bytes);

@@ -1,31 +1,49 @@
 /**
- * The vault (SPEC §5, §11): seals values, keeps the per-scope indexes and
- * hands envelopes to a backend.
+ * The vault (docs/FORMAT.md §5): seals values, keeps the per-scope indexes
+ * and hands envelopes to a backend.
+ *
+ * Opening a vault creates nothing: the identity, the vault folder and its
+ * `backend.kind` are created by the first write, so a read-only command
+ * pointed at a mistyped folder reports it instead of creating an empty vault.
  */
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { errnoCode, fsError, VaultError } from "./errors.ts";
 import { utf8 } from "./crypto/encoding.ts";
 import { openEnvelope, sealEnvelope } from "./crypto/envelope.ts";
 import { objectId, scopeDirName } from "./crypto/ids.ts";
-import { KEY_BYTES } from "./crypto/kdf.ts";
+import { kekId, KEY_BYTES } from "./crypto/kdf.ts";
 import { SensitiveBytes } from "./crypto/sensitive.ts";
 import { formatScope, parseVaultRef, toScope, validateKey, type VaultScope } from "./scope.ts";
 import { type FileSystem, nodeFileSystem } from "./platform/fs.ts";
 import { defaultIdentityDir, envVar } from "./platform/env.ts";
 import { secureDir } from "./folders.ts";
-import { identityKek, loadOrCreateIdentity } from "./identity.ts";
+import { type DeviceIdentity, identityKek, loadIdentity, loadOrCreateIdentity } from "./identity.ts";
 import { acquireLock } from "./lock.ts";
-import { encodeIndex, findEntry, type IndexEntry, parseIndex, readIndex, type ScopeIndex } from "./metadata.ts";
+import {
+  encodeIndex,
+  findEntry,
+  type IndexEntry,
+  MAX_INDEX_BYTES,
+  parseIndex,
+  readIndex,
+} from "./metadata.ts";
 import type { BackendKind, BlobBackend } from "./backends/backend.ts";
-import { type BackendPreference, parseBackendPreference, selectBackend } from "./backends/select.ts";
+import {
+  type BackendHost,
+  type BackendPreference,
+  parseBackendPreference,
+  readBackendMarker,
+  recordBackend,
+  selectBackend,
+} from "./backends/select.ts";
 import { type CommandRunner, runCommand } from "./platform/subprocess.ts";
 import { osPlatform } from "./platform/process.ts";
 
 /** Options of `Vault.open`. */
 export interface VaultOptions {
-  /** Vault folder. Default: `PALYRA_VAULT_DIR`, else `vault` beside the identity folder. */
+  /** Vault folder. Default: `PALYRA_VAULT_DIR`, else `vault` beside the identity folder. Required with a custom backend. */
   root?: string;
-  /** Identity folder. Default: see SPEC §4 (`PALYRA_IDENTITY_DIR`, XDG state folder, …). */
+  /** Identity folder. Default: `PALYRA_IDENTITY_DIR`, else `$XDG_STATE_HOME/palyra/identity`, else `~/.local/state/palyra/identity`. */
   identityRoot?: string;
   /** A raw 32-byte KEK used instead of the device identity (copied; the caller keeps its own). */
   kek?: Uint8Array;
@@ -35,8 +53,18 @@ export interface VaultOptions {
   maxSecretBytes?: number;
   /** How long a writer waits for a scope's lock. Default 5000 ms. */
   lockTimeoutMs?: number;
-  /** Age after which a lock of unknown liveness is reclaimed. Default 30000 ms. */
+  /** Age after which a lock of another host (or an unreadable one) is reclaimed. Default 30000 ms. */
   staleAfterMs?: number;
+}
+
+/** Options of `putSecret`. */
+export interface PutOptions {
+  /**
+   * Whether a different value already stored under the key may be replaced.
+   * Default `true`. With `false`, a different value is a `conflict` error and
+   * the same value is left as it is (nothing is written).
+   */
+  overwrite?: boolean;
 }
 
 /** What the vault knows about a stored secret (never its value). */
@@ -46,6 +74,12 @@ export interface SecretMetadata {
   createdAtUnixMs: number;
   updatedAtUnixMs: number;
   valueBytes: number;
+}
+
+/** What `putSecret` did. */
+export interface PutResult extends SecretMetadata {
+  /** True when a different value was stored under the key before and was replaced. */
+  replaced: boolean;
 }
 
 /** Things tests replace: the file layer, the process runner, the platform name. */
@@ -59,6 +93,17 @@ const DEFAULT_MAX_SECRET_BYTES = 64 * 1024;
 const DEFAULT_LOCK_TIMEOUT_MS = 5_000;
 const DEFAULT_STALE_AFTER_MS = 30_000;
 const SCOPE_DIR_RE = /^s_[0-9a-f]{32}$/;
+
+interface Limits {
+  maxSecretBytes: number;
+  lockTimeoutMs: number;
+  staleAfterMs: number;
+}
+
+/** The largest envelope a value of `maxSecretBytes` can give: base64 of the value plus the fixed fields. */
+export function maxEnvelopeBytes(maxSecretBytes: number): number {
+  return Math.ceil(maxSecretBytes / 3) * 4 + 1024;
+}
 
 function positive(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback;
@@ -78,17 +123,102 @@ function toMetadata(scope: string, e: IndexEntry): SecretMetadata {
   };
 }
 
-async function resolveFolder(fs: FileSystem, path: string, what: string): Promise<string> {
-  // The folder the user names may be reached through a link; nothing inside it may.
-  await secureDir(fs, path, what, { create: true, allowSymlink: true });
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
+  return diff === 0;
+}
+
+const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
+
+/**
+ * Where the vault folder is: its canonical path when it exists (a link given
+ * by the user is followed, after checking it leads to a folder, so nothing is
+ * changed through a link to a file), else the absolute path it will have.
+ */
+async function locateRoot(fs: FileSystem, path: string): Promise<{ root: string; exists: boolean }> {
+  const what = "vault folder";
+  let info;
+  try {
+    info = await fs.lstat(path);
+  } catch (e) {
+    throw fsError(`inspect ${what}`, path, e);
+  }
+  if (info === undefined) {
+    // The nearest existing ancestor, canonical, so vault.root never changes once created.
+    let base = resolve(path);
+    const rest: string[] = [];
+    for (;;) {
+      const parent = dirname(base);
+      const here = await fs.lstat(base).catch(() => undefined);
+      if (here !== undefined || parent === base) break;
+      rest.unshift(base.slice(parent.length).replace(/^[\\/]/, ""));
+      base = parent;
+    }
+    const real = await fs.realpath(base).catch(() => base);
+    return { root: join(real, ...rest), exists: false };
+  }
   let real: string;
   try {
     real = await fs.realpath(path);
   } catch (e) {
     throw fsError(`resolve ${what}`, path, e);
   }
+  // Checked at the real path: a link to a file is refused before anything is changed.
   await secureDir(fs, real, what, { create: false });
-  return real;
+  // Tighten what exists inside too; nothing is created.
+  for (const sub of ["scopes", "objects"]) {
+    const path = join(real, sub);
+    if ((await fs.lstat(path).catch(() => undefined)) !== undefined) {
+      await secureDir(fs, path, `${sub} folder`, { create: false });
+    }
+  }
+  return { root: real, exists: true };
+}
+
+/** Whether the vault folder holds any secret (an index entry or a stored object). */
+async function holdsSecrets(fs: FileSystem, root: string): Promise<boolean> {
+  for (const folder of ["objects", "objects_dpapi"]) {
+    const names = await fs.readDir(join(root, folder)).catch(() => [] as string[]);
+    if (names.some((n) => n.startsWith("obj_"))) return true;
+  }
+  const scopes = await fs.readDir(join(root, "scopes")).catch(() => [] as string[]);
+  for (const name of scopes.filter((n) => SCOPE_DIR_RE.test(n))) {
+    const bytes = await fs.readFile(join(root, "scopes", name, "metadata.json"), MAX_INDEX_BYTES).catch(() =>
+      undefined
+    );
+    // An index that cannot be read counts as holding secrets: never guess in favour of a new key.
+    if (bytes === undefined) continue;
+    try {
+      const doc = JSON.parse(new TextDecoder().decode(bytes)) as { entries?: unknown };
+      if (!Array.isArray(doc.entries) || doc.entries.length > 0) return true;
+    } catch {
+      return true;
+    }
+  }
+  return false;
+}
+
+function missingIdentity(identityDir: string, root: string): VaultError {
+  return new VaultError(
+    "identity",
+    `open vault failed: the device identity is missing from "${identityDir}", but the vault "${root}" holds secrets ` +
+      "sealed with it",
+    {
+      hint: "restore the identity folder from a backup (or point PALYRA_IDENTITY_DIR / --identity-dir at it); " +
+        "a new identity would not open these secrets, so none is created",
+    },
+  );
+}
+
+/** What a vault needs to create itself on its first write. */
+interface Pending {
+  /** The identity folder to create an identity in, when there is no KEK yet. */
+  identityDir: string | undefined;
+  /** The backend kind to record in `backend.kind` when the vault is created. */
+  recordKind: BackendKind | undefined;
+  host: BackendHost;
 }
 
 /**
@@ -106,35 +236,44 @@ async function resolveFolder(fs: FileSystem, path: string, what: string): Promis
 export class Vault {
   /** Absolute path of the vault folder. */
   readonly root: string;
-  /** The kind of the backend in use. */
-  readonly backendKind: string;
-  readonly #kek: Uint8Array;
-  readonly #backend: BlobBackend;
+  #kek: Uint8Array | undefined;
+  #kekId: string | undefined;
+  #backend: BlobBackend;
   readonly #fs: FileSystem;
-  readonly #maxSecretBytes: number;
-  readonly #lockTimeoutMs: number;
-  readonly #staleAfterMs: number;
+  readonly #limits: Limits;
+  #exists: boolean;
+  #pending: Pending;
+  #creating: Promise<void> | undefined;
   #closed = false;
 
   private constructor(
     root: string,
-    kek: Uint8Array,
+    exists: boolean,
+    kek: Uint8Array | undefined,
     backend: BlobBackend,
     fs: FileSystem,
-    limits: { maxSecretBytes: number; lockTimeoutMs: number; staleAfterMs: number },
+    limits: Limits,
+    pending: Pending,
   ) {
     this.root = root;
+    this.#exists = exists;
     this.#kek = kek;
+    this.#kekId = kek === undefined ? undefined : kekId(kek);
     this.#backend = backend;
-    this.backendKind = backend.kind;
     this.#fs = fs;
-    this.#maxSecretBytes = limits.maxSecretBytes;
-    this.#lockTimeoutMs = limits.lockTimeoutMs;
-    this.#staleAfterMs = limits.staleAfterMs;
+    this.#limits = limits;
+    this.#pending = pending;
+  }
+
+  /** The kind of the backend in use. */
+  get backendKind(): string {
+    return this.#backend.kind;
   }
 
   /**
-   * Opens (creating when needed) the vault folder and the device identity.
+   * Opens the vault folder and the device identity. Nothing is created until
+   * the first write: then the identity (if there is none and no `kek` was
+   * given), the vault folder and its `backend.kind`.
    *
    * @example
    * ```ts
@@ -149,16 +288,75 @@ export class Vault {
   /** @internal used by `openVaultWith`. */
   static _create(
     root: string,
-    kek: Uint8Array,
+    exists: boolean,
+    kek: Uint8Array | undefined,
     backend: BlobBackend,
     fs: FileSystem,
-    limits: { maxSecretBytes: number; lockTimeoutMs: number; staleAfterMs: number },
+    limits: Limits,
+    pending: Pending,
   ): Vault {
-    return new Vault(root, kek, backend, fs, limits);
+    return new Vault(root, exists, kek, backend, fs, limits, pending);
   }
 
   #check(): void {
     if (this.#closed) throw new VaultError("io", "use vault failed: it was closed", { hint: "open it again" });
+  }
+
+  /** The error for a read of a vault that was never created. */
+  #absent(action: string): VaultError {
+    return new VaultError("not_found", `${action} failed: there is no vault at "${this.root}"`, {
+      hint: "check the vault folder (--vault-dir, PALYRA_VAULT_DIR); a vault is created by its first write " +
+        "(palyra-secrets set …)",
+    });
+  }
+
+  /** Creates what the first write needs: the identity, then the vault folder and its backend.kind. */
+  #create(): Promise<void> {
+    this.#creating ??= (async () => {
+      const { identityDir, recordKind, host } = this.#pending;
+      if (this.#kek === undefined) {
+        if (identityDir === undefined) {
+          throw new VaultError("identity", "create device identity failed: no identity folder is known", {
+            hint: "pass `identityRoot`, or set PALYRA_IDENTITY_DIR",
+          });
+        }
+        // Created before the vault folder, so a failure here leaves no half-made vault.
+        this.#useIdentity(await loadOrCreateIdentity(this.#fs, identityDir));
+      }
+      if (!this.#exists) {
+        await secureDir(this.#fs, this.root, "vault folder");
+        this.#exists = true;
+      }
+      await secureDir(this.#fs, join(this.root, "scopes"), "scopes folder");
+      if (recordKind !== undefined) {
+        const winner = await recordBackend(this.root, recordKind, host);
+        if (winner !== undefined) this.#backend = winner;
+        this.#pending = { ...this.#pending, recordKind: undefined };
+      }
+    })();
+    // A failed creation is retried by the next write rather than remembered.
+    this.#creating.catch(() => (this.#creating = undefined));
+    return this.#creating;
+  }
+
+  #useIdentity(identity: DeviceIdentity): void {
+    const kek = identityKek(identity);
+    this.#kek = kek;
+    this.#kekId = kekId(kek);
+  }
+
+  /**
+   * The KEK for opening a stored object. Without one yet (no identity existed
+   * at open), the identity may have been created since by another process.
+   */
+  async #kekForRead(): Promise<Uint8Array> {
+    if (this.#kek === undefined) {
+      const dir = this.#pending.identityDir;
+      const identity = dir === undefined ? undefined : await loadIdentity(this.#fs, dir);
+      if (identity === undefined) throw missingIdentity(dir ?? "(unknown)", this.root);
+      this.#useIdentity(identity);
+    }
+    return this.#kek!;
   }
 
   #scopeDir(scope: string): string {
@@ -169,8 +367,8 @@ export class Vault {
     const dir = this.#scopeDir(scope);
     await secureDir(this.#fs, dir, `folder of scope ${JSON.stringify(scope)}`);
     const lock = await acquireLock(this.#fs, join(dir, ".metadata.lock"), {
-      timeoutMs: this.#lockTimeoutMs,
-      staleAfterMs: this.#staleAfterMs,
+      timeoutMs: this.#limits.lockTimeoutMs,
+      staleAfterMs: this.#limits.staleAfterMs,
       what: `scope ${JSON.stringify(scope)}`,
     });
     try {
@@ -180,104 +378,172 @@ export class Vault {
     }
   }
 
-  async #writeIndex(dir: string, index: ScopeIndex): Promise<void> {
-    const path = join(dir, "metadata.json");
+  async #writeIndex(path: string, bytes: Uint8Array, scope: string): Promise<void> {
     try {
-      await this.#fs.writeFileAtomic(path, encodeIndex(index));
+      await this.#fs.writeFileAtomic(path, bytes);
     } catch (e) {
-      throw fsError(`write index of scope ${JSON.stringify(index.scope)}`, path, e);
+      throw fsError(`write index of scope ${JSON.stringify(scope)}`, path, e);
     }
+  }
+
+  /** The index as it is on disk now: its bytes, `"absent"`, or `undefined` when it cannot be read. */
+  async #indexOnDisk(path: string): Promise<Uint8Array | "absent" | undefined> {
+    try {
+      return await this.#fs.readFile(path, MAX_INDEX_BYTES);
+    } catch (e) {
+      return errnoCode(e) === "ENOENT" ? "absent" : undefined;
+    }
+  }
+
+  async #getObject(id: string): Promise<Uint8Array> {
+    return await this.#backend.get(id);
   }
 
   async #readPrevious(id: string): Promise<Uint8Array | undefined> {
     try {
-      return await this.#backend.get(id);
+      return await this.#getObject(id);
     } catch (e) {
       if (VaultError.is(e, "not_found")) return undefined;
       throw e;
     }
   }
 
+  /** Puts the object back as it was (`undefined`: absent); the error says both failures if that fails too. */
+  async #restoreObject(id: string, previous: Uint8Array | undefined, what: string, cause: unknown): Promise<void> {
+    try {
+      if (previous === undefined) await this.#backend.delete(id);
+      else await this.#backend.put(id, previous);
+    } catch (restoreError) {
+      throw new VaultError(
+        "io",
+        `${what} failed (${message(cause)}) and putting the previous value back failed too (${message(restoreError)})`,
+        { hint: "set the secret again once the problem is fixed", cause },
+      );
+    }
+  }
+
+  #tooLarge(k: string, s: string, valueBytes: number): VaultError {
+    return new VaultError(
+      "value_too_large",
+      `put secret "${k}" in scope ${
+        JSON.stringify(s)
+      } failed: the value is ${valueBytes} bytes; the limit is ${this.#limits.maxSecretBytes}`,
+      { hint: "store a smaller value, or raise the limit (maxSecretBytes; CLI: --max-bytes)" },
+    );
+  }
+
   /**
    * Stores `value` under `scope`/`key`, replacing any previous value (its
-   * creation time is kept). Strings are stored as UTF-8.
+   * creation time is kept) unless `options.overwrite` is `false`. Strings are
+   * stored as UTF-8. The caller's bytes are neither kept nor changed.
    *
+   * @throws {VaultError} `conflict` when `overwrite` is `false` and a different value is stored.
    * @example
    * ```ts
    * const meta = await vault.putSecret("ws:acme", "github_token", "ghp_...");
-   * console.log(meta.valueBytes);
+   * console.log(meta.valueBytes, meta.replaced);
    * ```
    */
-  async putSecret(scope: VaultScope | string, key: string, value: Uint8Array | string): Promise<SecretMetadata> {
+  async putSecret(
+    scope: VaultScope | string,
+    key: string,
+    value: Uint8Array | string,
+    options: PutOptions = {},
+  ): Promise<PutResult> {
     this.#check();
     const s = formatScope(toScope(scope));
     const k = validateKey(key);
     if (typeof value !== "string" && !(value instanceof Uint8Array)) {
       throw new TypeError("put secret failed: the value must be a Uint8Array or a string");
     }
+    const overwrite = options.overwrite ?? true;
     const bytes = typeof value === "string" ? utf8(value) : value;
     const valueBytes = bytes.length;
-    let envelope: Uint8Array;
     try {
-      if (valueBytes > this.#maxSecretBytes) {
+      if (valueBytes > this.#limits.maxSecretBytes) throw this.#tooLarge(k, s, valueBytes);
+      await this.#create();
+      const kek = this.#kek!;
+      const envelope = sealEnvelope(kek, s, k, bytes, "aes_256_gcm", this.#kekId);
+      const limit = this.#backend.maxPayloadBytes;
+      if (limit !== undefined && envelope.length > limit) {
         throw new VaultError(
           "value_too_large",
-          `put secret "${k}" in scope ${
-            JSON.stringify(s)
-          } failed: the value is ${valueBytes} bytes; the limit is ${this.#maxSecretBytes}`,
-          { hint: "store a smaller value, or open the vault with a larger maxSecretBytes" },
+          `put secret "${k}" in scope ${JSON.stringify(s)} failed: its envelope is ${envelope.length} bytes; ` +
+            `the ${this.#backend.kind} backend keeps at most ${limit}`,
+          { hint: "store a smaller value, or use the encrypted_file backend, which has no payload limit" },
         );
       }
-      envelope = sealEnvelope(this.#kek, s, k, bytes);
+      const id = objectId(s, k);
+      return await this.#withScopeLock(s, async (dir) => {
+        const indexPath = join(dir, "metadata.json");
+        const index = await readIndex(this.#fs, indexPath, s);
+        const at = findEntry(index.entries, k);
+        const old = at.found ? index.entries[at.index] : undefined;
+        const previous = await this.#readPrevious(id);
+        let replaced = false;
+        if (old !== undefined) {
+          let same = false;
+          if (previous !== undefined) {
+            try {
+              const current = openEnvelope(kek, s, k, previous, this.#kekId);
+              same = sameBytes(current, bytes);
+              current.fill(0);
+            } catch {
+              same = false; // an unreadable value is never "the same"
+            }
+          }
+          if (!overwrite && same) return { ...toMetadata(s, old), replaced: false };
+          if (!overwrite) {
+            throw new VaultError(
+              "conflict",
+              `put secret "${k}" in scope ${JSON.stringify(s)} failed: it already holds a different value`,
+              { hint: "replace it on purpose (CLI: --force; library: { overwrite: true }), or choose another key" },
+            );
+          }
+          replaced = !same;
+        }
+        const what = `put secret "${k}" in scope ${JSON.stringify(s)}`;
+        try {
+          await this.#backend.put(id, envelope);
+        } catch (e) {
+          // A backend may have changed the old object before failing (a keychain truncating on update).
+          await this.#restoreObject(id, previous, what, e);
+          throw e;
+        }
+        const now = Date.now();
+        const entry: IndexEntry = {
+          key: k,
+          object_id: id,
+          created_at_unix_ms: old?.created_at_unix_ms ?? now,
+          updated_at_unix_ms: now,
+          value_bytes: valueBytes,
+        };
+        const before = encodeIndex(index);
+        index.entries.splice(at.index, at.found ? 1 : 0, entry);
+        const after = encodeIndex(index);
+        try {
+          await this.#writeIndex(indexPath, after, s);
+        } catch (e) {
+          // Roll back from what is on disk: the rename may have happened before a later step failed.
+          const onDisk = await this.#indexOnDisk(indexPath);
+          if (onDisk instanceof Uint8Array && sameBytes(onDisk, after)) {
+            throw new VaultError(
+              "io",
+              `${what} failed: the new value is in place, but writing it durably failed (${message(e)})`,
+              { hint: "it may not survive a power loss: check the disk, then set the secret again", cause: e },
+            );
+          }
+          // Still the old index (or none): the old object belongs back. Unreadable: touch nothing.
+          if (onDisk === "absent" || (onDisk instanceof Uint8Array && sameBytes(onDisk, before))) {
+            await this.#restoreObject(id, previous, what, e);
+          }
+          throw e;
+        }
+        return { ...toMetadata(s, entry), replaced };
+      });
     } finally {
       if (typeof value === "string") bytes.fill(0);
     }
-    const limit = this.#backend.maxPayloadBytes;
-    if (limit !== undefined && envelope.length > limit) {
-      throw new VaultError(
-        "value_too_large",
-        `put secret "${k}" in scope ${JSON.stringify(s)} failed: its envelope is ${envelope.length} bytes; ` +
-          `the ${this.#backend.kind} backend keeps at most ${limit}`,
-        { hint: "store a smaller value, or use the encrypted_file backend, which has no payload limit" },
-      );
-    }
-    const id = objectId(s, k);
-    return await this.#withScopeLock(s, async (dir) => {
-      const index = await readIndex(this.#fs, join(dir, "metadata.json"), s);
-      const previous = await this.#readPrevious(id);
-      await this.#backend.put(id, envelope);
-      const now = Date.now();
-      const at = findEntry(index.entries, k);
-      const old = at.found ? index.entries[at.index] : undefined;
-      const entry: IndexEntry = {
-        key: k,
-        object_id: id,
-        created_at_unix_ms: old?.created_at_unix_ms ?? now,
-        updated_at_unix_ms: now,
-        value_bytes: valueBytes,
-      };
-      index.entries.splice(at.index, at.found ? 1 : 0, entry);
-      try {
-        await this.#writeIndex(dir, index);
-      } catch (e) {
-        // The index still describes the previous state: put the previous object back.
-        try {
-          if (previous === undefined) await this.#backend.delete(id);
-          else await this.#backend.put(id, previous);
-        } catch (restoreError) {
-          throw new VaultError(
-            "io",
-            `put secret "${k}" in scope ${JSON.stringify(s)} failed: the index write failed ` +
-              `(${(e as Error).message}) and restoring the previous object failed too (${
-                (restoreError as Error).message
-              })`,
-            { hint: "set the secret again once the disk problem is fixed", cause: e },
-          );
-        }
-        throw e;
-      }
-      return toMetadata(s, entry);
-    });
   }
 
   /**
@@ -294,9 +560,10 @@ export class Vault {
     this.#check();
     const s = formatScope(toScope(scope));
     const k = validateKey(key);
+    if (!this.#exists) throw this.#absent(`get secret "${k}" in scope ${JSON.stringify(s)}`);
     let envelope: Uint8Array;
     try {
-      envelope = await this.#backend.get(objectId(s, k));
+      envelope = await this.#getObject(objectId(s, k));
     } catch (e) {
       if (VaultError.is(e, "not_found")) {
         throw new VaultError("not_found", `get secret "${k}" in scope ${JSON.stringify(s)} failed: it is not set`, {
@@ -304,9 +571,21 @@ export class Vault {
           cause: e,
         });
       }
+      if (VaultError.is(e, "value_too_large")) {
+        throw new VaultError(
+          "value_too_large",
+          `get secret "${k}" in scope ${JSON.stringify(s)} failed: ${e.message}`,
+          {
+            hint: `its stored object is larger than a value of maxSecretBytes (${this.#limits.maxSecretBytes}) ` +
+              "can be: open the vault with a larger maxSecretBytes (CLI: --max-bytes), or the object is corrupt",
+            cause: e,
+          },
+        );
+      }
       throw e;
     }
-    return new SensitiveBytes(openEnvelope(this.#kek, s, k, envelope));
+    const kek = await this.#kekForRead();
+    return new SensitiveBytes(openEnvelope(kek, s, k, envelope, this.#kekId));
   }
 
   /**
@@ -321,9 +600,13 @@ export class Vault {
     this.#check();
     const s = formatScope(toScope(scope));
     const k = validateKey(key);
+    if (!this.#exists) throw this.#absent(`delete secret "${k}" in scope ${JSON.stringify(s)}`);
+    await this.#create();
     const id = objectId(s, k);
+    const what = `delete secret "${k}" in scope ${JSON.stringify(s)}`;
     return await this.#withScopeLock(s, async (dir) => {
-      const index = await readIndex(this.#fs, join(dir, "metadata.json"), s);
+      const indexPath = join(dir, "metadata.json");
+      const index = await readIndex(this.#fs, indexPath, s);
       const at = findEntry(index.entries, k);
       if (!at.found) {
         // An object without an entry is left over from a put that crashed: clear it too.
@@ -331,23 +614,42 @@ export class Vault {
         if (orphan !== undefined) await this.#backend.delete(id);
         return orphan !== undefined;
       }
-      const before: ScopeIndex = { ...index, entries: index.entries.slice() };
+      const before = encodeIndex(index);
       index.entries.splice(at.index, 1);
-      await this.#writeIndex(dir, index);
+      const after = encodeIndex(index);
+      let durable: unknown;
+      try {
+        await this.#writeIndex(indexPath, after, s);
+      } catch (e) {
+        const onDisk = await this.#indexOnDisk(indexPath);
+        if (!(onDisk instanceof Uint8Array) || !sameBytes(onDisk, after)) throw e;
+        durable = e; // the entry is gone from the index on disk: finish by removing the object
+      }
       try {
         await this.#backend.delete(id);
       } catch (e) {
         try {
-          await this.#writeIndex(dir, before);
+          await this.#writeIndex(indexPath, before, s);
         } catch (restoreError) {
           throw new VaultError(
             "io",
-            `delete secret "${k}" in scope ${JSON.stringify(s)} failed: removing the object failed ` +
-              `(${(e as Error).message}) and restoring the index failed too (${(restoreError as Error).message})`,
+            `${what} failed: removing the object failed (${message(e)}) and restoring the index failed too (${
+              message(restoreError)
+            })`,
             { hint: "delete the secret again once the problem is fixed", cause: e },
           );
         }
         throw e;
+      }
+      if (durable !== undefined) {
+        throw new VaultError(
+          "io",
+          `${what}: it is deleted, but writing the index durably failed (${message(durable)})`,
+          {
+            hint: "check the disk; after a power loss the secret's entry may come back without its value",
+            cause: durable,
+          },
+        );
       }
       return true;
     });
@@ -364,16 +666,17 @@ export class Vault {
    */
   async listSecrets(scope?: VaultScope | string): Promise<SecretMetadata[]> {
     this.#check();
-    if (scope !== undefined) {
-      const s = formatScope(toScope(scope));
-      const dir = this.#scopeDir(s);
+    const wanted = scope === undefined ? undefined : formatScope(toScope(scope));
+    if (!this.#exists) throw this.#absent("list secrets");
+    if (wanted !== undefined) {
+      const dir = this.#scopeDir(wanted);
       const info = await this.#fs.lstat(dir).catch((e) => {
         throw fsError("inspect scope folder", dir, e);
       });
       if (info === undefined) return [];
-      await secureDir(this.#fs, dir, `folder of scope ${JSON.stringify(s)}`, { create: false });
-      const index = await readIndex(this.#fs, join(dir, "metadata.json"), s);
-      return index.entries.map((e) => toMetadata(s, e));
+      await secureDir(this.#fs, dir, `folder of scope ${JSON.stringify(wanted)}`, { create: false });
+      const index = await readIndex(this.#fs, join(dir, "metadata.json"), wanted);
+      return index.entries.map((e) => toMetadata(wanted, e));
     }
     const scopesDir = join(this.root, "scopes");
     let names: string[];
@@ -390,20 +693,19 @@ export class Vault {
       const path = join(dir, "metadata.json");
       let bytes: Uint8Array;
       try {
-        bytes = await this.#fs.readFile(path);
+        bytes = await this.#fs.readFile(path, MAX_INDEX_BYTES);
       } catch (e) {
         if (errnoCode(e) === "ENOENT") continue;
         throw fsError("read index", path, e);
       }
-      const scopeName = peekScope(bytes);
+      const index = parseIndex(path, undefined, bytes);
       // The folder name is derived from the scope: a mismatch means a moved or forged index.
-      if (scopeName === undefined || scopeDirName(scopeName) !== name) {
-        throw new VaultError("io", `read index "${path}" failed: it is corrupt (its scope does not match its folder)`, {
+      if (scopeDirName(index.scope) !== name) {
+        throw new VaultError("corrupt", `read index "${path}" failed: its scope does not match its folder`, {
           hint: "restore metadata.json from a backup; the envelopes in objects/ are untouched",
         });
       }
-      const index = parseIndex(path, scopeName, bytes);
-      for (const e of index.entries) out.push(toMetadata(scopeName, e));
+      for (const e of index.entries) out.push(toMetadata(index.scope, e));
     }
     return out.sort((
       a,
@@ -427,7 +729,8 @@ export class Vault {
 
   /** Zero-fills the key-encryption key; the vault cannot be used afterwards. */
   close(): void {
-    this.#kek.fill(0);
+    this.#kek?.fill(0);
+    this.#kek = undefined;
     this.#closed = true;
   }
 
@@ -436,23 +739,21 @@ export class Vault {
   }
 }
 
-function peekScope(bytes: Uint8Array): string | undefined {
-  try {
-    const doc = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes)) as { scope?: unknown };
-    return typeof doc?.scope === "string" ? doc.scope : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** Opens a vault with replaced internals (tests inject a failing file layer). */
 export async function openVaultWith(options: VaultOptions, internals: VaultInternals): Promise<Vault> {
   const fs = internals.fs ?? nodeFileSystem;
-  const limits = {
+  const limits: Limits = {
     maxSecretBytes: positive("maxSecretBytes", options.maxSecretBytes, DEFAULT_MAX_SECRET_BYTES),
     lockTimeoutMs: positive("lockTimeoutMs", options.lockTimeoutMs, DEFAULT_LOCK_TIMEOUT_MS),
     staleAfterMs: positive("staleAfterMs", options.staleAfterMs, DEFAULT_STALE_AFTER_MS),
   };
+  const custom = typeof options.backend === "object" && options.backend !== null ? options.backend : undefined;
+  if (custom !== undefined && options.root === undefined) {
+    // Its indexes would otherwise land in the default vault folder, beside the user's real secrets.
+    throw new TypeError(
+      "open vault failed: a custom backend needs the root option (the folder for its indexes and locks)",
+    );
+  }
   const identityDir = options.identityRoot ?? defaultIdentityDir();
   const rootOption = options.root ?? envVar("PALYRA_VAULT_DIR") ??
     (identityDir === undefined ? undefined : join(dirname(identityDir), "vault"));
@@ -461,44 +762,68 @@ export async function openVaultWith(options: VaultOptions, internals: VaultInter
       hint: "pass `root`, or set PALYRA_VAULT_DIR",
     });
   }
-  let kek: Uint8Array;
+  let kek: Uint8Array | undefined;
   if (options.kek !== undefined) {
     if (!(options.kek instanceof Uint8Array) || options.kek.length !== KEY_BYTES) {
       throw new VaultError("crypto", `open vault failed: the kek option must be ${KEY_BYTES} bytes`, {
         hint: "pass a 32-byte Uint8Array, or omit kek to use the device identity",
       });
     }
-    kek = options.kek.slice();
-  } else {
-    if (identityDir === undefined) {
-      throw new VaultError("identity", "open vault failed: no identity folder was given and no home folder is known", {
-        hint: "pass `identityRoot`, or set PALYRA_IDENTITY_DIR",
-      });
-    }
-    kek = identityKek(await loadOrCreateIdentity(fs, identityDir));
+    // A copy the vault owns: a Node Buffer's slice() would share the caller's memory.
+    kek = new Uint8Array(options.kek);
   }
   try {
-    const root = await resolveFolder(fs, rootOption, "vault folder");
-    await secureDir(fs, join(root, "scopes"), "scopes folder");
-    let backend: BlobBackend;
-    if (typeof options.backend === "object" && options.backend !== null) {
-      backend = options.backend;
-    } else {
-      const env = envVar("PALYRA_VAULT_BACKEND");
-      const preference: BackendPreference = options.backend !== undefined
-        ? parseBackendPreference(options.backend, "the backend option")
-        : env !== undefined
-        ? parseBackendPreference(env, "PALYRA_VAULT_BACKEND")
-        : "auto";
-      backend = await selectBackend(root, preference, {
-        fs,
-        run: internals.run ?? runCommand,
-        platform: internals.platform ?? osPlatform(),
-      });
+    const { root, exists } = await locateRoot(fs, rootOption);
+    if (kek === undefined) {
+      if (identityDir === undefined) {
+        throw new VaultError(
+          "identity",
+          "open vault failed: no identity folder was given and no home folder is known",
+          {
+            hint: "pass `identityRoot`, or set PALYRA_IDENTITY_DIR",
+          },
+        );
+      }
+      const identity = await loadIdentity(fs, identityDir);
+      if (identity !== undefined) kek = identityKek(identity);
+      else if (exists && (await holdsSecrets(fs, root))) throw missingIdentity(identityDir, root);
     }
-    return Vault._create(root, kek, backend, fs, limits);
+    const host: BackendHost = {
+      fs,
+      run: internals.run ?? runCommand,
+      platform: internals.platform ?? osPlatform(),
+      maxObjectBytes: maxEnvelopeBytes(limits.maxSecretBytes),
+    };
+    let backend: BlobBackend;
+    let recordKind: BackendKind | undefined;
+    if (custom !== undefined) {
+      backend = custom;
+    } else {
+      const explicit = options.backend === undefined
+        ? undefined
+        : parseBackendPreference(options.backend as string, "the backend option");
+      const env = envVar("PALYRA_VAULT_BACKEND");
+      const preference: BackendPreference = explicit ??
+        (env !== undefined ? parseBackendPreference(env, "PALYRA_VAULT_BACKEND") : "auto");
+      const marked = exists ? await readBackendMarker(fs, root) : undefined;
+      if (marked !== undefined && explicit !== undefined && explicit !== "auto" && explicit !== marked) {
+        throw new VaultError(
+          "backend_unavailable",
+          `open vault failed: "${root}" was created with the "${marked}" backend, not "${explicit}"`,
+          { hint: `omit the backend choice to use "${marked}", or choose another vault folder for "${explicit}"` },
+        );
+      }
+      const chosen = await selectBackend(root, marked, preference, host);
+      backend = chosen.backend;
+      recordKind = marked === undefined ? chosen.kind : undefined;
+    }
+    return Vault._create(root, exists, kek, backend, fs, limits, {
+      identityDir,
+      recordKind,
+      host,
+    });
   } catch (e) {
-    kek.fill(0);
+    kek?.fill(0);
     throw e;
   }
 }

@@ -44,6 +44,7 @@ export function vaultSuite(name: string, setup: () => Promise<SuiteFixture>): vo
 
     test("maxSecretBytes + 1 is value_too_large and writes nothing", async () => {
       const { vault, backend } = await setup();
+      await vault.putSecret("global", "seed", "x");
       const before = await vault.listSecrets();
       await rejectsWith(() => vault.putSecret("global", "too.big", randomBytes(MAX + 1)), "value_too_large", /65537/);
       assert.deepEqual(await vault.listSecrets(), before);
@@ -56,9 +57,10 @@ export function vaultSuite(name: string, setup: () => Promise<SuiteFixture>): vo
       const limit = backend.maxPayloadBytes;
       // Without a backend limit, maxSecretBytes is the only limit (tested above).
       const n = limit === undefined ? MAX + 1 : largestValue(backend) + 600;
+      await vault.putSecret("global", "seed", "x");
       await rejectsWith(() => vault.putSecret("global", "over.limit", randomBytes(n)), "value_too_large");
       await rejectsWith(() => backend.get(objectId("global", "over.limit")), "not_found");
-      assert.deepEqual((await vault.listSecrets("global")).map((m) => m.key), []);
+      assert.deepEqual((await vault.listSecrets("global")).map((m) => m.key), ["seed"]);
     });
 
     test("strings are stored as UTF-8, bytes exactly (NUL, invalid UTF-8, trailing newline)", async () => {
@@ -90,7 +92,10 @@ export function vaultSuite(name: string, setup: () => Promise<SuiteFixture>): vo
       using v = await vault.getSecret("pr:alice", "token");
       assert.equal(v.text(), "three");
       const listed = await vault.listSecrets("pr:alice");
-      assert.deepEqual(listed, [second]);
+      const { replaced, ...stored } = second;
+      assert.equal(replaced, true);
+      assert.equal(first.replaced, false);
+      assert.deepEqual(listed, [stored]);
     });
 
     test("delete removes the value and reports whether it existed", async () => {
@@ -197,7 +202,8 @@ export function vaultSuite(name: string, setup: () => Promise<SuiteFixture>): vo
       await rejectsWith(() => vault.listSecrets("pr:\u0000"), "invalid_scope");
       await rejectsWith(() => vault.resolve("global/UPPER"), "invalid_ref");
       await assert.rejects(() => vault.putSecret("global", "k", 42 as unknown as string), TypeError);
-      assert.deepEqual(await vault.listSecrets("global"), []);
+      // Nothing was written: not even the vault folder.
+      await rejectsWith(() => vault.listSecrets("global"), "not_found", /no vault at/);
     });
   });
 }

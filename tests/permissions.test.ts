@@ -4,10 +4,12 @@ import assert from "node:assert/strict";
 import {
   chmodSync,
   chownSync,
+  cpSync,
   lstatSync,
   mkdirSync,
   readdirSync,
   readFileSync,
+  renameSync,
   rmSync,
   symlinkSync,
   writeFileSync,
@@ -158,14 +160,44 @@ describe("permissions", () => {
     const elsewhere = join(dir, "elsewhere");
     mkdirSync(elsewhere, { mode: 0o700 });
     const vault = await Vault.open({ root, kek: KEK });
+    await vault.putSecret("global", "seed", "v"); // the first write creates the vault
     symlinkSync(elsewhere, join(root, "scopes", scopeDirName("ws:c")), "dir");
     await rejectsWith(() => vault.putSecret("ws:c", "k", "v"), "permission", /symbolic link/);
     await rejectsWith(() => vault.listSecrets(), "permission", /symbolic link/);
     const root2 = join(dir, "vault2");
     mkdirSync(root2, { mode: 0o700 });
     symlinkSync(elsewhere, join(root2, "objects"), "dir");
-    const v2 = await Vault.open({ root: root2, kek: KEK });
-    await rejectsWith(() => v2.putSecret("global", "k", "v"), "permission", /symbolic link/);
+    await rejectsWith(() => Vault.open({ root: root2, kek: KEK }), "permission", /symbolic link/);
     assert.deepEqual(readdirSync(elsewhere), []);
+  });
+});
+
+describe("symbolic links (review of 3d5a40a)", () => {
+  test("regression: a vault root that is a link to a file is refused and the file's mode is untouched", async () => {
+    const dir = tempDir("rootlink");
+    const file = join(dir, "notes.txt");
+    writeFileSync(file, "hello");
+    chmodSync(file, 0o644);
+    symlinkSync(file, join(dir, "vaultlink"));
+    await rejectsWith(() => Vault.open({ root: join(dir, "vaultlink"), kek: KEK }), "io", /not a folder/);
+    assert.equal(mode(file), 0o644);
+    assert.equal(readFileSync(file, "utf8"), "hello");
+  });
+
+  test("regression: objects/ swapped for a link after the vault was opened is not followed on reads or writes", async () => {
+    const dir = tempDir("objlink");
+    const root = join(dir, "vault");
+    const v = await Vault.open({ root, kek: KEK, backend: "encrypted_file" });
+    await v.putSecret("global", "token", "current-value");
+    const old = join(dir, "old");
+    cpSync(join(root, "objects"), join(old, "objects"), { recursive: true });
+    await v.putSecret("global", "token", "rotated-value");
+    renameSync(join(root, "objects"), join(root, "objects.real"));
+    symlinkSync(join(old, "objects"), join(root, "objects"), "dir");
+    await rejectsWith(() => v.getSecret("global", "token"), "permission", /not a real folder/);
+    await rejectsWith(() => v.putSecret("global", "other", "x"), "permission", /symbolic link|not a real folder/);
+    await rejectsWith(() => v.deleteSecret("global", "token"), "permission", /not a real folder/);
+    await rejectsWith(() => Vault.open({ root, kek: KEK, backend: "encrypted_file" }), "permission", /symbolic link/);
+    assert.deepEqual(readdirSync(join(old, "objects")).length, 1);
   });
 });

@@ -4,6 +4,7 @@ import { Vault } from "../src/vault.ts";
 import { MemoryBackend } from "../src/backends/memory.ts";
 import { EncryptedFileBackend } from "../src/backends/encrypted_file.ts";
 import { nodeFileSystem } from "../src/platform/fs.ts";
+import { loadOrCreateIdentity } from "../src/identity.ts";
 import { vaultSuite } from "./backend_suite.ts";
 import { tempDir, testKek } from "./helpers.ts";
 
@@ -14,7 +15,10 @@ vaultSuite("encrypted_file", async () => {
   return {
     vault,
     backend: new EncryptedFileBackend(vault.root, nodeFileSystem),
-    openWithOtherKey: () => Vault.open({ root, identityRoot: join(dir, "identity2") }),
+    openWithOtherKey: async () => {
+      await loadOrCreateIdentity(nodeFileSystem, join(dir, "identity2"));
+      return await Vault.open({ root, identityRoot: join(dir, "identity2") });
+    },
   };
 });
 

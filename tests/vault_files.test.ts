@@ -1,7 +1,7 @@
 /** The vault folder on disk, defaults, options and backend choice (SPEC §5, §6, §11). */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { Vault } from "../src/vault.ts";
@@ -77,6 +77,8 @@ describe("vault folder", () => {
       async () => {
         const v = await Vault.open();
         assert.equal(v.root, join(dir, "state", "palyra", "vault"));
+        assert.equal(existsSync(join(dir, "state")), false, "opening creates nothing");
+        await v.putSecret("global", "k", "v");
         assert.ok(existsSync(join(dir, "state", "palyra", "identity", "state.v1.json")));
       },
     );
@@ -87,6 +89,7 @@ describe("vault folder", () => {
     }, async () => {
       const v = await Vault.open();
       assert.equal(v.root, join(dir, "v2"));
+      await v.putSecret("global", "k", "v");
       assert.ok(existsSync(join(dir, "i2", "state.v1.json")));
     });
     await withEnv(
@@ -121,9 +124,16 @@ describe("vault folder", () => {
 describe("backend choice", () => {
   test("the backend.kind marker wins over the preference", async () => {
     const root = join(tempDir("marker"), "vault");
-    await Vault.open({ root, kek: KEK, backend: "encrypted_file" });
-    const again = await Vault.open({ root, kek: KEK, backend: "linux_secret_service" });
-    assert.equal(again.backendKind, "encrypted_file");
+    await (await Vault.open({ root, kek: KEK, backend: "encrypted_file" })).putSecret("global", "k", "v");
+    // Asking for another kind by name is an error, not silently ignored (regression).
+    const e = await rejectsWith(
+      () => Vault.open({ root, kek: KEK, backend: "linux_secret_service" }),
+      "backend_unavailable",
+      /created with the "encrypted_file" backend, not "linux_secret_service"/,
+    );
+    assert.match(e.hint ?? "", /omit/);
+    assert.equal((await Vault.open({ root, kek: KEK, backend: "auto" })).backendKind, "encrypted_file");
+    // The environment's preference only chooses for new vaults.
     await withEnv({ PALYRA_VAULT_BACKEND: "macos_keychain" }, async () => {
       assert.equal((await Vault.open({ root, kek: KEK })).backendKind, "encrypted_file");
     });
@@ -131,7 +141,7 @@ describe("backend choice", () => {
 
   test("a vault marked with a backend that cannot run here is backend_unavailable", async () => {
     const root = join(tempDir("marker"), "vault");
-    await Vault.open({ root, kek: KEK });
+    await (await Vault.open({ root, kek: KEK })).putSecret("global", "k", "v");
     writeFileSync(join(root, "backend.kind"), "windows_dpapi\n");
     const e = await rejectsWith(
       () => Vault.open({ root, kek: KEK }),
@@ -219,5 +229,117 @@ describe("options", () => {
     await rejectsWith(() => v.getSecret("global", "k"), "io", /closed/);
     await rejectsWith(() => v.putSecret("global", "k", "v"), "io", /closed/);
     await rejectsWith(() => v.listSecrets(), "io", /closed/);
+  });
+});
+
+describe("trust regressions (review of 3d5a40a)", () => {
+  test("a Node Buffer KEK is copied: wiping the caller's buffer changes nothing, close() leaves it alone", async () => {
+    const { randomBytes } = await import("node:crypto");
+    const root = join(tempDir("bufkek"), "vault");
+    const kek = randomBytes(32); // a Buffer, as node:crypto and KMS SDKs return
+    const mine = Uint8Array.from(kek);
+    const vault = await Vault.open({ root, kek, backend: "encrypted_file" });
+    kek.fill(0); // the caller wipes its own copy after handing it over
+    await vault.putSecret("global", "openai_api_key", "sk-very-secret");
+    const zero = await Vault.open({ root, kek: new Uint8Array(32), backend: "encrypted_file" });
+    await rejectsWith(() => zero.getSecret("global", "openai_api_key"), "crypto");
+    const right = await Vault.open({ root, kek: Buffer.from(mine), backend: "encrypted_file" });
+    using got = await right.getSecret("global", "openai_api_key");
+    assert.equal(got.text(), "sk-very-secret");
+    const again = Buffer.from(mine);
+    const v2 = await Vault.open({ root, kek: again });
+    v2.close();
+    assert.deepEqual(Uint8Array.from(again), mine, "close() wiped the caller's buffer");
+  });
+
+  test("a missing identity beside a vault that holds secrets is an identity error naming both folders; none is created", async () => {
+    const dir = tempDir("noid");
+    const root = join(dir, "vault");
+    const idDir = join(dir, "identity");
+    await (await Vault.open({ root, identityRoot: idDir })).putSecret("global", "k", "v");
+    rmSync(idDir, { recursive: true });
+    for (const attempt of [() => Vault.open({ root, identityRoot: idDir })]) {
+      const e = await rejectsWith(attempt, "identity", /identity is missing/);
+      assert.ok(e.message.includes(idDir) && e.message.includes(root), e.message);
+      assert.match(e.hint ?? "", /restore/);
+    }
+    assert.equal(existsSync(idDir), false, "no new identity was created");
+    // An empty vault (no secrets) may get a new identity on its first write.
+    const empty = join(dir, "empty");
+    const v = await Vault.open({ root: empty, identityRoot: join(dir, "id2") });
+    await v.putSecret("global", "k", "v");
+    assert.ok(existsSync(join(dir, "id2", "state.v1.json")));
+  });
+
+  test("read-only operations create nothing: a mistyped vault folder is not_found naming it", async () => {
+    const dir = tempDir("typo");
+    const root = join(dir, "typo");
+    const idDir = join(dir, "identity");
+    const v = await Vault.open({ root, identityRoot: idDir });
+    await rejectsWith(() => v.listSecrets(), "not_found", new RegExp(`no vault at ".*typo"`));
+    await rejectsWith(() => v.listSecrets("global"), "not_found", /no vault at/);
+    await rejectsWith(() => v.getSecret("global", "k"), "not_found", /no vault at/);
+    await rejectsWith(() => v.deleteSecret("global", "k"), "not_found", /no vault at/);
+    await rejectsWith(() => v.resolve("global/k"), "not_found", /no vault at/);
+    assert.deepEqual(readdirSync(dir), [], "neither a vault nor an identity folder was created");
+  });
+
+  test("a failed open leaves no half-created folder", async () => {
+    const dir = tempDir("halfopen");
+    const root = join(dir, "a", "b", "vault");
+    await rejectsWith(() => Vault.open({ root, kek: KEK, backend: "windows_dpapi" }), "backend_unavailable");
+    await rejectsWith(
+      () => Vault.open({ root, identityRoot: join(dir, "id"), backend: "bogus" as "auto" }),
+      "backend_unavailable",
+    );
+    assert.deepEqual(readdirSync(dir), []);
+  });
+
+  test("a custom backend needs a root, so its indexes never land in the user's default vault", async () => {
+    const dir = tempDir("customroot");
+    await withEnv(
+      { XDG_STATE_HOME: join(dir, "state"), PALYRA_VAULT_DIR: undefined, PALYRA_IDENTITY_DIR: undefined },
+      async () => {
+        await assert.rejects(
+          () => Vault.open({ kek: KEK, backend: new MemoryBackend() }),
+          (e: unknown) => e instanceof TypeError && /custom backend needs the root option/.test(e.message),
+        );
+      },
+    );
+    assert.equal(existsSync(join(dir, "state")), false);
+  });
+
+  test("overwrite: false refuses a different value with conflict, accepts the same one, and says when it replaced", async () => {
+    const v = await Vault.open({ root: join(tempDir("cas"), "vault"), kek: KEK });
+    const first = await v.putSecret("global", "k", "one", { overwrite: false });
+    assert.equal(first.replaced, false);
+    const same = await v.putSecret("global", "k", "one", { overwrite: false });
+    assert.equal(same.replaced, false);
+    assert.equal(same.updatedAtUnixMs, first.updatedAtUnixMs, "the same value is not written again");
+    const e = await rejectsWith(() => v.putSecret("global", "k", "two", { overwrite: false }), "conflict");
+    assert.match(e.hint ?? "", /--force/);
+    assert.doesNotMatch(e.message, /one|two/);
+    using still = await v.getSecret("global", "k");
+    assert.equal(still.text(), "one");
+    const forced = await v.putSecret("global", "k", "two");
+    assert.equal(forced.replaced, true);
+    assert.equal((await v.putSecret("global", "k", "two")).replaced, false);
+  });
+
+  test("an object or index larger than any envelope is refused before it is read", async () => {
+    const root = join(tempDir("big"), "vault");
+    const v = await Vault.open({ root, kek: KEK, backend: "encrypted_file" });
+    await v.putSecret("global", "k", "small");
+    const obj = join(root, "objects", objectId("global", "k"));
+    writeFileSync(obj, "{");
+    truncateSync(obj, 300 * 1024 * 1024); // sparse: costs no disk
+    const rss0 = process.memoryUsage().rss;
+    const e = await rejectsWith(() => v.getSecret("global", "k"), "value_too_large", /314572800 bytes/);
+    assert.match(e.hint ?? "", /--max-bytes/);
+    assert.ok(process.memoryUsage().rss - rss0 < 100 * 1024 * 1024, "the object was not read into memory");
+    const index = join(root, "scopes", scopeDirName("global"), "metadata.json");
+    truncateSync(index, 65 * 1024 * 1024);
+    await rejectsWith(() => v.listSecrets("global"), "corrupt", /larger than/);
+    await rejectsWith(() => v.listSecrets(), "io");
   });
 });

@@ -1,6 +1,7 @@
 /**
- * The encrypted-file backend (SPEC §5): one envelope per file in `objects/`,
- * each replaced atomically and durably, never read through a symbolic link.
+ * The encrypted-file backend (docs/FORMAT.md §5): one envelope per file in
+ * `objects/`, each replaced atomically and durably, never read through a
+ * symbolic link — neither at the file nor at `objects/` itself.
  */
 import { join } from "node:path";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
@@ -9,16 +10,23 @@ import type { FileSystem } from "../platform/fs.ts";
 import { secureDir } from "../folders.ts";
 import type { BlobBackend } from "./backend.ts";
 
+/** Options of the file backend. */
+export interface EncryptedFileOptions {
+  /** The largest object read; a bigger file is refused (`value_too_large`) before it is read. */
+  maxObjectBytes?: number;
+}
+
 /** Stores envelopes as `objects/obj_<64 hex>` files under the vault root. */
 export class EncryptedFileBackend implements BlobBackend {
   readonly kind = "encrypted_file";
   readonly #dir: string;
   readonly #fs: FileSystem;
-  #ready: Promise<void> | undefined;
+  readonly #maxObjectBytes: number | undefined;
 
-  constructor(root: string, fs: FileSystem) {
+  constructor(root: string, fs: FileSystem, options: EncryptedFileOptions = {}) {
     this.#dir = join(root, "objects");
     this.#fs = fs;
+    this.#maxObjectBytes = options.maxObjectBytes;
   }
 
   #pathOf(objectId: string): string {
@@ -29,16 +37,30 @@ export class EncryptedFileBackend implements BlobBackend {
     return join(this.#dir, objectId);
   }
 
-  #ensureDir(): Promise<void> {
-    this.#ready ??= secureDir(this.#fs, this.#dir, "objects folder").then(() => {});
-    // A failed check is retried on the next call rather than remembered.
-    this.#ready.catch(() => (this.#ready = undefined));
-    return this.#ready;
+  /**
+   * Checks `objects/` on every operation (one lstat): a folder swapped for a
+   * link after the vault was opened must not be followed.
+   */
+  async #checkDir(create: boolean): Promise<boolean> {
+    if (create) {
+      await secureDir(this.#fs, this.#dir, "objects folder");
+      return true;
+    }
+    const info = await this.#fs.lstat(this.#dir).catch((e) => {
+      throw fsError("inspect objects folder", this.#dir, e);
+    });
+    if (info === undefined) return false;
+    if (info.isSymlink || !info.isDirectory) {
+      throw new VaultError("permission", `open objects folder failed: "${this.#dir}" is not a real folder`, {
+        hint: "replace the link with the real objects folder; the vault never follows links inside its folder",
+      });
+    }
+    return true;
   }
 
   async put(objectId: string, bytes: Uint8Array): Promise<void> {
     const path = this.#pathOf(objectId);
-    await this.#ensureDir();
+    await this.#checkDir(true);
     try {
       await this.#fs.writeFileAtomic(path, bytes);
     } catch (e) {
@@ -48,11 +70,21 @@ export class EncryptedFileBackend implements BlobBackend {
 
   async get(objectId: string): Promise<Uint8Array> {
     const path = this.#pathOf(objectId);
+    const missing = () => new VaultError("not_found", `read object "${objectId}" failed: it does not exist`);
+    if (!(await this.#checkDir(false))) throw missing();
     try {
-      return await this.#fs.readFile(path);
+      return await this.#fs.readFile(path, this.#maxObjectBytes);
     } catch (e) {
-      if (errnoCode(e) === "ENOENT") {
-        throw new VaultError("not_found", `read object "${objectId}" failed: it does not exist`);
+      if (errnoCode(e) === "ENOENT") throw missing();
+      if (errnoCode(e) === "EFBIG") {
+        const size = (e as { size?: number }).size;
+        throw new VaultError(
+          "value_too_large",
+          `read object "${objectId}" failed: it is ${
+            size ?? "more than"
+          } bytes; at most ${this.#maxObjectBytes} are read`,
+          { cause: e },
+        );
       }
       throw fsError("read object", path, e);
     }
@@ -60,6 +92,7 @@ export class EncryptedFileBackend implements BlobBackend {
 
   async delete(objectId: string): Promise<void> {
     const path = this.#pathOf(objectId);
+    if (!(await this.#checkDir(false))) return;
     try {
       const info = await this.#fs.lstat(path);
       if (info === undefined) return;

@@ -26,6 +26,8 @@ export interface BackendHost {
   run: CommandRunner;
   /** `process.platform`: `linux`, `darwin`, `win32`, … */
   platform: string;
+  /** The largest stored object a file-based backend reads (a bigger one is refused unread). */
+  maxObjectBytes?: number;
 }
 
 /** Whether a backend can run here, and why (not). */
@@ -113,15 +115,16 @@ export async function autoKind(host: BackendHost): Promise<BackendAvailability> 
 }
 
 function construct(kind: BackendKind, root: string, host: BackendHost): BlobBackend {
+  const limit = host.maxObjectBytes === undefined ? {} : { maxObjectBytes: host.maxObjectBytes };
   switch (kind) {
     case "encrypted_file":
-      return new EncryptedFileBackend(root, host.fs);
+      return new EncryptedFileBackend(root, host.fs, limit);
     case "linux_secret_service":
       return new LinuxSecretServiceBackend({ run: host.run });
     case "macos_keychain":
       return new MacosKeychainBackend({ run: host.run });
     case "windows_dpapi":
-      return new WindowsDpapiBackend(root, host.fs, { run: host.run });
+      return new WindowsDpapiBackend(root, host.fs, { run: host.run, ...limit });
   }
 }
 
@@ -145,24 +148,40 @@ async function createBackend(
   });
 }
 
-/** Picks, creates and (for a new vault) records the backend. */
+/**
+ * Picks and builds the backend: the kind in `backend.kind` when the vault has
+ * one (`marked`), else the preference (`auto` probes what runs here). Nothing
+ * is written: a new vault records its kind with `recordBackend` on its first
+ * write.
+ */
 export async function selectBackend(
   root: string,
+  marked: BackendKind | undefined,
   preference: BackendPreference,
   host: BackendHost,
-): Promise<BlobBackend> {
-  const marked = await readBackendMarker(host.fs, root);
-  if (marked !== undefined) return await createBackend(marked, root, host, true);
+): Promise<{ backend: BlobBackend; kind: BackendKind }> {
+  if (marked !== undefined) return { backend: await createBackend(marked, root, host, true), kind: marked };
   const kind = preference === "auto" ? (await autoKind(host)).kind : preference;
-  const backend = await createBackend(kind, root, host, false);
+  return { backend: await createBackend(kind, root, host, false), kind };
+}
+
+/**
+ * Writes `backend.kind` for a vault being created. When another process
+ * created the vault first with another kind, returns that kind's backend.
+ */
+export async function recordBackend(
+  root: string,
+  kind: BackendKind,
+  host: BackendHost,
+): Promise<BlobBackend | undefined> {
   const path = join(root, BACKEND_MARKER);
   try {
     await host.fs.createExclusive(path, utf8(kind + "\n"), true);
+    return undefined;
   } catch (e) {
     if (errnoCode(e) !== "EEXIST") throw fsError("write backend marker", path, e);
-    // Another process created the vault first: follow its choice.
-    const winner = await readBackendMarker(host.fs, root);
-    if (winner !== undefined && winner !== kind) return await createBackend(winner, root, host, true);
   }
-  return backend;
+  // Another process created the vault first: follow its choice.
+  const winner = await readBackendMarker(host.fs, root);
+  return winner !== undefined && winner !== kind ? await createBackend(winner, root, host, true) : undefined;
 }

@@ -56,6 +56,8 @@ function checkKek(kek: Uint8Array): void {
 /**
  * Seals `value` for `scope`/`key` and returns the envelope as UTF-8 JSON bytes.
  * `algorithm` exists for tests and interoperability; the default is AES-256-GCM.
+ * `id` is the KEK's `kek_id`; a vault computes it once rather than hashing
+ * (and so copying) its KEK on every seal.
  */
 export function sealEnvelope(
   kek: Uint8Array,
@@ -63,6 +65,7 @@ export function sealEnvelope(
   key: string,
   value: Uint8Array,
   algorithm: EnvelopeAlgorithm = "aes_256_gcm",
+  id: string = kekId(kek),
 ): Uint8Array {
   checkKek(kek);
   const aead = AEADS[algorithm];
@@ -76,7 +79,7 @@ export function sealEnvelope(
     const envelope: Envelope = {
       version: 1,
       algorithm,
-      kek_id: kekId(kek),
+      kek_id: id,
       aad_b64: toBase64(aad),
       secret_nonce_b64: toBase64(secretNonce),
       secret_ciphertext_b64: toBase64(secret.subarray(0, secret.length - TAG_BYTES)),
@@ -97,7 +100,13 @@ export function sealEnvelope(
  * algorithm, wrong lengths, an AAD for another place, a failed tag — throws
  * `VaultError` with code `crypto`.
  */
-export function openEnvelope(kek: Uint8Array, scope: string, key: string, bytes: Uint8Array): Uint8Array {
+export function openEnvelope(
+  kek: Uint8Array,
+  scope: string,
+  key: string,
+  bytes: Uint8Array,
+  id?: string,
+): Uint8Array {
   checkKek(kek);
   const where = `scope ${JSON.stringify(scope)} key ${JSON.stringify(key)}`;
   const fail = (why: string, hint?: string): VaultError =>
@@ -146,7 +155,7 @@ export function openEnvelope(kek: Uint8Array, scope: string, key: string, bytes:
     dek = aead(kek, dekNonce, aad).decrypt(concatBytes(dekCt, dekMac));
   } catch {
     const stored = typeof env.kek_id === "string" ? env.kek_id : undefined;
-    const ours = kekId(kek);
+    const ours = id ?? kekId(kek);
     if (stored !== undefined && stored !== ours) {
       throw fail(
         `it was sealed with kek_id ${JSON.stringify(stored)} but this vault's key is ${JSON.stringify(ours)}`,

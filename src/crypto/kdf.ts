@@ -3,7 +3,7 @@
  * private key, as Palyra's Rust vault derives it.
  */
 import { sha256 } from "@noble/hashes/sha2.js";
-import { hkdf } from "@noble/hashes/hkdf.js";
+import { expand, extract } from "@noble/hashes/hkdf.js";
 import { concatBytes, toHex, utf8 } from "./encoding.ts";
 
 const KEK_SALT = utf8("palyra.vault.kek.v1");
@@ -20,14 +20,20 @@ export const KEY_BYTES = 32;
  */
 export function deriveKek(seed: Uint8Array): Uint8Array {
   const ikm = sha256(seed);
+  // Extract and expand separately, so the pseudo-random key between them can be wiped too.
+  const prk = extract(sha256, ikm, KEK_SALT);
   try {
-    return hkdf(sha256, ikm, KEK_SALT, KEK_INFO, KEY_BYTES);
+    return expand(sha256, prk, KEK_INFO, KEY_BYTES);
   } finally {
     ikm.fill(0);
+    prk.fill(0);
   }
 }
 
 /** kek_id = lowercase hex of the first 8 bytes of SHA-256("palyra.vault.kek-id.v1" || KEK). */
 export function kekId(kek: Uint8Array): string {
-  return toHex(sha256(concatBytes(KEK_ID_DOMAIN, kek)).subarray(0, 8));
+  const input = concatBytes(KEK_ID_DOMAIN, kek);
+  const digest = sha256(input);
+  input.fill(0);
+  return toHex(digest.subarray(0, 8));
 }
