@@ -16,6 +16,8 @@ import { readFile } from "node:fs/promises";
 import {
   auditConfig,
   type AuditReport,
+  BACKEND_KINDS,
+  type BackendKind,
   configureField,
   diagnose,
   type DoctorReport,
@@ -45,7 +47,7 @@ import { toBase64 } from "./src/crypto/encoding.ts";
 const PROGRAM = "palyra-secrets";
 
 /** Exit codes (SPEC §7). */
-const EXIT = { ok: 0, operational: 1, usage: 2, blocking: 3 } as const;
+const EXIT = { ok: 0, operational: 1, usage: 2, blocking: 3, interrupted: 130 } as const;
 
 type OptionSpec = { type: "string" | "boolean"; short?: string };
 
@@ -53,6 +55,7 @@ const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
   "vault-dir": { type: "string" },
   "identity-dir": { type: "string" },
   backend: { type: "string" },
+  "max-bytes": { type: "string" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
   version: { type: "boolean", short: "V" },
@@ -62,6 +65,7 @@ const GLOBAL_HELP = `Global options:
   --vault-dir DIR      vault folder (default: PALYRA_VAULT_DIR, else beside the identity folder)
   --identity-dir DIR   identity folder (default: PALYRA_IDENTITY_DIR, else ~/.local/state/palyra/identity)
   --backend KIND       auto | encrypted_file | linux_secret_service | macos_keychain | windows_dpapi
+  --max-bytes N        the largest value accepted, in bytes (default 65536)
   --json               print one JSON document
   -h, --help           show help
   -V, --version        show the version
@@ -84,16 +88,29 @@ interface ParsedArgs {
   values: Record<string, string | boolean | undefined>;
 }
 
+/** A mistake in how the command was called (or a cancelled prompt); it carries its exit code. */
 class UsageError extends Error {
-  constructor(message: string, readonly command?: string) {
+  constructor(message: string, readonly command?: string, readonly exitCode: number = EXIT.usage) {
     super(message);
   }
 }
 
-/** `key=value` with the value quoted when it could be misread. */
+// Control and format characters (escape sequences, bidi overrides, zero-width characters) and line
+// separators: a vault folder is not trusted, so nothing read from it reaches a terminal raw.
+const UNSAFE_CHARS = /[\p{Cc}\p{Cf}\u2028\u2029]/gu;
+
+/** `\u` escapes for the characters a terminal would act on or hide (line feeds too, unless `keepLines`). */
+function escapeUnsafe(text: string, keepLines = false): string {
+  return text.replace(
+    UNSAFE_CHARS,
+    (c) => keepLines && c === "\n" ? c : `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
+/** `key=value` with the value quoted when it could be misread, and never a raw control character. */
 function pair(key: string, value: string | number | boolean): string {
   const s = String(value);
-  return `${key}=${/^[^\s"'=\\]+$/.test(s) ? s : JSON.stringify(s)}`;
+  return `${key}=${/^[^\s"'=\\\p{Cc}\p{Cf}\u2028\u2029]+$/u.test(s) ? s : escapeUnsafe(JSON.stringify(s))}`;
 }
 
 function factLine(command: string, pairs: Array<[string, string | number | boolean]>): string {
@@ -105,15 +122,34 @@ async function print(text: string): Promise<void> {
 }
 
 async function printJson(doc: unknown): Promise<void> {
-  await writeStdout(JSON.stringify(doc, null, 2) + "\n");
+  // JSON.stringify leaves C1 controls and format characters raw: escape them too (still valid JSON).
+  await writeStdout(escapeUnsafe(JSON.stringify(doc, null, 2), true) + "\n");
+}
+
+const BACKEND_CHOICES = ["auto", ...BACKEND_KINDS];
+const DEFAULT_MAX_BYTES = 65536;
+
+/** `--max-bytes`, checked: a usage error when it is not a whole number. */
+function maxBytes(args: ParsedArgs): number {
+  const raw = args.values["max-bytes"];
+  if (raw === undefined) return DEFAULT_MAX_BYTES;
+  if (typeof raw !== "string" || !/^\d{1,10}$/.test(raw) || Number(raw) < 1) {
+    throw new UsageError(`--max-bytes takes a whole number of bytes (at least 1), got ${JSON.stringify(raw)}`);
+  }
+  return Number(raw);
 }
 
 async function openVault(args: ParsedArgs): Promise<Vault> {
-  const options: VaultOptions = {};
+  const options: VaultOptions = { maxSecretBytes: maxBytes(args) };
   const v = args.values;
   if (typeof v["vault-dir"] === "string") options.root = v["vault-dir"];
   if (typeof v["identity-dir"] === "string") options.identityRoot = v["identity-dir"];
-  if (typeof v.backend === "string") options.backend = v.backend as VaultOptions["backend"] & string;
+  if (typeof v.backend === "string") {
+    if (!BACKEND_CHOICES.includes(v.backend)) {
+      throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(", ")}; got ${JSON.stringify(v.backend)}`);
+    }
+    options.backend = v.backend as BackendKind;
+  }
   return await Vault.open(options);
 }
 
@@ -123,14 +159,32 @@ function scopeAndKey(args: ParsedArgs): [string, string] {
   return [scope, validateKey(args.positionals[1]!)];
 }
 
-/** The value for `set`/`configure`: a hidden prompt on a terminal, else all of stdin. */
-async function readValue(label: string): Promise<Uint8Array> {
-  let value: Uint8Array | undefined;
+/**
+ * The value for `set`/`configure`: a hidden prompt on a terminal, else stdin
+ * (read no further than the limit allows).
+ */
+async function readValue(label: string, limit: number): Promise<Uint8Array> {
+  let value: Uint8Array;
   if (stdinIsTerminal()) {
-    value = await readHiddenLine(`Value for ${label} (input hidden): `);
-    if (value === undefined) throw new UsageError("cancelled; nothing was stored");
+    const input = await readHiddenLine(`Value for ${label} (input hidden): `);
+    if (input.kind === "cancelled") throw new UsageError("cancelled; nothing was stored", undefined, EXIT.interrupted);
+    if (input.kind === "continued") {
+      throw new UsageError(
+        "the input went on after the end of the line (a multi-line paste?); nothing was stored: " +
+          `pipe a multi-line value on stdin (${PROGRAM} set … < file), or paste it in a terminal with bracketed paste`,
+      );
+    }
+    value = input.bytes;
   } else {
-    value = await readAllStdin();
+    value = await readAllStdin(limit);
+  }
+  if (value.length > limit) {
+    value.fill(0);
+    throw new VaultError(
+      "value_too_large",
+      `read the value of ${label} failed: it is more than ${limit} bytes; nothing was stored`,
+      { hint: "store a smaller value, or raise the limit with --max-bytes N" },
+    );
   }
   if (value.length === 0) {
     throw new UsageError("the value is empty; nothing was stored (pipe the value on stdin, or type it at the prompt)");
@@ -157,18 +211,27 @@ const COMMANDS: Record<string, Command> = {
   },
 
   set: {
-    usage: "set <scope> <key>",
+    usage: "set <scope> <key> [--force]",
     summary: "store a secret; the value comes from stdin (exact bytes) or a hidden prompt",
     example: `printf '%s' "$OPENAI_API_KEY" | ${PROGRAM} set global openai_api_key`,
-    options: {},
+    options: { force: { type: "boolean" } },
+    optionHelp: "  --force              replace a different value already stored under <scope> <key>",
     positionals: [2, 2],
     async run(args) {
       const [scope, key] = scopeAndKey(args);
       const vault = await openVault(args);
-      const value = await readValue(`${scope}/${key}`);
+      const value = await readValue(`${scope}/${key}`, maxBytes(args));
       let meta;
       try {
-        meta = await vault.putSecret(scope, key, value);
+        meta = await vault.putSecret(scope, key, value, { overwrite: args.values.force === true });
+      } catch (e) {
+        if (VaultError.is(e, "conflict")) {
+          throw new VaultError("conflict", `set ${scope}/${key} failed: it already holds a different value`, {
+            hint: `run again with --force to replace it (see the current one with: ${PROGRAM} get ${scope} ${key})`,
+            cause: e,
+          });
+        }
+        throw e;
       } finally {
         value.fill(0);
       }
@@ -177,11 +240,12 @@ const COMMANDS: Record<string, Command> = {
           scope,
           key,
           stored: true,
+          replaced: meta.replaced,
           created_at_unix_ms: meta.createdAtUnixMs,
           updated_at_unix_ms: meta.updatedAtUnixMs,
         });
       } else {
-        await print(factLine("set", [["scope", scope], ["key", key], ["stored", true], [
+        await print(factLine("set", [["scope", scope], ["key", key], ["stored", true], ["replaced", meta.replaced], [
           "updated_at_unix_ms",
           meta.updatedAtUnixMs,
         ]]));
@@ -204,9 +268,17 @@ const COMMANDS: Record<string, Command> = {
       if (args.values.reveal) {
         await writeStderr(`warning: the value of ${scope}/${key} is being written to stdout\n`);
         if (args.values.json) {
-          await printJson({ scope, key, reveal: true, value_b64: toBase64(secret.bytes) });
+          // Standard padded base64, as `base64 -d` expects.
+          const b64 = toBase64(secret.bytes);
+          await printJson({ scope, key, reveal: true, value_b64: b64 + "=".repeat((4 - (b64.length % 4)) % 4) });
         } else {
-          await writeStdout(secret.bytes.slice());
+          // The stream may keep the buffer until it is written: give it a copy, and wipe that after.
+          const copy = new Uint8Array(secret.bytes);
+          try {
+            await writeStdout(copy);
+          } finally {
+            copy.fill(0);
+          }
         }
       } else if (args.values.json) {
         await printJson({ scope, key, value: "<redacted>", reveal: false });
@@ -319,7 +391,7 @@ const COMMANDS: Record<string, Command> = {
       const path = await findConfigFile(typeof args.values.path === "string" ? args.values.path : undefined);
       const vault = await openVault(args);
       const fromConfig = args.values["from-config"] === true;
-      const value = fromConfig ? undefined : await readValue(`${scope}/${key}`);
+      const value = fromConfig ? undefined : await readValue(`${scope}/${key}`, maxBytes(args));
       try {
         const r = await configureField({
           path,
@@ -391,6 +463,10 @@ function doctorText(r: DoctorReport): string {
     ]]);
   }
   out += factLine("doctor", [["locks_held", r.locks.length]]);
+  for (const p of r.problems) {
+    out += factLine("doctor", [["problem", p.code], ["path", p.path], ["message", p.message], ["hint", p.hint]]);
+  }
+  out += factLine("doctor", [["problems", r.problems.length]]);
   return out;
 }
 
@@ -523,11 +599,9 @@ export async function main(argv: string[]): Promise<number> {
       return EXIT.ok;
     }
     if (p.command === undefined) {
-      if (p.args.values.help) {
-        await print(programHelp());
-        return EXIT.ok;
-      }
-      throw new UsageError("no command given");
+      // A bare `palyra-secrets` asks what it can do.
+      await print(programHelp());
+      return EXIT.ok;
     }
     if (p.args.values.help) {
       await print(commandHelp(p.command));
@@ -545,10 +619,10 @@ async function reportError(e: unknown, command: string | undefined, json: boolea
   let hint: string | undefined;
   let exit: number;
   if (e instanceof UsageError) {
-    code = "usage";
+    code = e.exitCode === EXIT.interrupted ? "cancelled" : "usage";
     message = e.message;
-    hint = `run '${PROGRAM} ${e.command ?? command ?? ""} --help'`.replace("  ", " ");
-    exit = EXIT.usage;
+    hint = code === "usage" ? `run '${PROGRAM} ${e.command ?? command ?? ""} --help'`.replace("  ", " ") : undefined;
+    exit = e.exitCode;
   } else if (e instanceof VaultError) {
     code = e.code;
     message = e.message;
@@ -566,7 +640,7 @@ async function reportError(e: unknown, command: string | undefined, json: boolea
     message = e instanceof Error ? `${e.name}: ${e.message}` : String(e);
     exit = EXIT.operational;
   }
-  const line = `error: ${code}: ${message}${hint ? `; hint: ${hint}` : ""}`.replace(/[\r\n]+/g, " ");
+  const line = escapeUnsafe(`error: ${code}: ${message}${hint ? `; hint: ${hint}` : ""}`.replace(/[\r\n]+/g, " "));
   await writeStderr(line + "\n");
   if (json) await printJson({ error: { code, message, hint: hint ?? null } });
   return exit;

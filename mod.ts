@@ -14,7 +14,7 @@
  *
  * @module
  */
-export { type SecretMetadata, Vault, type VaultOptions } from "./src/vault.ts";
+export { type PutOptions, type PutResult, type SecretMetadata, Vault, type VaultOptions } from "./src/vault.ts";
 export { VaultError, type VaultErrorCode } from "./src/errors.ts";
 export { SensitiveBytes } from "./src/crypto/sensitive.ts";
 export {
@@ -57,7 +57,14 @@ export {
 } from "./src/config/sensitive.ts";
 export { findConfigFile } from "./src/config/locate.ts";
 export { VERSION } from "./src/version.ts";
-export { diagnose, type DoctorOptions, type DoctorReport, type FolderReport, type LockReport } from "./src/doctor.ts";
+export {
+  diagnose,
+  type DoctorOptions,
+  type DoctorProblem,
+  type DoctorReport,
+  type FolderReport,
+  type LockReport,
+} from "./src/doctor.ts";
 export type { BackendAvailability } from "./src/backends/select.ts";
 export { LinuxSecretServiceBackend, type LinuxSecretServiceOptions } from "./src/backends/linux_secret_service.ts";
 export { MacosKeychainBackend, type MacosKeychainOptions } from "./src/backends/macos_keychain.ts";

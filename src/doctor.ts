@@ -1,18 +1,19 @@
 /**
- * `doctor` (issue #4): what a user needs to know when the vault misbehaves —
- * runtime, folders and their modes, the backend in use, which backends could
- * run here and why not, and the state of every scope lock. It reads no secret.
+ * `doctor`: what a user needs to know when the vault misbehaves — runtime,
+ * folders and their modes, the backend in use, which backends could run here
+ * and why not, the state of every scope lock, and problems found on the way
+ * (an identity file others may read, files left behind by a crash). It reads
+ * no secret and changes nothing.
  */
 import { dirname, join } from "node:path";
-import { fromUtf8 } from "./crypto/encoding.ts";
 import { type FileSystem, nodeFileSystem } from "./platform/fs.ts";
 import { defaultIdentityDir, envVar } from "./platform/env.ts";
-import { hostName, isProcessAlive, osPlatform } from "./platform/process.ts";
+import { isProcessAlive, isWindows, osPlatform } from "./platform/process.ts";
 import { runtimeVersion } from "./platform/runtime.ts";
 import { type CommandRunner, runCommand } from "./platform/subprocess.ts";
 import { BACKEND_KINDS } from "./backends/backend.ts";
 import { autoKind, type BackendAvailability, backendAvailability, readBackendMarker } from "./backends/select.ts";
-import { parseLock } from "./lock.ts";
+import { inspectLock, lockHostName } from "./lock.ts";
 
 /** A folder as doctor sees it. */
 export interface FolderReport {
@@ -29,6 +30,17 @@ export interface LockReport {
   ageMs: number | null;
   /** `alive`, `dead` (reclaimed by the next writer) or `unknown`. */
   holderState: "alive" | "dead" | "unknown";
+  /** A lock file of version 0.1 (not a lock folder). */
+  legacy: boolean;
+}
+
+/** Something doctor found that needs the user's attention. */
+export interface DoctorProblem {
+  /** `identity_file_mode`, `leftover_temporary`, `legacy_lock_file` or `stale_lock`. */
+  code: string;
+  path: string;
+  message: string;
+  hint: string;
 }
 
 /** Everything `doctor` prints. */
@@ -43,6 +55,7 @@ export interface DoctorReport {
   autoChoice: BackendAvailability;
   backends: BackendAvailability[];
   locks: LockReport[];
+  problems: DoctorProblem[];
 }
 
 /** Options of `diagnose`. */
@@ -92,31 +105,58 @@ export async function diagnose(options: DoctorOptions = {}): Promise<DoctorRepor
     backendInUse = `unreadable (${(e as Error).message})`;
   }
   const backends = await Promise.all(BACKEND_KINDS.map((k) => backendAvailability(k, host)));
+  const problems: DoctorProblem[] = [];
+  if (file !== null && !isWindows()) {
+    const info = await fs.lstat(file).catch(() => undefined);
+    if (info !== undefined && info.mode !== 0o600) {
+      problems.push({
+        code: "identity_file_mode",
+        path: file,
+        message: `the identity file has mode ${info.mode.toString(8).padStart(3, "0")}, not 600`,
+        hint: `chmod 600 "${file}" (it holds the key every secret is sealed with)`,
+      });
+    }
+  }
   const locks: LockReport[] = [];
   const scopes = join(root, "scopes");
-  const dirs = await fs.readDir(scopes).catch(() => [] as string[]);
-  for (const d of dirs.sort()) {
-    for (const name of [".metadata.lock", ".metadata.lock.reclaim"]) {
-      const path = join(scopes, d, name);
-      const bytes = await fs.readFile(path).catch(() => undefined);
-      if (bytes === undefined) continue;
-      let text = "";
-      try {
-        text = fromUtf8(bytes).trim();
-      } catch {
-        text = "";
+  const dirs = (await fs.readDir(scopes).catch(() => [] as string[])).sort();
+  const folders = [
+    root,
+    scopes,
+    join(root, "objects"),
+    join(root, "objects_dpapi"),
+    ...dirs.map((d) => join(scopes, d)),
+  ];
+  for (const dir of folders) {
+    for (const name of (await fs.readDir(dir).catch(() => [] as string[])).sort()) {
+      const path = join(dir, name);
+      if (name === ".metadata.lock") {
+        locks.push(await describeLock(fs, path));
+      } else if (/\.tmp$|\.removing$|\.reclaim$/.test(name)) {
+        problems.push({
+          code: "leftover_temporary",
+          path,
+          message: "a temporary file or folder left behind by a process that stopped mid-write",
+          hint: `remove it once no palyra process is running (rm -r "${path}")`,
+        });
       }
-      const info = parseLock(text);
-      let holderState: LockReport["holderState"] = "unknown";
-      if (info !== undefined && info.host === hostName().replace(/\s/g, "_")) {
-        const alive = await isProcessAlive(info.pid, info.tsMs);
-        holderState = alive === undefined ? "unknown" : alive ? "alive" : "dead";
-      }
-      locks.push({
-        path,
-        holder: info === undefined ? "unreadable lock file" : `pid ${info.pid} on ${info.host}`,
-        ageMs: info === undefined ? null : Date.now() - info.tsMs,
-        holderState,
+    }
+  }
+  for (const l of locks) {
+    if (l.legacy) {
+      problems.push({
+        code: "legacy_lock_file",
+        path: l.path,
+        message: "a lock file written by version 0.1 of this library",
+        hint: "stop every process of version 0.1 that uses this vault; the next writer reclaims it",
+      });
+    }
+    if (l.holderState === "dead") {
+      problems.push({
+        code: "stale_lock",
+        path: l.path,
+        message: `a lock whose holder (${l.holder}) is gone`,
+        hint: "the next writer reclaims it at once; nothing to do",
       });
     }
   }
@@ -129,5 +169,23 @@ export async function diagnose(options: DoctorOptions = {}): Promise<DoctorRepor
     autoChoice: await autoKind(host),
     backends,
     locks,
+    problems,
+  };
+}
+
+async function describeLock(fs: FileSystem, path: string): Promise<LockReport> {
+  const found = await inspectLock(fs, path).catch(() => undefined);
+  const info = found?.info;
+  let holderState: LockReport["holderState"] = "unknown";
+  if (info !== undefined && info.host === lockHostName()) {
+    const alive = await isProcessAlive(info.pid, info.tsMs);
+    holderState = alive === undefined ? "unknown" : alive ? "alive" : "dead";
+  }
+  return {
+    path,
+    holder: info === undefined ? "unreadable lock file" : `pid ${info.pid} on ${info.host}`,
+    ageMs: found === undefined ? null : Date.now() - Math.min(info?.tsMs ?? found.mtimeMs, found.mtimeMs),
+    holderState,
+    legacy: found?.legacy ?? false,
   };
 }

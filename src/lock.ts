@@ -170,6 +170,16 @@ async function readHolder(fs: FileSystem, path: string): Promise<Holder | "empty
   }
 }
 
+/** Who holds the lock at `path`, for reports (doctor): `undefined` when nobody does. */
+export async function inspectLock(
+  fs: FileSystem,
+  path: string,
+): Promise<{ info: LockInfo | undefined; mtimeMs: number; legacy: boolean } | undefined> {
+  const h = await readHolder(fs, path);
+  if (h === undefined || h === "empty") return undefined;
+  return { info: parseBytes(h.bytes), mtimeMs: h.mtimeMs, legacy: h.marker === undefined };
+}
+
 /** Removes the folder at `path` if it is empty; anything else is left alone. */
 async function removeIfEmpty(fs: FileSystem, path: string): Promise<void> {
   try {

@@ -2,8 +2,9 @@
  * Scopes, secret keys and vault references (SPEC §2).
  *
  * scope     = "global" (any letter case) | "ws:" id | "pr:" id
- * id        = 1–256 bytes of UTF-8 after trimming white space; no NUL, no
- *             control character, no "/" and no "\"
+ * id        = 1–256 bytes of UTF-8 after trimming white space, in Unicode
+ *             NFC; no NUL, no control or format character (Cc, Cf), no "/"
+ *             and no "\"
  * key       = 1–128 bytes of [a-z0-9._-]
  * reference = ["vault://"] scope "/" key
  */
@@ -24,7 +25,7 @@ export interface VaultRef {
 
 /** The scope grammar, shown in every scope error and in CLI help. */
 export const SCOPE_GRAMMAR =
-  'global | ws:<id> | pr:<id>, where <id> is 1-256 bytes of UTF-8 with no control character, "/" or "\\"';
+  'global | ws:<id> | pr:<id>, where <id> is 1-256 bytes of UTF-8 in NFC with no control or format character, "/" or "\\"';
 /** The key grammar, shown in every key error and in CLI help. */
 export const KEY_GRAMMAR = "1-128 characters of [a-z0-9._-]";
 /** The reference grammar. */
@@ -32,8 +33,10 @@ export const REF_GRAMMAR = `[vault://]<scope>/<key>, with <scope> = ${SCOPE_GRAM
 
 const MAX_ID_BYTES = 256;
 const MAX_KEY_BYTES = 128;
-// \p{Cc}: C0, DEL and C1 controls; \p{Cs}: a lone surrogate, which has no UTF-8 form.
-const BAD_ID_CHAR = /[\p{Cc}\p{Cs}/\\]/u;
+// \p{Cc}: C0, DEL and C1 controls; \p{Cf}: format characters (bidi overrides, zero-width
+// spaces, BOM) that make two different ids look alike; \p{Cs}: a lone surrogate, which has no
+// UTF-8 form.
+const BAD_ID_CHAR = /[\p{Cc}\p{Cf}\p{Cs}/\\]/u;
 const KEY_RE = /^[a-z0-9._-]+$/;
 
 function quote(text: string): string {
@@ -58,8 +61,14 @@ function checkId(input: string, rawId: string, prefix: string): string {
       ? "NUL"
       : /\p{Cs}/u.test(c)
       ? "a lone UTF-16 surrogate"
-      : `the control character U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")}`;
+      : `the ${/\p{Cf}/u.test(c) ? "format" : "control"} character U+${
+        c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0")
+      }`;
     throw scopeError(input, `the id contains ${what}, which is not allowed`);
+  }
+  // Refused rather than normalized: another implementation must never read it as another scope.
+  if (id.normalize("NFC") !== id) {
+    throw scopeError(input, 'the id is not in Unicode NFC (write it composed, e.g. with String.normalize("NFC"))');
   }
   const n = utf8(id).length;
   if (n > MAX_ID_BYTES) throw scopeError(input, `the id is ${n} bytes of UTF-8; at most ${MAX_ID_BYTES} are allowed`);

@@ -19,14 +19,7 @@ import { defaultIdentityDir, envVar } from "./platform/env.ts";
 import { secureDir } from "./folders.ts";
 import { type DeviceIdentity, identityKek, loadIdentity, loadOrCreateIdentity } from "./identity.ts";
 import { acquireLock } from "./lock.ts";
-import {
-  encodeIndex,
-  findEntry,
-  type IndexEntry,
-  MAX_INDEX_BYTES,
-  parseIndex,
-  readIndex,
-} from "./metadata.ts";
+import { encodeIndex, findEntry, type IndexEntry, MAX_INDEX_BYTES, parseIndex, readIndex } from "./metadata.ts";
 import type { BackendKind, BlobBackend } from "./backends/backend.ts";
 import {
   type BackendHost,

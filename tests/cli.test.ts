@@ -4,7 +4,7 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { copyFileSync, readFileSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, run, type RunResult, tempDir } from "./helpers.ts";
 import { CLI_TARGETS, type CliTarget } from "./cli_targets.ts";
@@ -45,7 +45,10 @@ for (const target of Object.keys(TARGETS) as Target[]) {
       const value = new Uint8Array([0x73, 0x6b, 0x00, 0xff, 0xc3, 0x28, 0x0a]);
       const set = await cli(["set", "ws:acme", "raw_token"], value);
       assert.equal(set.code, 0, set.stderr);
-      assert.match(text(set), /^secrets\.set scope=ws:acme key=raw_token stored=true updated_at_unix_ms=\d+\n$/);
+      assert.match(
+        text(set),
+        /^secrets\.set scope=ws:acme key=raw_token stored=true replaced=false updated_at_unix_ms=\d+\n$/,
+      );
       const got = await cli(["get", "ws:acme", "raw_token", "--reveal"]);
       assert.equal(got.code, 0, got.stderr);
       assert.deepEqual(got.stdout, value);
@@ -55,7 +58,7 @@ for (const target of Object.keys(TARGETS) as Target[]) {
         scope: "ws:acme",
         key: "raw_token",
         reveal: true,
-        value_b64: "c2sA/8MoCg",
+        value_b64: "c2sA/8MoCg==", // standard padded base64: `base64 -d` reads it
       });
     });
 
@@ -81,15 +84,23 @@ for (const target of Object.keys(TARGETS) as Target[]) {
       const cli = cliRunner(target, box);
       const missing = await cli(["get", "global", "nothing"]);
       assert.equal(missing.code, 1);
+      assert.match(missing.stderr, /^error: not_found: .*"nothing".*; hint: check the vault folder/);
+      await cli(["set", "global", "other"], "x");
+      const missingKey = await cli(["get", "global", "nothing"]);
+      assert.equal(missingKey.code, 1);
       assert.match(
-        missing.stderr,
+        missingKey.stderr,
         /^error: not_found: .*"nothing".*; hint: store it with: palyra-secrets set global nothing\n$/,
       );
       const empty = await cli(["set", "global", "empty"], "");
       assert.notEqual(empty.code, 0);
       assert.match(empty.stderr, /^error: usage: the value is empty; nothing was stored/);
       const list = await cli(["list"]);
-      assert.equal(text(list), "secrets.list count=0\n");
+      assert.equal(text(list).split("\n").at(-2), "secrets.list count=1", "only the other key");
+      // Where nothing was ever stored there is no vault: list says so instead of inventing an empty one.
+      const nowhere = await cli(["--vault-dir", join(box.dir, "nowhere"), "list"]);
+      assert.equal(nowhere.code, 1);
+      assert.match(nowhere.stderr, /^error: not_found: list secrets failed: there is no vault at /);
     });
 
     test("list, delete and their --json forms", async () => {
@@ -250,12 +261,96 @@ for (const target of Object.keys(TARGETS) as Target[]) {
       );
     });
 
+    test("regression: set refuses to replace a different value without --force, and says when it replaced", async () => {
+      const box = sandbox();
+      const cli = cliRunner(target, box);
+      assert.match(text(await cli(["set", "global", "k"], "FIRST-canary")), / stored=true replaced=false /);
+      assert.match(text(await cli(["set", "global", "k"], "FIRST-canary")), / stored=true replaced=false /);
+      const refused = await cli(["set", "global", "k"], "SECOND-canary");
+      assert.equal(refused.code, 1);
+      assert.match(
+        refused.stderr,
+        /^error: conflict: set global\/k failed: it already holds a different value; hint: .*--force/,
+      );
+      assert.doesNotMatch(refused.stderr + text(refused), /canary/);
+      assert.equal(text(await cli(["get", "global", "k", "--reveal"])), "FIRST-canary");
+      const forced = await cli(["set", "global", "k", "--force", "--json"], "SECOND-canary");
+      assert.equal(JSON.parse(text(forced)).replaced, true);
+      assert.equal(text(await cli(["get", "global", "k", "--reveal"])), "SECOND-canary");
+    });
+
+    test("regression: stdin is read no further than the limit (--max-bytes names it), and nothing is stored", async () => {
+      const box = sandbox();
+      const cli = cliRunner(target, box);
+      const big = new Uint8Array(8 * 1024 * 1024).fill(0x41);
+      const r = await cli(["set", "global", "big"], big);
+      assert.equal(r.code, 1);
+      assert.match(
+        r.stderr,
+        /^error: value_too_large: .*more than 65536 bytes; nothing was stored; hint: .*--max-bytes/,
+      );
+      const small = await cli(["set", "global", "big", "--max-bytes", "10"], "0123456789A");
+      assert.match(small.stderr, /^error: value_too_large: .*more than 10 bytes/);
+      assert.equal((await cli(["set", "global", "ok", "--max-bytes", "100000"], new Uint8Array(70_000))).code, 0);
+      assert.equal((await cli(["get", "global", "ok"])).code, 1, "a 70 000-byte value needs the larger limit to read");
+      assert.equal((await cli(["get", "global", "ok", "--max-bytes", "100000"])).code, 0);
+      assert.equal((await cli(["get", "global", "big"])).code, 1);
+    });
+
+    test("regression: a mistyped --vault-dir is reported, not created, by read-only commands", async () => {
+      const box = sandbox();
+      const cli = cliRunner(target, box);
+      await cli(["set", "global", "k"], "v");
+      const typo = join(box.dir, "vualt");
+      for (const args of [["list"], ["get", "global", "k"], ["delete", "global", "k"]]) {
+        const r = await cli(["--vault-dir", typo, ...args]);
+        assert.equal(r.code, 1, args.join(" "));
+        assert.match(r.stderr, new RegExp(`^error: not_found: .*there is no vault at ".*vualt"`));
+      }
+      assert.equal(existsSync(typo), false);
+    });
+
+    test("regression: a forged index and hostile names never put raw control characters on the terminal", async () => {
+      const box = sandbox();
+      const cli = cliRunner(target, box);
+      await cli(["set", "global", "k"], "v");
+      const scope = "ws:\x1b]0;pwned\x07\x1b[2K\rsecrets.list";
+      const { scopeDirName } = await import("../src/crypto/ids.ts");
+      const dir = join(box.env.PALYRA_VAULT_DIR, "scopes", scopeDirName(scope));
+      mkdirSync(dir, { mode: 0o700 });
+      const entry = { key: "\x1b[31mKEY\x1b[0m", object_id: "obj_" + "0".repeat(64) };
+      writeFileSync(
+        join(dir, "metadata.json"),
+        JSON.stringify({
+          version: 1,
+          scope,
+          entries: [{ ...entry, created_at_unix_ms: 1, updated_at_unix_ms: 1, value_bytes: 1 }],
+        }),
+      );
+      for (
+        const args of [["list"], ["list", "--json"], ["get", "ws:a\u009b31mX\u202e", "k"], ["get", "ws:a\x1b[2Jb", "k"]]
+      ) {
+        const r = await cli(args);
+        const all = text(r) + r.stderr;
+        assert.doesNotMatch(
+          all,
+          // deno-lint-ignore no-control-regex -- the very characters that must never reach a terminal
+          /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u202e]/,
+          `${args.join(" ")}: ${JSON.stringify(all)}`,
+        );
+        assert.notEqual(r.code, 0);
+      }
+      const list = await cli(["list"]);
+      assert.match(list.stderr, /^error: corrupt: /);
+    });
+
     test("usage errors exit 2 with a one-line hint", async () => {
       const box = sandbox();
       const cli = cliRunner(target, box);
       const cases: string[][] = [
-        [],
         ["frobnicate"],
+        ["--backend", "bogus", "list"],
+        ["get", "global", "k", "--max-bytes", "lots"],
         ["set"],
         ["set", "global"],
         ["get", "global"],
@@ -278,7 +373,12 @@ for (const target of Object.keys(TARGETS) as Target[]) {
         assert.match(r.stderr, /^error: (usage|invalid_scope|invalid_key): .*; hint: .+\n$/, args.join(" "));
         assert.equal(r.stderr.split("\n").length, 2, "one line");
       }
-      assert.equal(text(await cli(["list"])), "secrets.list count=0\n");
+      // None of them created a vault or an identity.
+      assert.deepEqual(readdirSync(box.dir).filter((n) => n !== "home"), []);
+      // A bare command shows the help.
+      const bare = await cli([]);
+      assert.equal(bare.code, 0, bare.stderr);
+      assert.match(text(bare), /^palyra-secrets .*\n\nUsage: palyra-secrets <command>/);
     });
 
     test("--help on the program and every command; --version", async () => {
@@ -310,10 +410,30 @@ for (const target of Object.keys(TARGETS) as Target[]) {
       const set = await cli(["--vault-dir", vaultDir, "set", "global", "k", "--identity-dir", idDir], "v");
       assert.equal(set.code, 0, set.stderr);
       assert.equal(readFileSync(join(vaultDir, "backend.kind"), "utf8"), "encrypted_file\n");
-      assert.equal(text(await cli(["list"])), "secrets.list count=0\n");
+      assert.equal(
+        text(await cli(["--vault-dir", vaultDir, "--identity-dir", idDir, "list"])).split("\n").at(-2),
+        "secrets.list count=1",
+      );
+      // The default folders were not touched (no vault there: list says so).
+      assert.equal((await cli(["list"])).code, 1);
+      // An unknown backend is a usage error; a known one that does not match the vault is an error.
       const bad = await cli(["--backend", "floppy", "list"]);
-      assert.equal(bad.code, 1);
-      assert.match(bad.stderr, /^error: backend_unavailable: .*floppy/);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /^error: usage: --backend must be one of auto, encrypted_file, .*"floppy"/);
+      const other = await cli([
+        "--vault-dir",
+        vaultDir,
+        "--identity-dir",
+        idDir,
+        "--backend",
+        "macos_keychain",
+        "list",
+      ]);
+      assert.equal(other.code, 1);
+      assert.match(
+        other.stderr,
+        /^error: backend_unavailable: .*created with the "encrypted_file" backend, not "macos_keychain"/,
+      );
     });
   });
 }

@@ -36,6 +36,11 @@ async function terminal(argv: string[], env: Record<string, string>) {
     waitFor,
     type: (text: string) => tmux("send-keys", "-l", text),
     key: (name: string) => tmux("send-keys", name),
+    /** Pastes `text` as a terminal would (line breaks sent as CR), bracketed when `bracketed`. */
+    paste: async (text: string, bracketed: boolean) => {
+      assert.equal((await tmux("set-buffer", "-b", "p", "--", text)).code, 0);
+      return tmux("paste-buffer", "-b", "p", ...(bracketed ? ["-p"] : []));
+    },
     close: () => tmux("kill-server"),
   };
 }
@@ -72,14 +77,51 @@ for (const [target, argv] of Object.entries(TARGETS)) {
         await c.type("do-not-store");
         await c.key("C-c");
         const screen = await c.waitFor(/EXIT=\d+/);
-        assert.match(screen, /EXIT=2/);
-        assert.match(screen, /cancelled; nothing was stored/);
+        assert.match(screen, /EXIT=130/, "Ctrl-C exits 130, like an interrupted program");
+        assert.match(screen, /error: cancelled: cancelled; nothing was stored/);
         assert.doesNotMatch(screen, /do-not-store/);
       } finally {
         await c.close();
       }
       const list = await run([...cli, "list"], { env });
       assert.doesNotMatch(new TextDecoder().decode(list.stdout), /cancelled_key/);
+    });
+
+    test("regression: a pasted multi-line value is kept whole with bracketed paste, and refused without", async () => {
+      const dir = tempDir("tty-paste");
+      const env = { PALYRA_VAULT_DIR: join(dir, "vault"), PALYRA_IDENTITY_DIR: join(dir, "identity") };
+      const cli = await argv();
+      const pem =
+        "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n";
+
+      const b = await terminal([...cli, "set", "global", "pem_key"], env);
+      try {
+        await b.waitFor(/input hidden/);
+        await b.paste(pem, true);
+        await sleep(300);
+        await b.key("Enter");
+        const screen = await b.waitFor(/EXIT=\d+/);
+        assert.match(screen, /EXIT=0/);
+        assert.doesNotMatch(screen, /MIGH/);
+      } finally {
+        await b.close();
+      }
+      const got = await run([...cli, "get", "global", "pem_key", "--reveal"], { env });
+      assert.equal(new TextDecoder().decode(got.stdout), pem);
+
+      const u = await terminal([...cli, "set", "global", "cut_key"], env);
+      try {
+        await u.waitFor(/input hidden/);
+        await u.paste(pem, false);
+        const screen = await u.waitFor(/EXIT=\d+/);
+        assert.match(screen, /EXIT=2/);
+        assert.match(screen, /went on after the end of the line.*nothing was stored/s);
+        assert.doesNotMatch(screen, /MIGH/);
+      } finally {
+        await u.close();
+      }
+      const none = await run([...cli, "get", "global", "cut_key"], { env });
+      assert.equal(none.code, 1, "nothing was stored, not even the first line");
     });
   });
 }

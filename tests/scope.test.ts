@@ -15,16 +15,17 @@ import { rejectsWith } from "./helpers.ts";
 
 const keyChar = fc.constantFrom(..."abcdefghijklmnopqrstuvwxyz0123456789._-");
 const validKey = fc.array(keyChar, { minLength: 1, maxLength: 128 }).map((a) => a.join(""));
-// Ids: any Unicode text without controls, slashes or surrounding space, within 256 UTF-8 bytes.
+// Ids: any NFC Unicode text without control or format characters, slashes or surrounding space,
+// within 256 UTF-8 bytes.
 const idChar = fc.string({ unit: "grapheme", minLength: 1, maxLength: 1 }).filter((c) =>
-  !/[\p{Cc}\p{Cs}/\\]/u.test(c) && c.trim() === c
+  !/[\p{Cc}\p{Cf}\p{Cs}/\\]/u.test(c) && c.trim() === c
 );
 const validId = fc.array(fc.oneof(idChar, fc.constantFrom("a", "é", "日", "😀", " ", ":")), {
   minLength: 1,
   maxLength: 60,
 })
   .map((a) => a.join("").trim())
-  .filter((s) => s.length > 0 && new TextEncoder().encode(s).length <= 256);
+  .filter((s) => s.length > 0 && s.normalize("NFC") === s && new TextEncoder().encode(s).length <= 256);
 const validScope: fc.Arbitrary<VaultScope> = fc.oneof(
   fc.constant<VaultScope>({ kind: "global" }),
   validId.map((id): VaultScope => ({ kind: "workspace", id })),
@@ -132,6 +133,12 @@ describe("scope rules", () => {
     ["ws:a\u007fb", /control character U\+007F/],
     ["ws:a\u0085b", /control character U\+0085/],
     ["ws:a\ud800b", /surrogate/],
+    // Look-alikes: another normalization form, zero-width and bidi characters are refused.
+    ["ws:caf\u0065\u0301", /not in Unicode NFC/],
+    ["ws:acme\u200b", /format character U\+200B/],
+    ["ws:\u202eemca", /format character U\+202E/],
+    ["ws:a\ufeffcme", /format character U\+FEFF/],
+    ["pr:a\u2066b", /format character U\+2066/],
     ["ws:" + "a".repeat(257), /257 bytes/],
     ["ws:" + "é".repeat(129), /258 bytes/],
   ];
@@ -202,4 +209,19 @@ describe("reference rules", () => {
       assert.match(e.hint ?? "", /\[vault:\/\/\]<scope>\/<key>/);
     });
   }
+});
+
+describe("look-alike scopes (review of 3d5a40a)", () => {
+  test("regression: scopes that look the same can never be two different scopes in a vault", async () => {
+    const { Vault } = await import("../src/vault.ts");
+    const { tempDir, testKek } = await import("./helpers.ts");
+    const { join } = await import("node:path");
+    const v = await Vault.open({ root: join(tempDir("unicode"), "vault"), kek: testKek(1) });
+    await v.putSecret("ws:café".normalize("NFC"), "token", "value-A");
+    await rejectsWith(() => v.putSecret("ws:café".normalize("NFD"), "token", "value-B"), "invalid_scope", /NFC/);
+    await rejectsWith(() => v.putSecret("ws:acme\u200b", "token", "zero-width"), "invalid_scope", /U\+200B/);
+    await rejectsWith(() => v.putSecret("ws:\u202eemca", "token", "bidi"), "invalid_scope", /U\+202E/);
+    await rejectsWith(() => v.getSecret("ws:café".normalize("NFD"), "token"), "invalid_scope");
+    assert.deepEqual((await v.listSecrets()).map((m) => m.scope), ["ws:café".normalize("NFC")]);
+  });
 });

@@ -16,7 +16,7 @@ export class MemoryBackend implements BlobBackend {
   readonly #objects = new Map<string, Uint8Array>();
 
   put(objectId: string, bytes: Uint8Array): Promise<void> {
-    this.#objects.set(objectId, bytes.slice());
+    this.#objects.set(objectId, new Uint8Array(bytes));
     return Promise.resolve();
   }
 
@@ -25,7 +25,7 @@ export class MemoryBackend implements BlobBackend {
     if (found === undefined) {
       return Promise.reject(new VaultError("not_found", `read object "${objectId}" failed: it does not exist`));
     }
-    return Promise.resolve(found.slice());
+    return Promise.resolve(new Uint8Array(found));
   }
 
   delete(objectId: string): Promise<void> {
