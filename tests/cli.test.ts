@@ -4,7 +4,16 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { ROOT, run, type RunResult, tempDir } from "./helpers.ts";
 import { CLI_TARGETS, type CliTarget } from "./cli_targets.ts";
@@ -27,6 +36,14 @@ function sandbox() {
 }
 
 const text = (r: RunResult) => new TextDecoder().decode(r.stdout);
+
+/** Names, sizes and modes of everything under `dir` (the tool's own caches in home/ aside). */
+function listing(dir: string): string[] {
+  return readdirSync(dir, { recursive: true }).map(String).filter((n) => !n.startsWith("home")).sort().map((n) => {
+    const s = lstatSync(join(dir, n));
+    return `${n} ${s.isDirectory() ? "dir" : s.size} ${(s.mode & 0o777).toString(8)}`;
+  });
+}
 
 function cliRunner(target: Target, box: ReturnType<typeof sandbox>) {
   return async (args: string[], input?: Uint8Array | string) =>
@@ -342,6 +359,39 @@ for (const target of Object.keys(TARGETS) as Target[]) {
       }
       const list = await cli(["list"]);
       assert.match(list.stderr, /^error: corrupt: /);
+    });
+
+    test("regression: doctor flags an identity file others may read, leftovers of a crash and dead locks; changes nothing", async () => {
+      const box = sandbox();
+      const cli = cliRunner(target, box);
+      await cli(["set", "ws:a", "k"], "v");
+      const { scopeDirName } = await import("../src/crypto/ids.ts");
+      const idFile = join(box.env.PALYRA_IDENTITY_DIR, "state.v1.json");
+      chmodSync(idFile, 0o644);
+      const scopeDir = join(box.env.PALYRA_VAULT_DIR, "scopes", scopeDirName("ws:a"));
+      writeFileSync(join(scopeDir, ".metadata.json.0123456789abcdef.tmp"), "half");
+      mkdirSync(join(scopeDir, ".metadata.lock"));
+      writeFileSync(
+        join(scopeDir, ".metadata.lock", "00000000deadbeef"),
+        "pid=2147483646 host=elsewhere ts_ms=1 nonce=00000000deadbeef\n",
+      );
+      const before = listing(box.dir);
+      const r = await cli(["doctor", "--json"]);
+      assert.equal(r.code, 0, r.stderr);
+      const report = JSON.parse(text(r));
+      assert.deepEqual(report.problems.map((p: { code: string }) => p.code).sort(), [
+        "identity_file_mode",
+        "leftover_temporary",
+      ]);
+      assert.equal(report.locks.length, 1);
+      assert.match(report.locks[0].holder, /pid 2147483646 on elsewhere/);
+      const lines = text(await cli(["doctor"]));
+      assert.match(
+        lines,
+        /secrets\.doctor problem=identity_file_mode path=\S+state\.v1\.json message="the identity file has mode 644, not 600"/,
+      );
+      assert.match(lines, /secrets\.doctor problems=2\n$/);
+      assert.deepEqual(listing(box.dir), before, "doctor changed nothing");
     });
 
     test("usage errors exit 2 with a one-line hint", async () => {
