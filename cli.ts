@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run --allow-read --allow-write --allow-env --allow-sys=hostname,uid --allow-run=security,powershell,secret-tool
+#!/usr/bin/env -S deno run -q --allow-read --allow-write --allow-env --allow-sys=hostname,uid --allow-run=kill,security,powershell,secret-tool
 /**
  * `palyra-secrets`: the command-line interface of `@palyra/vault` (SPEC §7,
  * §8). Argument parsing and output only; every action is a call into mod.ts.

@@ -1,8 +1,17 @@
 #!/usr/bin/env node
-// `npx palyra-secrets` on Node: load the TypeScript CLI through tsx.
+// `palyra-secrets` on Node. An installed package (npm pack, npm install -g) carries the CLI bundled
+// as plain JavaScript in dist/ (built by `prepack`); a checkout of the repository, which has the
+// build script, runs the current cli.ts through tsx instead, so a stale bundle is never used.
 import process from "node:process";
-import { register } from "tsx/esm/api";
+import { existsSync } from "node:fs";
 
-register();
-const { main } = await import("../cli.ts");
+const checkout = existsSync(new URL("../scripts/build-node.mjs", import.meta.url));
+let main;
+if (checkout) {
+  const { register } = await import("tsx/esm/api");
+  register();
+  ({ main } = await import("../cli.ts"));
+} else {
+  ({ main } = await import("../dist/palyra-secrets.mjs"));
+}
 process.exit(await main(process.argv.slice(2)));

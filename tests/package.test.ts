@@ -1,11 +1,11 @@
 /** Package metadata stays consistent across package.json, deno.json, jsr.json and the code. */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { VERSION } from "../src/version.ts";
 import * as api from "../mod.ts";
-import { ROOT } from "./helpers.ts";
+import { DENO_DOCUMENTED, ROOT, run, tempDir } from "./helpers.ts";
 
 const json = (name: string) => JSON.parse(readFileSync(join(ROOT, name), "utf8"));
 
@@ -38,6 +38,62 @@ describe("package", () => {
   test("the public API of SPEC §11 is exported", () => {
     for (const name of ["Vault", "VaultError", "SensitiveBytes", "parseScope", "formatScope", "parseVaultRef"]) {
       assert.equal(typeof (api as Record<string, unknown>)[name], "function", name);
+    }
+  });
+});
+
+describe("the README's tasks after npm ci", () => {
+  test("regression: deno task cli runs the CLI (not node_modules/.bin/deno as JavaScript) and prints no Info lines", async () => {
+    const r = await run([join(ROOT, "node_modules/.bin/deno"), "task", "cli", "--version"], { cwd: ROOT });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(new TextDecoder().decode(r.stdout), `palyra-secrets ${VERSION}\n`);
+    assert.doesNotMatch(r.stderr, /Info|Failed to resolve|SyntaxError/);
+  });
+
+  test("regression: deno task compile:bun builds a standalone binary that runs", async () => {
+    const out = join(ROOT, "dist", "palyra-secrets-bun");
+    rmSync(out, { force: true });
+    const r = await run([join(ROOT, "node_modules/.bin/deno"), "task", "compile:bun"], { cwd: ROOT });
+    try {
+      assert.equal(r.code, 0, r.stderr);
+      const v = await run([out, "--version"]);
+      assert.equal(new TextDecoder().decode(v.stdout), `palyra-secrets ${VERSION}\n`);
+    } finally {
+      rmSync(out, { force: true });
+    }
+  });
+
+  test("the README documents the permissions the cli task uses", () => {
+    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+    for (const flag of DENO_DOCUMENTED) assert.ok(readme.includes(flag), `README lacks ${flag}`);
+  });
+});
+
+describe("the npm package", () => {
+  test("regression: npm pack then a global install runs the CLI on plain Node, without tsx", async () => {
+    const dir = tempDir("pack");
+    const bundle = join(ROOT, "dist", "palyra-secrets.mjs");
+    try {
+      const pack = await run(["npm", "pack", ROOT, "--pack-destination", dir], { cwd: dir, timeoutMs: 300_000 });
+      assert.equal(pack.code, 0, pack.stderr);
+      const tarball = join(dir, `palyra-vault-${VERSION}.tgz`);
+      const prefix = join(dir, "prefix");
+      const install = await run(
+        ["npm", "install", "-g", "--prefix", prefix, tarball, "--prefer-offline", "--no-audit", "--no-fund"],
+        { cwd: dir, timeoutMs: 300_000 },
+      );
+      assert.equal(install.code, 0, install.stderr);
+      assert.equal(existsSync(join(prefix, "lib", "node_modules", "tsx")), false);
+      const home = join(dir, "home");
+      const env = { PALYRA_VAULT_DIR: join(home, "vault"), PALYRA_IDENTITY_DIR: join(home, "identity") };
+      const bin = join(prefix, "bin", "palyra-secrets");
+      const v = await run([bin, "--version"], { cwd: dir, env });
+      assert.equal(new TextDecoder().decode(v.stdout), `palyra-secrets ${VERSION}\n`, v.stderr);
+      assert.equal((await run([bin, "set", "global", "k"], { cwd: dir, env, input: "installed" })).code, 0);
+      const got = await run([bin, "get", "global", "k", "--reveal"], { cwd: dir, env });
+      assert.equal(new TextDecoder().decode(got.stdout), "installed");
+    } finally {
+      rmSync(bundle, { force: true });
     }
   });
 });
