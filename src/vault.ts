@@ -205,6 +205,9 @@ function missingIdentity(identityDir: string, root: string): VaultError {
   );
 }
 
+/** The last writer in line for each scope lock of this process (see `#withScopeLock`). */
+const inProcessTurns = new Map<string, Promise<void>>();
+
 /** What a vault needs to create itself on its first write. */
 interface Pending {
   /** The identity folder to create an identity in, when there is no KEK yet. */
@@ -358,16 +361,30 @@ export class Vault {
 
   async #withScopeLock<T>(scope: string, action: (dir: string) => Promise<T>): Promise<T> {
     const dir = this.#scopeDir(scope);
-    await secureDir(this.#fs, dir, `folder of scope ${JSON.stringify(scope)}`);
-    const lock = await acquireLock(this.#fs, join(dir, ".metadata.lock"), {
-      timeoutMs: this.#limits.lockTimeoutMs,
-      staleAfterMs: this.#limits.staleAfterMs,
-      what: `scope ${JSON.stringify(scope)}`,
-    });
+    const path = join(dir, ".metadata.lock");
+    // Writers in this process take turns before they reach the file lock, so a burst of concurrent
+    // puts queues instead of polling, and the lock timeout measures only waits for other processes.
+    const previous = inProcessTurns.get(path) ?? Promise.resolve();
+    let done!: () => void;
+    const mine = new Promise<void>((resolve) => (done = resolve));
+    const turn = previous.then(() => mine);
+    inProcessTurns.set(path, turn);
     try {
-      return await action(dir);
+      await previous;
+      await secureDir(this.#fs, dir, `folder of scope ${JSON.stringify(scope)}`);
+      const lock = await acquireLock(this.#fs, path, {
+        timeoutMs: this.#limits.lockTimeoutMs,
+        staleAfterMs: this.#limits.staleAfterMs,
+        what: `scope ${JSON.stringify(scope)}`,
+      });
+      try {
+        return await action(dir);
+      } finally {
+        await lock.release();
+      }
     } finally {
-      await lock.release();
+      done();
+      if (inProcessTurns.get(path) === turn) inProcessTurns.delete(path);
     }
   }
 

@@ -11,6 +11,7 @@ import { openVaultWith, Vault } from "../src/vault.ts";
 import { type FileSystem, nodeFileSystem } from "../src/platform/fs.ts";
 import { EncryptedFileBackend } from "../src/backends/encrypted_file.ts";
 import type { BlobBackend } from "../src/backends/backend.ts";
+import { MemoryBackend } from "../src/backends/memory.ts";
 import { objectId, scopeDirName } from "../src/crypto/ids.ts";
 import { MacosKeychainBackend } from "../src/backends/macos_keychain.ts";
 import { runnerWithEnv } from "../src/platform/subprocess.ts";
@@ -211,5 +212,28 @@ describe("trust regressions (review of 3d5a40a)", () => {
     assert.deepEqual((await v.listSecrets("global")).map((m) => m.key), ["api_key", "warmup"]);
     using got = await v.getSecret("global", "api_key");
     assert.equal(got.text(), "s3cret", "every key the index lists can be read");
+  });
+});
+
+describe("load", () => {
+  test("regression: a burst of concurrent puts in one process queues; it is not lock_timeout however slow the backend", async () => {
+    const inner = new MemoryBackend();
+    const slow: BlobBackend = {
+      kind: "slow",
+      put: async (id, b) => {
+        await new Promise((r) => setTimeout(r, 30)); // a keychain on a busy machine
+        await inner.put(id, b);
+      },
+      get: (id) => inner.get(id),
+      delete: (id) => inner.delete(id),
+    };
+    // 40 puts of 30 ms each take over a second; the lock timeout is a tenth of that.
+    const v = await Vault.open({ root: join(tempDir("burst"), "vault"), kek: KEK, backend: slow, lockTimeoutMs: 100 });
+    const keys = Array.from({ length: 40 }, (_, i) => `k${i}`);
+    await Promise.all(keys.map((k) => v.putSecret("ws:busy", k, `v-${k}`)));
+    assert.deepEqual((await v.listSecrets("ws:busy")).map((m) => m.key), keys.slice().sort());
+    // Another Vault on the same folder in this process takes turns with it too.
+    const w = await Vault.open({ root: v.root, kek: KEK, backend: slow, lockTimeoutMs: 100 });
+    await Promise.all(keys.flatMap((k) => [v.putSecret("ws:busy", k, "a"), w.putSecret("ws:busy", k, "b")]));
   });
 });

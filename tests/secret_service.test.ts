@@ -6,7 +6,7 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { openVaultWith, Vault } from "../src/vault.ts";
 import { LinuxSecretServiceBackend } from "../src/backends/linux_secret_service.ts";
@@ -136,8 +136,8 @@ describe("linux_secret_service", () => {
       run: runnerWithEnv(ss.env),
     });
     assert.equal(v1.backendKind, "linux_secret_service");
+    await v1.putSecret(`ws:auto-${unique()}`, "k", "v"); // the first write records the choice
     assert.equal(readFileSync(join(desktop, "backend.kind"), "utf8"), "linux_secret_service\n");
-    await v1.putSecret(`ws:auto-${unique()}`, "k", "v");
 
     const headless = join(tempDir("auto"), "vault");
     const noBus = runnerWithEnv({ DBUS_SESSION_BUS_ADDRESS: "unix:path=/nonexistent/bus" });
@@ -150,7 +150,7 @@ describe("linux_secret_service", () => {
 
     // The marker wins: the desktop vault opened headless is unavailable, and says why.
     const e = await rejectsWith(
-      () => openVaultWith({ root: desktop, kek: testKek(25), backend: "encrypted_file" }, { run: noBus }),
+      () => openVaultWith({ root: desktop, kek: testKek(25) }, { run: noBus }),
       "backend_unavailable",
       /created with the "linux_secret_service" backend .*no D-Bus session/,
     );
@@ -179,8 +179,9 @@ describe("linux_secret_service", () => {
     assert.equal(readFileSync(join(dir, "v1", "backend.kind"), "utf8"), "linux_secret_service\n");
     const got = await run([...cli, "get", scope, "token", "--reveal"], { env });
     assert.equal(new TextDecoder().decode(got.stdout), "from-cli");
-    const viaEnv = await run([...cli, "list"], {
+    const viaEnv = await run([...cli, "set", scope, "token"], {
       env: { ...env, PALYRA_VAULT_DIR: join(dir, "v2"), PALYRA_VAULT_BACKEND: "linux_secret_service" },
+      input: "from-env",
     });
     assert.equal(viaEnv.code, 0, viaEnv.stderr);
     assert.equal(readFileSync(join(dir, "v2", "backend.kind"), "utf8"), "linux_secret_service\n");
@@ -195,4 +196,27 @@ describe("linux_secret_service", () => {
     ]);
     assert.equal(doctor.vault.mode, "700");
   });
+
+  test("regression: the test's D-Bus and gnome-keyring end with the process that started them, however it ends", async () => {
+    for (const rt of RUNTIME_NAMES) {
+      for (const how of ["exit", "kill"]) {
+        const r = await runScript(rt, "tests/workers/keyring_child.ts", [how], { timeoutMs: 180_000 });
+        const m = /^pids=(\d+) (\d+)$/m.exec(new TextDecoder().decode(r.stdout));
+        assert.ok(m, `${rt} ${how}: ${r.stderr}`);
+        const pids = [Number(m[1]), Number(m[2])];
+        const alive = () => pids.filter((p) => existsSync(`/proc/${p}`) && !/\) Z /.test(readStat(p)));
+        const deadline = Date.now() + 60_000;
+        while (alive().length > 0 && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100));
+        assert.deepEqual(alive(), [], `${rt} ${how}: daemons left running`);
+      }
+    }
+  });
 });
+
+function readStat(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return ") Z ";
+  }
+}

@@ -5,11 +5,10 @@
  * and dbus.
  */
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { LinuxSecretServiceBackend } from "../src/backends/linux_secret_service.ts";
 import { runnerWithEnv } from "../src/platform/subprocess.ts";
 import { ROOT, run, tempDir } from "./helpers.ts";
 
@@ -20,10 +19,21 @@ export interface SecretServiceEnv {
 }
 
 let started: Promise<SecretServiceEnv> | undefined;
-const children: ChildProcess[] = [];
-process.on("exit", () => {
-  for (const c of children) c.kill("SIGTERM");
-});
+
+/** Stores, reads back and clears an item: the keyring answers writes, its login collection exists. */
+async function answersWrites(env: Record<string, string>): Promise<string | undefined> {
+  const run = runnerWithEnv(env);
+  const attrs = ["service", "palyra.vault.v1.test.ready", "key", "probe"];
+  const store = await run("secret-tool", ["store", "--label=ready", ...attrs], {
+    stdin: new TextEncoder().encode("ok"),
+    timeoutMs: 30_000,
+  }).catch((e: Error) => ({ code: -1, stdout: new Uint8Array(), stderr: e.message }));
+  if (store.code !== 0 || store.stderr.trim() !== "") return `store: ${store.stderr.trim() || store.code}`;
+  const back = await run("secret-tool", ["lookup", ...attrs], { timeoutMs: 30_000 });
+  if (new TextDecoder().decode(back.stdout).trim() !== "ok") return `lookup: ${back.stderr.trim() || back.code}`;
+  await run("secret-tool", ["clear", ...attrs], { timeoutMs: 30_000 });
+  return undefined;
+}
 
 async function start(): Promise<SecretServiceEnv> {
   const dir = tempDir("secret-service");
@@ -34,42 +44,39 @@ async function start(): Promise<SecretServiceEnv> {
     XDG_CONFIG_HOME: join(dir, "config"),
   };
   for (const d of Object.values(env)) mkdirSync(d, { recursive: true, mode: 0o700 });
-  const base = { ...process.env, ...env };
+  const base: Record<string, string | undefined> = { ...process.env, ...env };
   delete base.DBUS_SESSION_BUS_ADDRESS;
-  const bus = spawn("dbus-daemon", ["--session", "--nofork", "--print-address=1"], {
+  // The session lives as long as this process holds the supervisor's stdin open.
+  const session = spawn("sh", [join(ROOT, "tests/workers/keyring_session.sh"), dir], {
     env: base,
-    stdio: ["ignore", "pipe", "ignore"],
+    stdio: ["pipe", "pipe", "inherit"],
   });
-  children.push(bus);
   const address = await new Promise<string>((resolve, reject) => {
     let out = "";
-    bus.on("error", (e) => reject(new Error(`start dbus-daemon failed (${e.message}); install: apt-get install dbus`)));
-    bus.stdout.on("data", (c: Uint8Array) => {
+    session.on("error", (e) => reject(new Error(`start the test Secret Service failed (${e.message})`)));
+    session.on(
+      "exit",
+      (code) =>
+        reject(new Error(`the test Secret Service exited (${code}); install: apt-get install dbus gnome-keyring`)),
+    );
+    session.stdout.on("data", (c: Uint8Array) => {
       out += new TextDecoder().decode(c);
-      if (out.includes("\n")) resolve(out.split("\n")[0]!.trim());
+      const m = /^address=(.+)$/m.exec(out);
+      if (m) resolve(m[1]!.trim());
     });
-    setTimeout(() => reject(new Error("dbus-daemon printed no address")), 10_000);
   });
-  // The daemons must not keep the test process alive; they are killed when it exits.
-  bus.stdout.destroy();
-  bus.unref();
+  // Neither the session nor its pipes may keep this process alive.
+  session.stdout.destroy();
+  (session.stdin as unknown as { unref?: () => void }).unref?.();
+  session.unref();
   env.DBUS_SESSION_BUS_ADDRESS = address;
-  const keyring = spawn("gnome-keyring-daemon", ["--unlock", "--components=secrets", "--foreground"], {
-    env: { ...base, ...env },
-    stdio: ["pipe", "ignore", "ignore"],
-  });
-  children.push(keyring);
-  keyring.on("error", () => {});
-  keyring.stdin.end("palyra-test-keyring-password");
-  keyring.unref();
-  // Wait until the service answers a lookup cleanly.
-  const runner = runnerWithEnv(env);
-  const deadline = Date.now() + 20_000;
+  // Ready means able to store: gnome-keyring creates its login collection a moment after it answers.
+  const deadline = Date.now() + 120_000;
   for (;;) {
-    const p = await LinuxSecretServiceBackend.probe(runner, 3_000);
-    if (p.available) break;
-    assert.ok(Date.now() < deadline, `the test Secret Service did not come up: ${p.reason}`);
-    await new Promise((r) => setTimeout(r, 200));
+    const why = await answersWrites(env);
+    if (why === undefined) break;
+    assert.ok(Date.now() < deadline, `the test Secret Service did not come up: ${why}`);
+    await new Promise((r) => setTimeout(r, 250));
   }
   return { env };
 }

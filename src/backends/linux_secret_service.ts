@@ -138,7 +138,8 @@ export class LinuxSecretServiceBackend implements BlobBackend {
    */
   static async probe(
     run: CommandRunner = runCommand,
-    timeoutMs = 3_000,
+    // Generous: a busy machine answers slowly, and `auto` records its choice for good.
+    timeoutMs = 10_000,
   ): Promise<{ available: boolean; reason: string }> {
     try {
       const r = await run(TOOL, ["lookup", "service", SECRET_SERVICE_NAME, "key", "palyra-probe"], { timeoutMs });
