@@ -1,7 +1,7 @@
 #!/usr/bin/env -S deno run -q --allow-read --allow-write --allow-env --allow-sys=hostname,uid --allow-run=kill,security,powershell,secret-tool
 /**
- * `palyra-secrets`: the command-line interface of `@palyra/vault` (SPEC §7,
- * §8). Argument parsing and output only; every action is a call into mod.ts.
+ * `palyra-secrets`: the command-line interface of `@palyra/vault` (README,
+ * "The CLI"). Argument parsing and output only; every action is a call into mod.ts.
  *
  * @example
  * ```sh
@@ -46,7 +46,7 @@ import { toBase64 } from "./src/crypto/encoding.ts";
 
 const PROGRAM = "palyra-secrets";
 
-/** Exit codes (SPEC §7). */
+/** Exit codes (README "The CLI"). */
 const EXIT = { ok: 0, operational: 1, usage: 2, blocking: 3, interrupted: 130 } as const;
 
 type OptionSpec = { type: "string" | "boolean"; short?: string };

@@ -1,5 +1,5 @@
 /**
- * The device identity (SPEC §4): the CA private key from which the device KEK
+ * The device identity (docs/FORMAT.md §4): the CA private key from which the device KEK
  * is derived. It is created once, race-safely, and never silently replaced:
  * a new identity would orphan every stored secret.
  */

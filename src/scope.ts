@@ -1,5 +1,5 @@
 /**
- * Scopes, secret keys and vault references (SPEC §2).
+ * Scopes, secret keys and vault references (docs/FORMAT.md §1).
  *
  * scope     = "global" (any letter case) | "ws:" id | "pr:" id
  * id        = 1–256 bytes of UTF-8 after trimming white space, in Unicode

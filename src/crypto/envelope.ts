@@ -1,5 +1,5 @@
 /**
- * The envelope (SPEC §3): each value is sealed under a fresh data key (DEK),
+ * The envelope (docs/FORMAT.md §3): each value is sealed under a fresh data key (DEK),
  * and the DEK under the device KEK, both bound by the AAD to their scope and
  * key. Everything that goes wrong while opening is one `crypto` error and no
  * bytes come out.

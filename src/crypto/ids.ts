@@ -1,5 +1,5 @@
 /**
- * Names derived from a scope and key (SPEC §3, §5): the AAD that binds an
+ * Names derived from a scope and key (docs/FORMAT.md §1): the AAD that binds an
  * envelope to its place, the object id and the scope folder name. Hashing the
  * names keeps user-chosen ids out of file paths, so no id can traverse.
  */

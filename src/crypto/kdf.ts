@@ -1,5 +1,5 @@
 /**
- * The device key-encryption key (SPEC §3): derived from the identity's CA
+ * The device key-encryption key (docs/FORMAT.md §2): derived from the identity's CA
  * private key, as Palyra's Rust vault derives it.
  */
 import { sha256 } from "@noble/hashes/sha2.js";

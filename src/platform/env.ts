@@ -27,7 +27,7 @@ function home(): string | undefined {
 }
 
 /**
- * The default identity folder (SPEC §4): `PALYRA_IDENTITY_DIR`, else
+ * The default identity folder (docs/FORMAT.md §4): `PALYRA_IDENTITY_DIR`, else
  * `$XDG_STATE_HOME/palyra/identity`, else `$HOME/.local/state/palyra/identity`;
  * on Windows `%LOCALAPPDATA%\Palyra\identity`, else `%APPDATA%\Palyra\identity`.
  * `undefined` when none of these can be found.
