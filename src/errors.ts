@@ -105,6 +105,14 @@ export function fsError(action: string, path: string, e: unknown): VaultError {
       cause: e,
     });
   }
+  const name = (e as { name?: unknown } | null)?.name;
+  if (name === "NotCapable" || name === "PermissionDenied") {
+    // A Deno permission that was not granted.
+    return new VaultError("permission", `${action} failed: the runtime was not allowed to access "${path}"`, {
+      hint: "grant Deno the permissions listed in the README (--allow-read, --allow-write, …)",
+      cause: e,
+    });
+  }
   if (errno === "EACCES" || errno === "EPERM") {
     return new VaultError("permission", `${action} failed: access to "${path}" was denied (${detail})`, {
       hint: "check that the folder belongs to the current user",

@@ -19,7 +19,18 @@ import process from "node:process";
 import { openVaultWith, Vault } from "../src/vault.ts";
 import { nodeFileSystem } from "../src/platform/fs.ts";
 import { objectId, scopeDirName } from "../src/crypto/ids.ts";
-import { hex, rejectsWith, ROOT, run, RUNTIME_NAMES, RUNTIMES, tempDir, testKek } from "./helpers.ts";
+import {
+  DENO_DOCUMENTED,
+  hex,
+  rejectsWith,
+  ROOT,
+  run,
+  runScript,
+  RUNTIME_NAMES,
+  RUNTIMES,
+  tempDir,
+  testKek,
+} from "./helpers.ts";
 
 const KEK = testKek(6);
 const mode = (p: string) => lstatSync(p).mode & 0o777;
@@ -199,5 +210,21 @@ describe("symbolic links (review of 3d5a40a)", () => {
     await rejectsWith(() => v.deleteSecret("global", "token"), "permission", /not a real folder/);
     await rejectsWith(() => Vault.open({ root, kek: KEK, backend: "encrypted_file" }), "permission", /symbolic link/);
     assert.deepEqual(readdirSync(join(old, "objects")).length, 1);
+  });
+});
+
+describe("Deno permissions (review of 3d5a40a)", () => {
+  test("regression: without --allow-sys=uid, Vault.open is a permission VaultError with a hint, not an uncaught NotCapable", async () => {
+    const dir = tempDir("deno-uid");
+    const noUid = DENO_DOCUMENTED.map((f) => f.startsWith("--allow-sys") ? "--allow-sys=hostname" : f);
+    const r = await runScript("deno", "tests/workers/vault_worker.ts", ["open", join(dir, "v"), join(dir, "id")], {
+      deno: noUid,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(new TextDecoder().decode(r.stdout), /^VaultError permission \| .*--allow-sys=hostname,uid/m);
+    const full = await runScript("deno", "tests/workers/vault_worker.ts", ["open", join(dir, "v2"), join(dir, "id2")], {
+      deno: DENO_DOCUMENTED,
+    });
+    assert.match(new TextDecoder().decode(full.stdout), /^ok$/m, full.stderr);
   });
 });

@@ -4,6 +4,7 @@
  *   put <root> <worker> <count> <scope,scope,…> <startAtMs> [backend]   KEK hex on stdin
  *   lock <lockPath> <holdMs> <rounds> <logPath> <startAtMs>
  *   take <lockPath> <staleAfterMs> <timeoutMs>        prints "taken <ms>" or "<error code> <message>"
+ *   open <root> <identityDir>                          opens and puts; prints "ok" or "<error> <code> | <hint>"
  *   identity <dir> <startAtMs>
  *
  * Each acknowledged step is written to stdout synchronously, so a line that
@@ -73,6 +74,15 @@ if (mode === "put") {
     await lock.release();
   } catch (e) {
     say(`${(e as { code?: string }).code ?? "error"} ${(e as Error).message}`);
+  }
+} else if (mode === "open") {
+  const [root, identityRoot] = args as [string, string];
+  try {
+    const vault = await Vault.open({ root, identityRoot, backend: "encrypted_file" });
+    await vault.putSecret("global", "k", "v");
+    say("ok");
+  } catch (e) {
+    say(`${(e as Error).name} ${(e as { code?: string }).code ?? "-"} | ${(e as { hint?: string }).hint ?? ""}`);
   }
 } else if (mode === "identity") {
   const [dir, startAt] = args as [string, string];
