@@ -12,7 +12,7 @@ import { join } from "node:path";
 import process from "node:process";
 import fc from "fast-check";
 import { acquireLock, type HeldLock, lockContent, type LockHost, parseLock } from "../src/lock.ts";
-import { type FileInfo, type FileSystem, nodeFileSystem } from "../src/platform/fs.ts";
+import { fileInfo, type FileSystem, nodeFileSystem } from "../src/platform/fs.ts";
 import { hostName } from "../src/platform/process.ts";
 import { DENO_DOCUMENTED, rejectsWith, run, runScript, RUNTIME_NAMES, tempDir } from "./helpers.ts";
 
@@ -466,17 +466,7 @@ const syncFs: Partial<FileSystem> = {
       if ((e as { code?: string }).code === "ENOENT") return Promise.resolve(undefined);
       throw e;
     }
-    const info: FileInfo = {
-      isFile: s.isFile(),
-      isDirectory: s.isDirectory(),
-      isSymlink: s.isSymbolicLink(),
-      mode: s.mode & 0o777,
-      uid: s.uid,
-      ino: Number(s.ino),
-      size: s.size,
-      mtimeMs: s.mtimeMs,
-    };
-    return Promise.resolve(info);
+    return Promise.resolve(fileInfo(s));
   },
 };
 

@@ -5,7 +5,7 @@
  * used here (numeric open flags, O_NOFOLLOW, fsync of a folder, link).
  */
 import * as fsp from "node:fs/promises";
-import { constants } from "node:fs";
+import { constants, type Stats } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { toHex } from "../crypto/encoding.ts";
 import { errnoCode } from "../errors.ts";
@@ -78,6 +78,20 @@ export function randomSuffix(): string {
 
 function tempPathFor(path: string): string {
   return join(dirname(path), `.${basename(path)}.${randomSuffix()}.tmp`);
+}
+
+/** A `FileInfo` from what `node:fs` `lstat` returns. */
+export function fileInfo(s: Stats): FileInfo {
+  return {
+    isFile: s.isFile(),
+    isDirectory: s.isDirectory(),
+    isSymlink: s.isSymbolicLink(),
+    mode: s.mode & 0o777,
+    uid: s.uid,
+    ino: Number(s.ino),
+    size: s.size,
+    mtimeMs: s.mtimeMs,
+  };
 }
 
 function tooBig(path: string, size: number, maxBytes: number): Error {
@@ -183,17 +197,7 @@ export const nodeFileSystem: FileSystem = {
 
   async lstat(path) {
     try {
-      const s = await fsp.lstat(path);
-      return {
-        isFile: s.isFile(),
-        isDirectory: s.isDirectory(),
-        isSymlink: s.isSymbolicLink(),
-        mode: s.mode & 0o777,
-        uid: s.uid,
-        ino: Number(s.ino),
-        size: s.size,
-        mtimeMs: s.mtimeMs,
-      };
+      return fileInfo(await fsp.lstat(path));
     } catch (e) {
       if (errnoCode(e) === "ENOENT") return undefined;
       throw e;
