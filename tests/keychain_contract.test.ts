@@ -6,16 +6,16 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { Vault } from "../src/vault.ts";
+import { openVaultWith, Vault } from "../src/vault.ts";
 import { MACOS_MAX_PAYLOAD_BYTES, MacosKeychainBackend } from "../src/backends/macos_keychain.ts";
 import { DPAPI_ARGS, WindowsDpapiBackend } from "../src/backends/windows_dpapi.ts";
 import { objectId } from "../src/crypto/ids.ts";
 import { toBase64 } from "../src/crypto/encoding.ts";
 import { nodeFileSystem } from "../src/platform/fs.ts";
-import { runnerWithEnv } from "../src/platform/subprocess.ts";
+import { type CommandRunner, runnerWithEnv } from "../src/platform/subprocess.ts";
 import { hex, randomBytes, rejectsWith, ROOT, tempDir, testKek } from "./helpers.ts";
 import { vaultSuite } from "./backend_suite.ts";
 
@@ -41,11 +41,17 @@ function fakeMac(mode = "") {
   return { backend: new MacosKeychainBackend({ run: runnerWithEnv(env) }), calls, dir };
 }
 
-function fakeWin(mode = "") {
+/** The environment of the emulated powershell, and its call log. */
+function winEnv(mode = "") {
   const { dir, log, calls, path } = emulator("fake-win");
   const env = { PATH: path, FAKE_DPAPI_LOG: log, FAKE_DPAPI_MODE: mode, FAKE_DPAPI_USER_KEY: "user-key-of-the-test" };
+  return { dir, env, calls, run: runnerWithEnv(env) };
+}
+
+function fakeWin(mode = "") {
+  const { dir, calls, run } = winEnv(mode);
   const root = join(dir, "vault");
-  return { root, backend: new WindowsDpapiBackend(root, nodeFileSystem, { run: runnerWithEnv(env) }), calls };
+  return { root, backend: new WindowsDpapiBackend(root, nodeFileSystem, { run }), calls };
 }
 
 /** No needle in any recorded argv or environment. */
@@ -137,8 +143,65 @@ describe("macos_keychain contract", () => {
   });
 });
 
+/** The one script of 3d5a40a, which branched on a mode line: `if {…}; elseif {…}` never parses. */
+const OLD_JOINED_SCRIPT = [
+  "$ErrorActionPreference = 'Stop'",
+  "Add-Type -AssemblyName System.Security",
+  "$mode = [Console]::In.ReadLine()",
+  "$entropy = [Text.Encoding]::UTF8.GetBytes([Console]::In.ReadLine())",
+  "$data = [Convert]::FromBase64String([Console]::In.ReadLine())",
+  "$scope = [Security.Cryptography.DataProtectionScope]::CurrentUser",
+  "try {",
+  "  if ($mode -eq 'protect') { $out = [Security.Cryptography.ProtectedData]::Protect($data, $entropy, $scope) }",
+  "  elseif ($mode -eq 'unprotect') { $out = [Security.Cryptography.ProtectedData]::Unprotect($data, $entropy, $scope) }",
+  "  else { [Console]::Error.WriteLine('palyra: unknown mode'); exit 2 }",
+  "  [Console]::Out.Write([Convert]::ToBase64String($out))",
+  "} catch [Security.Cryptography.CryptographicException] {",
+  "  [Console]::Error.WriteLine('palyra: cryptographic error: ' + $_.Exception.Message); exit 3",
+  "}",
+].join("; ");
+
+/** Opens a new vault with `auto` as if on Windows, with the given command runner. */
+async function openAutoOnWindows(run: CommandRunner) {
+  const root = join(tempDir("auto-win"), "vault");
+  const vault = await openVaultWith({ root, kek: testKek(36), backend: "auto" }, { platform: "win32", run });
+  return { root, vault };
+}
+
 describe("windows_dpapi contract", () => {
-  test("a constant script, the payload only on stdin, blobs in objects_dpapi/", async () => {
+  test("the emulator refuses the old joined script like PowerShell's parser: a ; before elseif", async () => {
+    const { run } = winEnv();
+    const id = objectId("global", "k");
+    const stdin = new TextEncoder().encode(`protect\n${id}\n${toBase64(randomBytes(30))}\n`);
+    const r = await run("powershell", ["-NoProfile", "-NonInteractive", "-Command", OLD_JOINED_SCRIPT], { stdin });
+    assert.equal(r.code, 1, `the old script ran: exit ${r.code}, ${r.stderr}`);
+    assert.match(r.stderr, /Unexpected token 'elseif'/);
+    assert.equal(r.stdout.length, 0);
+  });
+
+  test("the emulator refuses each separator PowerShell rejects, and a script that branches on a mode", async () => {
+    const { run } = winEnv();
+    const call = "$out = [Security.Cryptography.ProtectedData]::Protect($d, $e, $s)";
+    const cases: [string, RegExp][] = [
+      [`if ($a) { ${call} } ;\n  else { exit 2 }`, /Unexpected token 'else'/],
+      [`if ($a) { ${call} }; ElseIf ($b) { exit 2 }`, /Unexpected token 'ElseIf'/],
+      [`try { ${call} }; catch { exit 3 }`, /The Try statement is missing its Catch or Finally block/],
+      [`try { ${call} } ;\n finally { exit 3 }`, /The Try statement is missing its Catch or Finally block/],
+      [
+        `if ($m) { ${call} }\nelse { $out = [Security.Cryptography.ProtectedData]::Unprotect($d, $e, $s) }`,
+        /exactly one of Protect and Unprotect/,
+      ],
+    ];
+    for (const [script, why] of cases) {
+      const r = await run("powershell", ["-NoProfile", "-NonInteractive", "-Command", script], {
+        stdin: new TextEncoder().encode("x\nAAAA\n"),
+      });
+      assert.notEqual(r.code, 0, `accepted: ${script}`);
+      assert.match(r.stderr, why);
+    }
+  });
+
+  test("one constant script per operation that parses; the payload only on stdin; blobs in objects_dpapi/", async () => {
     const { root, backend, calls } = fakeWin();
     const id = objectId("ws:acme", "token");
     const payload = randomBytes(300);
@@ -146,11 +209,24 @@ describe("windows_dpapi contract", () => {
     assert.deepEqual(await backend.get(id), payload);
     assert.ok(existsSync(join(root, "objects_dpapi", id)));
     const c = calls();
-    for (const x of c) assert.deepEqual(x.argv, DPAPI_ARGS);
-    assert.ok(!DPAPI_ARGS.some((a) => /EncodedCommand/i.test(a)));
-    const [mode, entropy] = c[0]!.stdin.split("\n");
-    assert.deepEqual([mode, entropy], ["protect", id]);
-    assert.equal(c[1]!.stdin.split("\n")[0], "unprotect");
+    assert.equal(c.length, 2);
+    assert.deepEqual(c[0]!.argv, DPAPI_ARGS.protect);
+    assert.deepEqual(c[1]!.argv, DPAPI_ARGS.unprotect);
+    for (const args of [DPAPI_ARGS.protect, DPAPI_ARGS.unprotect]) {
+      assert.deepEqual(args.slice(0, 3), ["-NoProfile", "-NonInteractive", "-Command"]);
+      assert.equal(args.length, 4);
+      const script = args[3]!;
+      assert.ok(!/EncodedCommand/i.test(script));
+      assert.ok(!script.includes('"'), "powershell.exe strips double quotes from its command line");
+      assert.ok(!/;\s*(elseif|else|catch|finally)\b/i.test(script), "a ; ends an if or try in PowerShell");
+      assert.ok(!/\$mode|\bif\s*\(/i.test(script), "no branching on a mode");
+      assert.match(script, /DataProtectionScope\]::CurrentUser/);
+    }
+    assert.match(DPAPI_ARGS.protect[3]!, /ProtectedData\]::Protect\(/);
+    assert.match(DPAPI_ARGS.unprotect[3]!, /ProtectedData\]::Unprotect\(/);
+    // stdin: the entropy (the object id), then the padded base64 input.
+    assert.equal(c[0]!.stdin, `${id}\n${toBase64(payload)}\n`);
+    assert.equal(c[1]!.stdin.split("\n")[0], id);
     const canary = randomBytes(32);
     const vault = await Vault.open({ root, kek: testKek(35), backend });
     await vault.putSecret("global", "canary", canary);
@@ -168,8 +244,78 @@ describe("windows_dpapi contract", () => {
     await backend.put(a, randomBytes(64));
     await backend.put(b, randomBytes(64));
     writeFileSync(join(root, "objects_dpapi", b), readFileSync(join(root, "objects_dpapi", a)));
-    await rejectsWith(() => backend.get(b), "crypto", /DPAPI could not unprotect/);
+    const e = await rejectsWith(() => backend.get(b), "crypto", /DPAPI could not unprotect/);
+    assert.match(e.message, /CryptographicException: The data is invalid/);
     await rejectsWith(() => backend.get(objectId("global", "none")), "not_found");
     await rejectsWith(() => fakeWin("denied").backend.put(a, randomBytes(8)), "permission", /denied/);
+    const broken = await rejectsWith(() => fakeWin("broken").backend.put(a, randomBytes(8)), "io", /exit 3/);
+    assert.match(broken.hint ?? "", /encrypted_file/);
+  });
+
+  test("a protected blob over the size cap is refused unread, before powershell runs", async () => {
+    const { dir, calls, run } = winEnv();
+    const root = join(dir, "vault");
+    const backend = new WindowsDpapiBackend(root, nodeFileSystem, { run, maxObjectBytes: 1000 });
+    const id = objectId("global", "big");
+    await backend.put(id, randomBytes(1000));
+    assert.equal((await backend.get(id)).length, 1000);
+    const before = calls().length;
+    writeFileSync(join(root, "objects_dpapi", id), new Uint8Array(1000 + 4096 + 1));
+    await rejectsWith(() => backend.get(id), "value_too_large", /at most 5096 are read/);
+    assert.equal(calls().length, before);
+  });
+
+  test("auto on Windows probes with a round trip through both scripts, then records windows_dpapi on the first put", async () => {
+    const { run, calls } = winEnv();
+    const { root, vault } = await openAutoOnWindows(run);
+    assert.equal(vault.backendKind, "windows_dpapi");
+    const probe = calls();
+    assert.deepEqual(probe.map((x) => x.argv), [DPAPI_ARGS.protect, DPAPI_ARGS.unprotect]);
+    assert.equal(probe[0]!.stdin.split("\n")[0], "palyra-probe");
+    await vault.putSecret("global", "k", "v");
+    assert.equal(readFileSync(join(root, "backend.kind"), "utf8"), "windows_dpapi\n");
+    using got = await vault.getSecret("global", "k");
+    assert.equal(got.text(), "v");
+    assert.equal(readdirSync(join(root, "objects_dpapi")).length, 1);
+  });
+
+  for (
+    const [label, mode] of [
+      ["access is denied", "denied"],
+      ["System.Security does not load", "broken"],
+      ["protect returns its input", "echo"],
+      ["unprotect returns other bytes", "garble"],
+    ] as const
+  ) {
+    test(`auto on Windows with a failing PowerShell (${label}) chooses encrypted_file and records it`, async () => {
+      const { run } = winEnv(mode);
+      const { root, vault } = await openAutoOnWindows(run);
+      await vault.putSecret("global", "k", "v");
+      assert.equal(vault.backendKind, "encrypted_file");
+      assert.equal(readFileSync(join(root, "backend.kind"), "utf8"), "encrypted_file\n");
+      using got = await vault.getSecret("global", "k");
+      assert.equal(got.text(), "v");
+      assert.ok(!existsSync(join(root, "objects_dpapi")));
+    });
+  }
+
+  test("auto on Windows without powershell chooses encrypted_file and records it", async () => {
+    const { root, vault } = await openAutoOnWindows(runnerWithEnv({ PATH: "/nonexistent" }));
+    await vault.putSecret("global", "k", "v");
+    assert.equal(vault.backendKind, "encrypted_file");
+    assert.equal(readFileSync(join(root, "backend.kind"), "utf8"), "encrypted_file\n");
+  });
+
+  test("the probe reports why: a PowerShell that does not answer in time is unavailable", async () => {
+    const started = Date.now();
+    const p = await WindowsDpapiBackend.probe(winEnv("hang").run, 500);
+    assert.equal(p.available, false);
+    assert.match(p.reason, /timed out after 500 ms/);
+    assert.ok(Date.now() - started < 20_000, `took ${Date.now() - started} ms`);
+    const ok = await WindowsDpapiBackend.probe(winEnv().run);
+    assert.deepEqual(ok, { available: true, reason: "a DPAPI round trip through powershell worked" });
+    const denied = await WindowsDpapiBackend.probe(winEnv("denied").run);
+    assert.equal(denied.available, false);
+    assert.match(denied.reason, /probe DPAPI \(protect\) failed: access was denied/);
   });
 });

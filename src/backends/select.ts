@@ -90,8 +90,12 @@ export async function backendAvailability(kind: BackendKind, host: BackendHost):
         return no((e as Error).message);
       }
     }
-    case "windows_dpapi":
-      return host.platform === "win32" ? yes("DPAPI is part of Windows") : no("DPAPI exists only on Windows");
+    case "windows_dpapi": {
+      if (host.platform !== "win32") return no("DPAPI exists only on Windows");
+      // A round trip through the real scripts, so a PowerShell that cannot run them is never chosen.
+      const p = await WindowsDpapiBackend.probeOnce(host, host.run);
+      return { kind, ...p };
+    }
     case "linux_secret_service": {
       if (host.platform === "win32" || host.platform === "darwin") {
         return no("the Secret Service is a Linux/BSD desktop service");

@@ -1,9 +1,10 @@
 /**
- * The Windows DPAPI backend (SPEC §6): each envelope is additionally
+ * The Windows DPAPI backend: each envelope is additionally
  * protected with `ProtectedData.Protect` (CurrentUser scope, the object id as
  * entropy) and kept in `objects_dpapi/obj_…`, replaced atomically like the
- * file backend. PowerShell runs a constant script; the payload travels only
- * on stdin and stdout (no -EncodedCommand, which security products flag).
+ * file backend. PowerShell runs one constant script per operation; the
+ * payload travels only on stdin and stdout (no -EncodedCommand, which
+ * security products flag). See docs/FORMAT.md §7.
  */
 import { join } from "node:path";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
@@ -14,52 +15,83 @@ import { type CommandResult, type CommandRunner, runCommand } from "../platform/
 import { secureDir } from "../folders.ts";
 import type { BlobBackend } from "./backend.ts";
 
+/** The two DPAPI operations; each has its own constant script. */
+export type DpapiOperation = "protect" | "unprotect";
+
 /**
- * The constant PowerShell script. Reads three lines from stdin — `protect` or
- * `unprotect`, the entropy, the padded base64 input — and writes padded
- * base64 to stdout. Exit 3 is a DPAPI (cryptographic) failure.
+ * What both scripts start with. Statements are joined with `; `, so the
+ * scripts hold no `if`/`elseif`/`else` and no `try`/`catch` (PowerShell ends
+ * an `if` or `try` at a `;`, and the `elseif`/`catch` after it does not
+ * parse); errors go to one `trap`, which prints `palyra: <exception type>:
+ * <message>` on stderr and exits 3. No double quote anywhere: powershell.exe
+ * strips them from its command line.
  */
-export const DPAPI_SCRIPT = [
+const PROLOGUE: readonly string[] = [
   "$ErrorActionPreference = 'Stop'",
+  "trap { $e = $_.Exception.GetBaseException(); [Console]::Error.WriteLine('palyra: ' + $e.GetType().FullName + ': ' + $e.Message); exit 3 }",
   "Add-Type -AssemblyName System.Security",
-  "$mode = [Console]::In.ReadLine()",
   "$entropy = [Text.Encoding]::UTF8.GetBytes([Console]::In.ReadLine())",
   "$data = [Convert]::FromBase64String([Console]::In.ReadLine())",
   "$scope = [Security.Cryptography.DataProtectionScope]::CurrentUser",
-  "try {",
-  "  if ($mode -eq 'protect') { $out = [Security.Cryptography.ProtectedData]::Protect($data, $entropy, $scope) }",
-  "  elseif ($mode -eq 'unprotect') { $out = [Security.Cryptography.ProtectedData]::Unprotect($data, $entropy, $scope) }",
-  "  else { [Console]::Error.WriteLine('palyra: unknown mode'); exit 2 }",
-  "  [Console]::Out.Write([Convert]::ToBase64String($out))",
-  "} catch [Security.Cryptography.CryptographicException] {",
-  "  [Console]::Error.WriteLine('palyra: cryptographic error: ' + $_.Exception.Message); exit 3",
-  "}",
-].join("; ");
+];
 
-/** The powershell arguments: always exactly these. */
-export const DPAPI_ARGS: readonly string[] = ["-NoProfile", "-NonInteractive", "-Command", DPAPI_SCRIPT];
+const script = (call: string) =>
+  [
+    ...PROLOGUE,
+    `$out = [Security.Cryptography.ProtectedData]::${call}($data, $entropy, $scope)`,
+    "[Console]::Out.Write([Convert]::ToBase64String($out))",
+  ].join("; ");
+
+/**
+ * The constant PowerShell scripts, one per operation. Each reads two lines
+ * from stdin — the entropy (the object id) and the padded base64 input — and
+ * writes padded base64 to stdout. Any failure exits 3 with the exception's
+ * type and message on stderr.
+ */
+export const DPAPI_SCRIPTS: Readonly<Record<DpapiOperation, string>> = Object.freeze({
+  protect: script("Protect"),
+  unprotect: script("Unprotect"),
+});
+
+/** The powershell arguments of each operation: always exactly these. */
+export const DPAPI_ARGS: Readonly<Record<DpapiOperation, readonly string[]>> = Object.freeze({
+  protect: Object.freeze(["-NoProfile", "-NonInteractive", "-Command", DPAPI_SCRIPTS.protect]),
+  unprotect: Object.freeze(["-NoProfile", "-NonInteractive", "-Command", DPAPI_SCRIPTS.unprotect]),
+});
+
+/** How long one probe step may take (a cold PowerShell start can take seconds). */
+export const DPAPI_PROBE_TIMEOUT_MS = 15_000;
 
 /** Options of the backend. */
 export interface WindowsDpapiOptions {
   run?: CommandRunner;
   timeoutMs?: number;
+  /** The largest envelope stored; a protected blob bigger than this plus DPAPI's overhead is refused unread. */
+  maxObjectBytes?: number;
 }
+
+/** Room for what DPAPI adds to the data it protects (a header, a MAC, block padding; a few hundred bytes). */
+const DPAPI_OVERHEAD_BYTES = 4096;
 
 const padded = (b: Uint8Array) => {
   const s = toBase64(b);
   return s + "=".repeat((4 - (s.length % 4)) % 4);
 };
 
+const MAX_STDERR_CHARS = 600;
+
 /** Turns a failed powershell run into a typed error with a hint. */
-export function dpapiError(action: string, r: CommandResult): VaultError {
-  const stderr = r.stderr.trim();
+export function dpapiError(action: string, r: CommandResult, operation?: DpapiOperation): VaultError {
+  let stderr = r.stderr.trim();
+  if (stderr.length > MAX_STDERR_CHARS) stderr = stderr.slice(0, MAX_STDERR_CHARS) + " …";
   const detail = stderr === "" ? `exit ${r.code}` : `exit ${r.code}: ${stderr}`;
-  if (r.code === 3 || /cryptographic/i.test(stderr)) {
-    return new VaultError("crypto", `${action} failed: DPAPI could not unprotect it (${detail})`, {
-      hint: "DPAPI data opens only for the Windows user (and machine) that protected it",
+  // The scripts' trap names the exception type; DPAPI's own failures are CryptographicExceptions.
+  if (/CryptographicException/.test(stderr)) {
+    return new VaultError("crypto", `${action} failed: DPAPI could not ${operation ?? "process"} it (${detail})`, {
+      hint: "DPAPI data opens only for the Windows user (and machine) that protected it, with the same object id",
     });
   }
-  if (/access is denied|unauthorized|denied/i.test(stderr)) {
+  if (/access is denied|UnauthorizedAccess/i.test(stderr)) {
     return new VaultError("permission", `${action} failed: access was denied (${detail})`, {
       hint: "run as the Windows user that owns the vault",
     });
@@ -67,7 +99,50 @@ export function dpapiError(action: string, r: CommandResult): VaultError {
   if (/cancel/i.test(stderr)) {
     return new VaultError("permission", `${action} failed: the user cancelled (${detail})`);
   }
-  return new VaultError("io", `${action} failed: powershell ${detail}`);
+  return new VaultError("io", `${action} failed: powershell ${detail}`, {
+    hint: "check that Windows PowerShell runs here (powershell -NoProfile -Command 'Add-Type -AssemblyName " +
+      "System.Security'), or start a new vault with --backend encrypted_file",
+  });
+}
+
+/**
+ * Runs one DPAPI operation: the constant script of `operation`, with the
+ * entropy and the base64 input on stdin. Returns the output bytes.
+ */
+async function runDpapi(
+  run: CommandRunner,
+  timeoutMs: number,
+  operation: DpapiOperation,
+  entropy: string,
+  data: Uint8Array,
+  action: string,
+): Promise<Uint8Array> {
+  const b64 = padded(data);
+  const r = await run("powershell", DPAPI_ARGS[operation], { stdin: utf8(`${entropy}\n${b64}\n`), timeoutMs });
+  if (r.code !== 0) {
+    // Never echo the payload, should a failing PowerShell print its input.
+    throw dpapiError(action, b64 === "" ? r : { ...r, stderr: r.stderr.split(b64).join("<payload>") }, operation);
+  }
+  const out = fromBase64(new TextDecoder().decode(r.stdout).trim().replace(/=+$/, ""));
+  if (out === undefined) {
+    throw new VaultError("io", `${action} failed: powershell did not print base64`, {
+      hint: "check that Windows PowerShell runs here without a profile printing text",
+    });
+  }
+  return out;
+}
+
+/** The result of a probe. */
+export interface DpapiProbeResult {
+  available: boolean;
+  reason: string;
+}
+
+/** Probes already run for one caller's context (one vault open), so the same context probes once. */
+const probed = new WeakMap<object, Promise<DpapiProbeResult>>();
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /** Envelopes protected by DPAPI, in `objects_dpapi/` under the vault root. */
@@ -77,12 +152,16 @@ export class WindowsDpapiBackend implements BlobBackend {
   readonly #fs: FileSystem;
   readonly #run: CommandRunner;
   readonly #timeoutMs: number;
+  readonly #maxBlobBytes: number | undefined;
 
   constructor(root: string, fs: FileSystem, options: WindowsDpapiOptions = {}) {
     this.#dir = join(root, "objects_dpapi");
     this.#fs = fs;
     this.#run = options.run ?? runCommand;
     this.#timeoutMs = options.timeoutMs ?? 20_000;
+    this.#maxBlobBytes = options.maxObjectBytes === undefined
+      ? undefined
+      : options.maxObjectBytes + DPAPI_OVERHEAD_BYTES;
   }
 
   #pathOf(objectId: string): string {
@@ -92,14 +171,50 @@ export class WindowsDpapiBackend implements BlobBackend {
     return join(this.#dir, objectId);
   }
 
-  async #dpapi(mode: "protect" | "unprotect", objectId: string, data: Uint8Array): Promise<Uint8Array> {
-    const input = utf8(`${mode}\n${objectId}\n${padded(data)}\n`);
-    const action = `${mode} object "${objectId}" with DPAPI`;
-    const r = await this.#run("powershell", DPAPI_ARGS, { stdin: input, timeoutMs: this.#timeoutMs });
-    if (r.code !== 0) throw dpapiError(action, r);
-    const out = fromBase64(new TextDecoder().decode(r.stdout).trim().replace(/=+$/, ""));
-    if (out === undefined) throw new VaultError("io", `${action} failed: powershell did not print base64`);
-    return out;
+  #dpapi(operation: DpapiOperation, objectId: string, data: Uint8Array): Promise<Uint8Array> {
+    const action = `${operation} object "${objectId}" with DPAPI`;
+    return runDpapi(this.#run, this.#timeoutMs, operation, objectId, data, action);
+  }
+
+  /**
+   * Whether DPAPI works here: protects a small random payload with the real
+   * protect script and unprotects it with the real unprotect script. `auto`
+   * asks this before it chooses DPAPI, so a PowerShell that cannot run the
+   * scripts never gets recorded in `backend.kind`.
+   */
+  static async probe(
+    run: CommandRunner = runCommand,
+    timeoutMs: number = DPAPI_PROBE_TIMEOUT_MS,
+  ): Promise<DpapiProbeResult> {
+    const sample = globalThis.crypto.getRandomValues(new Uint8Array(16));
+    const entropy = "palyra-probe";
+    try {
+      const sealed = await runDpapi(run, timeoutMs, "protect", entropy, sample, "probe DPAPI (protect)");
+      if (sameBytes(sealed, sample)) {
+        return { available: false, reason: "probe DPAPI failed: protect returned its input unchanged" };
+      }
+      const opened = await runDpapi(run, timeoutMs, "unprotect", entropy, sealed, "probe DPAPI (unprotect)");
+      if (!sameBytes(opened, sample)) {
+        return { available: false, reason: "probe DPAPI failed: unprotect did not give back what protect was given" };
+      }
+      return { available: true, reason: "a DPAPI round trip through powershell worked" };
+    } catch (e) {
+      return { available: false, reason: e instanceof Error ? e.message : String(e) };
+    }
+  }
+
+  /**
+   * `probe`, run at most once for `context` (an object that lives as long as
+   * the answer should, such as the host of one vault open): choosing a backend
+   * and then building it both ask, and each probe starts PowerShell twice.
+   */
+  static probeOnce(context: object, run: CommandRunner = runCommand): Promise<DpapiProbeResult> {
+    let p = probed.get(context);
+    if (p === undefined) {
+      p = WindowsDpapiBackend.probe(run);
+      probed.set(context, p);
+    }
+    return p;
   }
 
   async put(objectId: string, bytes: Uint8Array): Promise<void> {
@@ -117,10 +232,20 @@ export class WindowsDpapiBackend implements BlobBackend {
     const path = this.#pathOf(objectId);
     let stored: Uint8Array;
     try {
-      stored = await this.#fs.readFile(path);
+      stored = await this.#fs.readFile(path, this.#maxBlobBytes);
     } catch (e) {
       if (errnoCode(e) === "ENOENT") {
         throw new VaultError("not_found", `read object "${objectId}" failed: it does not exist`);
+      }
+      if (errnoCode(e) === "EFBIG") {
+        const size = (e as { size?: number }).size;
+        throw new VaultError(
+          "value_too_large",
+          `read object "${objectId}" failed: it is ${
+            size ?? "more than"
+          } bytes; at most ${this.#maxBlobBytes} are read`,
+          { cause: e, hint: `a blob this big was not written by this vault; remove "${path}" or restore it` },
+        );
       }
       throw fsError("read object", path, e);
     }

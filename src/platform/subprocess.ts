@@ -1,11 +1,14 @@
 /**
  * The one way the library starts a process: `Deno.Command` on Deno,
  * `Bun.spawn` on Bun, `node:child_process` on Node. Bytes go in on stdin and
- * come out on stdout; no shell; a timeout kills the child; the child's
- * environment is a short allow-list, so nothing secret in ours reaches it.
+ * come out on stdout; no shell; a timeout settles the call at once (it never
+ * waits for pipes a grandchild may hold open) and kills the child with its
+ * process group (on Unix, where the runtime may); the child's environment is
+ * a short allow-list, so nothing secret in ours reaches it.
  * Errors name the command and carry its stderr, never the payload.
  */
 import { spawn as nodeSpawn } from "node:child_process";
+import { constants as osConstants } from "node:os";
 import process from "node:process";
 import { VaultError } from "../errors.ts";
 import { runtimeName } from "./runtime.ts";
@@ -74,11 +77,16 @@ const decoder = new TextDecoder();
 function notFound(command: string, cause: unknown): VaultError {
   return new VaultError("backend_unavailable", `run "${command}" failed: it is not installed or not on PATH`, {
     cause,
+    hint: `install "${command}", or choose the encrypted_file backend (--backend encrypted_file)`,
   });
 }
 
 function timedOut(command: string, ms: number): VaultError {
-  return new VaultError("io", `run "${command}" failed: no answer within ${ms} ms, so it was killed`);
+  return new VaultError(
+    "io",
+    `run "${command}" failed: timed out after ${ms} ms with no answer, so it was killed`,
+    { hint: "the machine may be overloaded, or the program waits for something (a locked keychain, a prompt); retry" },
+  );
 }
 
 function concat(chunks: Uint8Array[]): Uint8Array {
@@ -91,17 +99,83 @@ function concat(chunks: Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** Reads a stream to its end; a cancelled reader ends it early. */
+async function readAll(reader: ReadableStreamDefaultReader<Uint8Array>): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return concat(chunks);
+    chunks.push(value);
+  }
+}
+
+/**
+ * Waits for `work`, or rejects with the timeout error when `ms` pass first:
+ * then `onTimeout` kills the child and lets go of its pipes. The result never
+ * waits for the pipes to close, which a grandchild may hold open for long
+ * after the child is gone.
+ */
+function withTimeout<T>(command: string, ms: number, work: Promise<T>, onTimeout: () => void): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    let settled = false;
+    const timer = setTimeout(() => {
+      settled = true;
+      try {
+        onTimeout();
+      } catch {
+        // best effort: the caller gets the timeout either way
+      }
+      reject(timedOut(command, ms));
+    }, ms);
+    work.then(
+      (v) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(v);
+      },
+      (e) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        reject(e);
+      },
+    );
+  });
+}
+
+/** A child gets its own process group where that is possible, so a timeout kills what it started too. */
+const ownGroup = () => process.platform !== "win32";
+
+/** SIGKILL to the process group `pid` leads (Node and Bun may signal any process of the user). */
+function killGroup(pid: number | undefined): boolean {
+  if (pid === undefined || !ownGroup()) return false;
+  try {
+    process.kill(-pid, "SIGKILL");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 interface DenoChild {
+  pid: number;
   stdin: WritableStream<Uint8Array>;
+  stdout: ReadableStream<Uint8Array>;
+  stderr: ReadableStream<Uint8Array>;
+  status: Promise<{ code: number; signal: string | null }>;
   kill(signal: string): void;
-  output(): Promise<{ code: number; stdout: Uint8Array; stderr: Uint8Array }>;
 }
 interface DenoNs {
   Command: new (cmd: string, opts: Record<string, unknown>) => { spawn(): DenoChild };
   errors: { NotFound: new () => Error };
+  build: { os: string };
+  kill(pid: number, signal: string): void;
+  permissions: { querySync(d: { name: "run"; command?: string }): { state: string } };
 }
 interface BunChild {
-  stdin: { write(b: Uint8Array): void; end(): void };
+  pid: number;
+  stdin: { write(b: Uint8Array): unknown; end(): unknown };
   stdout: ReadableStream<Uint8Array>;
   stderr: ReadableStream<Uint8Array>;
   exited: Promise<number>;
@@ -109,6 +183,32 @@ interface BunChild {
 }
 interface BunNs {
   spawn(cmd: string[], opts: Record<string, unknown>): BunChild;
+}
+
+/**
+ * Deno: `Deno.kill` of the group when all of `--allow-run` is granted, else
+ * the `kill` command when `--allow-run=kill` is (the README's flags), else
+ * only the child itself (which needs no permission). Never prompts.
+ */
+function killDenoGroup(D: DenoNs, pid: number): void {
+  if (D.build.os === "windows") return;
+  try {
+    if (D.permissions.querySync({ name: "run" }).state === "granted") {
+      D.kill(-pid, "SIGKILL");
+    } else if (D.permissions.querySync({ name: "run", command: "kill" }).state === "granted") {
+      const k = new D.Command("kill", {
+        args: ["-s", "KILL", "--", `-${pid}`],
+        stdin: "null",
+        stdout: "null",
+        stderr: "null",
+        env: childEnv(),
+        clearEnv: true,
+      }).spawn();
+      k.status.catch(() => {});
+    }
+  } catch {
+    // the group is gone, or this is not permitted: the child itself is killed below
+  }
 }
 
 const runDeno: CommandRunner = async (command, args, options = {}) => {
@@ -123,21 +223,16 @@ const runDeno: CommandRunner = async (command, args, options = {}) => {
       stderr: "piped",
       env: childEnv(options.env),
       clearEnv: true,
+      // A new session and process group (Unix), so a timeout can kill what the child started.
+      detached: D.build.os !== "windows",
     }).spawn();
   } catch (e) {
     if (e instanceof D.errors.NotFound) throw notFound(command, e);
     throw e;
   }
-  let killed = false;
-  const timer = setTimeout(() => {
-    killed = true;
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // already gone
-    }
-  }, ms);
-  try {
+  const out = child.stdout.getReader();
+  const err = child.stderr.getReader();
+  const writeStdin = async () => {
     const writer = child.stdin.getWriter();
     try {
       if (options.stdin) await writer.write(options.stdin);
@@ -145,12 +240,21 @@ const runDeno: CommandRunner = async (command, args, options = {}) => {
     } catch {
       // the child closed its stdin early; its exit status tells the rest
     }
-    const out = await child.output();
-    if (killed) throw timedOut(command, ms);
-    return { code: out.code, stdout: out.stdout, stderr: decoder.decode(out.stderr) };
-  } finally {
-    clearTimeout(timer);
-  }
+  };
+  // Read while writing: a child that answers before it has read everything must not block on a full pipe.
+  const work = Promise.all([readAll(out), readAll(err), child.status, writeStdin()]).then(
+    ([stdout, stderr, status]) => ({ code: status.code, stdout, stderr: decoder.decode(stderr) }),
+  );
+  return await withTimeout(command, ms, work, () => {
+    killDenoGroup(D, child.pid);
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // already gone
+    }
+    out.cancel().catch(() => {});
+    err.cancel().catch(() => {});
+  });
 };
 
 const runBun: CommandRunner = async (command, args, options = {}) => {
@@ -158,64 +262,72 @@ const runBun: CommandRunner = async (command, args, options = {}) => {
   const ms = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
   let child: BunChild;
   try {
-    child = B.spawn([command, ...args], { stdin: "pipe", stdout: "pipe", stderr: "pipe", env: childEnv(options.env) });
+    child = B.spawn([command, ...args], {
+      stdin: "pipe",
+      stdout: "pipe",
+      stderr: "pipe",
+      env: childEnv(options.env),
+      detached: ownGroup(),
+    });
   } catch (e) {
     if ((e as { code?: string }).code === "ENOENT" || /ENOENT|not found/i.test(String(e))) throw notFound(command, e);
     throw e;
   }
-  let killed = false;
-  const timer = setTimeout(() => {
-    killed = true;
-    child.kill(9);
-  }, ms);
-  try {
+  const out = child.stdout.getReader();
+  const err = child.stderr.getReader();
+  const writeStdin = async () => {
     try {
-      if (options.stdin) child.stdin.write(options.stdin);
-      child.stdin.end();
+      if (options.stdin) await child.stdin.write(options.stdin);
+      await child.stdin.end();
     } catch {
       // the child closed its stdin early
     }
-    const [stdout, stderr, code] = await Promise.all([
-      new Response(child.stdout).arrayBuffer(),
-      new Response(child.stderr).arrayBuffer(),
-      child.exited,
-    ]);
-    if (killed) throw timedOut(command, ms);
-    return { code, stdout: new Uint8Array(stdout), stderr: decoder.decode(stderr) };
-  } finally {
-    clearTimeout(timer);
-  }
+  };
+  const work = Promise.all([readAll(out), readAll(err), child.exited, writeStdin()]).then(
+    ([stdout, stderr, code]) => ({ code, stdout, stderr: decoder.decode(stderr) }),
+  );
+  return await withTimeout(command, ms, work, () => {
+    killGroup(child.pid);
+    try {
+      child.kill(9);
+    } catch {
+      // already gone
+    }
+    out.cancel().catch(() => {});
+    err.cancel().catch(() => {});
+  });
 };
 
-const runNode: CommandRunner = (command, args, options = {}) => {
+const runNode: CommandRunner = async (command, args, options = {}) => {
   const ms = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  return new Promise((resolve, reject) => {
-    const child = nodeSpawn(command, [...args], {
-      stdio: ["pipe", "pipe", "pipe"],
-      env: childEnv(options.env),
-      shell: false,
-    });
+  const child = nodeSpawn(command, [...args], {
+    stdio: ["pipe", "pipe", "pipe"],
+    env: childEnv(options.env),
+    shell: false,
+    // A new session and process group (Unix), so a timeout can kill what the child started.
+    detached: ownGroup(),
+    windowsHide: true,
+  });
+  const work = new Promise<CommandResult>((resolve, reject) => {
     const out: Uint8Array[] = [];
     const err: Uint8Array[] = [];
-    let killed = false;
-    const timer = setTimeout(() => {
-      killed = true;
-      child.kill("SIGKILL");
-    }, ms);
     child.stdout.on("data", (c: Uint8Array) => out.push(c));
     child.stderr.on("data", (c: Uint8Array) => err.push(c));
     child.on("error", (e) => {
-      clearTimeout(timer);
       reject((e as { code?: string }).code === "ENOENT" ? notFound(command, e) : e);
     });
     child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      if (killed) return reject(timedOut(command, ms));
-      const signo = signal === null ? 0 : 128 + 9;
+      const signo = signal === null ? 0 : 128 + (osConstants.signals[signal] ?? 9);
       resolve({ code: code ?? signo, stdout: concat(out), stderr: decoder.decode(concat(err)) });
     });
     child.stdin.on("error", () => {}); // the child closed its stdin early
     child.stdin.end(options.stdin ?? new Uint8Array(0));
+  });
+  return await withTimeout(command, ms, work, () => {
+    killGroup(child.pid);
+    child.kill("SIGKILL");
+    child.stdout.destroy();
+    child.stderr.destroy();
   });
 };
 
