@@ -71,3 +71,25 @@ export async function secureDir(
   }
   return created;
 }
+
+/**
+ * Checks, without creating or changing anything, that `path` is a real folder
+ * (not a link, not a file) when it exists. Returns whether it exists. Used on
+ * every read inside the vault: a folder swapped for a link after the vault was
+ * opened must not be followed.
+ */
+export async function existingRealFolder(fs: FileSystem, path: string, what: string): Promise<boolean> {
+  let info;
+  try {
+    info = await fs.lstat(path);
+  } catch (e) {
+    throw fsError(`inspect ${what}`, path, e);
+  }
+  if (info === undefined) return false;
+  if (info.isSymlink || !info.isDirectory) {
+    throw new VaultError("permission", `open ${what} failed: "${path}" is not a real folder`, {
+      hint: "replace the link with the real folder; the vault never follows links inside its folder",
+    });
+  }
+  return true;
+}

@@ -6,7 +6,7 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { openVaultWith, Vault } from "../src/vault.ts";
@@ -263,6 +263,22 @@ describe("windows_dpapi contract", () => {
     writeFileSync(join(root, "objects_dpapi", id), new Uint8Array(1000 + 4096 + 1));
     await rejectsWith(() => backend.get(id), "value_too_large", /at most 5096 are read/);
     assert.equal(calls().length, before);
+  });
+
+  test("objects_dpapi/ swapped for a link is never followed, before powershell runs", async () => {
+    const { dir, calls, run } = winEnv();
+    const root = join(dir, "vault");
+    const backend = new WindowsDpapiBackend(root, nodeFileSystem, { run });
+    const id = objectId("global", "k");
+    await backend.put(id, randomBytes(100));
+    const elsewhere = join(dir, "elsewhere");
+    renameSync(join(root, "objects_dpapi"), elsewhere);
+    symlinkSync(elsewhere, join(root, "objects_dpapi"), "dir");
+    const before = calls().length;
+    await rejectsWith(() => backend.get(id), "permission", /not a real folder/);
+    await rejectsWith(() => backend.delete(id), "permission", /not a real folder/);
+    assert.equal(calls().length, before);
+    assert.equal(readdirSync(elsewhere).length, 1);
   });
 
   test("auto on Windows probes with a round trip through both scripts, then records windows_dpapi on the first put", async () => {

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
 import { isObjectId } from "../crypto/ids.ts";
 import type { FileSystem } from "../platform/fs.ts";
-import { secureDir } from "../folders.ts";
+import { existingRealFolder, secureDir } from "../folders.ts";
 import type { BlobBackend } from "./backend.ts";
 
 /** Options of the file backend. */
@@ -37,24 +37,10 @@ export class EncryptedFileBackend implements BlobBackend {
     return join(this.#dir, objectId);
   }
 
-  /**
-   * Checks `objects/` on every operation (one lstat): a folder swapped for a
-   * link after the vault was opened must not be followed.
-   */
+  /** Checks `objects/` on every operation (one lstat): a folder swapped for a link is never followed. */
   async #checkDir(create: boolean): Promise<boolean> {
-    if (create) {
-      await secureDir(this.#fs, this.#dir, "objects folder");
-      return true;
-    }
-    const info = await this.#fs.lstat(this.#dir).catch((e) => {
-      throw fsError("inspect objects folder", this.#dir, e);
-    });
-    if (info === undefined) return false;
-    if (info.isSymlink || !info.isDirectory) {
-      throw new VaultError("permission", `open objects folder failed: "${this.#dir}" is not a real folder`, {
-        hint: "replace the link with the real objects folder; the vault never follows links inside its folder",
-      });
-    }
+    if (!create) return await existingRealFolder(this.#fs, this.#dir, "objects folder");
+    await secureDir(this.#fs, this.#dir, "objects folder");
     return true;
   }
 

@@ -1,5 +1,5 @@
 /**
- * Backend choice (SPEC §6): the `backend.kind` marker in the vault folder
+ * Backend choice (docs/FORMAT.md §7): the `backend.kind` marker in the vault folder
  * wins; otherwise the preference decides and the choice is written to the
  * marker, so a vault keeps using the backend it was created with.
  */
@@ -93,7 +93,7 @@ export async function backendAvailability(kind: BackendKind, host: BackendHost):
     case "windows_dpapi": {
       if (host.platform !== "win32") return no("DPAPI exists only on Windows");
       // A round trip through the real scripts, so a PowerShell that cannot run them is never chosen.
-      const p = await WindowsDpapiBackend.probeOnce(host, host.run);
+      const p = await WindowsDpapiBackend.probe(host.run);
       return { kind, ...p };
     }
     case "linux_secret_service": {
@@ -137,8 +137,10 @@ async function createBackend(
   root: string,
   host: BackendHost,
   marked: boolean,
+  known?: BackendAvailability,
 ): Promise<BlobBackend> {
-  const a = await backendAvailability(kind, host);
+  // `auto` has just probed its choice: asking again would start the keychain tool twice.
+  const a = known?.kind === kind ? known : await backendAvailability(kind, host);
   if (a.available) return construct(kind, root, host);
   const why = marked
     ? `this vault was created with the "${kind}" backend (see ${
@@ -165,8 +167,9 @@ export async function selectBackend(
   host: BackendHost,
 ): Promise<{ backend: BlobBackend; kind: BackendKind }> {
   if (marked !== undefined) return { backend: await createBackend(marked, root, host, true), kind: marked };
-  const kind = preference === "auto" ? (await autoKind(host)).kind : preference;
-  return { backend: await createBackend(kind, root, host, false), kind };
+  const auto = preference === "auto" ? await autoKind(host) : undefined;
+  const kind = auto?.kind ?? (preference as BackendKind);
+  return { backend: await createBackend(kind, root, host, false, auto), kind };
 }
 
 /**

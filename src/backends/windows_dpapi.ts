@@ -12,7 +12,7 @@ import { fromBase64, toBase64, utf8 } from "../crypto/encoding.ts";
 import { isObjectId } from "../crypto/ids.ts";
 import type { FileSystem } from "../platform/fs.ts";
 import { type CommandResult, type CommandRunner, runCommand } from "../platform/subprocess.ts";
-import { secureDir } from "../folders.ts";
+import { existingRealFolder, secureDir } from "../folders.ts";
 import type { BlobBackend } from "./backend.ts";
 
 /** The two DPAPI operations; each has its own constant script. */
@@ -138,9 +138,6 @@ export interface DpapiProbeResult {
   reason: string;
 }
 
-/** Probes already run for one caller's context (one vault open), so the same context probes once. */
-const probed = new WeakMap<object, Promise<DpapiProbeResult>>();
-
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
@@ -203,20 +200,6 @@ export class WindowsDpapiBackend implements BlobBackend {
     }
   }
 
-  /**
-   * `probe`, run at most once for `context` (an object that lives as long as
-   * the answer should, such as the host of one vault open): choosing a backend
-   * and then building it both ask, and each probe starts PowerShell twice.
-   */
-  static probeOnce(context: object, run: CommandRunner = runCommand): Promise<DpapiProbeResult> {
-    let p = probed.get(context);
-    if (p === undefined) {
-      p = WindowsDpapiBackend.probe(run);
-      probed.set(context, p);
-    }
-    return p;
-  }
-
   async put(objectId: string, bytes: Uint8Array): Promise<void> {
     const path = this.#pathOf(objectId);
     const protectedBytes = await this.#dpapi("protect", objectId, bytes);
@@ -230,6 +213,9 @@ export class WindowsDpapiBackend implements BlobBackend {
 
   async get(objectId: string): Promise<Uint8Array> {
     const path = this.#pathOf(objectId);
+    if (!(await existingRealFolder(this.#fs, this.#dir, "DPAPI objects folder"))) {
+      throw new VaultError("not_found", `read object "${objectId}" failed: it does not exist`);
+    }
     let stored: Uint8Array;
     try {
       stored = await this.#fs.readFile(path, this.#maxBlobBytes);
@@ -254,6 +240,7 @@ export class WindowsDpapiBackend implements BlobBackend {
 
   async delete(objectId: string): Promise<void> {
     const path = this.#pathOf(objectId);
+    if (!(await existingRealFolder(this.#fs, this.#dir, "DPAPI objects folder"))) return;
     try {
       await this.#fs.remove(path);
     } catch (e) {
