@@ -1,5 +1,5 @@
 /**
- * Interoperability with an independent implementation of SPEC §3–§5
+ * Interoperability with an independent implementation of docs/FORMAT.md
  * (tests/interop/palyra_vault_ref.py, Python with `cryptography`): each side
  * reads what the other writes, in the same vault folder, with the same identity.
  */
@@ -63,8 +63,9 @@ describe("interop with the Python reference implementation", () => {
     const dir = tempDir("interop");
     const root = join(dir, "vault");
     const idDir = join(dir, "identity");
-    // The library creates the identity; Python uses it.
+    // The library creates the identity (with its first write); Python uses it.
     const vault = await Vault.open({ root, identityRoot: idDir });
+    await vault.putSecret("global", "first", "x");
     const value = randomBytes(1000);
     const put = await ref(root, idDir, ["put", "ws:acme", "github_token"], value);
     assert.equal(put.code, 0, put.stderr);
@@ -92,11 +93,38 @@ describe("interop with the Python reference implementation", () => {
     const root = join(dir, "vault");
     const idDir = join(dir, "identity");
     const vault = await Vault.open({ root, identityRoot: idDir });
-    await ref(root, idDir, ["put", "global", "a"], new TextEncoder().encode("A"));
     await vault.putSecret("global", "b", "B");
+    await ref(root, idDir, ["put", "global", "a"], new TextEncoder().encode("A"));
     const { objectId } = await import("../src/crypto/ids.ts");
     const { copyFileSync } = await import("node:fs");
     copyFileSync(join(root, "objects", objectId("global", "a")), join(root, "objects", objectId("global", "b")));
     await rejectsWith(() => vault.getSecret("global", "b"), "crypto");
+  });
+
+  test("the library and the Python reference exclude each other through the lock folder", async () => {
+    const dir = tempDir("interop-lock");
+    const root = join(dir, "vault");
+    const idDir = join(dir, "identity");
+    const vault = await Vault.open({ root, identityRoot: idDir });
+    await vault.putSecret("ws:acme", "seed", "x");
+    const { acquireLock } = await import("../src/lock.ts");
+    const { nodeFileSystem } = await import("../src/platform/fs.ts");
+    const { scopeDirName } = await import("../src/crypto/ids.ts");
+    const lockPath = join(root, "scopes", scopeDirName("ws:acme"), ".metadata.lock");
+    const held = await acquireLock(nodeFileSystem, lockPath, { timeoutMs: 5_000, staleAfterMs: 30_000, what: "t" });
+    const blocked = await ref(root, idDir, ["--lock-timeout-ms", "300", "put", "ws:acme", "k"], new Uint8Array([1]));
+    assert.equal(blocked.code, 1);
+    assert.match(blocked.stderr, /lock_timeout/);
+    await held.release();
+    // Both at once: every put of either side lands.
+    const theirs = Array.from(
+      { length: 6 },
+      (_, i) => ref(root, idDir, ["--lock-timeout-ms", "60000", "put", "ws:acme", `py${i}`], new Uint8Array([i])),
+    );
+    const ours = Array.from({ length: 20 }, (_, i) => vault.putSecret("ws:acme", `ts${i}`, new Uint8Array([i])));
+    for (const r of await Promise.all(theirs)) assert.equal(r.code, 0, r.stderr);
+    await Promise.all(ours);
+    const keys = (await vault.listSecrets("ws:acme")).map((m) => m.key);
+    assert.equal(keys.length, 1 + 6 + 20, keys.join(" "));
   });
 });

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Independent reference implementation of the @palyra/vault folder format
-(SPEC sections 3-5), for interoperability tests. Python 3 standard library
+(docs/FORMAT.md sections 1-5), for interoperability tests. Python 3 standard library
 plus the `cryptography` package; it shares no code with the TypeScript.
 
 Usage:
@@ -340,57 +340,56 @@ def check_backend(root: str, create: bool) -> None:
                       "backend_unavailable")
 
 
-# --- lock (SPEC section 5) ------------------------------------------------------------------
+# --- lock (FORMAT.md section 5.4) ----------------------------------------------------------
 
 class ScopeLock:
+    """The lock folder: a private folder holding our marker, renamed into place; released by
+    unlinking our marker, then removing the folder if it is empty."""
+
     def __init__(self, path: str, timeout_ms: int):
         self.path = path
         self.timeout_ms = timeout_ms
-        self.content = b""
+        self.nonce = ""
 
     def __enter__(self):
         host = re.sub(r"\s", "_", socket.gethostname() or "unknown-host")
         deadline = time.monotonic() + self.timeout_ms / 1000
         delay = 0.001
         while True:
-            self.content = (f"pid={os.getpid()} host={host} ts_ms={int(time.time() * 1000)} "
-                            f"nonce={os.urandom(8).hex()}\n").encode("ascii")
-            try:
-                fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW, FILE_MODE)
-            except FileExistsError:
-                if time.monotonic() >= deadline:
-                    holder = read_file(self.path)
-                    holder_text = holder.decode("utf-8", "replace").strip() if holder is not None else "unknown"
-                    raise Failure(f"take lock {self.path!r} failed: timed out after {self.timeout_ms} ms; "
-                                  f"held by {holder_text}", "lock_timeout") from None
-                time.sleep(delay * (0.5 + random.random()))  # jittered back-off, 1 ms doubling to 25 ms
-                delay = min(delay * 2, 0.025)
-                continue
+            self.nonce = os.urandom(8).hex()
+            private = f"{self.path}.{self.nonce}.tmp"
+            os.mkdir(private, DIR_MODE)
+            content = f"pid={os.getpid()} host={host} ts_ms={int(time.time() * 1000)} nonce={self.nonce}\n"
+            fd = os.open(os.path.join(private, self.nonce), os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW, FILE_MODE)
             try:
                 os.fchmod(fd, FILE_MODE)
-                os.write(fd, self.content)
-                os.fsync(fd)
+                os.write(fd, content.encode("ascii"))
             finally:
                 os.close(fd)
-            fsync_dir(os.path.dirname(self.path))
-            return self
+            try:
+                os.rename(private, self.path)
+                return self
+            except OSError as e:
+                os.unlink(os.path.join(private, self.nonce))
+                os.rmdir(private)
+                if e.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+                    raise
+            if time.monotonic() >= deadline:
+                raise Failure(f"take lock {self.path!r} failed: timed out after {self.timeout_ms} ms",
+                              "lock_timeout") from None
+            time.sleep(delay * (0.5 + random.random()))  # jittered back-off, 1 ms doubling to 25 ms
+            delay = min(delay * 2, 0.025)
 
     def __exit__(self, *exc):
-        # Remove the lock only if it is still ours: move it aside, check, then unlink (or put it back).
-        aside = f"{self.path}.{os.urandom(8).hex()}.removing"
         try:
-            os.rename(self.path, aside)
+            os.unlink(os.path.join(self.path, self.nonce))
         except FileNotFoundError:
-            return False
-        if read_file(aside) == self.content:
-            os.unlink(aside)
-        else:
-            try:
-                os.link(aside, self.path)
-            except FileExistsError:
-                pass
-            os.unlink(aside)
-        fsync_dir(os.path.dirname(self.path))
+            return False  # someone judged us stale and removed us: the folder is not ours
+        try:
+            os.rmdir(self.path)
+        except OSError as e:
+            if e.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOENT):
+                raise
         return False
 
 
