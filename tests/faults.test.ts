@@ -6,7 +6,6 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import process from "node:process";
 import { openVaultWith, Vault } from "../src/vault.ts";
 import { type FileSystem, nodeFileSystem } from "../src/platform/fs.ts";
 import { EncryptedFileBackend } from "../src/backends/encrypted_file.ts";
@@ -15,7 +14,7 @@ import { MemoryBackend } from "../src/backends/memory.ts";
 import { objectId, scopeDirName } from "../src/crypto/ids.ts";
 import { MacosKeychainBackend } from "../src/backends/macos_keychain.ts";
 import { runnerWithEnv } from "../src/platform/subprocess.ts";
-import { rejectsWith, ROOT, tempDir, testKek } from "./helpers.ts";
+import { emulatorPath, rejectsWith, tempDir, testKek } from "./helpers.ts";
 
 const KEK = testKek(5);
 
@@ -160,7 +159,7 @@ describe("trust regressions (review of 3d5a40a)", () => {
   test("a keychain that truncates on a failed update gets the previous value put back", async () => {
     const dir = tempDir("trunc");
     const env = (mode: string) => ({
-      PATH: `${join(ROOT, "tests", "fakes")}:${process.env.PATH}`,
+      PATH: emulatorPath(),
       FAKE_KEYCHAIN_DIR: dir,
       FAKE_KEYCHAIN_LOG: `${dir}.log`,
       FAKE_KEYCHAIN_MODE: mode,

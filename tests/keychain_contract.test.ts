@@ -8,7 +8,6 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import process from "node:process";
 import { openVaultWith, Vault } from "../src/vault.ts";
 import { MACOS_MAX_PAYLOAD_BYTES, MacosKeychainBackend } from "../src/backends/macos_keychain.ts";
 import { DPAPI_ARGS, WindowsDpapiBackend } from "../src/backends/windows_dpapi.ts";
@@ -16,10 +15,9 @@ import { objectId } from "../src/crypto/ids.ts";
 import { toBase64 } from "../src/crypto/encoding.ts";
 import { nodeFileSystem } from "../src/platform/fs.ts";
 import { type CommandRunner, runnerWithEnv } from "../src/platform/subprocess.ts";
-import { hex, randomBytes, rejectsWith, ROOT, tempDir, testKek } from "./helpers.ts";
+import { emulatorPath, hex, randomBytes, rejectsWith, tempDir, testKek } from "./helpers.ts";
 import { vaultSuite } from "./backend_suite.ts";
 
-const FAKES = join(ROOT, "tests", "fakes");
 interface Call {
   argv: string[];
   env: Record<string, string>;
@@ -32,7 +30,7 @@ function emulator(label: string) {
   const log = join(dir, "log.jsonl");
   writeFileSync(log, "");
   const calls = (): Call[] => readFileSync(log, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l));
-  return { dir, log, calls, path: `${FAKES}:${process.env.PATH ?? ""}` };
+  return { dir, log, calls, path: emulatorPath() };
 }
 
 function fakeMac(mode = "") {
