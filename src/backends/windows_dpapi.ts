@@ -7,13 +7,12 @@
  * security products flag). See docs/FORMAT.md §7.
  */
 import { join } from "node:path";
-import { errnoCode, fsError, VaultError } from "../errors.ts";
+import { VaultError } from "../errors.ts";
 import { fromBase64, toBase64, utf8 } from "../crypto/encoding.ts";
-import { isObjectId } from "../crypto/ids.ts";
 import type { FileSystem } from "../platform/fs.ts";
 import { type CommandResult, type CommandRunner, runCommand } from "../platform/subprocess.ts";
-import { existingRealFolder, secureDir } from "../folders.ts";
 import type { BlobBackend } from "./backend.ts";
+import { ObjectFiles } from "./object_files.ts";
 
 /** The two DPAPI operations; each has its own constant script. */
 export type DpapiOperation = "protect" | "unprotect";
@@ -145,27 +144,15 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 /** Envelopes protected by DPAPI, in `objects_dpapi/` under the vault root. */
 export class WindowsDpapiBackend implements BlobBackend {
   readonly kind = "windows_dpapi";
-  readonly #dir: string;
-  readonly #fs: FileSystem;
+  readonly #files: ObjectFiles;
   readonly #run: CommandRunner;
   readonly #timeoutMs: number;
-  readonly #maxBlobBytes: number | undefined;
 
   constructor(root: string, fs: FileSystem, options: WindowsDpapiOptions = {}) {
-    this.#dir = join(root, "objects_dpapi");
-    this.#fs = fs;
+    const max = options.maxObjectBytes === undefined ? undefined : options.maxObjectBytes + DPAPI_OVERHEAD_BYTES;
+    this.#files = new ObjectFiles(fs, join(root, "objects_dpapi"), "DPAPI objects folder", max);
     this.#run = options.run ?? runCommand;
     this.#timeoutMs = options.timeoutMs ?? 20_000;
-    this.#maxBlobBytes = options.maxObjectBytes === undefined
-      ? undefined
-      : options.maxObjectBytes + DPAPI_OVERHEAD_BYTES;
-  }
-
-  #pathOf(objectId: string): string {
-    if (!isObjectId(objectId)) {
-      throw new VaultError("io", `use object id ${JSON.stringify(objectId)} failed: not of the form obj_<64 hex>`);
-    }
-    return join(this.#dir, objectId);
   }
 
   #dpapi(operation: DpapiOperation, objectId: string, data: Uint8Array): Promise<Uint8Array> {
@@ -201,50 +188,16 @@ export class WindowsDpapiBackend implements BlobBackend {
   }
 
   async put(objectId: string, bytes: Uint8Array): Promise<void> {
-    const path = this.#pathOf(objectId);
-    const protectedBytes = await this.#dpapi("protect", objectId, bytes);
-    await secureDir(this.#fs, this.#dir, "DPAPI objects folder");
-    try {
-      await this.#fs.writeFileAtomic(path, protectedBytes);
-    } catch (e) {
-      throw fsError("write object", path, e);
-    }
+    this.#files.pathOf(objectId); // checked before PowerShell runs
+    await this.#files.write(objectId, await this.#dpapi("protect", objectId, bytes));
   }
 
   async get(objectId: string): Promise<Uint8Array> {
-    const path = this.#pathOf(objectId);
-    if (!(await existingRealFolder(this.#fs, this.#dir, "DPAPI objects folder"))) {
-      throw new VaultError("not_found", `read object "${objectId}" failed: it does not exist`);
-    }
-    let stored: Uint8Array;
-    try {
-      stored = await this.#fs.readFile(path, this.#maxBlobBytes);
-    } catch (e) {
-      if (errnoCode(e) === "ENOENT") {
-        throw new VaultError("not_found", `read object "${objectId}" failed: it does not exist`);
-      }
-      if (errnoCode(e) === "EFBIG") {
-        const size = (e as { size?: number }).size;
-        throw new VaultError(
-          "value_too_large",
-          `read object "${objectId}" failed: it is ${
-            size ?? "more than"
-          } bytes; at most ${this.#maxBlobBytes} are read`,
-          { cause: e, hint: `a blob this big was not written by this vault; remove "${path}" or restore it` },
-        );
-      }
-      throw fsError("read object", path, e);
-    }
-    return await this.#dpapi("unprotect", objectId, stored);
+    // Read (and size-checked) before PowerShell runs.
+    return await this.#dpapi("unprotect", objectId, await this.#files.read(objectId));
   }
 
-  async delete(objectId: string): Promise<void> {
-    const path = this.#pathOf(objectId);
-    if (!(await existingRealFolder(this.#fs, this.#dir, "DPAPI objects folder"))) return;
-    try {
-      await this.#fs.remove(path);
-    } catch (e) {
-      throw fsError("remove object", path, e);
-    }
+  delete(objectId: string): Promise<void> {
+    return this.#files.remove(objectId);
   }
 }
