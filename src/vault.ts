@@ -405,13 +405,9 @@ export class Vault {
     }
   }
 
-  async #getObject(id: string): Promise<Uint8Array> {
-    return await this.#backend.get(id);
-  }
-
   async #readPrevious(id: string): Promise<Uint8Array | undefined> {
     try {
-      return await this.#getObject(id);
+      return await this.#backend.get(id);
     } catch (e) {
       if (VaultError.is(e, "not_found")) return undefined;
       throw e;
@@ -573,7 +569,7 @@ export class Vault {
     if (!this.#exists) throw this.#absent(`get secret "${k}" in scope ${JSON.stringify(s)}`);
     let envelope: Uint8Array;
     try {
-      envelope = await this.#getObject(objectId(s, k));
+      envelope = await this.#backend.get(objectId(s, k));
     } catch (e) {
       if (VaultError.is(e, "not_found")) {
         throw new VaultError("not_found", `get secret "${k}" in scope ${JSON.stringify(s)} failed: it is not set`, {

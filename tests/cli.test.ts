@@ -15,7 +15,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { ROOT, run, type RunResult, tempDir } from "./helpers.ts";
+import { cliEnv, ROOT, run, type RunResult, tempDir } from "./helpers.ts";
 import { CLI_TARGETS, type CliTarget } from "./cli_targets.ts";
 
 const TARGETS = CLI_TARGETS;
@@ -24,15 +24,7 @@ type Target = CliTarget;
 /** A fresh vault, identity, home and working folder for one test. */
 function sandbox() {
   const dir = tempDir("cli");
-  const env = {
-    PALYRA_VAULT_DIR: join(dir, "vault"),
-    PALYRA_IDENTITY_DIR: join(dir, "identity"),
-    HOME: join(dir, "home"),
-    XDG_CONFIG_HOME: join(dir, "config"),
-    XDG_STATE_HOME: join(dir, "state"),
-    PALYRA_VAULT_BACKEND: "encrypted_file",
-  };
-  return { dir, env };
+  return { dir, env: cliEnv(dir) };
 }
 
 const text = (r: RunResult) => new TextDecoder().decode(r.stdout);

@@ -19,7 +19,7 @@ import { parsePath } from "../src/config/toml.ts";
 import { validateKey } from "../src/scope.ts";
 import { Vault } from "../src/vault.ts";
 import { nodeFileSystem } from "../src/platform/fs.ts";
-import { rejectsWith, ROOT, run, RUNTIMES, tempDir, testKek } from "./helpers.ts";
+import { cliEnv, rejectsWith, ROOT, run, RUNTIMES, tempDir, testKek } from "./helpers.ts";
 import { CLI } from "./cli_targets.ts";
 
 const FIXTURES = join(ROOT, "tests", "fixtures");
@@ -536,16 +536,11 @@ describe("configure and the config file", () => {
     const path = join(dir, "palyra.toml");
     const names = ["one", "two", "three", "four"];
     writeFileSync(path, names.map((n) => `${n}_token = "plain-${n}-value"\n`).join(""));
-    const env = {
-      PALYRA_VAULT_DIR: join(dir, "vault"),
-      PALYRA_IDENTITY_DIR: join(dir, "identity"),
-      HOME: join(dir, "home"),
-      XDG_CONFIG_HOME: join(dir, "config"),
-      XDG_STATE_HOME: join(dir, "state"),
-      PALYRA_VAULT_BACKEND: "encrypted_file",
-    };
-    // Create the vault once, so the processes only race on the config file.
-    (await Vault.open({ root: env.PALYRA_VAULT_DIR, identityRoot: env.PALYRA_IDENTITY_DIR })).close();
+    const env = cliEnv(dir);
+    // Create the vault and its identity once (a first write does), so the processes only race on the config file.
+    const vault = await Vault.open({ root: env.PALYRA_VAULT_DIR, identityRoot: env.PALYRA_IDENTITY_DIR });
+    await vault.putSecret("global", "first", "x");
+    vault.close();
     const runtimes = ["deno", "bun", "node", "bun"] as const;
     const results = await Promise.all(
       names.map((n, i) =>

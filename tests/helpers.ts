@@ -85,6 +85,21 @@ export async function rejectsWith(fn: () => unknown, code: VaultErrorCode, messa
   return caught;
 }
 
+/**
+ * The environment of a CLI process confined to `dir`: its own vault, identity,
+ * home and config folders, and the file backend.
+ */
+export function cliEnv(dir: string) {
+  return {
+    PALYRA_VAULT_DIR: join(dir, "vault"),
+    PALYRA_IDENTITY_DIR: join(dir, "identity"),
+    HOME: join(dir, "home"),
+    XDG_CONFIG_HOME: join(dir, "config"),
+    XDG_STATE_HOME: join(dir, "state"),
+    PALYRA_VAULT_BACKEND: "encrypted_file",
+  };
+}
+
 /** Random bytes. */
 export function randomBytes(n: number): Uint8Array {
   const out = new Uint8Array(n);
