@@ -17,7 +17,14 @@ import { formatScope, parseVaultRef, toScope, validateKey, type VaultScope } fro
 import { type FileSystem, nodeFileSystem } from "./platform/fs.ts";
 import { defaultIdentityDir, envVar } from "./platform/env.ts";
 import { secureDir } from "./folders.ts";
-import { type DeviceIdentity, identityKek, loadIdentity, loadOrCreateIdentity } from "./identity.ts";
+import {
+  type DeviceIdentity,
+  type IdentityHost,
+  identityKek,
+  loadIdentity,
+  loadOrCreateIdentity,
+} from "./store/identity_store.ts";
+import { dpapiStoreKeyProtection } from "./backends/windows_dpapi.ts";
 import { acquireLock } from "./lock.ts";
 import { encodeIndex, findEntry, type IndexEntry, MAX_INDEX_BYTES, parseIndex, readIndex } from "./metadata.ts";
 import type { BackendKind, BlobBackend } from "./backends/backend.ts";
@@ -215,6 +222,7 @@ interface Pending {
   /** The backend kind to record in `backend.kind` when the vault is created. */
   recordKind: BackendKind | undefined;
   host: BackendHost;
+  identityHost: IdentityHost;
 }
 
 /**
@@ -317,7 +325,7 @@ export class Vault {
           });
         }
         // Created before the vault folder, so a failure here leaves no half-made vault.
-        this.#useIdentity(await loadOrCreateIdentity(this.#fs, identityDir));
+        this.#useIdentity(await loadOrCreateIdentity(this.#pending.identityHost, identityDir));
       }
       if (!this.#exists) {
         await secureDir(this.#fs, this.root, "vault folder");
@@ -348,7 +356,7 @@ export class Vault {
   async #kekForRead(): Promise<Uint8Array> {
     if (this.#kek === undefined) {
       const dir = this.#pending.identityDir;
-      const identity = dir === undefined ? undefined : await loadIdentity(this.#fs, dir);
+      const identity = dir === undefined ? undefined : await loadIdentity(this.#pending.identityHost, dir);
       if (identity === undefined) throw missingIdentity(dir ?? "(unknown)", this.root);
       this.#useIdentity(identity);
     }
@@ -778,6 +786,12 @@ export async function openVaultWith(options: VaultOptions, internals: VaultInter
     // A copy the vault owns: a Node Buffer's slice() would share the caller's memory.
     kek = new Uint8Array(options.kek);
   }
+  const run = internals.run ?? runCommand;
+  const platform = internals.platform ?? osPlatform();
+  const identityHost: IdentityHost = {
+    fs,
+    keyProtection: platform === "win32" ? dpapiStoreKeyProtection(run) : undefined,
+  };
   try {
     const { root, exists } = await locateRoot(fs, rootOption);
     if (kek === undefined) {
@@ -790,14 +804,14 @@ export async function openVaultWith(options: VaultOptions, internals: VaultInter
           },
         );
       }
-      const identity = await loadIdentity(fs, identityDir);
+      const identity = await loadIdentity(identityHost, identityDir);
       if (identity !== undefined) kek = identityKek(identity);
       else if (exists && (await holdsSecrets(fs, root))) throw missingIdentity(identityDir, root);
     }
     const host: BackendHost = {
       fs,
-      run: internals.run ?? runCommand,
-      platform: internals.platform ?? osPlatform(),
+      run,
+      platform,
       maxObjectBytes: maxEnvelopeBytes(limits.maxSecretBytes),
     };
     let backend: BlobBackend;
@@ -827,6 +841,7 @@ export async function openVaultWith(options: VaultOptions, internals: VaultInter
       identityDir,
       recordKind,
       host,
+      identityHost,
     });
   } catch (e) {
     kek?.fill(0);

@@ -1,10 +1,22 @@
-/** The device identity (SPEC §4). */
+/** The device identity and its store (docs/FORMAT.md §2). */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { createPrivateKey, X509Certificate } from "node:crypto";
+import { Buffer } from "node:buffer";
 import { join } from "node:path";
 import { Vault } from "../src/vault.ts";
-import { identityKek, loadOrCreateIdentity } from "../src/identity.ts";
+import { identityKek, loadIdentity, loadOrCreateIdentity } from "../src/store/identity_store.ts";
+import { openStoreItem, sealStoreItem } from "../src/crypto/store_item.ts";
 import { nodeFileSystem } from "../src/platform/fs.ts";
 import { deriveKek, kekId } from "../src/crypto/kdf.ts";
 import { utf8 } from "../src/crypto/encoding.ts";
@@ -14,27 +26,57 @@ const PEM =
   "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n";
 
 describe("device identity", () => {
-  test("the first open creates a P-256 PKCS#8 identity, 0600, and later opens reuse it", async () => {
+  test("the first write creates an identity store the daemon reads: store key, IDS1 items, a real CA", async () => {
     const dir = tempDir("id");
     const idDir = join(dir, "identity");
-    const first = await loadOrCreateIdentity(nodeFileSystem, idDir);
+    const first = await loadOrCreateIdentity({ fs: nodeFileSystem }, idDir);
     assert.equal(first.created, true);
-    const file = join(idDir, "state.v1.json");
-    assert.equal(lstatSync(file).mode & 0o777, 0o600);
-    const doc = JSON.parse(readFileSync(file, "utf8"));
-    assert.equal(doc.version, 1);
+    const keyFile = join(idDir, ".store-key.v1");
+    const storeKey = readFileSync(keyFile);
+    assert.equal(storeKey.length, 32);
+    const item = (name: string) => {
+      const path = join(idDir, Buffer.from(name, "utf8").toString("hex"));
+      assert.equal(lstatSync(path).mode & 0o777, 0o600, name);
+      const bytes = new Uint8Array(readFileSync(path));
+      assert.deepEqual(bytes.subarray(0, 4), utf8("IDS1"), name);
+      return JSON.parse(new TextDecoder().decode(openStoreItem(new Uint8Array(storeKey), bytes)));
+    };
+    assert.equal(lstatSync(keyFile).mode & 0o777, 0o600);
+    assert.equal(lstatSync(idDir).mode & 0o777, 0o700);
+    const ca = item("identity/ca/state.json");
+    assert.deepEqual(Object.keys(ca), ["certificate_pem", "private_key_pem", "sequence"]);
+    assert.equal(ca.sequence, 0);
+    assert.equal(ca.private_key_pem, first.privateKeyPem);
     assert.match(
-      doc.ca.private_key_pem,
+      ca.private_key_pem,
       /^-----BEGIN PRIVATE KEY-----\n([A-Za-z0-9+/=]{1,64}\n)+-----END PRIVATE KEY-----\n$/,
     );
-    assert.ok(Math.abs(doc.ca.created_at_unix_ms - Date.now()) < 60_000);
-    // The PEM really is a P-256 key that WebCrypto can import.
-    const der = Uint8Array.from(
-      atob(doc.ca.private_key_pem.replace(/-----[^-]+-----|\n/g, "")),
-      (c) => c.charCodeAt(0),
+    assert.deepEqual(item("identity/state.v1.json"), {
+      generation: 1,
+      paired_devices: {},
+      revoked_devices: {},
+      revoked_certificate_fingerprints: [],
+    });
+    // Nothing of this project's 0.1 plaintext layout is created.
+    assert.deepEqual(
+      readdirSync(idDir).sort(),
+      [
+        ".store-key.v1",
+        Buffer.from("identity/ca/state.json").toString("hex"),
+        Buffer.from("identity/state.v1.json").toString("hex"),
+      ].sort(),
     );
-    await crypto.subtle.importKey("pkcs8", der, { name: "ECDSA", namedCurve: "P-256" }, true, ["sign"]);
-    const second = await loadOrCreateIdentity(nodeFileSystem, idDir);
+    // The key is a P-256 PKCS#8 key; the certificate is a self-signed CA for exactly that key,
+    // checked with Node's own X.509 parser rather than the library that made it.
+    const key = createPrivateKey(ca.private_key_pem);
+    assert.equal(key.asymmetricKeyDetails?.namedCurve, "prime256v1");
+    const cert = new X509Certificate(ca.certificate_pem);
+    assert.equal(cert.subject, "CN=Palyra Gateway CA");
+    assert.equal(cert.issuer, "CN=Palyra Gateway CA");
+    assert.equal(cert.ca, true);
+    assert.ok(cert.checkPrivateKey(key));
+    assert.ok(cert.verify(cert.publicKey));
+    const second = await loadOrCreateIdentity({ fs: nodeFileSystem }, idDir);
     assert.equal(second.created, false);
     assert.equal(second.privateKeyPem, first.privateKeyPem);
 
@@ -46,10 +88,42 @@ describe("device identity", () => {
     assert.equal(got.text(), "persisted");
   });
 
+  test("store items: legacy plaintext is read; an encrypted item without its key, or tampered, is an identity error", async () => {
+    const idDir = tempDir("id");
+    const caFile = join(idDir, Buffer.from("identity/ca/state.json").toString("hex"));
+    writeFileSync(caFile, JSON.stringify({ certificate_pem: "", private_key_pem: PEM, sequence: 0 }));
+    assert.equal((await loadIdentity({ fs: nodeFileSystem }, idDir))?.privateKeyPem, PEM);
+    // The older state form embeds the CA; it wins over the CA item.
+    const stateFile = join(idDir, Buffer.from("identity/state.v1.json").toString("hex"));
+    const other = PEM.replace("MIGH", "MIGG");
+    const storeKey = new Uint8Array(32).fill(9);
+    writeFileSync(
+      stateFile,
+      sealStoreItem(storeKey, utf8(JSON.stringify({ generation: 3, ca: { private_key_pem: other } }))),
+    );
+    await rejectsWith(
+      () => loadIdentity({ fs: nodeFileSystem }, idDir),
+      "identity",
+      /store key ".store-key.v1" is missing/,
+    );
+    writeFileSync(join(idDir, ".store-key.v1"), storeKey);
+    assert.equal((await loadIdentity({ fs: nodeFileSystem }, idDir))?.privateKeyPem, other);
+    const sealed = readFileSync(stateFile);
+    sealed[sealed.length - 1]! ^= 1;
+    writeFileSync(stateFile, sealed);
+    await rejectsWith(() => loadOrCreateIdentity({ fs: nodeFileSystem }, idDir), "identity", /does not decrypt/);
+    assert.deepEqual(readFileSync(stateFile), sealed, "never replaced");
+    // A state without a CA and no CA item is an error, never a new identity.
+    rmSync(caFile);
+    writeFileSync(stateFile, JSON.stringify({ generation: 1, paired_devices: {} }));
+    await rejectsWith(() => loadOrCreateIdentity({ fs: nodeFileSystem }, idDir), "identity", /no CA key/);
+    assert.equal(existsSync(caFile), false);
+  });
+
   test("the KEK is derived from the PEM exactly as stored", async () => {
     const idDir = tempDir("id");
     writeFileSync(join(idDir, "state.v1.json"), JSON.stringify({ version: 1, ca: { private_key_pem: PEM } }));
-    const id = await loadOrCreateIdentity(nodeFileSystem, idDir);
+    const id = await loadOrCreateIdentity({ fs: nodeFileSystem }, idDir);
     assert.equal(kekId(identityKek(id)), kekId(deriveKek(utf8(PEM))));
     assert.notEqual(kekId(identityKek(id)), kekId(deriveKek(utf8(PEM.replaceAll("\n", "\r\n")))));
   });
@@ -58,7 +132,7 @@ describe("device identity", () => {
     const idDir = tempDir("id");
     mkdirSync(join(idDir, "ca"));
     writeFileSync(join(idDir, "ca", "state.json"), JSON.stringify({ private_key_pem: PEM }));
-    const id = await loadOrCreateIdentity(nodeFileSystem, idDir);
+    const id = await loadOrCreateIdentity({ fs: nodeFileSystem }, idDir);
     assert.equal(id.created, false);
     assert.equal(id.privateKeyPem, PEM);
   });
@@ -90,12 +164,14 @@ describe("device identity", () => {
     mkdirSync(idDir, { mode: 0o700 });
     writeFileSync(join(dir, "elsewhere.json"), JSON.stringify({ version: 1, ca: { private_key_pem: PEM } }));
     symlinkSync(join(dir, "elsewhere.json"), join(idDir, "state.v1.json"));
-    await rejectsWith(() => loadOrCreateIdentity(nodeFileSystem, idDir), "permission", /symbolic link/);
+    await rejectsWith(() => loadOrCreateIdentity({ fs: nodeFileSystem }, idDir), "permission", /symbolic link/);
   });
 
   test("racing creators in one process all get the winner's identity", async () => {
     const idDir = join(tempDir("id"), "identity");
-    const ids = await Promise.all(Array.from({ length: 12 }, () => loadOrCreateIdentity(nodeFileSystem, idDir)));
+    const ids = await Promise.all(
+      Array.from({ length: 12 }, () => loadOrCreateIdentity({ fs: nodeFileSystem }, idDir)),
+    );
     assert.equal(new Set(ids.map((i) => i.privateKeyPem)).size, 1);
     assert.equal(ids.filter((i) => i.created).length, 1);
   });

@@ -4,7 +4,7 @@ import { Vault } from "../src/vault.ts";
 import { MemoryBackend } from "../src/backends/memory.ts";
 import { EncryptedFileBackend } from "../src/backends/encrypted_file.ts";
 import { nodeFileSystem } from "../src/platform/fs.ts";
-import { loadOrCreateIdentity } from "../src/identity.ts";
+import { loadOrCreateIdentity } from "../src/store/identity_store.ts";
 import { vaultSuite } from "./backend_suite.ts";
 import { tempDir, testKek } from "./helpers.ts";
 
@@ -16,7 +16,7 @@ vaultSuite("encrypted_file", async () => {
     vault,
     backend: new EncryptedFileBackend(vault.root, nodeFileSystem),
     openWithOtherKey: async () => {
-      await loadOrCreateIdentity(nodeFileSystem, join(dir, "identity2"));
+      await loadOrCreateIdentity({ fs: nodeFileSystem }, join(dir, "identity2"));
       return await Vault.open({ root, identityRoot: join(dir, "identity2") });
     },
   };

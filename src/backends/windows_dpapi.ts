@@ -6,6 +6,7 @@
  * payload travels only on stdin and stdout (no -EncodedCommand, which
  * security products flag). See docs/FORMAT.md §7.
  */
+import type { StoreKeyProtection } from "../store/identity_store.ts";
 import { join } from "node:path";
 import { VaultError } from "../errors.ts";
 import { fromBase64, toBase64, utf8 } from "../crypto/encoding.ts";
@@ -129,6 +130,18 @@ async function runDpapi(
     });
   }
   return out;
+}
+
+/**
+ * The protection of the identity store key on Windows, as Palyra's daemon
+ * keeps it: DPAPI, CurrentUser scope, no entropy.
+ */
+export function dpapiStoreKeyProtection(run: CommandRunner, timeoutMs = DPAPI_PROBE_TIMEOUT_MS): StoreKeyProtection {
+  return {
+    protect: (key) => runDpapi(run, timeoutMs, "protect", "", key, "protect the identity store key with DPAPI"),
+    unprotect: (stored) =>
+      runDpapi(run, timeoutMs, "unprotect", "", stored, "unprotect the identity store key with DPAPI"),
+  };
 }
 
 /** The result of a probe. */

@@ -16,7 +16,7 @@ import { sha256 } from "@noble/hashes/sha2.js";
 import { Vault } from "../../src/vault.ts";
 import { acquireLock } from "../../src/lock.ts";
 import { nodeFileSystem } from "../../src/platform/fs.ts";
-import { loadOrCreateIdentity } from "../../src/identity.ts";
+import { loadOrCreateIdentity } from "../../src/store/identity_store.ts";
 import { toHex, utf8 } from "../../src/crypto/encoding.ts";
 
 const [mode, ...args] = process.argv.slice(2);
@@ -87,7 +87,7 @@ if (mode === "put") {
 } else if (mode === "identity") {
   const [dir, startAt] = args as [string, string];
   await waitUntil(Number(startAt));
-  const id = await loadOrCreateIdentity(nodeFileSystem, dir);
+  const id = await loadOrCreateIdentity({ fs: nodeFileSystem }, dir);
   say(`identity ${toHex(sha256(utf8(id.privateKeyPem)))} created=${id.created}`);
 } else {
   console.error(`unknown mode ${mode}`);
