@@ -1,13 +1,15 @@
-/** Scopes, keys and references (SPEC §2): properties and every rule. */
+/** Scopes, keys and references (docs/FORMAT.md §1): properties and every rule. */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
   formatScope,
   formatVaultRef,
+  fromTaggedScope,
   parseScope,
   parseVaultRef,
   toScope,
+  toTaggedScope,
   validateKey,
   type VaultScope,
 } from "../src/scope.ts";
@@ -30,7 +32,13 @@ const validScope: fc.Arbitrary<VaultScope> = fc.oneof(
   fc.constant<VaultScope>({ kind: "global" }),
   validId.map((id): VaultScope => ({ kind: "workspace", id })),
   validId.map((id): VaultScope => ({ kind: "principal", id })),
+  validId.map((id): VaultScope => ({ kind: "palyra_principal", id })),
+  validId.map((id): VaultScope => ({ kind: "skill", id })),
+  fc.tuple(validId.filter((n) => !n.includes(":")), validId).map((
+    [name, account],
+  ): VaultScope => ({ kind: "channel", name, account })),
 );
+const palyraScope = validScope.filter((s) => s.kind !== "workspace" && s.kind !== "principal");
 
 describe("scope properties", () => {
   test("parse(format(scope)) is the identity on valid scopes", () => {
@@ -54,6 +62,22 @@ describe("scope properties", () => {
         assert.deepEqual(parseVaultRef(text), { scope, key });
       }),
       { numRuns: 500 },
+    );
+  });
+
+  test("Palyra's tagged JSON form round-trips every scope of its layout, and refuses ws:/pr:", () => {
+    fc.assert(
+      fc.property(palyraScope, (s) => {
+        const tagged = JSON.parse(JSON.stringify(toTaggedScope(s)));
+        assert.deepEqual(fromTaggedScope(tagged), s);
+      }),
+      { numRuns: 300 },
+    );
+    fc.assert(
+      fc.property(validScope.filter((s) => s.kind === "workspace" || s.kind === "principal"), (s) => {
+        assert.throws(() => toTaggedScope(s), (e: Error & { code?: string }) => e.code === "invalid_scope");
+      }),
+      { numRuns: 50 },
     );
   });
 
@@ -117,10 +141,56 @@ describe("scope rules", () => {
     assert.deepEqual(parseScope("ws:a:b"), { kind: "workspace", id: "a:b" });
   });
 
+  test('Palyra\'s scopes: principal:, channel:<name>:<account> (the account may hold ":"), skill:', () => {
+    assert.deepEqual(parseScope("principal: alice "), { kind: "palyra_principal", id: "alice" });
+    assert.deepEqual(parseScope("channel:slack:T01:U02"), { kind: "channel", name: "slack", account: "T01:U02" });
+    assert.deepEqual(parseScope("channel: discord : 42 "), { kind: "channel", name: "discord", account: "42" });
+    assert.deepEqual(parseScope("skill:web.search"), { kind: "skill", id: "web.search" });
+    assert.equal(formatScope(parseScope("channel:slack:T01:U02")), "channel:slack:T01:U02");
+    assert.notEqual(formatScope(parseScope("pr:alice")), formatScope(parseScope("principal:alice")));
+    assert.deepEqual(toTaggedScope(parseScope("channel:slack:T01:U02")), {
+      kind: "channel",
+      channel_name: "slack",
+      account_id: "T01:U02",
+    });
+    assert.deepEqual(toTaggedScope(parseScope("GLOBAL")), { kind: "global" });
+    assert.deepEqual(toTaggedScope(parseScope("principal:bob")), { kind: "principal", principal_id: "bob" });
+    assert.deepEqual(toTaggedScope(parseScope("skill:x")), { kind: "skill", skill_id: "x" });
+  });
+
+  test("tagged scopes from a file obey the same rules", async () => {
+    await rejectsWith(
+      () => fromTaggedScope({ kind: "principal", principal_id: "caf\u0065\u0301" }),
+      "invalid_scope",
+      /NFC/,
+    );
+    await rejectsWith(
+      () => fromTaggedScope({ kind: "principal", principal_id: " alice" }),
+      "invalid_scope",
+      /white space/,
+    );
+    await rejectsWith(
+      () => fromTaggedScope({ kind: "channel", channel_name: "a:b", account_id: "c" }),
+      "invalid_scope",
+    );
+    await rejectsWith(() => fromTaggedScope({ kind: "workspace", id: "x" }), "invalid_scope", /tagged scope/);
+    await rejectsWith(() => fromTaggedScope({ kind: "skill" }), "invalid_scope");
+    await rejectsWith(() => fromTaggedScope(null), "invalid_scope");
+    const e = await rejectsWith(() => toTaggedScope(parseScope("ws:acme")), "invalid_scope", /Palyra's layout/);
+    assert.match(e.hint ?? "", /palyra-secrets migrate --to scoped/);
+  });
+
   const bad: Array<[string, RegExp]> = [
     ["", /empty/],
     ["   ", /empty/],
     ["local", /prefix/],
+    ["channel:slack", /":" before the account is missing/],
+    ["channel::acct", /channel name after "channel:" is empty/],
+    ["channel:slack:", /account after "channel:slack:" is empty/],
+    ["skill:a\u200bb", /format character U\+200B/],
+    ["principal:", /empty/],
+    ["Skill:x", /must be lowercase/],
+    ["channel:sl/ack:x", /"\/"/],
     ["WS:acme", /must be lowercase/],
     ["Pr:alice", /must be lowercase/],
     ["team:acme", /unknown scope prefix/],
@@ -164,6 +234,45 @@ describe("scope rules", () => {
 });
 
 describe("key rules", () => {
+  test('Palyra\'s scopes: principal:, channel:<name>:<account> (the account may hold ":"), skill:', () => {
+    assert.deepEqual(parseScope("principal: alice "), { kind: "palyra_principal", id: "alice" });
+    assert.deepEqual(parseScope("channel:slack:T01:U02"), { kind: "channel", name: "slack", account: "T01:U02" });
+    assert.deepEqual(parseScope("channel: discord : 42 "), { kind: "channel", name: "discord", account: "42" });
+    assert.deepEqual(parseScope("skill:web.search"), { kind: "skill", id: "web.search" });
+    assert.equal(formatScope(parseScope("channel:slack:T01:U02")), "channel:slack:T01:U02");
+    assert.notEqual(formatScope(parseScope("pr:alice")), formatScope(parseScope("principal:alice")));
+    assert.deepEqual(toTaggedScope(parseScope("channel:slack:T01:U02")), {
+      kind: "channel",
+      channel_name: "slack",
+      account_id: "T01:U02",
+    });
+    assert.deepEqual(toTaggedScope(parseScope("GLOBAL")), { kind: "global" });
+    assert.deepEqual(toTaggedScope(parseScope("principal:bob")), { kind: "principal", principal_id: "bob" });
+    assert.deepEqual(toTaggedScope(parseScope("skill:x")), { kind: "skill", skill_id: "x" });
+  });
+
+  test("tagged scopes from a file obey the same rules", async () => {
+    await rejectsWith(
+      () => fromTaggedScope({ kind: "principal", principal_id: "caf\u0065\u0301" }),
+      "invalid_scope",
+      /NFC/,
+    );
+    await rejectsWith(
+      () => fromTaggedScope({ kind: "principal", principal_id: " alice" }),
+      "invalid_scope",
+      /white space/,
+    );
+    await rejectsWith(
+      () => fromTaggedScope({ kind: "channel", channel_name: "a:b", account_id: "c" }),
+      "invalid_scope",
+    );
+    await rejectsWith(() => fromTaggedScope({ kind: "workspace", id: "x" }), "invalid_scope", /tagged scope/);
+    await rejectsWith(() => fromTaggedScope({ kind: "skill" }), "invalid_scope");
+    await rejectsWith(() => fromTaggedScope(null), "invalid_scope");
+    const e = await rejectsWith(() => toTaggedScope(parseScope("ws:acme")), "invalid_scope", /Palyra's layout/);
+    assert.match(e.hint ?? "", /palyra-secrets migrate --to scoped/);
+  });
+
   const bad: Array<[string, RegExp]> = [
     ["", /empty/],
     ["a".repeat(129), /129 characters/],
