@@ -449,10 +449,11 @@ function doctorText(r: DoctorReport): string {
     ["mode", r.identity.mode ?? "-"],
     ["identity_file", r.identity.file ?? "-"],
   ]);
-  out += factLine("doctor", [["backend_in_use", r.backendInUse ?? "none (vault not created yet)"], [
-    "auto_would_choose",
-    r.autoChoice.kind,
-  ]]);
+  out += factLine("doctor", [
+    ["backend_in_use", r.backendInUse ?? "none (vault not created yet)"],
+    ["layout", r.layout ?? "-"],
+    ["auto_would_choose", r.autoChoice.kind],
+  ]);
   for (const b of r.backends) {
     out += factLine("doctor", [["backend", b.kind], ["available", b.available], ["reason", b.reason]]);
   }

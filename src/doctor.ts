@@ -8,6 +8,15 @@
 import { dirname, join } from "node:path";
 import { type FileSystem, nodeFileSystem } from "./platform/fs.ts";
 import { defaultIdentityDir, envVar } from "./platform/env.ts";
+import {
+  CA_ITEM,
+  itemFileName,
+  STATE_ITEM,
+  STORE_KEY_FILE,
+  V01_IDENTITY_FILE,
+  V01_LEGACY_IDENTITY_FILE,
+} from "./store/identity_store.ts";
+import { detectLayout } from "./store/detect.ts";
 import { isProcessAlive, isWindows, osPlatform } from "./platform/process.ts";
 import { runtimeVersion } from "./platform/runtime.ts";
 import { type CommandRunner, runCommand } from "./platform/subprocess.ts";
@@ -51,6 +60,8 @@ export interface DoctorReport {
   identity: FolderReport & { file: string | null };
   /** The kind in `backend.kind`, or `null` for a vault not created yet. */
   backendInUse: string | null;
+  /** `scoped` or `palyra` (the layout of Palyra's daemon), or `null` for a vault not created yet. */
+  layout: string | null;
   /** What `auto` would choose for a new vault here. */
   autoChoice: BackendAvailability;
   backends: BackendAvailability[];
@@ -93,10 +104,19 @@ export async function diagnose(options: DoctorOptions = {}): Promise<DoctorRepor
   const vault = await folder(fs, root);
   const identity = await folder(fs, identityDir);
   let file: string | null = null;
-  for (const name of ["state.v1.json", join("ca", "state.json")]) {
-    if (file === null && (await fs.lstat(join(identityDir, name)).catch(() => undefined))) {
-      file = join(identityDir, name);
+  const identityFiles: string[] = [];
+  for (const name of [itemFileName(CA_ITEM), itemFileName(STATE_ITEM), V01_IDENTITY_FILE, V01_LEGACY_IDENTITY_FILE]) {
+    if (await fs.lstat(join(identityDir, name)).catch(() => undefined)) {
+      file ??= join(identityDir, name);
+      identityFiles.push(join(identityDir, name));
     }
+  }
+  if (identityFiles.length > 0) identityFiles.push(join(identityDir, STORE_KEY_FILE));
+  let layout: string | null = null;
+  try {
+    layout = vault.exists ? (await detectLayout(fs, root)).layout ?? null : null;
+  } catch (e) {
+    layout = `unknown (${(e as Error).message})`;
   }
   let backendInUse: string | null = null;
   try {
@@ -106,14 +126,14 @@ export async function diagnose(options: DoctorOptions = {}): Promise<DoctorRepor
   }
   const backends = await Promise.all(BACKEND_KINDS.map((k) => backendAvailability(k, host)));
   const problems: DoctorProblem[] = [];
-  if (file !== null && !isWindows()) {
-    const info = await fs.lstat(file).catch(() => undefined);
+  for (const path of isWindows() ? [] : identityFiles) {
+    const info = await fs.lstat(path).catch(() => undefined);
     if (info !== undefined && info.mode !== 0o600) {
       problems.push({
         code: "identity_file_mode",
-        path: file,
+        path,
         message: `the identity file has mode ${info.mode.toString(8).padStart(3, "0")}, not 600`,
-        hint: `chmod 600 "${file}" (it holds the key every secret is sealed with)`,
+        hint: `chmod 600 "${path}" (it holds the key every secret is sealed with)`,
       });
     }
   }
@@ -166,6 +186,7 @@ export async function diagnose(options: DoctorOptions = {}): Promise<DoctorRepor
     vault,
     identity: { ...identity, file },
     backendInUse,
+    layout,
     autoChoice: await autoKind(host),
     backends,
     locks,

@@ -7,10 +7,10 @@
  * pointed at a mistyped folder reports it instead of creating an empty vault.
  */
 import { dirname, join, resolve } from "node:path";
-import { errnoCode, fsError, VaultError } from "./errors.ts";
+import { fsError, VaultError } from "./errors.ts";
 import { utf8 } from "./crypto/encoding.ts";
 import { openEnvelope, sealEnvelope } from "./crypto/envelope.ts";
-import { objectId, scopeDirName } from "./crypto/ids.ts";
+import { objectId } from "./crypto/ids.ts";
 import { kekId, KEY_BYTES } from "./crypto/kdf.ts";
 import { SensitiveBytes } from "./crypto/sensitive.ts";
 import { formatScope, parseVaultRef, toScope, validateKey, type VaultScope } from "./scope.ts";
@@ -25,8 +25,12 @@ import {
   loadOrCreateIdentity,
 } from "./store/identity_store.ts";
 import { dpapiStoreKeyProtection } from "./backends/windows_dpapi.ts";
-import { acquireLock } from "./lock.ts";
-import { encodeIndex, findEntry, type IndexEntry, MAX_INDEX_BYTES, parseIndex, readIndex } from "./metadata.ts";
+import type { IndexEntry } from "./metadata.ts";
+import type { LayoutName, VaultLayout } from "./store/layout.ts";
+import { ScopedLayout } from "./store/scoped_layout.ts";
+import { PalyraLayout } from "./store/palyra_layout.ts";
+import { PalyraObjects } from "./store/palyra_objects.ts";
+import { detectLayout } from "./store/detect.ts";
 import type { BackendKind, BlobBackend } from "./backends/backend.ts";
 import {
   type BackendHost,
@@ -55,6 +59,11 @@ export interface VaultOptions {
   lockTimeoutMs?: number;
   /** Age after which a lock of another host (or an unreadable one) is reclaimed. Default 30000 ms. */
   staleAfterMs?: number;
+  /**
+   * The layout a new vault is created in: `"scoped"` (the default) or `"palyra"`, the layout of Palyra's
+   * daemon. An existing vault is opened in the layout it has; asking for another is an error.
+   */
+  layout?: LayoutName;
 }
 
 /** Options of `putSecret`. */
@@ -92,7 +101,6 @@ export interface VaultInternals {
 const DEFAULT_MAX_SECRET_BYTES = 64 * 1024;
 const DEFAULT_LOCK_TIMEOUT_MS = 5_000;
 const DEFAULT_STALE_AFTER_MS = 30_000;
-const SCOPE_DIR_RE = /^s_[0-9a-f]{32}$/;
 
 interface Limits {
   maxSecretBytes: number;
@@ -177,29 +185,6 @@ async function locateRoot(fs: FileSystem, path: string): Promise<{ root: string;
   return { root: real, exists: true };
 }
 
-/** Whether the vault folder holds any secret (an index entry or a stored object). */
-async function holdsSecrets(fs: FileSystem, root: string): Promise<boolean> {
-  for (const folder of ["objects", "objects_dpapi"]) {
-    const names = await fs.readDir(join(root, folder)).catch(() => [] as string[]);
-    if (names.some((n) => n.startsWith("obj_"))) return true;
-  }
-  const scopes = await fs.readDir(join(root, "scopes")).catch(() => [] as string[]);
-  for (const name of scopes.filter((n) => SCOPE_DIR_RE.test(n))) {
-    const bytes = await fs.readFile(join(root, "scopes", name, "metadata.json"), MAX_INDEX_BYTES).catch(() =>
-      undefined
-    );
-    // An index that cannot be read counts as holding secrets: never guess in favour of a new key.
-    if (bytes === undefined) continue;
-    try {
-      const doc = JSON.parse(new TextDecoder().decode(bytes)) as { entries?: unknown };
-      if (!Array.isArray(doc.entries) || doc.entries.length > 0) return true;
-    } catch {
-      return true;
-    }
-  }
-  return false;
-}
-
 function missingIdentity(identityDir: string, root: string): VaultError {
   return new VaultError(
     "identity",
@@ -212,9 +197,6 @@ function missingIdentity(identityDir: string, root: string): VaultError {
   );
 }
 
-/** The last writer in line for each scope lock of this process (see `#withScopeLock`). */
-const inProcessTurns = new Map<string, Promise<void>>();
-
 /** What a vault needs to create itself on its first write. */
 interface Pending {
   /** The identity folder to create an identity in, when there is no KEK yet. */
@@ -223,6 +205,8 @@ interface Pending {
   recordKind: BackendKind | undefined;
   host: BackendHost;
   identityHost: IdentityHost;
+  /** Builds the layout around a backend (again, when another process recorded another backend first). */
+  layoutFor: (backend: BlobBackend) => VaultLayout;
 }
 
 /**
@@ -242,7 +226,7 @@ export class Vault {
   readonly root: string;
   #kek: Uint8Array | undefined;
   #kekId: string | undefined;
-  #backend: BlobBackend;
+  #layout: VaultLayout;
   readonly #fs: FileSystem;
   readonly #limits: Limits;
   #exists: boolean;
@@ -254,7 +238,7 @@ export class Vault {
     root: string,
     exists: boolean,
     kek: Uint8Array | undefined,
-    backend: BlobBackend,
+    layout: VaultLayout,
     fs: FileSystem,
     limits: Limits,
     pending: Pending,
@@ -263,7 +247,7 @@ export class Vault {
     this.#exists = exists;
     this.#kek = kek;
     this.#kekId = kek === undefined ? undefined : kekId(kek);
-    this.#backend = backend;
+    this.#layout = layout;
     this.#fs = fs;
     this.#limits = limits;
     this.#pending = pending;
@@ -271,7 +255,12 @@ export class Vault {
 
   /** The kind of the backend in use. */
   get backendKind(): string {
-    return this.#backend.kind;
+    return this.#layout.objects.kind;
+  }
+
+  /** The layout of the vault folder: `"scoped"`, or `"palyra"` (the layout of Palyra's daemon). */
+  get layout(): LayoutName {
+    return this.#layout.name;
   }
 
   /**
@@ -294,12 +283,12 @@ export class Vault {
     root: string,
     exists: boolean,
     kek: Uint8Array | undefined,
-    backend: BlobBackend,
+    layout: VaultLayout,
     fs: FileSystem,
     limits: Limits,
     pending: Pending,
   ): Vault {
-    return new Vault(root, exists, kek, backend, fs, limits, pending);
+    return new Vault(root, exists, kek, layout, fs, limits, pending);
   }
 
   #check(): void {
@@ -331,10 +320,10 @@ export class Vault {
         await secureDir(this.#fs, this.root, "vault folder");
         this.#exists = true;
       }
-      await secureDir(this.#fs, join(this.root, "scopes"), "scopes folder");
+      await this.#layout.create();
       if (recordKind !== undefined) {
         const winner = await recordBackend(this.root, recordKind, host);
-        if (winner !== undefined) this.#backend = winner;
+        if (winner !== undefined) this.#layout = this.#pending.layoutFor(winner);
         this.#pending = { ...this.#pending, recordKind: undefined };
       }
     })();
@@ -363,59 +352,9 @@ export class Vault {
     return this.#kek!;
   }
 
-  #scopeDir(scope: string): string {
-    return join(this.root, "scopes", scopeDirName(scope));
-  }
-
-  async #withScopeLock<T>(scope: string, action: (dir: string) => Promise<T>): Promise<T> {
-    const dir = this.#scopeDir(scope);
-    const path = join(dir, ".metadata.lock");
-    // Writers in this process take turns before they reach the file lock, so a burst of concurrent
-    // puts queues instead of polling, and the lock timeout measures only waits for other processes.
-    const previous = inProcessTurns.get(path) ?? Promise.resolve();
-    let done!: () => void;
-    const mine = new Promise<void>((resolve) => (done = resolve));
-    const turn = previous.then(() => mine);
-    inProcessTurns.set(path, turn);
-    try {
-      await previous;
-      await secureDir(this.#fs, dir, `folder of scope ${JSON.stringify(scope)}`);
-      const lock = await acquireLock(this.#fs, path, {
-        timeoutMs: this.#limits.lockTimeoutMs,
-        staleAfterMs: this.#limits.staleAfterMs,
-        what: `scope ${JSON.stringify(scope)}`,
-      });
-      try {
-        return await action(dir);
-      } finally {
-        await lock.release();
-      }
-    } finally {
-      done();
-      if (inProcessTurns.get(path) === turn) inProcessTurns.delete(path);
-    }
-  }
-
-  async #writeIndex(path: string, bytes: Uint8Array, scope: string): Promise<void> {
-    try {
-      await this.#fs.writeFileAtomic(path, bytes);
-    } catch (e) {
-      throw fsError(`write index of scope ${JSON.stringify(scope)}`, path, e);
-    }
-  }
-
-  /** The index as it is on disk now: its bytes, `"absent"`, or `undefined` when it cannot be read. */
-  async #indexOnDisk(path: string): Promise<Uint8Array | "absent" | undefined> {
-    try {
-      return await this.#fs.readFile(path, MAX_INDEX_BYTES);
-    } catch (e) {
-      return errnoCode(e) === "ENOENT" ? "absent" : undefined;
-    }
-  }
-
   async #readPrevious(id: string): Promise<Uint8Array | undefined> {
     try {
-      return await this.#backend.get(id);
+      return await this.#layout.objects.get(id);
     } catch (e) {
       if (VaultError.is(e, "not_found")) return undefined;
       throw e;
@@ -425,8 +364,8 @@ export class Vault {
   /** Puts the object back as it was (`undefined`: absent); the error says both failures if that fails too. */
   async #restoreObject(id: string, previous: Uint8Array | undefined, what: string, cause: unknown): Promise<void> {
     try {
-      if (previous === undefined) await this.#backend.delete(id);
-      else await this.#backend.put(id, previous);
+      if (previous === undefined) await this.#layout.objects.delete(id);
+      else await this.#layout.objects.put(id, previous);
     } catch (restoreError) {
       throw new VaultError(
         "io",
@@ -465,8 +404,10 @@ export class Vault {
     options: PutOptions = {},
   ): Promise<PutResult> {
     this.#check();
-    const s = formatScope(toScope(scope));
+    const parsed = toScope(scope);
+    const s = formatScope(parsed);
     const k = validateKey(key);
+    this.#layout.checkScope(parsed);
     if (typeof value !== "string" && !(value instanceof Uint8Array)) {
       throw new TypeError("put secret failed: the value must be a Uint8Array or a string");
     }
@@ -477,22 +418,22 @@ export class Vault {
       if (valueBytes > this.#limits.maxSecretBytes) throw this.#tooLarge(k, s, valueBytes);
       await this.#create();
       const kek = this.#kek!;
-      const envelope = sealEnvelope(kek, s, k, bytes, "aes_256_gcm", this.#kekId);
-      const limit = this.#backend.maxPayloadBytes;
+      const layout = this.#layout;
+      const envelope = sealEnvelope(kek, s, k, bytes, layout.algorithm, layout.writesKekId ? this.#kekId : null);
+      const backend = layout.objects;
+      const limit = backend.maxPayloadBytes;
       if (limit !== undefined && envelope.length > limit) {
         throw new VaultError(
           "value_too_large",
           `put secret "${k}" in scope ${JSON.stringify(s)} failed: its envelope is ${envelope.length} bytes; ` +
-            `the ${this.#backend.kind} backend keeps at most ${limit}`,
+            `the ${backend.kind} backend keeps at most ${limit}`,
           { hint: "store a smaller value, or use the encrypted_file backend, which has no payload limit" },
         );
       }
       const id = objectId(s, k);
-      return await this.#withScopeLock(s, async (dir) => {
-        const indexPath = join(dir, "metadata.json");
-        const index = await readIndex(this.#fs, indexPath, s);
-        const at = findEntry(index.entries, k);
-        const old = at.found ? index.entries[at.index] : undefined;
+      return await layout.locked(s, "write", async () => {
+        const index = await layout.readIndex(s);
+        const old = index.find(s, k);
         const previous = await this.#readPrevious(id);
         let replaced = false;
         if (old !== undefined) {
@@ -518,7 +459,7 @@ export class Vault {
         }
         const what = `put secret "${k}" in scope ${JSON.stringify(s)}`;
         try {
-          await this.#backend.put(id, envelope);
+          await backend.put(id, envelope);
         } catch (e) {
           // A backend may have changed the old object before failing (a keychain truncating on update).
           await this.#restoreObject(id, previous, what, e);
@@ -532,14 +473,14 @@ export class Vault {
           updated_at_unix_ms: now,
           value_bytes: valueBytes,
         };
-        const before = encodeIndex(index);
-        index.entries.splice(at.index, at.found ? 1 : 0, entry);
-        const after = encodeIndex(index);
+        const before = index.encode();
+        index.set(s, entry);
+        const after = index.encode();
         try {
-          await this.#writeIndex(indexPath, after, s);
+          await layout.writeIndex(s, after);
         } catch (e) {
           // Roll back from what is on disk: the rename may have happened before a later step failed.
-          const onDisk = await this.#indexOnDisk(indexPath);
+          const onDisk = await layout.indexOnDisk(s);
           if (onDisk instanceof Uint8Array && sameBytes(onDisk, after)) {
             throw new VaultError(
               "io",
@@ -577,7 +518,7 @@ export class Vault {
     if (!this.#exists) throw this.#absent(`get secret "${k}" in scope ${JSON.stringify(s)}`);
     let envelope: Uint8Array;
     try {
-      envelope = await this.#backend.get(objectId(s, k));
+      envelope = await this.#layout.readObject(s, k);
     } catch (e) {
       if (VaultError.is(e, "not_found")) {
         throw new VaultError("not_found", `get secret "${k}" in scope ${JSON.stringify(s)} failed: it is not set`, {
@@ -618,32 +559,32 @@ export class Vault {
     await this.#create();
     const id = objectId(s, k);
     const what = `delete secret "${k}" in scope ${JSON.stringify(s)}`;
-    return await this.#withScopeLock(s, async (dir) => {
-      const indexPath = join(dir, "metadata.json");
-      const index = await readIndex(this.#fs, indexPath, s);
-      const at = findEntry(index.entries, k);
-      if (!at.found) {
+    const layout = this.#layout;
+    return await layout.locked(s, "write", async () => {
+      const index = await layout.readIndex(s);
+      const entry = index.find(s, k);
+      if (entry === undefined) {
         // An object without an entry is left over from a put that crashed: clear it too.
         const orphan = await this.#readPrevious(id);
-        if (orphan !== undefined) await this.#backend.delete(id);
+        if (orphan !== undefined) await layout.objects.delete(id);
         return orphan !== undefined;
       }
-      const before = encodeIndex(index);
-      index.entries.splice(at.index, 1);
-      const after = encodeIndex(index);
+      const before = index.encode();
+      index.remove(s, k);
+      const after = index.encode();
       let durable: unknown;
       try {
-        await this.#writeIndex(indexPath, after, s);
+        await layout.writeIndex(s, after);
       } catch (e) {
-        const onDisk = await this.#indexOnDisk(indexPath);
+        const onDisk = await layout.indexOnDisk(s);
         if (!(onDisk instanceof Uint8Array) || !sameBytes(onDisk, after)) throw e;
         durable = e; // the entry is gone from the index on disk: finish by removing the object
       }
       try {
-        await this.#backend.delete(id);
+        await layout.objects.delete(entry.object_id);
       } catch (e) {
         try {
-          await this.#writeIndex(indexPath, before, s);
+          await layout.writeIndex(s, before);
         } catch (restoreError) {
           throw new VaultError(
             "io",
@@ -682,45 +623,7 @@ export class Vault {
     this.#check();
     const wanted = scope === undefined ? undefined : formatScope(toScope(scope));
     if (!this.#exists) throw this.#absent("list secrets");
-    if (wanted !== undefined) {
-      const dir = this.#scopeDir(wanted);
-      const info = await this.#fs.lstat(dir).catch((e) => {
-        throw fsError("inspect scope folder", dir, e);
-      });
-      if (info === undefined) return [];
-      await secureDir(this.#fs, dir, `folder of scope ${JSON.stringify(wanted)}`, { create: false });
-      const index = await readIndex(this.#fs, join(dir, "metadata.json"), wanted);
-      return index.entries.map((e) => toMetadata(wanted, e));
-    }
-    const scopesDir = join(this.root, "scopes");
-    let names: string[];
-    try {
-      names = await this.#fs.readDir(scopesDir);
-    } catch (e) {
-      if (errnoCode(e) === "ENOENT") return [];
-      throw fsError("list scopes", scopesDir, e);
-    }
-    const out: SecretMetadata[] = [];
-    for (const name of names.filter((n) => SCOPE_DIR_RE.test(n)).sort()) {
-      const dir = join(scopesDir, name);
-      await secureDir(this.#fs, dir, `scope folder "${name}"`, { create: false });
-      const path = join(dir, "metadata.json");
-      let bytes: Uint8Array;
-      try {
-        bytes = await this.#fs.readFile(path, MAX_INDEX_BYTES);
-      } catch (e) {
-        if (errnoCode(e) === "ENOENT") continue;
-        throw fsError("read index", path, e);
-      }
-      const index = parseIndex(path, undefined, bytes);
-      // The folder name is derived from the scope: a mismatch means a moved or forged index.
-      if (scopeDirName(index.scope) !== name) {
-        throw new VaultError("corrupt", `read index "${path}" failed: its scope does not match its folder`, {
-          hint: "restore metadata.json from a backup; the envelopes in objects/ are untouched",
-        });
-      }
-      for (const e of index.entries) out.push(toMetadata(index.scope, e));
-    }
+    const out = (await this.#layout.list(wanted)).map((e) => toMetadata(e.scope, e));
     return out.sort((
       a,
       b,
@@ -792,28 +695,28 @@ export async function openVaultWith(options: VaultOptions, internals: VaultInter
     fs,
     keyProtection: platform === "win32" ? dpapiStoreKeyProtection(run) : undefined,
   };
+  const layoutOption = options.layout;
+  if (layoutOption !== undefined && layoutOption !== "scoped" && layoutOption !== "palyra") {
+    throw new TypeError(`open vault failed: layout must be "scoped" or "palyra", got ${JSON.stringify(layoutOption)}`);
+  }
   try {
     const { root, exists } = await locateRoot(fs, rootOption);
-    if (kek === undefined) {
-      if (identityDir === undefined) {
-        throw new VaultError(
-          "identity",
-          "open vault failed: no identity folder was given and no home folder is known",
-          {
-            hint: "pass `identityRoot`, or set PALYRA_IDENTITY_DIR",
-          },
-        );
-      }
-      const identity = await loadIdentity(identityHost, identityDir);
-      if (identity !== undefined) kek = identityKek(identity);
-      else if (exists && (await holdsSecrets(fs, root))) throw missingIdentity(identityDir, root);
+    const detected = exists ? await detectLayout(fs, root) : { layout: undefined, migratingTo: undefined };
+    if (
+      detected.layout !== undefined && detected.migratingTo === undefined && layoutOption !== undefined &&
+      layoutOption !== detected.layout
+    ) {
+      throw new VaultError(
+        "conflict",
+        `open vault failed: "${root}" is in the ${detected.layout} layout, not the ${layoutOption} layout`,
+        {
+          hint:
+            `omit the layout choice to open it as it is, or convert it: palyra-secrets migrate --to ${layoutOption}`,
+        },
+      );
     }
-    const host: BackendHost = {
-      fs,
-      run,
-      platform,
-      maxObjectBytes: maxEnvelopeBytes(limits.maxSecretBytes),
-    };
+    const layoutName: LayoutName = detected.layout ?? layoutOption ?? "scoped";
+    const host: BackendHost = { fs, run, platform, maxObjectBytes: maxEnvelopeBytes(limits.maxSecretBytes) };
     let backend: BlobBackend;
     let recordKind: BackendKind | undefined;
     if (custom !== undefined) {
@@ -837,11 +740,38 @@ export async function openVaultWith(options: VaultOptions, internals: VaultInter
       backend = chosen.backend;
       recordKind = marked === undefined ? chosen.kind : undefined;
     }
-    return Vault._create(root, exists, kek, backend, fs, limits, {
+    const lockLimits = { lockTimeoutMs: limits.lockTimeoutMs, staleAfterMs: limits.staleAfterMs };
+    const layoutFor = (b: BlobBackend): VaultLayout =>
+      layoutName === "palyra"
+        ? new PalyraLayout(
+          fs,
+          root,
+          // The built-in file backend keeps objects as Palyra's layout does: in objects.store.json.
+          b !== custom && b.kind === "encrypted_file" ? new PalyraObjects(fs, root, host.maxObjectBytes) : b,
+          lockLimits,
+        )
+        : new ScopedLayout(fs, root, b, lockLimits);
+    const layout = layoutFor(backend);
+    if (kek === undefined) {
+      if (identityDir === undefined) {
+        throw new VaultError(
+          "identity",
+          "open vault failed: no identity folder was given and no home folder is known",
+          {
+            hint: "pass `identityRoot`, or set PALYRA_IDENTITY_DIR",
+          },
+        );
+      }
+      const identity = await loadIdentity(identityHost, identityDir);
+      if (identity !== undefined) kek = identityKek(identity);
+      else if (exists && (await layout.holdsSecrets())) throw missingIdentity(identityDir, root);
+    }
+    return Vault._create(root, exists, kek, layout, fs, limits, {
       identityDir,
       recordKind,
       host,
       identityHost,
+      layoutFor,
     });
   } catch (e) {
     kek?.fill(0);

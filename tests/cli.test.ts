@@ -4,6 +4,7 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import {
   chmodSync,
   copyFileSync,
@@ -358,7 +359,8 @@ for (const target of Object.keys(TARGETS) as Target[]) {
       const cli = cliRunner(target, box);
       await cli(["set", "ws:a", "k"], "v");
       const { scopeDirName } = await import("../src/crypto/ids.ts");
-      const idFile = join(box.env.PALYRA_IDENTITY_DIR, "state.v1.json");
+      // The CA item of the identity store: its file name is the hex of "identity/ca/state.json".
+      const idFile = join(box.env.PALYRA_IDENTITY_DIR, Buffer.from("identity/ca/state.json").toString("hex"));
       chmodSync(idFile, 0o644);
       const scopeDir = join(box.env.PALYRA_VAULT_DIR, "scopes", scopeDirName("ws:a"));
       writeFileSync(join(scopeDir, ".metadata.json.0123456789abcdef.tmp"), "half");
@@ -451,7 +453,7 @@ for (const target of Object.keys(TARGETS) as Target[]) {
       const idDir = join(box.dir, "elsewhere", "identity");
       const set = await cli(["--vault-dir", vaultDir, "set", "global", "k", "--identity-dir", idDir], "v");
       assert.equal(set.code, 0, set.stderr);
-      assert.equal(readFileSync(join(vaultDir, "backend.kind"), "utf8"), "encrypted_file\n");
+      assert.equal(readFileSync(join(vaultDir, "backend.kind"), "utf8"), "encrypted_file");
       assert.equal(
         text(await cli(["--vault-dir", vaultDir, "--identity-dir", idDir, "list"])).split("\n").at(-2),
         "secrets.list count=1",

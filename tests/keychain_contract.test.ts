@@ -306,7 +306,7 @@ describe("windows_dpapi contract", () => {
       const { root, vault } = await openAutoOnWindows(run);
       await vault.putSecret("global", "k", "v");
       assert.equal(vault.backendKind, "encrypted_file");
-      assert.equal(readFileSync(join(root, "backend.kind"), "utf8"), "encrypted_file\n");
+      assert.equal(readFileSync(join(root, "backend.kind"), "utf8"), "encrypted_file");
       using got = await vault.getSecret("global", "k");
       assert.equal(got.text(), "v");
       assert.ok(!existsSync(join(root, "objects_dpapi")));
@@ -317,7 +317,7 @@ describe("windows_dpapi contract", () => {
     const { root, vault } = await openAutoOnWindows(runnerWithEnv({ PATH: "/nonexistent" }));
     await vault.putSecret("global", "k", "v");
     assert.equal(vault.backendKind, "encrypted_file");
-    assert.equal(readFileSync(join(root, "backend.kind"), "utf8"), "encrypted_file\n");
+    assert.equal(readFileSync(join(root, "backend.kind"), "utf8"), "encrypted_file");
   });
 
   test("the probe reports why: a PowerShell that does not answer in time is unavailable", async () => {

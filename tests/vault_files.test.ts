@@ -37,7 +37,7 @@ describe("vault folder", () => {
     const t0 = Date.now();
     await vault.putSecret("ws:acme", "b_key", "bee");
     await vault.putSecret("ws:acme", "a_key", "ay");
-    assert.equal(readFileSync(join(root, "backend.kind"), "utf8"), "encrypted_file\n");
+    assert.equal(readFileSync(join(root, "backend.kind"), "utf8"), "encrypted_file");
     assert.deepEqual(readdirSync(root).sort(), ["backend.kind", "objects", "scopes"]);
     const sdir = scopeDirName("ws:acme");
     assert.deepEqual(readdirSync(join(root, "scopes")), [sdir]);
@@ -79,7 +79,7 @@ describe("vault folder", () => {
         assert.equal(v.root, join(dir, "state", "palyra", "vault"));
         assert.equal(existsSync(join(dir, "state")), false, "opening creates nothing");
         await v.putSecret("global", "k", "v");
-        assert.ok(existsSync(join(dir, "state", "palyra", "identity", "state.v1.json")));
+        assert.ok(existsSync(join(dir, "state", "palyra", "identity", ".store-key.v1")));
       },
     );
     await withEnv({
@@ -90,7 +90,7 @@ describe("vault folder", () => {
       const v = await Vault.open();
       assert.equal(v.root, join(dir, "v2"));
       await v.putSecret("global", "k", "v");
-      assert.ok(existsSync(join(dir, "i2", "state.v1.json")));
+      assert.ok(existsSync(join(dir, "i2", ".store-key.v1")));
     });
     await withEnv(
       { PALYRA_VAULT_DIR: undefined, PALYRA_IDENTITY_DIR: join(dir, "i3"), XDG_STATE_HOME: undefined },
@@ -268,7 +268,7 @@ describe("trust regressions (review of 3d5a40a)", () => {
     const empty = join(dir, "empty");
     const v = await Vault.open({ root: empty, identityRoot: join(dir, "id2") });
     await v.putSecret("global", "k", "v");
-    assert.ok(existsSync(join(dir, "id2", "state.v1.json")));
+    assert.ok(existsSync(join(dir, "id2", ".store-key.v1")));
   });
 
   test("read-only operations create nothing: a mistyped vault folder is not_found naming it", async () => {

@@ -62,7 +62,7 @@ export async function readBackendMarker(fs: FileSystem, root: string): Promise<B
   }
   let text: string;
   try {
-    text = fromUtf8(bytes).trim();
+    text = fromUtf8(bytes).trim().toLowerCase();
   } catch {
     text = "";
   }
@@ -183,7 +183,7 @@ export async function recordBackend(
 ): Promise<BlobBackend | undefined> {
   const path = join(root, BACKEND_MARKER);
   try {
-    await host.fs.createExclusive(path, utf8(kind + "\n"), true);
+    await host.fs.createExclusive(path, utf8(kind), true);
     return undefined;
   } catch (e) {
     if (errnoCode(e) !== "EEXIST") throw fsError("write backend marker", path, e);

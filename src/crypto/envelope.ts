@@ -18,7 +18,8 @@ export type EnvelopeAlgorithm = "aes_256_gcm" | "chacha20_poly1305";
 export interface Envelope {
   version: 1;
   algorithm: EnvelopeAlgorithm;
-  kek_id: string;
+  /** Absent in what Palyra's daemon writes. */
+  kek_id?: string;
   aad_b64: string;
   secret_nonce_b64: string;
   secret_ciphertext_b64: string;
@@ -57,7 +58,8 @@ function checkKek(kek: Uint8Array): void {
  * Seals `value` for `scope`/`key` and returns the envelope as UTF-8 JSON bytes.
  * `algorithm` exists for tests and interoperability; the default is AES-256-GCM.
  * `id` is the KEK's `kek_id`; a vault computes it once rather than hashing
- * (and so copying) its KEK on every seal.
+ * (and so copying) its KEK on every seal. `null` leaves the field out, as
+ * Palyra's daemon does.
  */
 export function sealEnvelope(
   kek: Uint8Array,
@@ -65,7 +67,7 @@ export function sealEnvelope(
   key: string,
   value: Uint8Array,
   algorithm: EnvelopeAlgorithm = "aes_256_gcm",
-  id: string = kekId(kek),
+  id: string | null = kekId(kek),
 ): Uint8Array {
   checkKek(kek);
   const aead = AEADS[algorithm];
@@ -79,7 +81,7 @@ export function sealEnvelope(
     const envelope: Envelope = {
       version: 1,
       algorithm,
-      kek_id: id,
+      ...(id === null ? {} : { kek_id: id }),
       aad_b64: toBase64(aad),
       secret_nonce_b64: toBase64(secretNonce),
       secret_ciphertext_b64: toBase64(secret.subarray(0, secret.length - TAG_BYTES)),

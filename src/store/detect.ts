@@ -1,0 +1,72 @@
+/**
+ * Which layout a vault folder is in (docs/FORMAT.md §6.1), decided from what
+ * is on disk: `metadata.json` at the root or `objects/objects.store.json` is
+ * Palyra's layout, `scopes/` the scoped layout. During a migration
+ * (§6.6) the marker `.migrating` names the target, and the source stays
+ * authoritative until the migration's single commit rename.
+ */
+import { join } from "node:path";
+import { errnoCode, fsError, VaultError } from "../errors.ts";
+import { fromUtf8 } from "../crypto/encoding.ts";
+import type { FileSystem } from "../platform/fs.ts";
+import type { LayoutName } from "./layout.ts";
+import { PALYRA_INDEX_FILE } from "./palyra_layout.ts";
+import { OBJECTS_STORE_FILE } from "./palyra_objects.ts";
+
+/** The migration marker, in the vault root: holds the target layout's name. */
+export const MIGRATION_FILE = ".migrating";
+
+/** What is on disk. */
+export interface Detected {
+  /** The layout that holds the vault's secrets now; `undefined` for an empty or absent folder. */
+  layout: LayoutName | undefined;
+  /** The target of an unfinished migration. */
+  migratingTo: LayoutName | undefined;
+}
+
+async function exists(fs: FileSystem, path: string): Promise<boolean> {
+  try {
+    return (await fs.lstat(path)) !== undefined;
+  } catch (e) {
+    if (errnoCode(e) === "ENOTDIR") return false;
+    throw fsError("inspect", path, e);
+  }
+}
+
+/** Reads the migration marker; `undefined` when there is none. */
+export async function readMigration(fs: FileSystem, root: string): Promise<LayoutName | undefined> {
+  const path = join(root, MIGRATION_FILE);
+  let text: string;
+  try {
+    text = fromUtf8(await fs.readFile(path, 64)).trim();
+  } catch (e) {
+    if (errnoCode(e) === "ENOENT") return undefined;
+    throw fsError("read migration marker", path, e);
+  }
+  if (text !== "scoped" && text !== "palyra") {
+    throw new VaultError("corrupt", `read migration marker "${path}" failed: ${JSON.stringify(text)} is not a layout`, {
+      hint: 'it should hold "scoped" or "palyra"; run palyra-secrets migrate --to <layout> again',
+    });
+  }
+  return text;
+}
+
+/** Detects the layout of the vault folder at `root` (which may not exist). */
+export async function detectLayout(fs: FileSystem, root: string): Promise<Detected> {
+  const index = await exists(fs, join(root, PALYRA_INDEX_FILE));
+  const palyra = index || (await exists(fs, join(root, OBJECTS_STORE_FILE)));
+  const scoped = await exists(fs, join(root, "scopes"));
+  const migratingTo = await readMigration(fs, root);
+  if (migratingTo === "palyra") return { layout: scoped ? "scoped" : "palyra", migratingTo };
+  if (migratingTo === "scoped") return { layout: index ? "palyra" : "scoped", migratingTo };
+  if (palyra && scoped) {
+    throw new VaultError(
+      "corrupt",
+      `open vault "${root}" failed: it holds both layouts (scopes/ and Palyra's metadata.json or objects store)`,
+      {
+        hint: "move one of them to another folder; a vault folder is either in the scoped layout or in Palyra's",
+      },
+    );
+  }
+  return { layout: palyra ? "palyra" : scoped ? "scoped" : undefined, migratingTo: undefined };
+}

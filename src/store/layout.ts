@@ -1,0 +1,78 @@
+/**
+ * The seam between the vault and the way a vault folder is laid out: where
+ * the index lives, how objects are kept, which lock guards a write. Two
+ * layouts implement it: the scoped layout (docs/FORMAT.md §5) and Palyra's
+ * layout (§6). Sealing, identity and the put/delete protocol stay in the vault.
+ */
+import type { EnvelopeAlgorithm } from "../crypto/envelope.ts";
+import type { BlobBackend } from "../backends/backend.ts";
+import type { IndexEntry } from "../metadata.ts";
+import type { VaultScope } from "../scope.ts";
+
+/** The two layouts of a vault folder. */
+export type LayoutName = "scoped" | "palyra";
+
+/** An index entry with its scope string. */
+export interface ScopedEntry extends IndexEntry {
+  scope: string;
+}
+
+/** The index entries a lock covers, as read while holding it. */
+export interface IndexView {
+  find(scope: string, key: string): IndexEntry | undefined;
+  /** Replaces the entry of `entry.key` in place, or adds it. */
+  set(scope: string, entry: IndexEntry): void;
+  remove(scope: string, key: string): void;
+  encode(): Uint8Array;
+}
+
+/** How one layout keeps a vault folder. */
+export interface VaultLayout {
+  readonly name: LayoutName;
+  /** The AEAD new envelopes use, and whether they carry `kek_id` (the daemon's do not). */
+  readonly algorithm: EnvelopeAlgorithm;
+  readonly writesKekId: boolean;
+  /** Where the envelopes are kept. */
+  readonly objects: BlobBackend;
+  /** Refuses a scope this layout cannot hold (`invalid_scope`). */
+  checkScope(scope: VaultScope): void;
+  /** Makes the folders a first write needs. */
+  create(): Promise<void>;
+  /** Runs `action` holding the lock that guards `scope`; a layout may let reads run without it. */
+  locked<T>(scope: string, mode: "read" | "write", action: () => Promise<T>): Promise<T>;
+  /** The index that covers `scope` (call while holding its lock). */
+  readIndex(scope: string): Promise<IndexView>;
+  /** Replaces that index atomically and durably (`io` on failure). */
+  writeIndex(scope: string, bytes: Uint8Array): Promise<void>;
+  /** That index as it is on disk now: its bytes, `"absent"`, or `undefined` when unreadable. */
+  indexOnDisk(scope: string): Promise<Uint8Array | "absent" | undefined>;
+  /** The envelope stored for `scope`/`key`; `not_found` when there is none. */
+  readObject(scope: string, key: string): Promise<Uint8Array>;
+  /** Index entries, of one scope or all, in no particular order. */
+  list(scope?: string): Promise<ScopedEntry[]>;
+  /** Whether the folder holds any secret (an index entry or a stored object). */
+  holdsSecrets(): Promise<boolean>;
+}
+
+/** The last caller in line for each lock of this process. */
+const turns = new Map<string, Promise<void>>();
+
+/**
+ * Runs `action` after every earlier caller in this process that named the
+ * same lock: a burst of writers queues here instead of polling the file lock,
+ * so the lock timeout measures only waits for other processes.
+ */
+export async function inTurn<T>(lockPath: string, action: () => Promise<T>): Promise<T> {
+  const previous = turns.get(lockPath) ?? Promise.resolve();
+  let done!: () => void;
+  const mine = new Promise<void>((resolve) => (done = resolve));
+  const turn = previous.then(() => mine);
+  turns.set(lockPath, turn);
+  try {
+    await previous;
+    return await action();
+  } finally {
+    done();
+    if (turns.get(lockPath) === turn) turns.delete(lockPath);
+  }
+}

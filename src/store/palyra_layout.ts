@@ -1,0 +1,147 @@
+/**
+ * Palyra's layout (docs/FORMAT.md §6), as the daemon keeps its vault: one
+ * `metadata.json` at the root for every scope, objects in
+ * `objects/objects.store.json` (or a keychain), and one `metadata.lock` that
+ * every operation takes, reads included. Envelopes are ChaCha20-Poly1305
+ * without `kek_id`, exactly what the daemon writes.
+ */
+import { join } from "node:path";
+import { errnoCode, fsError, VaultError } from "../errors.ts";
+import type { FileSystem } from "../platform/fs.ts";
+import { secureDir } from "../folders.ts";
+import { processLockHost } from "../lock.ts";
+import { MAX_INDEX_BYTES } from "../metadata.ts";
+import { toTaggedScope, type VaultScope } from "../scope.ts";
+import type { BlobBackend } from "../backends/backend.ts";
+import { type IndexView, inTurn, type ScopedEntry, type VaultLayout } from "./layout.ts";
+import { encodePalyraIndex, type PalyraEntry, parsePalyraIndex } from "./palyra_index.ts";
+import { acquirePalyraLock, PALYRA_LOCK_FILE } from "./palyra_lock.ts";
+import { MAX_OBJECTS_STORE_BYTES, OBJECTS_STORE_FILE, parseObjectsStore } from "./palyra_objects.ts";
+import type { LockLimits } from "./scoped_layout.ts";
+
+/** The index file of Palyra's layout, in the vault root. */
+export const PALYRA_INDEX_FILE = "metadata.json";
+
+/** A vault folder in Palyra's layout. */
+export class PalyraLayout implements VaultLayout {
+  readonly name = "palyra";
+  readonly algorithm = "chacha20_poly1305";
+  readonly writesKekId = false;
+  readonly #indexPath: string;
+
+  constructor(
+    readonly fs: FileSystem,
+    readonly root: string,
+    readonly objects: BlobBackend,
+    readonly limits: LockLimits,
+  ) {
+    this.#indexPath = join(root, PALYRA_INDEX_FILE);
+  }
+
+  checkScope(scope: VaultScope): void {
+    toTaggedScope(scope);
+  }
+
+  async create(): Promise<void> {
+    await secureDir(this.fs, join(this.root, "objects"), "objects folder");
+  }
+
+  locked<T>(_scope: string, _mode: "read" | "write", action: () => Promise<T>): Promise<T> {
+    return inTurn(join(this.root, PALYRA_LOCK_FILE), async () => {
+      const lock = await acquirePalyraLock(processLockHost(this.fs), this.root, {
+        timeoutMs: this.limits.lockTimeoutMs,
+        staleAfterMs: this.limits.staleAfterMs,
+      });
+      try {
+        return await action();
+      } finally {
+        await lock.release();
+      }
+    });
+  }
+
+  async #entries(): Promise<PalyraEntry[]> {
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.fs.readFile(this.#indexPath, MAX_INDEX_BYTES);
+    } catch (e) {
+      if (errnoCode(e) === "ENOENT") return [];
+      throw fsError("read index", this.#indexPath, e);
+    }
+    return parsePalyraIndex(this.#indexPath, bytes);
+  }
+
+  async readIndex(): Promise<IndexView> {
+    const entries = await this.#entries();
+    const at = (scope: string, key: string) => entries.findIndex((e) => e.scope === scope && e.key === key);
+    return {
+      find: (scope, key) => entries[at(scope, key)],
+      set: (scope, entry) => {
+        const i = at(scope, entry.key);
+        // An overwrite keeps the entry's place, as the daemon does.
+        if (i >= 0) entries[i] = { ...entry, scope };
+        else entries.push({ ...entry, scope });
+      },
+      remove: (scope, key) => {
+        const i = at(scope, key);
+        if (i >= 0) entries.splice(i, 1);
+      },
+      encode: () => encodePalyraIndex(entries),
+    };
+  }
+
+  async writeIndex(_scope: string, bytes: Uint8Array): Promise<void> {
+    try {
+      await this.fs.writeFileAtomic(this.#indexPath, bytes);
+    } catch (e) {
+      throw fsError("write index", this.#indexPath, e);
+    }
+  }
+
+  async indexOnDisk(): Promise<Uint8Array | "absent" | undefined> {
+    try {
+      return await this.fs.readFile(this.#indexPath, MAX_INDEX_BYTES);
+    } catch (e) {
+      return errnoCode(e) === "ENOENT" ? "absent" : undefined;
+    }
+  }
+
+  readObject(scope: string, key: string): Promise<Uint8Array> {
+    return this.locked(scope, "read", async () => {
+      const entry = (await this.#entries()).find((e) => e.scope === scope && e.key === key);
+      if (entry === undefined) {
+        throw new VaultError(
+          "not_found",
+          `read secret "${key}" in scope ${JSON.stringify(scope)} failed: not in the index`,
+        );
+      }
+      return await this.objects.get(entry.object_id);
+    });
+  }
+
+  list(scope?: string): Promise<ScopedEntry[]> {
+    return this.locked(scope ?? "global", "read", async () => {
+      const entries = await this.#entries();
+      return scope === undefined ? entries : entries.filter((e) => e.scope === scope);
+    });
+  }
+
+  async holdsSecrets(): Promise<boolean> {
+    try {
+      if ((await this.#entries()).length > 0) return true;
+    } catch {
+      return true; // an index that cannot be read counts as holding secrets: never guess in favour of a new key
+    }
+    const storePath = join(this.root, OBJECTS_STORE_FILE);
+    const bytes = await this.fs.readFile(storePath, MAX_OBJECTS_STORE_BYTES).catch(() => undefined);
+    if (bytes !== undefined) {
+      try {
+        if (parseObjectsStore(storePath, bytes).size > 0) return true;
+      } catch {
+        return true;
+      }
+    }
+    const names = await this.fs.readDir(join(this.root, "objects")).catch(() => [] as string[]);
+    return names.some((n) => /^obj_[0-9a-f]{64}$/.test(n));
+  }
+}

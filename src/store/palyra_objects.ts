@@ -1,0 +1,123 @@
+/**
+ * The objects of a vault in Palyra's layout (docs/FORMAT.md §6.3):
+ * `objects/objects.store.json`, one compact JSON object with sorted keys that
+ * maps each object id to the byte values of its envelope, at most 32 MiB.
+ * Legacy per-object files `objects/obj_<hex>` are merged in on read (the
+ * store wins). The vault calls it only while it holds `metadata.lock`.
+ */
+import { join } from "node:path";
+import { errnoCode, fsError, VaultError } from "../errors.ts";
+import { fromUtf8, utf8 } from "../crypto/encoding.ts";
+import { isObjectId } from "../crypto/ids.ts";
+import type { FileSystem } from "../platform/fs.ts";
+import { secureDir } from "../folders.ts";
+import type { BlobBackend } from "../backends/backend.ts";
+import { ObjectFiles } from "../backends/object_files.ts";
+
+/** The objects store file, relative to the vault root. */
+export const OBJECTS_STORE_FILE = join("objects", "objects.store.json");
+/** The largest objects store read or written. */
+export const MAX_OBJECTS_STORE_BYTES = 32 * 1024 * 1024;
+
+function corrupt(path: string, why: string, cause?: unknown): VaultError {
+  return new VaultError("corrupt", `read objects store "${path}" failed: it is corrupt (${why})`, {
+    hint: "restore objects/objects.store.json from a backup",
+    cause,
+  });
+}
+
+/** Parses the store into a map of object id to envelope bytes. */
+export function parseObjectsStore(path: string, bytes: Uint8Array): Map<string, Uint8Array> {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(fromUtf8(bytes));
+  } catch (e) {
+    throw corrupt(path, "not valid UTF-8 JSON", e);
+  }
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw corrupt(path, "not a JSON object");
+  const out = new Map<string, Uint8Array>();
+  for (const [id, value] of Object.entries(doc)) {
+    if (!isObjectId(id)) throw corrupt(path, `${JSON.stringify(id)} is not an object id`);
+    if (!Array.isArray(value) || !value.every((b) => Number.isInteger(b) && b >= 0 && b <= 255)) {
+      throw corrupt(path, `the value of ${id} is not an array of byte values`);
+    }
+    out.set(id, Uint8Array.from(value as number[]));
+  }
+  return out;
+}
+
+/** Encodes the store: compact, keys sorted. */
+export function encodeObjectsStore(objects: ReadonlyMap<string, Uint8Array>): Uint8Array {
+  const ids = [...objects.keys()].sort();
+  const parts = ids.map((id) => `${JSON.stringify(id)}:[${Array.from(objects.get(id)!).join(",")}]`);
+  return utf8(`{${parts.join(",")}}`);
+}
+
+/** The objects of a palyra-layout vault, as a backend. */
+export class PalyraObjects implements BlobBackend {
+  readonly kind = "encrypted_file";
+  readonly #fs: FileSystem;
+  readonly #dir: string;
+  readonly #path: string;
+  readonly #legacy: ObjectFiles;
+
+  constructor(fs: FileSystem, root: string, maxObjectBytes: number | undefined) {
+    this.#fs = fs;
+    this.#dir = join(root, "objects");
+    this.#path = join(root, OBJECTS_STORE_FILE);
+    this.#legacy = new ObjectFiles(fs, this.#dir, "objects folder", maxObjectBytes);
+  }
+
+  /** The store's objects; an absent store is empty. */
+  async read(): Promise<Map<string, Uint8Array>> {
+    let bytes: Uint8Array;
+    try {
+      bytes = await this.#fs.readFile(this.#path, MAX_OBJECTS_STORE_BYTES);
+    } catch (e) {
+      if (errnoCode(e) === "ENOENT") return new Map();
+      if (errnoCode(e) === "EFBIG") throw corrupt(this.#path, `it is larger than ${MAX_OBJECTS_STORE_BYTES} bytes`, e);
+      throw fsError("read objects store", this.#path, e);
+    }
+    return parseObjectsStore(this.#path, bytes);
+  }
+
+  async #write(objects: Map<string, Uint8Array>): Promise<void> {
+    const bytes = encodeObjectsStore(objects);
+    if (bytes.length > MAX_OBJECTS_STORE_BYTES) {
+      throw new VaultError(
+        "value_too_large",
+        `write objects store "${this.#path}" failed: it would be ${bytes.length} bytes; Palyra's layout keeps at most ` +
+          `${MAX_OBJECTS_STORE_BYTES}`,
+        {
+          hint:
+            "delete secrets you no longer need, or migrate the vault to the scoped layout (palyra-secrets migrate --to scoped)",
+        },
+      );
+    }
+    await secureDir(this.#fs, this.#dir, "objects folder");
+    try {
+      await this.#fs.writeFileAtomic(this.#path, bytes);
+    } catch (e) {
+      throw fsError("write objects store", this.#path, e);
+    }
+  }
+
+  async get(objectId: string): Promise<Uint8Array> {
+    const stored = (await this.read()).get(objectId);
+    return stored ?? await this.#legacy.read(objectId);
+  }
+
+  async put(objectId: string, bytes: Uint8Array): Promise<void> {
+    this.#legacy.pathOf(objectId);
+    const objects = await this.read();
+    objects.set(objectId, bytes);
+    await this.#write(objects);
+  }
+
+  async delete(objectId: string): Promise<void> {
+    const objects = await this.read();
+    if (objects.delete(objectId)) await this.#write(objects);
+    // A legacy file would otherwise bring the object back on the next read.
+    await this.#legacy.remove(objectId);
+  }
+}
