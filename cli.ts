@@ -24,6 +24,9 @@ import {
   findConfigFile,
   formatScope,
   KEY_GRAMMAR,
+  type LayoutName,
+  type MigrateOptions,
+  migrateVault,
   parseScope,
   SCOPE_GRAMMAR,
   validateKey,
@@ -55,6 +58,7 @@ const GLOBAL_OPTIONS: Record<string, OptionSpec> = {
   "vault-dir": { type: "string" },
   "identity-dir": { type: "string" },
   backend: { type: "string" },
+  layout: { type: "string" },
   "max-bytes": { type: "string" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
@@ -65,6 +69,8 @@ const GLOBAL_HELP = `Global options:
   --vault-dir DIR      vault folder (default: PALYRA_VAULT_DIR, else beside the identity folder)
   --identity-dir DIR   identity folder (default: PALYRA_IDENTITY_DIR, else ~/.local/state/palyra/identity)
   --backend KIND       auto | encrypted_file | linux_secret_service | macos_keychain | windows_dpapi
+  --layout LAYOUT      scoped | palyra: the layout a new vault is created in (default scoped;
+                       palyra is the layout of Palyra's daemon); an existing vault keeps its own
   --max-bytes N        the largest value accepted, in bytes (default 65536)
   --json               print one JSON document
   -h, --help           show help
@@ -150,7 +156,13 @@ async function openVault(args: ParsedArgs): Promise<Vault> {
     }
     options.backend = v.backend as BackendKind;
   }
+  if (v.layout !== undefined) options.layout = layoutArg(v.layout, "--layout");
   return await Vault.open(options);
+}
+
+function layoutArg(value: string | boolean | undefined, option: string): LayoutName {
+  if (value === "scoped" || value === "palyra") return value;
+  throw new UsageError(`${option} must be scoped or palyra; got ${JSON.stringify(value)}`);
 }
 
 /** Checks a scope and key from the command line before anything else happens. */
@@ -336,6 +348,40 @@ const COMMANDS: Record<string, Command> = {
       const deleted = await vault.deleteSecret(scope, key);
       if (args.values.json) await printJson({ scope, key, deleted });
       else await print(factLine("delete", [["scope", scope], ["key", key], ["deleted", deleted]]));
+      return EXIT.ok;
+    },
+  },
+
+  migrate: {
+    usage: "migrate --to scoped|palyra",
+    summary: "convert the vault in place to the scoped layout or to the layout of Palyra's daemon; " +
+      "safe to interrupt, and run again to finish",
+    example: `${PROGRAM} migrate --to palyra`,
+    options: { to: { type: "string" } },
+    optionHelp: "  --to LAYOUT          scoped (every scope kind) | palyra (shared with Palyra's daemon)",
+    positionals: [0, 0],
+    async run(args) {
+      const to = layoutArg(args.values.to, "--to");
+      if (args.values.layout !== undefined) throw new UsageError("migrate takes --to, not --layout");
+      const v = args.values;
+      const options: MigrateOptions = { to, maxSecretBytes: maxBytes(args) };
+      if (typeof v["vault-dir"] === "string") options.root = v["vault-dir"];
+      if (typeof v["identity-dir"] === "string") options.identityRoot = v["identity-dir"];
+      const r = await migrateVault(options);
+      if (args.values.json) {
+        await printJson({
+          from: r.from,
+          to: r.to,
+          secrets: r.secrets,
+          already_done: r.alreadyDone,
+          resumed: r.resumed,
+        });
+      } else {
+        await print(factLine("migrate", [["from", r.from], ["to", r.to], ["secrets", r.secrets], [
+          "already_done",
+          r.alreadyDone,
+        ], ["resumed", r.resumed]]));
+      }
       return EXIT.ok;
     },
   },

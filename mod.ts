@@ -14,7 +14,17 @@
  *
  * @module
  */
-export { type PutOptions, type PutResult, type SecretMetadata, Vault, type VaultOptions } from "./src/vault.ts";
+export {
+  type MigrateOptions,
+  migrateVault,
+  type PutOptions,
+  type PutResult,
+  type SecretMetadata,
+  Vault,
+  type VaultOptions,
+} from "./src/vault.ts";
+export type { MigrateResult } from "./src/store/migrate.ts";
+export type { LayoutName } from "./src/store/layout.ts";
 export { VaultError, type VaultErrorCode } from "./src/errors.ts";
 export { SensitiveBytes } from "./src/crypto/sensitive.ts";
 export {

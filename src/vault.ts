@@ -31,6 +31,7 @@ import { ScopedLayout } from "./store/scoped_layout.ts";
 import { PalyraLayout } from "./store/palyra_layout.ts";
 import { PalyraObjects } from "./store/palyra_objects.ts";
 import { detectLayout } from "./store/detect.ts";
+import { migrate, type MigrateResult, type MigrationParts } from "./store/migrate.ts";
 import type { BackendKind, BlobBackend } from "./backends/backend.ts";
 import {
   type BackendHost,
@@ -278,6 +279,21 @@ export class Vault {
     return openVaultWith(options, {});
   }
 
+  /** @internal the parts `migrateVault` works with. */
+  static _parts(v: Vault): MigrationParts & { exists: boolean } {
+    v.#check();
+    return {
+      fs: v.#fs,
+      root: v.root,
+      layout: v.#layout,
+      backendKind: v.backendKind,
+      exists: v.#exists,
+      kek: () => v.#kekForRead(),
+      limits: { lockTimeoutMs: v.#limits.lockTimeoutMs, staleAfterMs: v.#limits.staleAfterMs },
+      maxObjectBytes: maxEnvelopeBytes(v.#limits.maxSecretBytes),
+    };
+  }
+
   /** @internal used by `openVaultWith`. */
   static _create(
     root: string,
@@ -293,6 +309,35 @@ export class Vault {
 
   #check(): void {
     if (this.#closed) throw new VaultError("io", "use vault failed: it was closed", { hint: "open it again" });
+  }
+
+  /**
+   * Refuses a write into a folder whose layout changed since it was opened
+   * (a migration started or finished meanwhile), under the layout's lock.
+   */
+  async #checkLayout(): Promise<void> {
+    // Both layouts at once: this writer's own scope folder beside a layout a migration just made.
+    const now = await detectLayout(this.#fs, this.root).catch((e) => {
+      if (VaultError.is(e, "corrupt")) return { layout: undefined, migratingTo: undefined, changed: true };
+      throw e;
+    });
+    if ("changed" in now) {
+      throw new VaultError("conflict", `write to vault "${this.root}" failed: its layout changed after it was opened`, {
+        hint: "open the vault again and repeat the write",
+      });
+    }
+    if (now.migratingTo === undefined && (now.layout === undefined || now.layout === this.#layout.name)) return;
+    throw new VaultError(
+      "conflict",
+      now.migratingTo !== undefined
+        ? `write to vault "${this.root}" failed: a migration to the ${now.migratingTo} layout is in progress`
+        : `write to vault "${this.root}" failed: it was migrated to the ${now.layout} layout after it was opened`,
+      {
+        hint: now.migratingTo !== undefined
+          ? `let it finish, or finish it: palyra-secrets migrate --to ${now.migratingTo}; then write again`
+          : "open the vault again and repeat the write",
+      },
+    );
   }
 
   /** The error for a read of a vault that was never created. */
@@ -432,6 +477,7 @@ export class Vault {
       }
       const id = objectId(s, k);
       return await layout.locked(s, "write", async () => {
+        await this.#checkLayout();
         const index = await layout.readIndex(s);
         const old = index.find(s, k);
         const previous = await this.#readPrevious(id);
@@ -561,6 +607,7 @@ export class Vault {
     const what = `delete secret "${k}" in scope ${JSON.stringify(s)}`;
     const layout = this.#layout;
     return await layout.locked(s, "write", async () => {
+      await this.#checkLayout();
       const index = await layout.readIndex(s);
       const entry = index.find(s, k);
       if (entry === undefined) {
@@ -653,6 +700,48 @@ export class Vault {
 
   [Symbol.dispose](): void {
     this.close();
+  }
+}
+
+/** Options of `migrateVault`: where the vault is, and the layout to convert it to. */
+export interface MigrateOptions extends Omit<VaultOptions, "layout" | "backend"> {
+  /** The layout to convert the vault to. */
+  to: LayoutName;
+}
+
+/**
+ * Converts a vault folder in place between the scoped layout and the layout
+ * of Palyra's daemon, or finishes a conversion a crash interrupted. The new
+ * layout is written beside the old one and every secret is read back from it
+ * before one rename makes it the vault, so a crash at any point leaves a
+ * vault that opens with every secret; run it again to finish.
+ *
+ * @throws {VaultError} `not_found` when there is no vault; `conflict` when a
+ * migration to the other layout is unfinished; `backend_unavailable` for a
+ * keychain vault (only the encrypted_file backend's objects are converted).
+ * @example
+ * ```ts
+ * import { migrateVault } from "@palyra/vault";
+ * const done = await migrateVault({ root: "/srv/palyra/vault", to: "palyra" });
+ * console.log(done.secrets, done.alreadyDone);
+ * ```
+ */
+export async function migrateVault(options: MigrateOptions): Promise<MigrateResult> {
+  const { to, ...rest } = options;
+  if (to !== "scoped" && to !== "palyra") {
+    throw new TypeError(`migrate vault failed: to must be "scoped" or "palyra", got ${JSON.stringify(to)}`);
+  }
+  const vault = await Vault.open(rest);
+  try {
+    const parts = Vault._parts(vault);
+    if (!parts.exists) {
+      throw new VaultError("not_found", `migrate vault failed: there is no vault at "${vault.root}"`, {
+        hint: "check the vault folder (--vault-dir, PALYRA_VAULT_DIR)",
+      });
+    }
+    return await migrate(parts, to);
+  } finally {
+    vault.close();
   }
 }
 

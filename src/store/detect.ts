@@ -1,7 +1,7 @@
 /**
  * Which layout a vault folder is in (docs/FORMAT.md §6.1), decided from what
  * is on disk: `metadata.json` at the root or `objects/objects.store.json` is
- * Palyra's layout, `scopes/` the scoped layout. During a migration
+ * Palyra's layout, a `scopes/` folder that is not empty the scoped layout. During a migration
  * (§6.6) the marker `.migrating` names the target, and the source stays
  * authoritative until the migration's single commit rename.
  */
@@ -55,7 +55,8 @@ export async function readMigration(fs: FileSystem, root: string): Promise<Layou
 export async function detectLayout(fs: FileSystem, root: string): Promise<Detected> {
   const index = await exists(fs, join(root, PALYRA_INDEX_FILE));
   const palyra = index || (await exists(fs, join(root, OBJECTS_STORE_FILE)));
-  const scoped = await exists(fs, join(root, "scopes"));
+  // An empty scopes/ holds nothing: a new vault makes it before its first secret.
+  const scoped = (await fs.readDir(join(root, "scopes")).catch(() => [] as string[])).length > 0;
   const migratingTo = await readMigration(fs, root);
   if (migratingTo === "palyra") return { layout: scoped ? "scoped" : "palyra", migratingTo };
   if (migratingTo === "scoped") return { layout: index ? "palyra" : "scoped", migratingTo };

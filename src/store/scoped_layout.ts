@@ -53,6 +53,7 @@ export class ScopedLayout implements VaultLayout {
     if (mode === "read") return action();
     const dir = this.#dir(scope);
     const path = join(dir, ".metadata.lock");
+    let refused = false;
     return inTurn(path, async () => {
       await secureDir(this.fs, dir, `folder of scope ${JSON.stringify(scope)}`);
       const lock = await acquireLock(this.fs, path, {
@@ -62,8 +63,13 @@ export class ScopedLayout implements VaultLayout {
       });
       try {
         return await action();
+      } catch (e) {
+        refused = VaultError.is(e, "conflict");
+        throw e;
       } finally {
         await lock.release();
+        // A write refused because the folder was migrated must not leave scopes/ behind in it.
+        if (refused) await this.fs.rmdir(dir).then(() => this.fs.rmdir(join(this.root, "scopes"))).catch(() => {});
       }
     });
   }

@@ -1,0 +1,272 @@
+/**
+ * Converting a vault folder between the scoped layout and Palyra's layout in
+ * place (docs/FORMAT.md §6.6). The new layout is written beside the old one,
+ * every secret is opened from it, and only then does one rename make it the
+ * vault; the old layout is removed last. The marker `.migrating` (written
+ * first, removed last) keeps writers out and tells a second run where to go
+ * on, so a crash at any point leaves a vault that opens with every secret.
+ */
+import { join } from "node:path";
+import { errnoCode, fsError, VaultError } from "../errors.ts";
+import { utf8 } from "../crypto/encoding.ts";
+import { openEnvelope, sealEnvelope } from "../crypto/envelope.ts";
+import { isObjectId, objectId, scopeDirName } from "../crypto/ids.ts";
+import { kekId } from "../crypto/kdf.ts";
+import type { FileSystem } from "../platform/fs.ts";
+import { secureDir } from "../folders.ts";
+import { acquireLock } from "../lock.ts";
+import { encodeIndex, type IndexEntry, MAX_INDEX_BYTES } from "../metadata.ts";
+import { detectLayout, MIGRATION_FILE } from "./detect.ts";
+import type { LayoutName, ScopedEntry, VaultLayout } from "./layout.ts";
+import { encodePalyraIndex, parsePalyraIndex } from "./palyra_index.ts";
+import { PALYRA_INDEX_FILE, PalyraLayout } from "./palyra_layout.ts";
+import { encodeObjectsStore, MAX_OBJECTS_STORE_BYTES, OBJECTS_STORE_FILE, PalyraObjects } from "./palyra_objects.ts";
+import { type LockLimits, ScopedLayout } from "./scoped_layout.ts";
+import { EncryptedFileBackend } from "../backends/encrypted_file.ts";
+
+/** What a migration did. */
+export interface MigrateResult {
+  from: LayoutName;
+  to: LayoutName;
+  /** Secrets in the vault afterwards. */
+  secrets: number;
+  /** True when the vault was already in the target layout and nothing was done. */
+  alreadyDone: boolean;
+  /** True when this run finished a migration that an earlier run started. */
+  resumed: boolean;
+}
+
+/** What a migration works with (taken from an open vault). */
+export interface MigrationParts {
+  fs: FileSystem;
+  root: string;
+  layout: VaultLayout;
+  backendKind: string;
+  kek: () => Promise<Uint8Array>;
+  limits: LockLimits;
+  maxObjectBytes: number;
+}
+
+/** Where the old layout goes at the commit rename, before it is removed. */
+const RETIRED: Record<LayoutName, string> = { scoped: ".scopes.migrated", palyra: ".metadata.json.migrated" };
+
+async function exists(fs: FileSystem, path: string): Promise<boolean> {
+  return (await fs.lstat(path).catch(() => undefined)) !== undefined;
+}
+
+/** Removes a file or a folder tree; absent is fine. Links are removed, never followed. */
+async function removeTree(fs: FileSystem, path: string): Promise<void> {
+  const info = await fs.lstat(path);
+  if (info === undefined) return;
+  if (info.isDirectory) {
+    for (const name of await fs.readDir(path)) await removeTree(fs, join(path, name));
+    await fs.rmdir(path).catch((e) => {
+      if (errnoCode(e) !== "ENOENT") throw e;
+    });
+  } else {
+    await fs.remove(path);
+  }
+}
+
+/** Reads every secret's entry and envelope from the layout that holds them now. */
+async function readSource(
+  parts: MigrationParts,
+  from: LayoutName,
+): Promise<Array<ScopedEntry & { envelope: Uint8Array }>> {
+  const { fs, root } = parts;
+  if (from === "palyra") {
+    // Read directly: the caller already holds metadata.lock.
+    const path = join(root, PALYRA_INDEX_FILE);
+    const bytes = await fs.readFile(path, MAX_INDEX_BYTES).catch((e) => {
+      if (errnoCode(e) === "ENOENT") return undefined;
+      throw fsError("read index", path, e);
+    });
+    const entries = bytes === undefined ? [] : parsePalyraIndex(path, bytes);
+    const objects = new PalyraObjects(fs, root, parts.maxObjectBytes);
+    const out = [];
+    for (const e of entries) out.push({ ...e, envelope: await objects.get(e.object_id) });
+    return out;
+  }
+  const layout = layoutOf(parts, "scoped");
+  const out = [];
+  for (const e of await layout.list()) out.push({ ...e, envelope: await layout.objects.get(e.object_id) });
+  return out;
+}
+
+/** Waits for every writer of the scoped layout that took its lock before the marker was written. */
+async function drainScopedWriters(parts: MigrationParts): Promise<void> {
+  const scopes = join(parts.root, "scopes");
+  const names = await parts.fs.readDir(scopes).catch(() => [] as string[]);
+  for (const name of names.filter((n) => /^s_[0-9a-f]{32}$/.test(n))) {
+    const lock = await acquireLock(parts.fs, join(scopes, name, ".metadata.lock"), {
+      timeoutMs: parts.limits.lockTimeoutMs,
+      staleAfterMs: parts.limits.staleAfterMs,
+      what: `scope folder "${name}"`,
+    });
+    await lock.release();
+  }
+}
+
+async function writeTarget(
+  parts: MigrationParts,
+  to: LayoutName,
+  entries: ReadonlyArray<ScopedEntry & { envelope: Uint8Array }>,
+): Promise<void> {
+  const { fs, root } = parts;
+  if (to === "palyra") {
+    const objects = new Map(entries.map((e) => [e.object_id, e.envelope]));
+    const store = encodeObjectsStore(objects);
+    if (store.length > MAX_OBJECTS_STORE_BYTES) {
+      throw new VaultError(
+        "value_too_large",
+        `migrate vault "${root}" failed: its objects would take ${store.length} bytes; Palyra's layout keeps at most ` +
+          `${MAX_OBJECTS_STORE_BYTES}`,
+        { hint: "keep this vault in the scoped layout, or delete secrets it no longer needs first" },
+      );
+    }
+    await secureDir(fs, join(root, "objects"), "objects folder");
+    // The objects first: an index never names an object that is not durable.
+    await fs.writeFileAtomic(join(root, OBJECTS_STORE_FILE), store);
+    await fs.writeFileAtomic(join(root, PALYRA_INDEX_FILE), encodePalyraIndex(entries));
+    return;
+  }
+  const objects = new EncryptedFileBackend(root, fs, { maxObjectBytes: parts.maxObjectBytes });
+  const byScope = new Map<string, IndexEntry[]>();
+  for (const e of entries) {
+    await objects.put(e.object_id, e.envelope);
+    const { scope, envelope: _, ...entry } = e;
+    byScope.set(scope, [...(byScope.get(scope) ?? []), entry]);
+  }
+  for (const [scope, list] of byScope) {
+    const dir = join(root, "scopes", scopeDirName(scope));
+    await secureDir(fs, dir, `folder of scope ${JSON.stringify(scope)}`);
+    list.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    await fs.writeFileAtomic(join(dir, "metadata.json"), encodeIndex({ version: 1, scope, entries: list }));
+  }
+}
+
+/** Opens every secret through the new layout and checks it holds the value it had. */
+async function verifyTarget(
+  parts: MigrationParts,
+  to: LayoutName,
+  kek: Uint8Array,
+  expected: ReadonlyArray<{ scope: string; key: string; value: Uint8Array }>,
+): Promise<void> {
+  const { fs, root } = parts;
+  const layout = layoutOf(parts, to);
+  const listed = await layout.list();
+  if (listed.length !== expected.length) {
+    throw new VaultError(
+      "io",
+      `migrate vault "${root}" failed: the new layout lists ${listed.length} secrets, not ${expected.length}`,
+      {
+        hint: "nothing was removed; run migrate again",
+      },
+    );
+  }
+  for (const { scope, key, value } of expected) {
+    const got = openEnvelope(kek, scope, key, await layout.readObject(scope, key));
+    const same = got.length === value.length && got.every((b, i) => b === value[i]);
+    got.fill(0);
+    if (!same) {
+      throw new VaultError(
+        "io",
+        `migrate vault "${root}" failed: secret "${key}" of scope ${JSON.stringify(scope)} reads back differently`,
+        {
+          hint: "nothing was removed; run migrate again",
+        },
+      );
+    }
+  }
+}
+
+function layoutOf(parts: MigrationParts, name: LayoutName): VaultLayout {
+  const { fs, root } = parts;
+  return name === "palyra"
+    ? new PalyraLayout(fs, root, new PalyraObjects(fs, root, parts.maxObjectBytes), parts.limits)
+    : new ScopedLayout(
+      fs,
+      root,
+      new EncryptedFileBackend(root, fs, { maxObjectBytes: parts.maxObjectBytes }),
+      parts.limits,
+    );
+}
+
+/** Removes what is left of the old layout once the new one is the vault, then the marker. */
+async function retire(parts: MigrationParts, from: LayoutName, keep: ReadonlySet<string>): Promise<void> {
+  const { fs, root } = parts;
+  await removeTree(fs, join(root, RETIRED[from]));
+  if (from === "palyra") await fs.remove(join(root, OBJECTS_STORE_FILE)).catch(() => false);
+  // Object files no index names: the scoped layout's objects after a move to Palyra's, legacy ones after the reverse.
+  const objectsDir = join(root, "objects");
+  for (const name of await fs.readDir(objectsDir).catch(() => [] as string[])) {
+    if (isObjectId(name) && !keep.has(name)) await fs.remove(join(objectsDir, name));
+  }
+  await fs.syncDir(objectsDir).catch(() => {});
+  await fs.remove(join(root, MIGRATION_FILE));
+  await fs.syncDir(root);
+}
+
+/** Converts the vault to `to`, or finishes a conversion a crash interrupted. */
+export async function migrate(parts: MigrationParts, to: LayoutName): Promise<MigrateResult> {
+  const { fs, root } = parts;
+  if (parts.backendKind !== "encrypted_file") {
+    throw new VaultError(
+      "backend_unavailable",
+      `migrate vault "${root}" failed: it keeps its objects in ${parts.backendKind}`,
+      {
+        hint: "migrate converts vaults of the encrypted_file backend; a keychain vault keeps its items where they are",
+      },
+    );
+  }
+  const detected = await detectLayout(fs, root);
+  if (detected.migratingTo !== undefined && detected.migratingTo !== to) {
+    throw new VaultError(
+      "conflict",
+      `migrate vault "${root}" failed: a migration to the ${detected.migratingTo} layout is unfinished`,
+      { hint: `finish it first: palyra-secrets migrate --to ${detected.migratingTo}` },
+    );
+  }
+  const from: LayoutName = to === "palyra" ? "scoped" : "palyra";
+  const resumed = detected.migratingTo !== undefined;
+  if (detected.layout === to) {
+    if (!resumed) return { from, to, secrets: (await parts.layout.list()).length, alreadyDone: true, resumed };
+    // Committed before the crash: only the old layout's remains and the marker are left to remove.
+    const live = await layoutOf(parts, to).list();
+    await retire(parts, from, new Set(to === "scoped" ? live.map((e) => e.object_id) : []));
+    return { from, to, secrets: live.length, alreadyDone: false, resumed };
+  }
+  const run = async (): Promise<MigrateResult> => {
+    await fs.writeFileAtomic(join(root, MIGRATION_FILE), utf8(to));
+    if (from === "scoped") await drainScopedWriters(parts);
+    const source = await readSource(parts, from);
+    const kek = source.length > 0 ? await parts.kek() : undefined;
+    const id = kek === undefined ? undefined : kekId(kek);
+    const values: Array<{ scope: string; key: string; value: Uint8Array }> = [];
+    try {
+      const target = source.map((e) => {
+        const value = openEnvelope(kek!, e.scope, e.key, e.envelope, id);
+        values.push({ scope: e.scope, key: e.key, value });
+        const envelope = to === "palyra"
+          ? sealEnvelope(kek!, e.scope, e.key, value, "chacha20_poly1305", null)
+          : sealEnvelope(kek!, e.scope, e.key, value, "aes_256_gcm", id);
+        return { ...e, object_id: objectId(e.scope, e.key), envelope };
+      });
+      await writeTarget(parts, to, target);
+      if (kek !== undefined) await verifyTarget(parts, to, kek, values);
+      if (to === "palyra" && target.length === 0) {
+        await fs.writeFileAtomic(join(root, PALYRA_INDEX_FILE), encodePalyraIndex([]));
+      }
+      // The commit: one rename takes the old layout's defining name away.
+      const defining = from === "scoped" ? join(root, "scopes") : join(root, PALYRA_INDEX_FILE);
+      if (await exists(fs, defining)) await fs.rename(defining, join(root, RETIRED[from]));
+      await fs.syncDir(root);
+      await retire(parts, from, new Set(to === "scoped" ? target.map((e) => e.object_id) : []));
+      return { from, to, secrets: target.length, alreadyDone: false, resumed };
+    } finally {
+      for (const v of values) v.value.fill(0);
+    }
+  };
+  // Palyra's layout is guarded by one lock for the whole vault: hold it from the marker to the end.
+  return from === "palyra" ? await layoutOf(parts, "palyra").locked("global", "write", run) : await run();
+}
