@@ -24,6 +24,8 @@ function startWorker(
   id: number,
   count: number,
   startAt: number,
+  scopes: readonly string[] = SCOPES,
+  layout: "scoped" | "palyra" = "scoped",
 ) {
   const argv = [
     ...RUNTIMES[runtime](join(ROOT, "tests/workers/vault_worker.ts")),
@@ -31,8 +33,10 @@ function startWorker(
     root,
     String(id),
     String(count),
-    SCOPES.join(","),
+    scopes.join(","),
     String(startAt),
+    "encrypted_file",
+    layout,
   ];
   const child = spawn(argv[0]!, argv.slice(1), { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
   let out = "";
@@ -92,6 +96,26 @@ describe("multi-process", () => {
     assert.equal(all.size, 1600);
     const vault = await verify(root, all);
     assert.equal((await vault.listSecrets()).length, 1600);
+  });
+
+  test("4 processes mixing Deno, Bun and Node write one vault in Palyra's layout: every put present", async () => {
+    const root = join(tempDir("mp-palyra"), "vault");
+    const scopes = ["global", "principal:p1", "channel:slack:T1:U2", "skill:s"];
+    const startAt = Date.now() + 3_000;
+    const runtimes = [...RUNTIME_NAMES, RUNTIME_NAMES[0]!];
+    const workers = runtimes.map((rt, i) => startWorker(rt, root, i, 40, startAt, scopes, "palyra"));
+    const results = await Promise.all(workers.map((w) => w.done));
+    const all = new Map<string, string>();
+    for (const r of results) {
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.acked.size, 40);
+      for (const [k, v] of r.acked) all.set(k, v);
+    }
+    const vault = await verify(root, all);
+    assert.equal(vault.layout, "palyra");
+    assert.equal((await vault.listSecrets()).length, 160);
+    assert.deepEqual(readdirSync(root).sort(), ["backend.kind", "metadata.json", "objects"], "no lock or scopes/ left");
+    assert.deepEqual(readdirSync(join(root, "objects")), ["objects.store.json"]);
   });
 
   test("writers SIGKILLed at random: acknowledged puts survive, no lock blocks the next writer", async () => {

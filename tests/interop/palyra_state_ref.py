@@ -10,9 +10,11 @@ Usage (the global options may also follow the subcommand):
     palyra_state_ref.py --identity-dir DIR kek-id
     palyra_state_ref.py --identity-dir DIR check-identity
     palyra_state_ref.py --identity-dir DIR --root VAULT put SCOPE KEY [--legacy-object]  < value
+    palyra_state_ref.py --identity-dir DIR --root VAULT put-batch  < [{"scope","key","value_hex"[,"legacy_object"]}]
     palyra_state_ref.py --identity-dir DIR --root VAULT get SCOPE KEY
     palyra_state_ref.py --identity-dir DIR --root VAULT delete SCOPE KEY
     palyra_state_ref.py --root VAULT list
+    palyra_state_ref.py --identity-dir DIR --root VAULT dump
     palyra_state_ref.py --root VAULT check-vault
     palyra_state_ref.py --root VAULT hold-lock MS
 
@@ -32,10 +34,12 @@ check-identity  checks an identity store strictly against SPEC section 4 (names,
 put             stores all of stdin's bytes: a chacha20_poly1305 envelope without kek_id in
                 objects/objects.store.json (or, with --legacy-object, in a legacy
                 objects/obj_<hex> file), then metadata.json; under metadata.lock.
+put-batch       the same as one put per item of the JSON array on stdin, in order, in one process.
 get             writes the exact value bytes to stdout.
 delete          removes the entry from metadata.json, then the object from the store.
 list            prints [{"scope","key","object_id","created_at_unix_ms","updated_at_unix_ms",
                 "value_bytes"}] in metadata.json's order (insertion order).
+dump            opens every secret: [{"scope","key","value_hex"}] in metadata.json's order.
 check-vault     checks a palyra-layout vault strictly against SPEC section 12 (canonical
                 metadata.json and objects.store.json text, envelope fields, object ids, no
                 scopes/, no leftover lock or temporary file, modes); prints a JSON report.
@@ -830,10 +834,29 @@ def require_vault(root: str) -> None:
 
 def cmd_put(root: str, store_id: IdentityStore, scope_text: str, key: str, value: bytes, legacy: bool,
             lock_timeout_ms: int) -> int:
+    print(json.dumps(put_one(root, store_id.kek(), scope_text, key, value, legacy, lock_timeout_ms)))
+    return 0
+
+
+def cmd_put_batch(root: str, store_id: IdentityStore, batch: bytes, lock_timeout_ms: int) -> int:
+    """Several puts in one process, in order, each a complete put of its own (lock, store, index)."""
+    try:
+        items = json.loads(batch.decode("utf-8"))
+        assert isinstance(items, list)
+        todo = [(i["scope"], i["key"], bytes.fromhex(i["value_hex"]), bool(i.get("legacy_object", False)))
+                for i in items]
+    except (UnicodeDecodeError, ValueError, AssertionError, KeyError, TypeError):
+        raise UsageError('put-batch reads [{"scope","key","value_hex"[,"legacy_object"]}] from stdin') from None
+    kek = store_id.kek()
+    for scope, key, value, legacy in todo:
+        print(json.dumps(put_one(root, kek, scope, key, value, legacy, lock_timeout_ms)))
+    return 0
+
+
+def put_one(root: str, kek: bytes, scope_text: str, key: str, value: bytes, legacy: bool, lock_timeout_ms: int):
     scope = canonical_scope(scope_text)
     tagged = parse_scope(scope)
     check_key(key)
-    kek = store_id.kek()
     os.makedirs(os.path.dirname(os.path.abspath(root)), exist_ok=True)
     ensure_dir(root)
     check_not_scoped(root)
@@ -872,8 +895,7 @@ def cmd_put(root: str, store_id: IdentityStore, scope_text: str, key: str, value
                     store[oid] = old_object
                 write_store(root, store)
             raise
-    print(json.dumps({"scope": scope, "key": key, "object_id": oid, "updated_at_unix_ms": t}))
-    return 0
+    return {"scope": scope, "key": key, "object_id": oid, "updated_at_unix_ms": t}
 
 
 def find_entry(entries: list, scope: str, key: str):
@@ -900,6 +922,27 @@ def cmd_get(root: str, store_id: IdentityStore, scope_text: str, key: str, lock_
         raise Failure(f"{scope}/{key} has {len(value)} bytes, metadata says {entry['value_bytes']}", "corrupt")
     sys.stdout.buffer.write(value)
     sys.stdout.buffer.flush()
+    return 0
+
+
+def cmd_dump(root: str, store_id: IdentityStore, lock_timeout_ms: int) -> int:
+    """Every secret, opened, in metadata.json's order: [{"scope","key","value_hex"}]."""
+    require_vault(root)
+    kek = store_id.kek()
+    with MetadataLock(root, lock_timeout_ms):
+        entries = read_metadata(root)
+        store = read_store(root)
+        objects = [read_object(root, store, e["object_id"]) for e in entries]
+    out = []
+    for e, data in zip(entries, objects):
+        scope = scope_string(e["scope"])
+        if data is None:
+            raise Failure(f"the object of {scope}/{e['key']} is missing", "corrupt")
+        value = open_envelope(kek, scope, e["key"], data)
+        if len(value) != e["value_bytes"]:
+            raise Failure(f"{scope}/{e['key']} has {len(value)} bytes, metadata says {e['value_bytes']}", "corrupt")
+        out.append({"scope": scope, "key": e["key"], "value_hex": value.hex()})
+    print(json.dumps(out, ensure_ascii=False))
     return 0
 
 
@@ -1052,11 +1095,13 @@ def parse_args(argv):
     s.add_argument("scope")
     s.add_argument("key")
     s.add_argument("--legacy-object", action="store_true")
+    sub.add_parser("put-batch", parents=[sub_common])
     for name in ("get", "delete"):
         s = sub.add_parser(name, parents=[sub_common])
         s.add_argument("scope")
         s.add_argument("key")
     sub.add_parser("list", parents=[sub_common])
+    sub.add_parser("dump", parents=[sub_common])
     sub.add_parser("check-vault", parents=[sub_common])
     s = sub.add_parser("hold-lock", parents=[sub_common])
     s.add_argument("ms", type=int)
@@ -1089,6 +1134,9 @@ def main(argv=None) -> int:
             value = sys.stdin.buffer.read()
             return cmd_put(args.root, IdentityStore(args.identity_dir), args.scope, args.key, value,
                            args.legacy_object, timeout)
+        if cmd == "put-batch":
+            need(args, "identity-dir", "root")
+            return cmd_put_batch(args.root, IdentityStore(args.identity_dir), sys.stdin.buffer.read(), timeout)
         if cmd == "get":
             need(args, "identity-dir", "root")
             return cmd_get(args.root, IdentityStore(args.identity_dir), args.scope, args.key, timeout)
@@ -1098,6 +1146,9 @@ def main(argv=None) -> int:
         if cmd == "list":
             need(args, "root")
             return cmd_list(args.root, timeout)
+        if cmd == "dump":
+            need(args, "identity-dir", "root")
+            return cmd_dump(args.root, IdentityStore(args.identity_dir), timeout)
         if cmd == "check-vault":
             need(args, "root")
             return cmd_check_vault(args.root, timeout)

@@ -133,6 +133,16 @@ def read_json_file(path: str, code: str):
 
 
 def kek_from_identity(identity_dir: str) -> bytes:
+    # Palyra's identity store (hex-named items, IDS1 under .store-key.v1) is read by the
+    # identity store reference beside this file; the 0.1 plaintext files below are read here.
+    if any(os.path.exists(os.path.join(identity_dir, n.encode("utf-8").hex()))
+           for n in ("identity/state.v1.json", "identity/ca/state.json")):
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import palyra_state_ref
+        try:
+            return palyra_state_ref.IdentityStore(identity_dir).kek()
+        except palyra_state_ref.Failure as e:
+            raise Failure(str(e), "identity")
     state_path = os.path.join(identity_dir, "state.v1.json")
     legacy_path = os.path.join(identity_dir, "ca", "state.json")
     doc = read_json_file(state_path, "identity")

@@ -1,7 +1,7 @@
 /**
  * A child process for multi-process tests, run under Deno, Bun or Node.
  *
- *   put <root> <worker> <count> <scope,scope,…> <startAtMs> [backend]   KEK hex on stdin
+ *   put <root> <worker> <count> <scope,scope,…> <startAtMs> [backend] [layout]   KEK hex on stdin
  *   lock <lockPath> <holdMs> <rounds> <logPath> <startAtMs>
  *   take <lockPath> <staleAfterMs> <timeoutMs>        prints "taken <ms>" or "<error code> <message>"
  *   open <root> <identityDir>                          opens and puts; prints "ok" or "<error> <code> | <hint>"
@@ -28,7 +28,15 @@ const waitUntil = async (at: number) => {
 };
 
 if (mode === "put") {
-  const [root, worker, count, scopes, startAt, backend] = args as [string, string, string, string, string, string?];
+  const [root, worker, count, scopes, startAt, backend, layout] = args as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string?,
+    string?,
+  ];
   const kek = new Uint8Array(32);
   const hexKek = readFileSync(0, "utf8").trim();
   for (let i = 0; i < 32; i++) kek[i] = parseInt(hexKek.slice(2 * i, 2 * i + 2), 16);
@@ -37,6 +45,7 @@ if (mode === "put") {
     kek,
     backend: (backend ?? "encrypted_file") as "encrypted_file",
     lockTimeoutMs: 60_000,
+    ...(layout === "palyra" ? { layout: "palyra" as const } : {}),
   });
   const scopeList = scopes.split(",");
   say(`ready ${process.pid}`);
