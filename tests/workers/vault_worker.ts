@@ -6,6 +6,7 @@
  *   take <lockPath> <staleAfterMs> <timeoutMs>        prints "taken <ms>" or "<error code> <message>"
  *   open <root> <identityDir>                          opens and puts; prints "ok" or "<error> <code> | <hint>"
  *   identity <dir> <startAtMs>
+ *   migrate <root> <identityDir> <scoped|palyra>       prints "ready", then "done <secrets>"
  *
  * Each acknowledged step is written to stdout synchronously, so a line that
  * was printed survives a SIGKILL right after it.
@@ -13,7 +14,7 @@
 import { appendFileSync, readFileSync, writeSync } from "node:fs";
 import process from "node:process";
 import { sha256 } from "@noble/hashes/sha2.js";
-import { Vault } from "../../src/vault.ts";
+import { migrateVault, Vault } from "../../src/vault.ts";
 import { acquireLock } from "../../src/lock.ts";
 import { nodeFileSystem } from "../../src/platform/fs.ts";
 import { loadOrCreateIdentity } from "../../src/store/identity_store.ts";
@@ -93,6 +94,12 @@ if (mode === "put") {
   } catch (e) {
     say(`${(e as Error).name} ${(e as { code?: string }).code ?? "-"} | ${(e as { hint?: string }).hint ?? ""}`);
   }
+} else if (mode === "migrate") {
+  const [root, identityRoot, to] = args as [string, string, "scoped" | "palyra"];
+  say("ready");
+  // A lock left by a migration killed a moment ago is reclaimed at once (its holder is dead).
+  const r = await migrateVault({ root, identityRoot, to, staleAfterMs: 0 });
+  say(`done ${r.secrets} ${r.resumed}`);
 } else if (mode === "identity") {
   const [dir, startAt] = args as [string, string];
   await waitUntil(Number(startAt));

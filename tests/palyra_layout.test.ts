@@ -1,0 +1,395 @@
+/**
+ * Palyra's vault layout (docs/FORMAT.md §6): the bytes it writes, its lock as
+ * the daemon keeps it, failures in the middle of a write, detection, and
+ * migration both ways, with SIGKILLs at random points.
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { migrateVault, openVaultWith, Vault } from "../src/vault.ts";
+import { type FileSystem, nodeFileSystem } from "../src/platform/fs.ts";
+import { objectId } from "../src/crypto/ids.ts";
+import { sealEnvelope } from "../src/crypto/envelope.ts";
+import { hex, randomBytes, rejectsWith, ROOT, RUNTIME_NAMES, RUNTIMES, tempDir, testKek } from "./helpers.ts";
+
+const KEK = testKek(4);
+const SCOPES = ["global", "principal:alice", "channel:slack:T01:U02", "skill:web.search"];
+
+function failingFs(failWhen: (path: string) => boolean): FileSystem {
+  return {
+    ...nodeFileSystem,
+    writeFileAtomic(path, data) {
+      if (failWhen(path)) return Promise.reject(Object.assign(new Error("injected ENOSPC"), { code: "ENOSPC" }));
+      return nodeFileSystem.writeFileAtomic(path, data);
+    },
+  };
+}
+
+const objectsStore = (root: string) => JSON.parse(readFileSync(join(root, "objects", "objects.store.json"), "utf8"));
+
+/** A pid that belonged to a process that has exited. */
+function deadPid(): number {
+  const r = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" });
+  return Number(r.stdout);
+}
+
+describe("Palyra's layout: bytes on disk", () => {
+  test("metadata.json: tagged scopes, insertion order, an overwrite keeps its place and created_at", async () => {
+    const root = join(tempDir("pl"), "vault");
+    const vault = await Vault.open({ root, kek: KEK, backend: "encrypted_file", layout: "palyra" });
+    assert.equal(vault.layout, "palyra");
+    await vault.putSecret("skill:web.search", "z_key", "1");
+    await vault.putSecret("global", "a_key", "2");
+    const first = await vault.putSecret("channel:slack:T01:U02", "m_key", "3");
+    await new Promise((r) => setTimeout(r, 5));
+    const again = await vault.putSecret("channel:slack:T01:U02", "m_key", "33");
+    assert.equal(again.createdAtUnixMs, first.createdAtUnixMs);
+    assert.ok(again.updatedAtUnixMs > first.updatedAtUnixMs);
+    const text = readFileSync(join(root, "metadata.json"), "utf8");
+    assert.ok(!text.endsWith("\n"), "no trailing newline");
+    const doc = JSON.parse(text);
+    assert.equal(text, JSON.stringify(doc, null, 2), "pretty-printed with a 2-space indent");
+    assert.deepEqual(Object.keys(doc), ["version", "entries"]);
+    assert.deepEqual(doc.entries.map((e: { scope: unknown; key: string }) => [e.scope, e.key]), [
+      [{ kind: "skill", skill_id: "web.search" }, "z_key"],
+      [{ kind: "global" }, "a_key"],
+      [{ kind: "channel", channel_name: "slack", account_id: "T01:U02" }, "m_key"],
+    ]);
+    assert.deepEqual(Object.keys(doc.entries[0]), [
+      "scope",
+      "key",
+      "object_id",
+      "created_at_unix_ms",
+      "updated_at_unix_ms",
+      "value_bytes",
+    ]);
+    assert.equal(doc.entries[2].object_id, objectId("channel:slack:T01:U02", "m_key"));
+    assert.equal(doc.entries[2].value_bytes, 2);
+    // The objects store: compact, keys sorted, each envelope as byte values.
+    const raw = readFileSync(join(root, "objects", "objects.store.json"), "utf8");
+    const store = JSON.parse(raw);
+    assert.equal(raw, JSON.stringify(store));
+    const ids = Object.keys(store);
+    assert.deepEqual(ids, [...ids].sort());
+    const envelope = JSON.parse(new TextDecoder().decode(Uint8Array.from(store[doc.entries[2].object_id])));
+    assert.equal(envelope.algorithm, "chacha20_poly1305");
+    assert.equal("kek_id" in envelope, false, "the daemon's envelopes carry no kek_id");
+    assert.deepEqual(readdirSync(root).sort(), ["backend.kind", "metadata.json", "objects"]);
+    assert.equal(readFileSync(join(root, "backend.kind"), "utf8"), "encrypted_file");
+    for (const f of ["metadata.json", "backend.kind", join("objects", "objects.store.json")]) {
+      assert.equal(statSync(join(root, f)).mode & 0o777, 0o600, f);
+    }
+    // Deleting takes the entry and its object away, and leaves the other entries in order.
+    assert.equal(await vault.deleteSecret("global", "a_key"), true);
+    const after = JSON.parse(readFileSync(join(root, "metadata.json"), "utf8"));
+    assert.deepEqual(after.entries.map((e: { key: string }) => e.key), ["z_key", "m_key"]);
+    assert.equal(objectId("global", "a_key") in objectsStore(root), false);
+  });
+
+  test("ws: and pr: scopes are refused with invalid_scope naming migrate; nothing is written", async () => {
+    const root = join(tempDir("pl-ws"), "vault");
+    const vault = await Vault.open({ root, kek: KEK, backend: "encrypted_file", layout: "palyra" });
+    await vault.putSecret("global", "k", "v");
+    const before = readFileSync(join(root, "metadata.json"));
+    for (const scope of ["ws:acme", "pr:alice"]) {
+      const e = await rejectsWith(() => vault.putSecret(scope, "k", "v"), "invalid_scope", /Palyra's layout/);
+      assert.match(e.hint ?? "", /palyra-secrets migrate --to scoped/);
+    }
+    assert.deepEqual(readFileSync(join(root, "metadata.json")), before);
+  });
+
+  test("a legacy obj_ file is read; the objects store wins over it; delete removes both", async () => {
+    const root = join(tempDir("pl-legacy"), "vault");
+    const vault = await Vault.open({ root, kek: KEK, backend: "encrypted_file", layout: "palyra" });
+    await vault.putSecret("global", "in_store", "from-store");
+    await vault.putSecret("global", "legacy", "placeholder");
+    // Move "legacy" out of the store into a per-object file, as an older daemon kept it.
+    const store = objectsStore(root);
+    const legacyId = objectId("global", "legacy");
+    delete store[legacyId];
+    writeFileSync(join(root, "objects", "objects.store.json"), JSON.stringify(store));
+    writeFileSync(
+      join(root, "objects", legacyId),
+      sealEnvelope(KEK, "global", "legacy", new TextEncoder().encode("old")),
+    );
+    // A stale per-object copy of a key that the store also holds loses to the store.
+    const storeId = objectId("global", "in_store");
+    writeFileSync(
+      join(root, "objects", storeId),
+      sealEnvelope(KEK, "global", "in_store", new TextEncoder().encode("x")),
+    );
+    const reopened = await Vault.open({ root, kek: KEK });
+    assert.equal((await reopened.getSecret("global", "legacy")).text(), "old");
+    assert.equal((await reopened.getSecret("global", "in_store")).text(), "from-store");
+    assert.equal(await reopened.deleteSecret("global", "legacy"), true);
+    assert.equal(existsSync(join(root, "objects", legacyId)), false);
+    await rejectsWith(() => reopened.getSecret("global", "legacy"), "not_found");
+  });
+
+  test("the objects store is capped at 32 MiB: a bigger one is refused before it is read, a put that would pass it writes nothing", async () => {
+    const root = join(tempDir("pl-cap"), "vault");
+    const vault = await Vault.open({
+      root,
+      kek: KEK,
+      backend: "encrypted_file",
+      layout: "palyra",
+      maxSecretBytes: 16 << 20,
+    });
+    await vault.putSecret("global", "small", "v");
+    const before = readFileSync(join(root, "objects", "objects.store.json"));
+    await rejectsWith(() => vault.putSecret("global", "huge", randomBytes(10 << 20)), "value_too_large", /32/);
+    assert.deepEqual(readFileSync(join(root, "objects", "objects.store.json")), before);
+    assert.deepEqual((await vault.listSecrets()).map((m) => m.key), ["small"]);
+    spawnSync("truncate", ["-s", String((32 << 20) + 1), join(root, "objects", "objects.store.json")]);
+    await rejectsWith(() => vault.getSecret("global", "small"), "corrupt", /larger than 33554432 bytes/);
+  });
+});
+
+describe("Palyra's layout: failures in the middle of a write", () => {
+  /** A vault holding `global/k`, and the same vault opened through a file layer that fails once armed. */
+  async function vaults(failWhen: (path: string) => boolean, value: string) {
+    const root = join(tempDir("pl-fault"), "vault");
+    const good = await Vault.open({ root, kek: KEK, backend: "encrypted_file", layout: "palyra" });
+    await good.putSecret("global", "k", value);
+    let armed = false;
+    const bad = await openVaultWith({ root, kek: KEK }, { fs: failingFs((p) => armed && failWhen(p)) });
+    return { root, good, bad, arm: () => (armed = true) };
+  }
+
+  test("a failed metadata.json write puts the previous object back in the objects store", async () => {
+    const { root, good, bad, arm } = await vaults((p) => p.endsWith("metadata.json"), "old");
+    const store = readFileSync(join(root, "objects", "objects.store.json"));
+    arm();
+    await rejectsWith(() => bad.putSecret("global", "k", "new"), "io", /write index/);
+    await rejectsWith(() => bad.putSecret("global", "fresh", "new"), "io", /write index/);
+    assert.equal((await good.getSecret("global", "k")).text(), "old");
+    assert.deepEqual(
+      JSON.parse(readFileSync(join(root, "objects", "objects.store.json"), "utf8")),
+      JSON.parse(
+        new TextDecoder().decode(store),
+      ),
+    );
+    assert.deepEqual((await good.listSecrets()).map((m) => m.key), ["k"]);
+    assert.deepEqual(readdirSync(root).sort(), ["backend.kind", "metadata.json", "objects"], "no lock left behind");
+  });
+
+  test("a failed objects store write on delete restores metadata.json", async () => {
+    const { root, good, bad, arm } = await vaults((p) => p.endsWith("objects.store.json"), "kept");
+    const index = readFileSync(join(root, "metadata.json"));
+    arm();
+    await rejectsWith(() => bad.deleteSecret("global", "k"), "io", /write objects store/);
+    assert.deepEqual(readFileSync(join(root, "metadata.json")), index);
+    assert.equal((await good.getSecret("global", "k")).text(), "kept");
+  });
+});
+
+describe("Palyra's layout: the daemon's metadata.lock", () => {
+  const lockFile = (root: string) => join(root, "metadata.lock");
+
+  async function vaultWithLock(content: string, ageMs: number) {
+    const root = join(tempDir("pl-lock"), "vault");
+    const vault = await Vault.open({ root, kek: KEK, backend: "encrypted_file", layout: "palyra", lockTimeoutMs: 400 });
+    await vault.putSecret("global", "k", "v");
+    writeFileSync(lockFile(root), content, { mode: 0o600 });
+    const t = (Date.now() - ageMs) / 1000;
+    utimesSync(lockFile(root), t, t);
+    return { root, vault };
+  }
+
+  test("a live holder's lock holds writers and readers off, however old it is", async () => {
+    const sleeper = spawn("sleep", ["30"], { stdio: "ignore" });
+    try {
+      const { root, vault } = await vaultWithLock(`pid=${sleeper.pid} ts_ms=${Date.now()}\n`, 120_000);
+      const e = await rejectsWith(() => vault.putSecret("global", "k2", "v"), "lock_timeout", /held by process/);
+      assert.ok(e.message.includes(String(sleeper.pid)), e.message);
+      await rejectsWith(() => vault.getSecret("global", "k"), "lock_timeout");
+      await rejectsWith(() => vault.listSecrets(), "lock_timeout");
+      assert.ok(existsSync(lockFile(root)), "the holder's lock is left alone");
+    } finally {
+      sleeper.kill();
+    }
+  });
+
+  test("a dead holder's lock is waited for while younger than 30 s, and reclaimed once older", async () => {
+    const pid = deadPid();
+    const { root, vault } = await vaultWithLock(`pid=${pid} ts_ms=${Date.now()}\n`, 0);
+    await rejectsWith(() => vault.putSecret("global", "k2", "v"), "lock_timeout");
+    const old = (Date.now() - 31_000) / 1000;
+    utimesSync(lockFile(root), old, old);
+    await vault.putSecret("global", "k2", "v");
+    assert.equal((await vault.getSecret("global", "k2")).text(), "v");
+    assert.equal(existsSync(lockFile(root)), false);
+  });
+
+  test("a lock whose content does not parse is reclaimed once 30 s old, not before", async () => {
+    const { root, vault } = await vaultWithLock("garbage", 5_000);
+    await rejectsWith(() => vault.getSecret("global", "k"), "lock_timeout");
+    const old = (Date.now() - 30_500) / 1000;
+    utimesSync(lockFile(root), old, old);
+    assert.equal((await vault.getSecret("global", "k")).text(), "v");
+    assert.equal(existsSync(lockFile(root)), false);
+  });
+});
+
+describe("layout detection", () => {
+  test("a folder with both layouts is corrupt; asking for the other layout is a conflict naming migrate", async () => {
+    const root = join(tempDir("detect"), "vault");
+    const scoped = await Vault.open({ root, kek: KEK, backend: "encrypted_file" });
+    await scoped.putSecret("global", "k", "v");
+    const e = await rejectsWith(() => Vault.open({ root, kek: KEK, layout: "palyra" }), "conflict", /scoped layout/);
+    assert.match(e.hint ?? "", /migrate --to palyra/);
+    writeFileSync(join(root, "metadata.json"), '{"version":1,"entries":[]}');
+    await rejectsWith(() => Vault.open({ root, kek: KEK }), "corrupt", /both layouts/);
+  });
+});
+
+describe("migrate", () => {
+  async function populate(root: string, identityRoot: string, n: number) {
+    const vault = await Vault.open({ root, identityRoot, backend: "encrypted_file" });
+    const values = new Map<string, Uint8Array>();
+    for (let i = 0; i < n; i++) {
+      const scope = SCOPES[i % SCOPES.length]!;
+      const value = i === 0 ? new Uint8Array(0) : i === 1 ? randomBytes(65_536) : randomBytes(1 + (i * 37) % 300);
+      await vault.putSecret(scope, `key.${i}`, value);
+      values.set(`${scope}/key.${i}`, value);
+    }
+    return values;
+  }
+
+  async function verify(root: string, identityRoot: string, values: Map<string, Uint8Array>) {
+    const vault = await Vault.open({ root, identityRoot, staleAfterMs: 0 });
+    const listed = await vault.listSecrets();
+    assert.deepEqual(listed.map((m) => `${m.scope}/${m.key}`).sort(), [...values.keys()].sort());
+    for (const [ref, value] of values) {
+      using got = await vault.resolve(ref);
+      assert.equal(hex(got.bytes), hex(value), ref);
+    }
+    return vault;
+  }
+
+  test("scoped → palyra → scoped keeps every secret and its times; a second run has nothing to do", async () => {
+    const dir = tempDir("mig");
+    const root = join(dir, "vault");
+    const identityRoot = join(dir, "identity");
+    const values = await populate(root, identityRoot, 9);
+    const times = (await (await Vault.open({ root, identityRoot })).listSecrets()).map((m) => [
+      m.scope,
+      m.key,
+      m.createdAtUnixMs,
+      m.updatedAtUnixMs,
+      m.valueBytes,
+    ]);
+    const r = await migrateVault({ root, identityRoot, to: "palyra" });
+    assert.deepEqual(r, { from: "scoped", to: "palyra", secrets: 9, alreadyDone: false, resumed: false });
+    assert.deepEqual(readdirSync(root).sort(), ["backend.kind", "metadata.json", "objects"]);
+    assert.deepEqual(readdirSync(join(root, "objects")), ["objects.store.json"]);
+    const palyra = await verify(root, identityRoot, values);
+    assert.equal(palyra.layout, "palyra");
+    assert.deepEqual(
+      (await palyra.listSecrets()).map((m) => [m.scope, m.key, m.createdAtUnixMs, m.updatedAtUnixMs, m.valueBytes]),
+      times,
+    );
+    assert.equal((await migrateVault({ root, identityRoot, to: "palyra" })).alreadyDone, true);
+    const back = await migrateVault({ root, identityRoot, to: "scoped" });
+    assert.equal(back.secrets, 9);
+    assert.deepEqual(readdirSync(root).sort(), ["backend.kind", "objects", "scopes"]);
+    assert.equal((await verify(root, identityRoot, values)).layout, "scoped");
+  });
+
+  test("a vault holding ws: or pr: scopes cannot move to Palyra's layout: invalid_scope, nothing changes", async () => {
+    const dir = tempDir("mig-ws");
+    const root = join(dir, "vault");
+    const identityRoot = join(dir, "identity");
+    const values = await populate(root, identityRoot, 3);
+    const vault = await Vault.open({ root, identityRoot });
+    await vault.putSecret("ws:acme", "token", "t");
+    values.set("ws:acme/token", new TextEncoder().encode("t"));
+    await rejectsWith(() => migrateVault({ root, identityRoot, to: "palyra" }), "invalid_scope", /ws:acme/);
+    // The marker stays until a migration finishes; the vault still reads as it was.
+    await verify(root, identityRoot, values);
+  });
+
+  test("writers are held off while a migration is unfinished, and told how to finish it", async () => {
+    const dir = tempDir("mig-w");
+    const root = join(dir, "vault");
+    const identityRoot = join(dir, "identity");
+    await populate(root, identityRoot, 2);
+    const vault = await Vault.open({ root, identityRoot });
+    writeFileSync(join(root, ".migrating"), "palyra", { mode: 0o600 });
+    const e = await rejectsWith(() => vault.putSecret("global", "new", "v"), "conflict", /migration to the palyra/);
+    assert.match(e.hint ?? "", /migrate --to palyra/);
+    await migrateVault({ root, identityRoot, to: "palyra" });
+    // A writer that opened the vault before the migration is refused, and leaves no scopes/ behind.
+    await rejectsWith(() => vault.putSecret("global", "late", "v"), "conflict", /layout changed|migrated/);
+    assert.deepEqual(readdirSync(root).sort(), ["backend.kind", "metadata.json", "objects"]);
+    await (await Vault.open({ root, identityRoot })).putSecret("global", "late", "v");
+  });
+
+  test("SIGKILL at random points, both ways, on all three runtimes: the vault always opens with every secret", async () => {
+    const dir = tempDir("mig-kill");
+    const root = join(dir, "vault");
+    const identityRoot = join(dir, "identity");
+    const values = await populate(root, identityRoot, 40);
+    const migrateIn = (runtime: (typeof RUNTIME_NAMES)[number], to: string, killAfterMs: number | undefined) => {
+      const argv = [
+        ...RUNTIMES[runtime](join(ROOT, "tests/workers/vault_worker.ts")),
+        "migrate",
+        root,
+        identityRoot,
+        to,
+      ];
+      const child = spawn(argv[0]!, argv.slice(1), { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      let err = "";
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      let readyAt = 0;
+      child.stdout.on("data", (c: Uint8Array) => {
+        out += new TextDecoder().decode(c);
+        if (readyAt === 0 && out.includes("ready")) {
+          readyAt = Date.now();
+          if (killAfterMs !== undefined) timer = setTimeout(() => child.kill("SIGKILL"), killAfterMs);
+        }
+      });
+      child.stderr.on("data", (c: Uint8Array) => (err += new TextDecoder().decode(c)));
+      return new Promise<{ out: string; err: string; signal: string | null; ms: number }>((resolve) => {
+        child.on("close", (_code, signal) => {
+          clearTimeout(timer);
+          resolve({ out, err, signal, ms: Date.now() - readyAt });
+        });
+      });
+    };
+    // One uninterrupted run measures how long a migration takes here, to spread the kills over it.
+    const full = await migrateIn("bun", "palyra", undefined);
+    assert.match(full.out, /done 40/, full.err);
+    await verify(root, identityRoot, values);
+    // Spread over a little more than a whole migration, so some rounds finish and the direction changes.
+    const span = Math.max(50, full.ms * 1.4);
+    let goal = "scoped";
+    let kills = 0;
+    let midway = 0;
+    let finished = 0;
+    for (let round = 0; round < 12; round++) {
+      const r = await migrateIn(RUNTIME_NAMES[round % 3]!, goal, Math.random() * span);
+      if (r.signal === "SIGKILL") {
+        kills++;
+        if (existsSync(join(root, ".migrating"))) midway++;
+      } else {
+        assert.match(r.out, /done 40/, r.err);
+        finished++;
+        goal = goal === "scoped" ? "palyra" : "scoped";
+      }
+      await verify(root, identityRoot, values);
+    }
+    assert.ok(kills >= 3, `expected several migrations to be killed, got ${kills}`);
+    assert.ok(midway >= 1, `expected a kill in the middle of a migration (marker left), got ${midway} of ${kills}`);
+    // A second run finishes whatever was interrupted.
+    const last = await migrateIn("node", goal, undefined);
+    assert.match(last.out, /done 40/, last.err);
+    const vault = await verify(root, identityRoot, values);
+    assert.equal(vault.layout, goal);
+    assert.equal(existsSync(join(root, ".migrating")), false);
+    assert.equal(finished + kills, 12);
+  });
+});
