@@ -72,6 +72,37 @@ for (const target of Object.keys(TARGETS) as Target[]) {
       });
     });
 
+    test("--layout palyra makes a vault in the daemon's layout; ws: in it names migrate; migrate converts it", async () => {
+      const box = sandbox();
+      const cli = cliRunner(target, box);
+      const vaultDir = box.env.PALYRA_VAULT_DIR;
+      const set = await cli(["set", "--layout", "palyra", "channel:slack:T01:U02", "bot_token"], "xoxb-1");
+      assert.equal(set.code, 0, set.stderr);
+      assert.ok(existsSync(join(vaultDir, "metadata.json")) && !existsSync(join(vaultDir, "scopes")));
+      const ws = await cli(["set", "ws:acme", "token"], "t");
+      assert.equal(ws.code, 2, "a scope this vault cannot hold is a usage error");
+      assert.match(ws.stderr, /^error: invalid_scope: .*hint: .*palyra-secrets migrate --to scoped/);
+      const bad = await cli(["migrate", "--to", "sideways"]);
+      assert.equal(bad.code, 2);
+      const migrated = await cli(["migrate", "--to", "scoped"]);
+      assert.equal(migrated.code, 0, migrated.stderr);
+      assert.equal(
+        text(migrated),
+        "secrets.migrate from=palyra to=scoped secrets=1 already_done=false resumed=false\n",
+      );
+      assert.equal((await cli(["set", "ws:acme", "token"], "t")).code, 0);
+      const got = await cli(["get", "channel:slack:T01:U02", "bot_token", "--reveal"]);
+      assert.equal(new TextDecoder().decode(got.stdout), "xoxb-1");
+      const again = await cli(["migrate", "--to", "scoped", "--json"]);
+      assert.deepEqual(JSON.parse(text(again)), {
+        from: "palyra",
+        to: "scoped",
+        secrets: 2,
+        already_done: true,
+        resumed: false,
+      });
+    });
+
     test("get without --reveal shows neither the value nor its length", async () => {
       const box = sandbox();
       const cli = cliRunner(target, box);
