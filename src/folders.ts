@@ -1,5 +1,5 @@
 /**
- * Folder safety (docs/FORMAT.md §6): vault and identity folders are 0700,
+ * Folder safety (docs/FORMAT.md §7): vault and identity folders are 0700,
  * owned by the current user, and never reached through a symbolic link.
  */
 import { dirname } from "node:path";

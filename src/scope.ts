@@ -25,7 +25,7 @@ export type VaultScope =
   /** `skill:<id>`: the secrets of one skill of Palyra's daemon. */
   | { readonly kind: "skill"; readonly id: string };
 
-/** A scope as Palyra's `metadata.json` spells it (docs/FORMAT.md §6). */
+/** A scope as Palyra's `metadata.json` spells it (docs/FORMAT.md §6.2). */
 export type TaggedScope =
   | { kind: "global" }
   | { kind: "principal"; principal_id: string }

@@ -1,5 +1,5 @@
 /**
- * The storage interface for envelopes (docs/FORMAT.md §7). Backends only ever see
+ * The storage interface for envelopes (docs/FORMAT.md §8). Backends only ever see
  * sealed envelopes, never plaintext.
  */
 

@@ -1,5 +1,5 @@
 /**
- * The Linux Secret Service backend (docs/FORMAT.md §7): envelopes as items of the
+ * The Linux Secret Service backend (docs/FORMAT.md §8): envelopes as items of the
  * user's keyring (gnome-keyring, KeePassXC, …) through `secret-tool`, with
  * attributes `service palyra.vault.v1` and `key <object id>`. The payload
  * (base64 of the envelope) goes through stdin and stdout only.

@@ -1,5 +1,5 @@
 /**
- * The macOS Keychain backend (docs/FORMAT.md §7): generic-password items (service
+ * The macOS Keychain backend (docs/FORMAT.md §8): generic-password items (service
  * `palyra.vault.v1`, account = object id, label `Palyra Vault Secret`,
  * password = base64 of the envelope), written by `security -i` with the
  * command on stdin so the payload never reaches argv, and verified by reading

@@ -1,5 +1,5 @@
 /**
- * Backend choice (docs/FORMAT.md §7): the `backend.kind` marker in the vault folder
+ * Backend choice (docs/FORMAT.md §8): the `backend.kind` marker in the vault folder
  * wins; otherwise the preference decides and the choice is written to the
  * marker, so a vault keeps using the backend it was created with.
  */

@@ -4,7 +4,7 @@
  * entropy) and kept in `objects_dpapi/obj_…`, replaced atomically like the
  * file backend. PowerShell runs one constant script per operation; the
  * payload travels only on stdin and stdout (no -EncodedCommand, which
- * security products flag). See docs/FORMAT.md §7.
+ * security products flag). See docs/FORMAT.md §8.
  */
 import type { StoreKeyProtection } from "../store/identity_store.ts";
 import { join } from "node:path";

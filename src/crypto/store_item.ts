@@ -1,5 +1,5 @@
 /**
- * The cipher of Palyra's identity store items (docs/FORMAT.md §2.2): `IDS1`,
+ * The cipher of Palyra's identity store items (docs/FORMAT.md §4.2): `IDS1`,
  * a 12-byte nonce, then the ChaCha20-Poly1305 ciphertext and tag under the
  * 32-byte store key, with empty AAD.
  */

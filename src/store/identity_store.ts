@@ -1,5 +1,5 @@
 /**
- * The device identity, kept in Palyra's identity store (docs/FORMAT.md §2):
+ * The device identity, kept in Palyra's identity store (docs/FORMAT.md §4):
  * the CA private key from which the device KEK is derived. It is created once,
  * race-safely, in a form Palyra's daemon reads, and never silently replaced:
  * a new identity would orphan every stored secret.
