@@ -25,7 +25,15 @@ export type VaultScope =
   /** `skill:<id>`: the secrets of one skill of Palyra's daemon. */
   | { readonly kind: "skill"; readonly id: string };
 
-/** A scope as Palyra's `metadata.json` spells it (docs/FORMAT.md §6.2). */
+/**
+ * A scope as Palyra's `metadata.json` spells it (docs/FORMAT.md §6.2).
+ *
+ * @example
+ * ```ts
+ * import type { TaggedScope } from "@palyra/vault";
+ * const tagged: TaggedScope = { kind: "skill", skill_id: "web.search" };
+ * ```
+ */
 export type TaggedScope =
   | { kind: "global" }
   | { kind: "principal"; principal_id: string }
@@ -39,7 +47,8 @@ export interface VaultRef {
 }
 
 /** The scope grammar, shown in every scope error and in CLI help. */
-export const SCOPE_GRAMMAR = "global | ws:<id> | pr:<id> | principal:<id> | channel:<name>:<account> | skill:<id>, " +
+export const SCOPE_GRAMMAR: string =
+  "global | ws:<id> | pr:<id> | principal:<id> | channel:<name>:<account> | skill:<id>, " +
   'where each <id>, <name> and <account> is 1-256 bytes of UTF-8 in NFC with no control or format character, "/" or "\\" ' +
   '(and <name> has no ":")';
 /** The key grammar, shown in every key error and in CLI help. */
@@ -162,6 +171,12 @@ export function formatScope(scope: VaultScope): string {
  * scopes have none: that layout cannot hold them.
  *
  * @throws {VaultError} `invalid_scope` for a `ws:` or `pr:` scope.
+ * @example
+ * ```ts
+ * import { parseScope, toTaggedScope } from "@palyra/vault";
+ * toTaggedScope(parseScope("channel:slack:T01:U02"));
+ * // → { kind: "channel", channel_name: "slack", account_id: "T01:U02" }
+ * ```
  */
 export function toTaggedScope(scope: VaultScope): TaggedScope {
   switch (scope.kind) {
@@ -191,6 +206,11 @@ export function toTaggedScope(scope: VaultScope): TaggedScope {
  * the same rules as `parseScope`.
  *
  * @throws {VaultError} `invalid_scope` when it is not one.
+ * @example
+ * ```ts
+ * import { formatScope, fromTaggedScope } from "@palyra/vault";
+ * formatScope(fromTaggedScope({ kind: "principal", principal_id: "alice" })); // → "principal:alice"
+ * ```
  */
 export function fromTaggedScope(tagged: unknown): VaultScope {
   const t = (typeof tagged === "object" && tagged !== null ? tagged : {}) as Record<string, unknown>;

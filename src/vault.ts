@@ -703,7 +703,16 @@ export class Vault {
   }
 }
 
-/** Options of `migrateVault`: where the vault is, and the layout to convert it to. */
+/**
+ * Options of `migrateVault`: where the vault is, and the layout to convert it to.
+ *
+ * @example
+ * ```ts
+ * import { type MigrateOptions, migrateVault } from "@palyra/vault";
+ * const options: MigrateOptions = { root: "/srv/palyra/vault", to: "palyra" };
+ * await migrateVault(options);
+ * ```
+ */
 export interface MigrateOptions extends Omit<VaultOptions, "layout" | "backend"> {
   /** The layout to convert the vault to. */
   to: LayoutName;

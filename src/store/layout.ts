@@ -9,7 +9,16 @@ import type { BlobBackend } from "../backends/backend.ts";
 import type { IndexEntry } from "../metadata.ts";
 import type { VaultScope } from "../scope.ts";
 
-/** The two layouts of a vault folder. */
+/**
+ * The two layouts of a vault folder: `"scoped"` (this library's) and
+ * `"palyra"` (the layout of Palyra's daemon).
+ *
+ * @example
+ * ```ts
+ * import { type LayoutName, Vault } from "@palyra/vault";
+ * const layout: LayoutName = (await Vault.open()).layout;
+ * ```
+ */
 export type LayoutName = "scoped" | "palyra";
 
 /** An index entry with its scope string. */

@@ -24,9 +24,20 @@ import { encodeObjectsStore, MAX_OBJECTS_STORE_BYTES, OBJECTS_STORE_FILE, Palyra
 import { type LockLimits, ScopedLayout } from "./scoped_layout.ts";
 import { EncryptedFileBackend } from "../backends/encrypted_file.ts";
 
-/** What a migration did. */
+/**
+ * What a migration did.
+ *
+ * @example
+ * ```ts
+ * import { migrateVault, type MigrateResult } from "@palyra/vault";
+ * const r: MigrateResult = await migrateVault({ to: "scoped" });
+ * if (r.resumed) console.log("finished an interrupted migration");
+ * ```
+ */
 export interface MigrateResult {
+  /** The layout the vault was in. */
   from: LayoutName;
+  /** The layout it is in now. */
   to: LayoutName;
   /** Secrets in the vault afterwards. */
   secrets: number;
