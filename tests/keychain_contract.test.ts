@@ -167,6 +167,28 @@ async function openAutoOnWindows(run: CommandRunner) {
 }
 
 describe("windows_dpapi contract", () => {
+  test("on Windows the identity store key is kept DPAPI-protected; another user cannot unprotect it", async () => {
+    const { dir, env, calls, run } = winEnv();
+    const identityRoot = join(dir, "identity");
+    const root = join(dir, "vault");
+    const vault = await openVaultWith({ root, identityRoot, backend: "encrypted_file" }, { platform: "win32", run });
+    await vault.putSecret("global", "k", "v");
+    const stored = new Uint8Array(readFileSync(join(identityRoot, ".store-key.v1")));
+    assert.notEqual(stored.length, 32, "the file holds a protected blob, not the raw key");
+    const protects = calls().filter((c) => c.argv[3]!.includes("]::Protect("));
+    assert.equal(protects.length, 1);
+    assert.equal(protects[0]!.stdin.split("\n")[0], "", "no entropy, as the daemon protects it");
+    const again = await openVaultWith({ root, identityRoot }, { platform: "win32", run });
+    assert.equal((await again.getSecret("global", "k")).text(), "v");
+    const otherUser = runnerWithEnv({ ...env, FAKE_DPAPI_USER_KEY: "another-user" });
+    await rejectsWith(
+      () => openVaultWith({ root, identityRoot }, { platform: "win32", run: otherUser }),
+      "identity",
+      /unprotecting the store key failed/,
+    );
+    assert.deepEqual(new Uint8Array(readFileSync(join(identityRoot, ".store-key.v1"))), stored, "never replaced");
+  });
+
   test("the emulator refuses the old joined script like PowerShell's parser: a ; before elseif", async () => {
     const { run } = winEnv();
     const id = objectId("global", "k");
