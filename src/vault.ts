@@ -826,7 +826,14 @@ export async function openVaultWith(options: VaultOptions, internals: VaultInter
       const env = envVar("PALYRA_VAULT_BACKEND");
       const preference: BackendPreference = explicit ??
         (env !== undefined ? parseBackendPreference(env, "PALYRA_VAULT_BACKEND") : "auto");
-      const marked = exists ? await readBackendMarker(fs, root) : undefined;
+      // A daemon's vault may have no backend.kind: objects in its store mean the file backend, whatever
+      // `auto` would choose for a new vault, and nothing is added to the folder.
+      const marked = exists
+        ? (await readBackendMarker(fs, root)) ??
+          (detected.layout === "palyra" && (await new PalyraObjects(fs, root, undefined).holdsObjects())
+            ? "encrypted_file"
+            : undefined)
+        : undefined;
       if (marked !== undefined && explicit !== undefined && explicit !== "auto" && explicit !== marked) {
         throw new VaultError(
           "backend_unavailable",

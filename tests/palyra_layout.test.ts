@@ -6,13 +6,24 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { migrateVault, openVaultWith, Vault } from "../src/vault.ts";
 import { type FileSystem, nodeFileSystem } from "../src/platform/fs.ts";
 import { objectId } from "../src/crypto/ids.ts";
 import { sealEnvelope } from "../src/crypto/envelope.ts";
-import { hex, randomBytes, rejectsWith, ROOT, RUNTIME_NAMES, RUNTIMES, tempDir, testKek } from "./helpers.ts";
+import { runnerWithEnv } from "../src/platform/subprocess.ts";
+import {
+  emulatorPath,
+  hex,
+  randomBytes,
+  rejectsWith,
+  ROOT,
+  RUNTIME_NAMES,
+  RUNTIMES,
+  tempDir,
+  testKek,
+} from "./helpers.ts";
 
 const KEK = testKek(4);
 const SCOPES = ["global", "principal:alice", "channel:slack:T01:U02", "skill:web.search"];
@@ -234,6 +245,31 @@ describe("Palyra's layout: the daemon's metadata.lock", () => {
 });
 
 describe("layout detection", () => {
+  test("a daemon's vault without backend.kind keeps its objects store where auto would pick a keychain", async () => {
+    const root = join(tempDir("pl-nokind"), "vault");
+    const vault = await Vault.open({ root, kek: KEK, backend: "encrypted_file", layout: "palyra" });
+    await vault.putSecret("global", "k", "v");
+    rmSync(join(root, "backend.kind"));
+    const keychain = tempDir("fake-mac");
+    writeFileSync(join(keychain, "log.jsonl"), "");
+    const run = runnerWithEnv({
+      PATH: emulatorPath(),
+      FAKE_KEYCHAIN_DIR: keychain,
+      FAKE_KEYCHAIN_LOG: join(keychain, "log.jsonl"),
+    });
+    // As on a Mac, where `auto` chooses the keychain for a new vault.
+    const fresh = await openVaultWith({ root: join(tempDir("pl-mac"), "vault"), kek: KEK, backend: "auto" }, {
+      platform: "darwin",
+      run,
+    });
+    assert.equal(fresh.backendKind, "macos_keychain");
+    const daemons = await openVaultWith({ root, kek: KEK, backend: "auto" }, { platform: "darwin", run });
+    assert.equal(daemons.backendKind, "encrypted_file");
+    assert.equal((await daemons.getSecret("global", "k")).text(), "v");
+    await daemons.putSecret("global", "k2", "v2");
+    assert.deepEqual(readdirSync(root).sort(), ["metadata.json", "objects"], "nothing added to the daemon's folder");
+  });
+
   test("a folder with both layouts is corrupt; asking for the other layout is a conflict naming migrate", async () => {
     const root = join(tempDir("detect"), "vault");
     const scoped = await Vault.open({ root, kek: KEK, backend: "encrypted_file" });

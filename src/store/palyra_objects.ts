@@ -102,6 +102,13 @@ export class PalyraObjects implements BlobBackend {
     }
   }
 
+  /** Whether the folder holds any object, in the store or as a legacy file. */
+  async holdsObjects(): Promise<boolean> {
+    if ((await this.#fs.lstat(this.#path).catch(() => undefined)) !== undefined) return true;
+    const names = await this.#fs.readDir(this.#dir).catch(() => [] as string[]);
+    return names.some((n) => isObjectId(n));
+  }
+
   async get(objectId: string): Promise<Uint8Array> {
     const stored = (await this.read()).get(objectId);
     return stored ?? await this.#legacy.read(objectId);
