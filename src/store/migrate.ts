@@ -163,7 +163,7 @@ async function verifyTarget(
   kek: Uint8Array,
   expected: ReadonlyArray<{ scope: string; key: string; value: Uint8Array }>,
 ): Promise<void> {
-  const { fs, root } = parts;
+  const { root } = parts;
   const layout = layoutOf(parts, to);
   const listed = await layout.list();
   if (listed.length !== expected.length) {
