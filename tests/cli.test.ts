@@ -413,7 +413,7 @@ for (const target of Object.keys(TARGETS) as Target[]) {
       const lines = text(await cli(["doctor"]));
       assert.match(
         lines,
-        /secrets\.doctor problem=identity_file_mode path=\S+state\.v1\.json message="the identity file has mode 644, not 600"/,
+        /secrets\.doctor problem=identity_file_mode path=\S+6964656e746974792f63612f73746174652e6a736f6e message="the identity file has mode 644, not 600"/,
       );
       assert.match(lines, /secrets\.doctor problems=2\n$/);
       assert.deepEqual(listing(box.dir), before, "doctor changed nothing");

@@ -309,7 +309,7 @@ describe("windows_dpapi contract", () => {
     assert.deepEqual(probe.map((x) => x.argv), [DPAPI_ARGS.protect, DPAPI_ARGS.unprotect]);
     assert.equal(probe[0]!.stdin.split("\n")[0], "palyra-probe");
     await vault.putSecret("global", "k", "v");
-    assert.equal(readFileSync(join(root, "backend.kind"), "utf8"), "windows_dpapi\n");
+    assert.equal(readFileSync(join(root, "backend.kind"), "utf8"), "windows_dpapi");
     using got = await vault.getSecret("global", "k");
     assert.equal(got.text(), "v");
     assert.equal(readdirSync(join(root, "objects_dpapi")).length, 1);

@@ -28,7 +28,13 @@ describe("package", () => {
   test("runtime dependencies are the chosen few, pinned alike for npm and Deno", () => {
     const pkg = json("package.json");
     const deno = json("deno.json");
-    assert.deepEqual(Object.keys(pkg.dependencies).sort(), ["@noble/ciphers", "@noble/hashes", "toml-eslint-parser"]);
+    assert.deepEqual(Object.keys(pkg.dependencies).sort(), [
+      "@noble/ciphers",
+      "@noble/hashes",
+      "@peculiar/x509",
+      "reflect-metadata",
+      "toml-eslint-parser",
+    ]);
     for (const [name, version] of Object.entries(pkg.dependencies)) {
       const mapped = deno.imports[name] ?? deno.imports[`${name}/`];
       assert.ok(String(mapped).includes(`${name}@${version}`), `${name} in deno.json imports`);

@@ -342,9 +342,11 @@ describe("migrate", () => {
     const vault = await Vault.open({ root, identityRoot });
     await vault.putSecret("ws:acme", "token", "t");
     values.set("ws:acme/token", new TextEncoder().encode("t"));
+    const before = readdirSync(root).sort();
     await rejectsWith(() => migrateVault({ root, identityRoot, to: "palyra" }), "invalid_scope", /ws:acme/);
-    // The marker stays until a migration finishes; the vault still reads as it was.
+    assert.deepEqual(readdirSync(root).sort(), before, "no marker, nothing of the other layout");
     await verify(root, identityRoot, values);
+    await vault.putSecret("ws:acme", "token", "t");
   });
 
   test("writers are held off while a migration is unfinished, and told how to finish it", async () => {
@@ -361,6 +363,22 @@ describe("migrate", () => {
     await rejectsWith(() => vault.putSecret("global", "late", "v"), "conflict", /layout changed|migrated/);
     assert.deepEqual(readdirSync(root).sort(), ["backend.kind", "metadata.json", "objects"]);
     await (await Vault.open({ root, identityRoot })).putSecret("global", "late", "v");
+  });
+
+  test("a migration interrupted before its commit is undone by asking for the old layout", async () => {
+    const dir = tempDir("mig-undo");
+    const root = join(dir, "vault");
+    const identityRoot = join(dir, "identity");
+    const values = await populate(root, identityRoot, 4);
+    const before = readdirSync(root).sort();
+    // What a crash between writing the new layout and the commit leaves.
+    writeFileSync(join(root, ".migrating"), "palyra", { mode: 0o600 });
+    writeFileSync(join(root, "metadata.json"), '{"version":1,"entries":[]}');
+    await verify(root, identityRoot, values);
+    const r = await migrateVault({ root, identityRoot, to: "scoped" });
+    assert.deepEqual(r, { from: "palyra", to: "scoped", secrets: 4, alreadyDone: false, resumed: true });
+    assert.deepEqual(readdirSync(root).sort(), before);
+    await (await verify(root, identityRoot, values)).putSecret("global", "after", "v");
   });
 
   test("SIGKILL at random points, both ways, on all three runtimes: the vault always opens with every secret", async () => {

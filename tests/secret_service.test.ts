@@ -100,7 +100,7 @@ describe("linux_secret_service", () => {
       }
     }
     assert.equal(acked.size, workers.length * 15);
-    assert.equal(readFileSync(join(root, "backend.kind"), "utf8"), "linux_secret_service\n");
+    assert.equal(readFileSync(join(root, "backend.kind"), "utf8"), "linux_secret_service");
     const vault = await openVaultWith({ root, kek }, { run: runnerWithEnv(ss.env) });
     assert.equal(vault.backendKind, "linux_secret_service");
     for (const [ref, value] of acked) {
@@ -137,7 +137,7 @@ describe("linux_secret_service", () => {
     });
     assert.equal(v1.backendKind, "linux_secret_service");
     await v1.putSecret(`ws:auto-${unique()}`, "k", "v"); // the first write records the choice
-    assert.equal(readFileSync(join(desktop, "backend.kind"), "utf8"), "linux_secret_service\n");
+    assert.equal(readFileSync(join(desktop, "backend.kind"), "utf8"), "linux_secret_service");
 
     const headless = join(tempDir("auto"), "vault");
     const noBus = runnerWithEnv({ DBUS_SESSION_BUS_ADDRESS: "unix:path=/nonexistent/bus" });
@@ -176,7 +176,7 @@ describe("linux_secret_service", () => {
       input: "from-cli",
     });
     assert.equal(set.code, 0, set.stderr);
-    assert.equal(readFileSync(join(dir, "v1", "backend.kind"), "utf8"), "linux_secret_service\n");
+    assert.equal(readFileSync(join(dir, "v1", "backend.kind"), "utf8"), "linux_secret_service");
     const got = await run([...cli, "get", scope, "token", "--reveal"], { env });
     assert.equal(new TextDecoder().decode(got.stdout), "from-cli");
     const viaEnv = await run([...cli, "set", scope, "token"], {
@@ -184,7 +184,7 @@ describe("linux_secret_service", () => {
       input: "from-env",
     });
     assert.equal(viaEnv.code, 0, viaEnv.stderr);
-    assert.equal(readFileSync(join(dir, "v2", "backend.kind"), "utf8"), "linux_secret_service\n");
+    assert.equal(readFileSync(join(dir, "v2", "backend.kind"), "utf8"), "linux_secret_service");
     const doctor = JSON.parse(new TextDecoder().decode((await run([...cli, "doctor", "--json"], { env })).stdout));
     assert.equal(doctor.backendInUse, "linux_secret_service");
     assert.equal(doctor.autoChoice.kind, "linux_secret_service");

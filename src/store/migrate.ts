@@ -5,6 +5,8 @@
  * vault; the old layout is removed last. The marker `.migrating` (written
  * first, removed last) keeps writers out and tells a second run where to go
  * on, so a crash at any point leaves a vault that opens with every secret.
+ * Before the commit, a migration that fails is undone, and asking for the
+ * old layout undoes one that a crash interrupted.
  */
 import { join } from "node:path";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
@@ -17,6 +19,7 @@ import { secureDir } from "../folders.ts";
 import { acquireLock } from "../lock.ts";
 import { encodeIndex, type IndexEntry, MAX_INDEX_BYTES } from "../metadata.ts";
 import { detectLayout, MIGRATION_FILE } from "./detect.ts";
+import { parseScope, toTaggedScope } from "../scope.ts";
 import type { LayoutName, ScopedEntry, VaultLayout } from "./layout.ts";
 import { encodePalyraIndex, parsePalyraIndex } from "./palyra_index.ts";
 import { PALYRA_INDEX_FILE, PalyraLayout } from "./palyra_layout.ts";
@@ -218,6 +221,23 @@ async function retire(parts: MigrationParts, from: LayoutName, keep: ReadonlySet
   await fs.syncDir(root);
 }
 
+/**
+ * Undoes a migration to `target` that has not reached its commit rename: the
+ * new layout's partial files and then the marker go; the old layout, still
+ * the vault, is untouched.
+ */
+async function abandon(parts: MigrationParts, target: LayoutName): Promise<void> {
+  const { fs, root } = parts;
+  if (target === "palyra") {
+    await fs.remove(join(root, PALYRA_INDEX_FILE)).catch(() => false);
+    await fs.remove(join(root, OBJECTS_STORE_FILE)).catch(() => false);
+  } else {
+    await removeTree(fs, join(root, "scopes"));
+  }
+  await fs.remove(join(root, MIGRATION_FILE));
+  await fs.syncDir(root);
+}
+
 /** Converts the vault to `to`, or finishes a conversion a crash interrupted. */
 export async function migrate(parts: MigrationParts, to: LayoutName): Promise<MigrateResult> {
   const { fs, root } = parts;
@@ -231,6 +251,15 @@ export async function migrate(parts: MigrationParts, to: LayoutName): Promise<Mi
     );
   }
   const detected = await detectLayout(fs, root);
+  if (detected.migratingTo !== undefined && detected.migratingTo !== to && detected.layout === to) {
+    // Interrupted before its commit: going back is undoing it.
+    const back = detected.migratingTo;
+    const undo = async () => {
+      await abandon(parts, back);
+      return { from: back, to, secrets: (await layoutOf(parts, to).list()).length, alreadyDone: false, resumed: true };
+    };
+    return to === "palyra" ? await layoutOf(parts, "palyra").locked("global", "write", undo) : await undo();
+  }
   if (detected.migratingTo !== undefined && detected.migratingTo !== to) {
     throw new VaultError(
       "conflict",
@@ -247,8 +276,13 @@ export async function migrate(parts: MigrationParts, to: LayoutName): Promise<Mi
     await retire(parts, from, new Set(to === "scoped" ? live.map((e) => e.object_id) : []));
     return { from, to, secrets: live.length, alreadyDone: false, resumed };
   }
+  if (to === "palyra") {
+    // A scope Palyra's layout cannot hold stops the migration before anything is written.
+    for (const e of await layoutOf(parts, "scoped").list()) toTaggedScope(parseScope(e.scope));
+  }
   const run = async (): Promise<MigrateResult> => {
     await fs.writeFileAtomic(join(root, MIGRATION_FILE), utf8(to));
+    let committed = false;
     if (from === "scoped") await drainScopedWriters(parts);
     const source = await readSource(parts, from);
     const kek = source.length > 0 ? await parts.kek() : undefined;
@@ -271,9 +305,14 @@ export async function migrate(parts: MigrationParts, to: LayoutName): Promise<Mi
       // The commit: one rename takes the old layout's defining name away.
       const defining = from === "scoped" ? join(root, "scopes") : join(root, PALYRA_INDEX_FILE);
       if (await exists(fs, defining)) await fs.rename(defining, join(root, RETIRED[from]));
+      committed = true;
       await fs.syncDir(root);
       await retire(parts, from, new Set(to === "scoped" ? target.map((e) => e.object_id) : []));
       return { from, to, secrets: target.length, alreadyDone: false, resumed };
+    } catch (e) {
+      // Failed before the commit: the old layout is still the vault; take the half-made new one away.
+      if (!committed) await abandon(parts, to).catch(() => {});
+      throw e;
     } finally {
       for (const v of values) v.value.fill(0);
     }
