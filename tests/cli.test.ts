@@ -16,16 +16,21 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { cliEnv, ROOT, run, type RunResult, tempDir } from "./helpers.ts";
+import { cliEnv, ROOT, run, type RunResult, seedIdentity, tempDir } from "./helpers.ts";
 import { CLI_TARGETS, type CliTarget } from "./cli_targets.ts";
 
 const TARGETS = CLI_TARGETS;
 type Target = CliTarget;
 
-/** A fresh vault, identity, home and working folder for one test. */
-function sandbox() {
+/**
+ * A fresh vault, home and working folder for one test, and an identity folder
+ * that holds a copy of a device identity unless `identity` is false.
+ */
+async function sandbox({ identity = true } = {}) {
   const dir = tempDir("cli");
-  return { dir, env: cliEnv(dir) };
+  const env = cliEnv(dir);
+  if (identity) await seedIdentity(env.PALYRA_IDENTITY_DIR);
+  return { dir, env };
 }
 
 const text = (r: RunResult) => new TextDecoder().decode(r.stdout);
@@ -50,7 +55,7 @@ function cliRunner(target: Target, box: ReturnType<typeof sandbox>) {
 for (const target of Object.keys(TARGETS) as Target[]) {
   describe(`cli on ${target}`, () => {
     test("set then get --reveal returns the exact bytes (newline, NUL, invalid UTF-8)", async () => {
-      const box = sandbox();
+      const box = await sandbox();
       const cli = cliRunner(target, box);
       const value = new Uint8Array([0x73, 0x6b, 0x00, 0xff, 0xc3, 0x28, 0x0a]);
       const set = await cli(["set", "ws:acme", "raw_token"], value);
@@ -73,7 +78,7 @@ for (const target of Object.keys(TARGETS) as Target[]) {
     });
 
     test("--layout palyra makes a vault in the daemon's layout; ws: in it names migrate; migrate converts it", async () => {
-      const box = sandbox();
+      const box = await sandbox();
       const cli = cliRunner(target, box);
       const vaultDir = box.env.PALYRA_VAULT_DIR;
       const set = await cli(["set", "--layout", "palyra", "channel:slack:T01:U02", "bot_token"], "xoxb-1");
@@ -104,7 +109,7 @@ for (const target of Object.keys(TARGETS) as Target[]) {
     });
 
     test("get without --reveal shows neither the value nor its length", async () => {
-      const box = sandbox();
+      const box = await sandbox();
       const cli = cliRunner(target, box);
       await cli(["set", "global", "openai_api_key"], "sk-0123456789abcdef");
       const got = await cli(["get", "GLOBAL", "openai_api_key"]);
@@ -121,7 +126,7 @@ for (const target of Object.keys(TARGETS) as Target[]) {
     });
 
     test("a missing key exits 1 with not_found; empty stdin stores nothing", async () => {
-      const box = sandbox();
+      const box = await sandbox();
       const cli = cliRunner(target, box);
       const missing = await cli(["get", "global", "nothing"]);
       assert.equal(missing.code, 1);
@@ -145,7 +150,7 @@ for (const target of Object.keys(TARGETS) as Target[]) {
     });
 
     test("list, delete and their --json forms", async () => {
-      const box = sandbox();
+      const box = await sandbox();
       const cli = cliRunner(target, box);
       await cli(["set", "ws:b", "k2"], "v");
       await cli(["set", "ws:b", "k1"], "v");
@@ -179,7 +184,7 @@ for (const target of Object.keys(TARGETS) as Target[]) {
     });
 
     test("the secret never appears in any output except get --reveal", async () => {
-      const box = sandbox();
+      const box = await sandbox();
       const cli = cliRunner(target, box);
       const canary = "CANARY" + crypto.randomUUID().replaceAll("-", "");
       const outputs: RunResult[] = [];
@@ -206,7 +211,7 @@ for (const target of Object.keys(TARGETS) as Target[]) {
     });
 
     test("audit reports findings with line and column; --strict exits 3 until clean", async () => {
-      const box = sandbox();
+      const box = await sandbox();
       const cli = cliRunner(target, box);
       copyFileSync(join(ROOT, "tests/fixtures/audit.toml"), join(box.dir, "palyra.toml"));
       await cli(["set", "global", "slack_bot_token"], "xoxb-stored");
@@ -256,7 +261,7 @@ for (const target of Object.keys(TARGETS) as Target[]) {
     });
 
     test("configure: audit → configure → audit --strict clean, comments intact", async () => {
-      const box = sandbox();
+      const box = await sandbox();
       const cli = cliRunner(target, box);
       const path = join(box.dir, "palyra.toml");
       copyFileSync(join(ROOT, "tests/fixtures/configure.input.toml"), path);
@@ -303,7 +308,7 @@ for (const target of Object.keys(TARGETS) as Target[]) {
     });
 
     test("regression: set refuses to replace a different value without --force, and says when it replaced", async () => {
-      const box = sandbox();
+      const box = await sandbox();
       const cli = cliRunner(target, box);
       assert.match(text(await cli(["set", "global", "k"], "FIRST-canary")), / stored=true replaced=false /);
       assert.match(text(await cli(["set", "global", "k"], "FIRST-canary")), / stored=true replaced=false /);
@@ -321,7 +326,7 @@ for (const target of Object.keys(TARGETS) as Target[]) {
     });
 
     test("regression: stdin is read no further than the limit (--max-bytes names it), and nothing is stored", async () => {
-      const box = sandbox();
+      const box = await sandbox();
       const cli = cliRunner(target, box);
       const big = new Uint8Array(8 * 1024 * 1024).fill(0x41);
       const r = await cli(["set", "global", "big"], big);
@@ -339,7 +344,7 @@ for (const target of Object.keys(TARGETS) as Target[]) {
     });
 
     test("regression: a mistyped --vault-dir is reported, not created, by read-only commands", async () => {
-      const box = sandbox();
+      const box = await sandbox();
       const cli = cliRunner(target, box);
       await cli(["set", "global", "k"], "v");
       const typo = join(box.dir, "vualt");
@@ -352,7 +357,7 @@ for (const target of Object.keys(TARGETS) as Target[]) {
     });
 
     test("regression: a forged index and hostile names never put raw control characters on the terminal", async () => {
-      const box = sandbox();
+      const box = await sandbox();
       const cli = cliRunner(target, box);
       await cli(["set", "global", "k"], "v");
       const scope = "ws:\x1b]0;pwned\x07\x1b[2K\rsecrets.list";
@@ -386,7 +391,7 @@ for (const target of Object.keys(TARGETS) as Target[]) {
     });
 
     test("regression: doctor flags an identity file others may read, leftovers of a crash and dead locks; changes nothing", async () => {
-      const box = sandbox();
+      const box = await sandbox();
       const cli = cliRunner(target, box);
       await cli(["set", "ws:a", "k"], "v");
       const { scopeDirName } = await import("../src/crypto/ids.ts");
@@ -420,7 +425,7 @@ for (const target of Object.keys(TARGETS) as Target[]) {
     });
 
     test("usage errors exit 2 with a one-line hint", async () => {
-      const box = sandbox();
+      const box = await sandbox({ identity: false });
       const cli = cliRunner(target, box);
       const cases: string[][] = [
         ["frobnicate"],
@@ -457,7 +462,7 @@ for (const target of Object.keys(TARGETS) as Target[]) {
     });
 
     test("--help on the program and every command; --version", async () => {
-      const box = sandbox();
+      const box = await sandbox();
       const cli = cliRunner(target, box);
       const top = await cli(["--help"]);
       assert.equal(top.code, 0);
@@ -478,7 +483,7 @@ for (const target of Object.keys(TARGETS) as Target[]) {
     });
 
     test("global options choose the folders", async () => {
-      const box = sandbox();
+      const box = await sandbox();
       const cli = cliRunner(target, box);
       const vaultDir = join(box.dir, "elsewhere", "vault");
       const idDir = join(box.dir, "elsewhere", "identity");

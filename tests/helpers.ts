@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -98,6 +98,26 @@ export function cliEnv(dir: string) {
     XDG_STATE_HOME: join(dir, "state"),
     PALYRA_VAULT_BACKEND: "encrypted_file",
   };
+}
+
+let template: Promise<string> | undefined;
+
+/**
+ * Puts a copy of one device identity (made once per test process) at `dir`.
+ * Making an identity costs a P-256 key and a CA certificate; tests that are
+ * not about making one start from this copy instead. identity.test.ts and the
+ * interop tests check the making itself.
+ */
+export async function seedIdentity(dir: string): Promise<void> {
+  template ??= (async () => {
+    const { loadOrCreateIdentity } = await import("../src/store/identity_store.ts");
+    const { nodeFileSystem } = await import("../src/platform/fs.ts");
+    const made = join(tempDir("identity-template"), "identity");
+    await loadOrCreateIdentity({ fs: nodeFileSystem }, made);
+    return made;
+  })();
+  cpSync(await template, dir, { recursive: true });
+  chmodSync(dir, 0o700);
 }
 
 /** Random bytes. */
