@@ -5,7 +5,7 @@
  * (an identity file others may read, files left behind by a crash). It reads
  * no secret and changes nothing.
  */
-import { dirname, join } from "node:path";
+import { dirname, join, sep } from "node:path";
 import { type FileSystem, nodeFileSystem } from "./platform/fs.ts";
 import { defaultIdentityDir, envVar } from "./platform/env.ts";
 import {
@@ -17,6 +17,7 @@ import {
   V01_LEGACY_IDENTITY_FILE,
 } from "./store/identity_store.ts";
 import { detectLayout } from "./store/detect.ts";
+import { PALYRA_LOCK_FILE, parsePalyraLock } from "./store/palyra_lock.ts";
 import { isProcessAlive, isWindows, osPlatform } from "./platform/process.ts";
 import { runtimeVersion } from "./platform/runtime.ts";
 import { type CommandRunner, runCommand } from "./platform/subprocess.ts";
@@ -162,6 +163,10 @@ export async function diagnose(options: DoctorOptions = {}): Promise<DoctorRepor
       }
     }
   }
+  const palyraLock = join(root, PALYRA_LOCK_FILE);
+  if (layout === "palyra" && (await fs.lstat(palyraLock).catch(() => undefined)) !== undefined) {
+    locks.push(await describePalyraLock(fs, palyraLock));
+  }
   for (const l of locks) {
     if (l.legacy) {
       problems.push({
@@ -176,7 +181,9 @@ export async function diagnose(options: DoctorOptions = {}): Promise<DoctorRepor
         code: "stale_lock",
         path: l.path,
         message: `a lock whose holder (${l.holder}) is gone`,
-        hint: "the next writer reclaims it at once; nothing to do",
+        hint: l.path.endsWith(`${sep}${PALYRA_LOCK_FILE}`)
+          ? "the next operation reclaims it once it is 30 s old (as Palyra's daemon does); nothing to do"
+          : "the next writer reclaims it at once; nothing to do",
       });
     }
   }
@@ -191,6 +198,25 @@ export async function diagnose(options: DoctorOptions = {}): Promise<DoctorRepor
     backends,
     locks,
     problems,
+  };
+}
+
+/** The lock of a vault in Palyra's layout: `pid=<pid> ts_ms=<ms>`, no host (docs/FORMAT.md §6.4). */
+async function describePalyraLock(fs: FileSystem, path: string): Promise<LockReport> {
+  const info = await fs.lstat(path).catch(() => undefined);
+  const text = await fs.readFile(path, 4096).then((b) => new TextDecoder().decode(b)).catch(() => "");
+  const parsed = parsePalyraLock(text);
+  let holderState: LockReport["holderState"] = "unknown";
+  if (parsed !== undefined) {
+    const alive = await isProcessAlive(parsed.pid, parsed.tsMs);
+    holderState = alive === undefined ? "unknown" : alive ? "alive" : "dead";
+  }
+  return {
+    path,
+    holder: parsed === undefined ? "unreadable lock file" : `pid ${parsed.pid}`,
+    ageMs: info === undefined ? null : Date.now() - info.mtimeMs,
+    holderState,
+    legacy: false,
   };
 }
 

@@ -43,7 +43,7 @@ function listing(dir: string): string[] {
   });
 }
 
-function cliRunner(target: Target, box: ReturnType<typeof sandbox>) {
+function cliRunner(target: Target, box: Awaited<ReturnType<typeof sandbox>>) {
   return async (args: string[], input?: Uint8Array | string) =>
     run([...(await TARGETS[target]()), ...args], {
       env: box.env,

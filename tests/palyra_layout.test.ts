@@ -9,6 +9,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { migrateVault, openVaultWith, Vault } from "../src/vault.ts";
+import { diagnose } from "../src/doctor.ts";
 import { type FileSystem, nodeFileSystem } from "../src/platform/fs.ts";
 import { objectId } from "../src/crypto/ids.ts";
 import { sealEnvelope } from "../src/crypto/envelope.ts";
@@ -232,6 +233,18 @@ describe("Palyra's layout: the daemon's metadata.lock", () => {
     await vault.putSecret("global", "k2", "v");
     assert.equal((await vault.getSecret("global", "k2")).text(), "v");
     assert.equal(existsSync(lockFile(root)), false);
+  });
+
+  test("doctor reports a dead holder's lock as stale, and changes nothing", async () => {
+    const { root, vault } = await vaultWithLock(`pid=${deadPid()} ts_ms=${Date.now()}\n`, 0);
+    vault.close();
+    const before = readdirSync(root).map((n) => `${n} ${statSync(join(root, n)).mtimeMs}`);
+    const report = await diagnose({ root, identityRoot: join(root, "..", "identity") });
+    assert.equal(report.layout, "palyra");
+    const stale = report.problems.filter((p) => p.code === "stale_lock");
+    assert.deepEqual(stale.map((p) => p.path), [lockFile(root)]);
+    assert.match(stale[0]!.hint, /30 s/);
+    assert.deepEqual(readdirSync(root).map((n) => `${n} ${statSync(join(root, n)).mtimeMs}`), before);
   });
 
   test("a lock whose content does not parse is reclaimed once 30 s old, not before", async () => {
