@@ -31,7 +31,7 @@ import { ScopedLayout } from "./store/scoped_layout.ts";
 import { PalyraLayout } from "./store/palyra_layout.ts";
 import { PalyraObjects } from "./store/palyra_objects.ts";
 import { detectLayout } from "./store/detect.ts";
-import { migrate, type MigrateResult, type MigrationParts } from "./store/migrate.ts";
+import type { MigrateResult, MigrationParts } from "./store/migrate.ts";
 import type { BackendKind, BlobBackend } from "./backends/backend.ts";
 import {
   type BackendHost,
@@ -748,6 +748,8 @@ export async function migrateVault(options: MigrateOptions): Promise<MigrateResu
         hint: "check the vault folder (--vault-dir, PALYRA_VAULT_DIR)",
       });
     }
+    // Loaded only by the one command that needs it.
+    const { migrate } = await import("./store/migrate.ts");
     return await migrate(parts, to);
   } finally {
     vault.close();

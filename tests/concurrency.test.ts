@@ -103,17 +103,17 @@ describe("multi-process", () => {
     const scopes = ["global", "principal:p1", "channel:slack:T1:U2", "skill:s"];
     const startAt = Date.now() + 3_000;
     const runtimes = [...RUNTIME_NAMES, RUNTIME_NAMES[0]!];
-    const workers = runtimes.map((rt, i) => startWorker(rt, root, i, 40, startAt, scopes, "palyra"));
+    const workers = runtimes.map((rt, i) => startWorker(rt, root, i, 30, startAt, scopes, "palyra"));
     const results = await Promise.all(workers.map((w) => w.done));
     const all = new Map<string, string>();
     for (const r of results) {
       assert.equal(r.code, 0, r.stderr);
-      assert.equal(r.acked.size, 40);
+      assert.equal(r.acked.size, 30);
       for (const [k, v] of r.acked) all.set(k, v);
     }
     const vault = await verify(root, all);
     assert.equal(vault.layout, "palyra");
-    assert.equal((await vault.listSecrets()).length, 160);
+    assert.equal((await vault.listSecrets()).length, 120);
     assert.deepEqual(readdirSync(root).sort(), ["backend.kind", "metadata.json", "objects"], "no lock or scopes/ left");
     assert.deepEqual(readdirSync(join(root, "objects")), ["objects.store.json"]);
   });
