@@ -6,7 +6,7 @@
  * anything shows it to a user.
  */
 import { errnoCode, fsError, VaultError } from "./errors.ts";
-import { fromUtf8, utf8 } from "./crypto/encoding.ts";
+import { parseJsonObject, utf8 } from "./crypto/encoding.ts";
 import { isObjectId } from "./crypto/ids.ts";
 import { formatScope, parseScope, validateKey } from "./scope.ts";
 import type { FileSystem } from "./platform/fs.ts";
@@ -30,7 +30,8 @@ export interface ScopeIndex {
   entries: IndexEntry[];
 }
 
-function corrupt(path: string, why: string, cause?: unknown): VaultError {
+/** The error for an index file that exists but is not a valid index. */
+export function corruptIndex(path: string, why: string, cause?: unknown): VaultError {
   return new VaultError("corrupt", `read index "${path}" failed: it is corrupt (${why})`, {
     hint: "restore metadata.json from a backup; the envelopes in objects/ are untouched",
     cause,
@@ -64,21 +65,14 @@ function isKey(text: string): boolean {
  * given), every key against the key grammar, every object id against its key.
  */
 export function parseIndex(path: string, scope: string | undefined, bytes: Uint8Array): ScopeIndex {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(fromUtf8(bytes));
-  } catch (e) {
-    throw corrupt(path, "not valid UTF-8 JSON", e);
-  }
-  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw corrupt(path, "not a JSON object");
-  const d = doc as Record<string, unknown>;
-  if (d.version !== 1) throw corrupt(path, `unsupported version ${JSON.stringify(d.version) ?? "undefined"}`);
+  const d = parseJsonObject(bytes, (why, cause) => corruptIndex(path, why, cause));
+  if (d.version !== 1) throw corruptIndex(path, `unsupported version ${JSON.stringify(d.version) ?? "undefined"}`);
   const named = canonicalScope(d.scope);
-  if (named === undefined) throw corrupt(path, "its scope is not a valid scope");
+  if (named === undefined) throw corruptIndex(path, "its scope is not a valid scope");
   if (scope !== undefined && named !== scope) {
-    throw corrupt(path, `it names another scope than ${JSON.stringify(scope)}`);
+    throw corruptIndex(path, `it names another scope than ${JSON.stringify(scope)}`);
   }
-  if (!Array.isArray(d.entries)) throw corrupt(path, '"entries" is not an array');
+  if (!Array.isArray(d.entries)) throw corruptIndex(path, '"entries" is not an array');
   const entries: IndexEntry[] = [];
   let previous: string | undefined;
   for (const raw of d.entries as unknown[]) {
@@ -88,10 +82,10 @@ export function parseIndex(path: string, scope: string | undefined, bytes: Uint8
       !isObjectId(e.object_id) || !isCount(e.created_at_unix_ms) || !isCount(e.updated_at_unix_ms) ||
       !isCount(e.value_bytes) || !isKey(e.key)
     ) {
-      throw corrupt(path, `entry ${entries.length} is malformed`);
+      throw corruptIndex(path, `entry ${entries.length} is malformed`);
     }
     if (previous !== undefined && !(previous < e.key)) {
-      throw corrupt(path, "entries are not sorted by key, or repeat one");
+      throw corruptIndex(path, "entries are not sorted by key, or repeat one");
     }
     previous = e.key;
     entries.push({
@@ -112,7 +106,7 @@ export async function readIndex(fs: FileSystem, path: string, scope: string): Pr
     bytes = await fs.readFile(path, MAX_INDEX_BYTES);
   } catch (e) {
     if (errnoCode(e) === "ENOENT") return { version: 1, scope, entries: [] };
-    if (errnoCode(e) === "EFBIG") throw corrupt(path, `it is larger than ${MAX_INDEX_BYTES} bytes`, e);
+    if (errnoCode(e) === "EFBIG") throw corruptIndex(path, `it is larger than ${MAX_INDEX_BYTES} bytes`, e);
     throw fsError("read index", path, e);
   }
   return parseIndex(path, scope, bytes);

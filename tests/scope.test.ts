@@ -234,45 +234,6 @@ describe("scope rules", () => {
 });
 
 describe("key rules", () => {
-  test('Palyra\'s scopes: principal:, channel:<name>:<account> (the account may hold ":"), skill:', () => {
-    assert.deepEqual(parseScope("principal: alice "), { kind: "palyra_principal", id: "alice" });
-    assert.deepEqual(parseScope("channel:slack:T01:U02"), { kind: "channel", name: "slack", account: "T01:U02" });
-    assert.deepEqual(parseScope("channel: discord : 42 "), { kind: "channel", name: "discord", account: "42" });
-    assert.deepEqual(parseScope("skill:web.search"), { kind: "skill", id: "web.search" });
-    assert.equal(formatScope(parseScope("channel:slack:T01:U02")), "channel:slack:T01:U02");
-    assert.notEqual(formatScope(parseScope("pr:alice")), formatScope(parseScope("principal:alice")));
-    assert.deepEqual(toTaggedScope(parseScope("channel:slack:T01:U02")), {
-      kind: "channel",
-      channel_name: "slack",
-      account_id: "T01:U02",
-    });
-    assert.deepEqual(toTaggedScope(parseScope("GLOBAL")), { kind: "global" });
-    assert.deepEqual(toTaggedScope(parseScope("principal:bob")), { kind: "principal", principal_id: "bob" });
-    assert.deepEqual(toTaggedScope(parseScope("skill:x")), { kind: "skill", skill_id: "x" });
-  });
-
-  test("tagged scopes from a file obey the same rules", async () => {
-    await rejectsWith(
-      () => fromTaggedScope({ kind: "principal", principal_id: "caf\u0065\u0301" }),
-      "invalid_scope",
-      /NFC/,
-    );
-    await rejectsWith(
-      () => fromTaggedScope({ kind: "principal", principal_id: " alice" }),
-      "invalid_scope",
-      /white space/,
-    );
-    await rejectsWith(
-      () => fromTaggedScope({ kind: "channel", channel_name: "a:b", account_id: "c" }),
-      "invalid_scope",
-    );
-    await rejectsWith(() => fromTaggedScope({ kind: "workspace", id: "x" }), "invalid_scope", /tagged scope/);
-    await rejectsWith(() => fromTaggedScope({ kind: "skill" }), "invalid_scope");
-    await rejectsWith(() => fromTaggedScope(null), "invalid_scope");
-    const e = await rejectsWith(() => toTaggedScope(parseScope("ws:acme")), "invalid_scope", /Palyra's layout/);
-    assert.match(e.hint ?? "", /palyra-secrets migrate --to scoped/);
-  });
-
   const bad: Array<[string, RegExp]> = [
     ["", /empty/],
     ["a".repeat(129), /129 characters/],

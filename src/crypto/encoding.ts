@@ -19,6 +19,24 @@ export function fromUtf8(bytes: Uint8Array): string {
   return strictDecoder.decode(bytes);
 }
 
+/**
+ * Parses UTF-8 JSON that must be an object; `fail` makes the error for text
+ * that is not UTF-8 JSON, or JSON that is not an object.
+ */
+export function parseJsonObject(
+  bytes: Uint8Array,
+  fail: (why: string, cause?: unknown) => Error,
+): Record<string, unknown> {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(fromUtf8(bytes));
+  } catch (e) {
+    throw fail("not valid UTF-8 JSON", e);
+  }
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw fail("not a JSON object");
+  return doc as Record<string, unknown>;
+}
+
 /** Concatenates byte arrays into a new one. */
 export function concatBytes(...parts: Uint8Array[]): Uint8Array {
   let n = 0;

@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
-import { fromUtf8, toHex, utf8 } from "../crypto/encoding.ts";
+import { parseJsonObject, toHex, utf8 } from "../crypto/encoding.ts";
 import { deriveKek } from "../crypto/kdf.ts";
 import { isSealedStoreItem, openStoreItem, sealStoreItem, STORE_KEY_BYTES } from "../crypto/store_item.ts";
 import type { FileSystem } from "../platform/fs.ts";
@@ -69,16 +69,7 @@ async function readIfExists(fs: FileSystem, path: string): Promise<Uint8Array | 
 }
 
 function parseObject(path: string, bytes: Uint8Array): Record<string, unknown> {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(fromUtf8(bytes));
-  } catch (e) {
-    throw identityError(path, "the item is not valid UTF-8 JSON", e);
-  }
-  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {
-    throw identityError(path, "the item is not a JSON object");
-  }
-  return doc as Record<string, unknown>;
+  return parseJsonObject(bytes, (why, cause) => identityError(path, `the item is ${why}`, cause));
 }
 
 function seedFrom(path: string, pem: unknown, field: string): string {

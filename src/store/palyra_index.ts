@@ -4,38 +4,23 @@
  * order with tagged scopes, pretty-printed with a 2-space indent and no
  * trailing newline.
  */
-import { VaultError } from "../errors.ts";
-import { fromUtf8, utf8 } from "../crypto/encoding.ts";
+import { parseJsonObject, utf8 } from "../crypto/encoding.ts";
 import { isObjectId } from "../crypto/ids.ts";
 import { formatScope, fromTaggedScope, parseScope, toTaggedScope, validateKey } from "../scope.ts";
-import type { IndexEntry } from "../metadata.ts";
+import { corruptIndex, type IndexEntry } from "../metadata.ts";
 
 /** An entry of Palyra's index: an index entry and its scope string. */
 export interface PalyraEntry extends IndexEntry {
   scope: string;
 }
 
-function corrupt(path: string, why: string, cause?: unknown): VaultError {
-  return new VaultError("corrupt", `read index "${path}" failed: it is corrupt (${why})`, {
-    hint: "restore metadata.json from a backup; the envelopes in objects/ are untouched",
-    cause,
-  });
-}
-
 const isCount = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
 
 /** Parses and checks `metadata.json`: every scope, key and object id, no key twice in a scope. */
 export function parsePalyraIndex(path: string, bytes: Uint8Array): PalyraEntry[] {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(fromUtf8(bytes));
-  } catch (e) {
-    throw corrupt(path, "not valid UTF-8 JSON", e);
-  }
-  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw corrupt(path, "not a JSON object");
-  const d = doc as Record<string, unknown>;
-  if (d.version !== 1) throw corrupt(path, `unsupported version ${JSON.stringify(d.version) ?? "undefined"}`);
-  if (!Array.isArray(d.entries)) throw corrupt(path, '"entries" is not an array');
+  const d = parseJsonObject(bytes, (why, cause) => corruptIndex(path, why, cause));
+  if (d.version !== 1) throw corruptIndex(path, `unsupported version ${JSON.stringify(d.version) ?? "undefined"}`);
+  if (!Array.isArray(d.entries)) throw corruptIndex(path, '"entries" is not an array');
   const seen = new Set<string>();
   return (d.entries as unknown[]).map((raw, i) => {
     const e = (typeof raw === "object" && raw !== null ? raw : {}) as Record<string, unknown>;
@@ -44,17 +29,17 @@ export function parsePalyraIndex(path: string, bytes: Uint8Array): PalyraEntry[]
       scope = formatScope(fromTaggedScope(e.scope));
       validateKey(e.key as string);
     } catch (cause) {
-      throw corrupt(path, `entry ${i}: ${cause instanceof Error ? cause.message : cause}`, cause);
+      throw corruptIndex(path, `entry ${i}: ${cause instanceof Error ? cause.message : cause}`, cause);
     }
     if (
       typeof e.object_id !== "string" || !isObjectId(e.object_id) || !isCount(e.created_at_unix_ms) ||
       !isCount(e.updated_at_unix_ms) || !isCount(e.value_bytes)
     ) {
-      throw corrupt(path, `entry ${i} is malformed`);
+      throw corruptIndex(path, `entry ${i} is malformed`);
     }
     const name = `${scope}\u0000${e.key}`;
     if (seen.has(name)) {
-      throw corrupt(path, `entry ${i} repeats key ${JSON.stringify(e.key)} of scope ${JSON.stringify(scope)}`);
+      throw corruptIndex(path, `entry ${i} repeats key ${JSON.stringify(e.key)} of scope ${JSON.stringify(scope)}`);
     }
     seen.add(name);
     return {

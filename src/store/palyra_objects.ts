@@ -7,7 +7,7 @@
  */
 import { join } from "node:path";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
-import { fromUtf8, utf8 } from "../crypto/encoding.ts";
+import { parseJsonObject, utf8 } from "../crypto/encoding.ts";
 import { isObjectId } from "../crypto/ids.ts";
 import type { FileSystem } from "../platform/fs.ts";
 import { secureDir } from "../folders.ts";
@@ -28,13 +28,7 @@ function corrupt(path: string, why: string, cause?: unknown): VaultError {
 
 /** Parses the store into a map of object id to envelope bytes. */
 export function parseObjectsStore(path: string, bytes: Uint8Array): Map<string, Uint8Array> {
-  let doc: unknown;
-  try {
-    doc = JSON.parse(fromUtf8(bytes));
-  } catch (e) {
-    throw corrupt(path, "not valid UTF-8 JSON", e);
-  }
-  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw corrupt(path, "not a JSON object");
+  const doc = parseJsonObject(bytes, (why, cause) => corrupt(path, why, cause));
   const out = new Map<string, Uint8Array>();
   for (const [id, value] of Object.entries(doc)) {
     if (!isObjectId(id)) throw corrupt(path, `${JSON.stringify(id)} is not an object id`);
