@@ -15,7 +15,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { Vault } from "../src/vault.ts";
 import { objectId, scopeDirName } from "../src/crypto/ids.ts";
-import { sealEnvelope } from "../src/crypto/envelope.ts";
+import { openEnvelopeAsync, sealEnvelope, sealEnvelopeAsync } from "../src/crypto/envelope.ts";
 import { encodeIndex, type IndexEntry } from "../src/metadata.ts";
 import { utf8 } from "../src/crypto/encoding.ts";
 
@@ -100,6 +100,25 @@ async function floor(base: string): Promise<number> {
   );
 }
 
+/**
+ * Sealing and opening a 64 KiB value through the vault's path against bare WebCrypto AES-GCM of the
+ * same bytes with a key imported once (the target: within 1.5×), and a typical small value.
+ */
+async function cipherRows(emit: (o: Record<string, unknown>) => void): Promise<void> {
+  for (const size of [64, 65536]) {
+    const value = crypto.getRandomValues(new Uint8Array(size));
+    const sealed = await sealEnvelopeAsync(KEK, TARGET, "k", value);
+    const key = await crypto.subtle.importKey("raw", KEK.slice(), "AES-GCM", false, ["encrypt", "decrypt"]);
+    const iv = new Uint8Array(12);
+    const bare = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv }, key, value));
+    const seal = await measure(() => sealEnvelopeAsync(KEK, TARGET, "k", value), 3000, 1000);
+    const open = await measure(() => openEnvelopeAsync(KEK, TARGET, "k", sealed), 3000, 1000);
+    const bareSeal = await measure(() => crypto.subtle.encrypt({ name: "AES-GCM", iv }, key, value), 3000, 1000);
+    const bareOpen = await measure(() => crypto.subtle.decrypt({ name: "AES-GCM", iv }, key, bare), 3000, 1000);
+    emit({ op: "cipher", size, seal, open, bareSeal, bareOpen });
+  }
+}
+
 async function runAll(base: string): Promise<void> {
   const runtime = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined"
     ? "deno"
@@ -108,6 +127,7 @@ async function runAll(base: string): Promise<void> {
     : "node";
   const emit = (o: Record<string, unknown>) => console.log(JSON.stringify({ runtime, ...o }));
   emit({ op: "floor", opsPerSec: await floor(base) });
+  await cipherRows(emit);
   for (const layout of ["many_scopes", "one_scope"] as const) {
     for (const n of SIZES) {
       const vault = await Vault.open({ root: vaultDir(base, layout, n), kek: KEK, backend: "encrypted_file" });

@@ -50,11 +50,27 @@ for (const name of only.length ? only : Object.keys(runtimes)) {
       );
     }
   }
+  for (const c of rows.filter((x) => x.op === "cipher")) {
+    console.log(
+      `${String(c.size).padStart(6)}-byte value: seal ${fmt(c.seal).trim()}/s vs bare WebCrypto ${
+        fmt(c.bareSeal).trim()
+      }/s ` +
+        `(x${(c.bareSeal / c.seal).toFixed(2)} the time); open ${fmt(c.open).trim()}/s vs ${
+          fmt(c.bareOpen).trim()
+        }/s ` +
+        `(x${(c.bareOpen / c.open).toFixed(2)}); target at 64 KiB: within x1.5`,
+    );
+  }
   const put10 = rows.find((x) => x.layout === "many_scopes" && x.n === 10).put;
   console.log(
     `durable-write floor (write+fsync+rename+fsync folder, same size): ${fmt(floor).trim()} ops/s; ` +
       `put at 10 secrets: ${fmt(put10).trim()} ops/s = ${(floor / put10).toFixed(2)} floors per put`,
   );
+}
+
+// CLI start-up against an empty program on each runtime.
+if (spawnSync("node", [join(root, "bench", "cli_startup.mjs")], { cwd: root, stdio: "inherit" }).status !== 0) {
+  process.exit(1);
 }
 
 // Keychain backends: each runtime inside its own private D-Bus session with an unlocked keyring.

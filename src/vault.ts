@@ -9,7 +9,7 @@
 import { dirname, join, resolve } from "node:path";
 import { fsError, VaultError } from "./errors.ts";
 import { utf8 } from "./crypto/encoding.ts";
-import { openEnvelope, sealEnvelope } from "./crypto/envelope.ts";
+import { openEnvelopeAsync, sealEnvelopeAsync } from "./crypto/envelope.ts";
 import { objectId } from "./crypto/ids.ts";
 import { kekId, KEY_BYTES } from "./crypto/kdf.ts";
 import { SensitiveBytes } from "./crypto/sensitive.ts";
@@ -23,8 +23,8 @@ import {
   identityKek,
   loadIdentity,
   loadOrCreateIdentity,
+  type StoreKeyProtection,
 } from "./store/identity_store.ts";
-import { dpapiStoreKeyProtection } from "./backends/windows_dpapi.ts";
 import type { IndexEntry } from "./metadata.ts";
 import type { LayoutName, VaultLayout } from "./store/layout.ts";
 import { ScopedLayout } from "./store/scoped_layout.ts";
@@ -464,7 +464,14 @@ export class Vault {
       await this.#create();
       const kek = this.#kek!;
       const layout = this.#layout;
-      const envelope = sealEnvelope(kek, s, k, bytes, layout.algorithm, layout.writesKekId ? this.#kekId : null);
+      const envelope = await sealEnvelopeAsync(
+        kek,
+        s,
+        k,
+        bytes,
+        layout.algorithm,
+        layout.writesKekId ? this.#kekId : null,
+      );
       const backend = layout.objects;
       const limit = backend.maxPayloadBytes;
       if (limit !== undefined && envelope.length > limit) {
@@ -486,7 +493,7 @@ export class Vault {
           let same = false;
           if (previous !== undefined) {
             try {
-              const current = openEnvelope(kek, s, k, previous, this.#kekId);
+              const current = await openEnvelopeAsync(kek, s, k, previous, this.#kekId);
               same = sameBytes(current, bytes);
               current.fill(0);
             } catch {
@@ -586,7 +593,7 @@ export class Vault {
       throw e;
     }
     const kek = await this.#kekForRead();
-    return new SensitiveBytes(openEnvelope(kek, s, k, envelope, this.#kekId));
+    return new SensitiveBytes(await openEnvelopeAsync(kek, s, k, envelope, this.#kekId));
   }
 
   /**
@@ -756,6 +763,15 @@ export async function migrateVault(options: MigrateOptions): Promise<MigrateResu
   }
 }
 
+/** DPAPI protection of the identity store key, its module loaded only on Windows when first used. */
+function lazyDpapiProtection(run: CommandRunner): StoreKeyProtection {
+  const load = async () => (await import("./backends/windows_dpapi.ts")).dpapiStoreKeyProtection(run);
+  return {
+    protect: async (key) => (await load()).protect(key),
+    unprotect: async (stored) => (await load()).unprotect(stored),
+  };
+}
+
 /** Opens a vault with replaced internals (tests inject a failing file layer). */
 export async function openVaultWith(options: VaultOptions, internals: VaultInternals): Promise<Vault> {
   const fs = internals.fs ?? nodeFileSystem;
@@ -793,7 +809,7 @@ export async function openVaultWith(options: VaultOptions, internals: VaultInter
   const platform = internals.platform ?? osPlatform();
   const identityHost: IdentityHost = {
     fs,
-    keyProtection: platform === "win32" ? dpapiStoreKeyProtection(run) : undefined,
+    keyProtection: platform === "win32" ? lazyDpapiProtection(run) : undefined,
   };
   const layoutOption = options.layout;
   if (layoutOption !== undefined && layoutOption !== "scoped" && layoutOption !== "palyra") {

@@ -1,7 +1,7 @@
 /** Package metadata stays consistent across package.json, deno.json, jsr.json and the code. */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, statSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { VERSION } from "../src/version.ts";
 import * as api from "../mod.ts";
@@ -78,8 +78,7 @@ describe("the README's tasks after npm ci", () => {
 describe("the npm package", () => {
   test("regression: npm pack then a global install runs the CLI on plain Node, without tsx", async () => {
     const dir = tempDir("pack");
-    const bundle = join(ROOT, "dist", "palyra-secrets.mjs");
-    try {
+    {
       const pack = await run(["npm", "pack", ROOT, "--pack-destination", dir], { cwd: dir, timeoutMs: 300_000 });
       assert.equal(pack.code, 0, pack.stderr);
       const tarball = join(dir, `palyra-vault-${VERSION}.tgz`);
@@ -98,8 +97,22 @@ describe("the npm package", () => {
       assert.equal((await run([bin, "set", "global", "k"], { cwd: dir, env, input: "installed" })).code, 0);
       const got = await run([bin, "get", "global", "k", "--reveal"], { cwd: dir, env });
       assert.equal(new TextDecoder().decode(got.stdout), "installed");
-    } finally {
-      rmSync(bundle, { force: true });
     }
+  });
+
+  test("in a checkout, npx palyra-secrets runs the JavaScript build, rebuilt first when older than the sources", async () => {
+    const built = join(ROOT, "dist", "node", "cli.mjs");
+    const npx = async () => await run(["npx", "--no-install", "palyra-secrets", "--version"], { cwd: ROOT });
+    const first = await npx();
+    assert.equal(new TextDecoder().decode(first.stdout), `palyra-secrets ${VERSION}\n`, first.stderr);
+    assert.ok(existsSync(built), "npm ci (prepare) or the first start built dist/node/cli.mjs");
+    // A build older than the sources (someone edited src/) is rebuilt before it runs.
+    utimesSync(built, new Date(0), new Date(0));
+    const again = await npx();
+    assert.equal(new TextDecoder().decode(again.stdout), `palyra-secrets ${VERSION}\n`, again.stderr);
+    assert.ok(statSync(built).mtimeMs > 0, "rebuilt");
+    // The CLI the build runs is the bundle, with no TypeScript loader in it.
+    assert.doesNotMatch(readFileSync(join(ROOT, "bin", "palyra-secrets.mjs"), "utf8"), /tsx/);
+    assert.doesNotMatch(readFileSync(built, "utf8"), /from "tsx|register\(\)/);
   });
 });

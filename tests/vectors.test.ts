@@ -14,7 +14,13 @@ import { gcm } from "@noble/ciphers/aes.js";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { deriveKek, kekId } from "../src/crypto/kdf.ts";
 import { envelopeAad, objectId, scopeDirName } from "../src/crypto/ids.ts";
-import { openEnvelope, sealEnvelope } from "../src/crypto/envelope.ts";
+import {
+  openEnvelope,
+  openEnvelopeAsync,
+  sealEnvelope,
+  sealEnvelopeAsync,
+  WEBCRYPTO_MIN_BYTES,
+} from "../src/crypto/envelope.ts";
 import { fromBase64, toBase64, toHex, utf8 } from "../src/crypto/encoding.ts";
 import { VaultError } from "../src/errors.ts";
 
@@ -199,6 +205,18 @@ describe("known-answer vectors from Python cryptography", () => {
       assert.throws(() => openEnvelope(wrongKek, v.scope, v.key, bytes), isCryptoError, "other KEK");
     });
 
+    test(`${label} opens to its value through the async path too, and only for its scope, key and KEK`, async () => {
+      const kek = fromHex(v.kek_hex);
+      const bytes = utf8(v.envelope);
+      assert.deepEqual(await openEnvelopeAsync(kek, v.scope, v.key, bytes), value);
+      const refuses = (p: Promise<unknown>, what: string) => assert.rejects(p, isCryptoError, what);
+      await refuses(openEnvelopeAsync(kek, otherScope(v.scope), v.key, bytes), "other scope");
+      await refuses(openEnvelopeAsync(kek, v.scope, otherKey(v.key), bytes), "other key");
+      const wrongKek = kek.slice();
+      wrongKek[0]! ^= 1;
+      await refuses(openEnvelopeAsync(wrongKek, v.scope, v.key, bytes), "other KEK");
+    });
+
     test(`${label} has the exact encoding the TypeScript side would write`, () => {
       const kek = fromHex(v.kek_hex);
       const env = JSON.parse(v.envelope) as Record<string, unknown>;
@@ -295,6 +313,50 @@ describe("known-answer vectors from Python cryptography", () => {
   }
 });
 
+describe("both cipher paths write and read the same envelopes", () => {
+  // The vault's async path hands AES-GCM values of WEBCRYPTO_MIN_BYTES or more to WebCrypto; the
+  // sync path runs @noble/ciphers for every size. Each must open what the other wrote, on both
+  // sides of that threshold (empty, under one block, block edges, 4 KiB, 64 KiB) and for both algorithms.
+  const SIZES = [0, 1, 15, 16, 17, 255, 4096, 65536];
+  for (const algorithm of ["aes_256_gcm", "chacha20_poly1305"] as const) {
+    test(`sync → async and async → sync (${algorithm})`, async () => {
+      const kek = fromHex(V.kek[0]!.kek_hex);
+      const key = kek;
+      assert.ok(SIZES.some((n) => n < WEBCRYPTO_MIN_BYTES) && SIZES.some((n) => n >= WEBCRYPTO_MIN_BYTES));
+      for (const size of SIZES) {
+        const value = globalThis.crypto.getRandomValues(new Uint8Array(size));
+        const fromNoble = sealEnvelope(kek, "ws:acme", "k", value, algorithm);
+        assert.deepEqual(
+          await openEnvelopeAsync(key, "ws:acme", "k", fromNoble),
+          value,
+          `${size} bytes, sync → async`,
+        );
+        const fromWeb = await sealEnvelopeAsync(key, "ws:acme", "k", value, algorithm);
+        assert.deepEqual(openEnvelope(kek, "ws:acme", "k", fromWeb), value, `${size} bytes, async → sync`);
+        const env = JSON.parse(new TextDecoder().decode(fromWeb)) as Record<string, unknown>;
+        assert.deepEqual(Object.keys(env), [...ENVELOPE_FIELDS], "same fields in the same order");
+        assert.equal(env.algorithm, algorithm);
+        assert.equal(env.kek_id, V.kek[0]!.kek_id);
+        // A flipped bit anywhere in the sealed value is the same crypto error on both paths.
+        if (size > 0) {
+          const tampered = JSON.parse(new TextDecoder().decode(fromWeb)) as Record<string, string>;
+          const ct = b64(tampered.secret_ciphertext_b64!, "ct");
+          ct[size >> 1]! ^= 0x80;
+          tampered.secret_ciphertext_b64 = toBase64(ct);
+          const bad = utf8(JSON.stringify(tampered));
+          assert.throws(() => openEnvelope(kek, "ws:acme", "k", bad), isCryptoError);
+          await assert.rejects(openEnvelopeAsync(key, "ws:acme", "k", bad), isCryptoError);
+        }
+      }
+      // Palyra's daemon writes no kek_id: a null id leaves it out on both sides of the threshold.
+      for (const size of [1, WEBCRYPTO_MIN_BYTES]) {
+        const sealed = await sealEnvelopeAsync(key, "global", "k", new Uint8Array(size), algorithm, null);
+        assert.equal("kek_id" in JSON.parse(new TextDecoder().decode(sealed)), false);
+      }
+    });
+  }
+});
+
 // ---------------------------------------------------------------------------------------------
 // Project Wycheproof against the noble primitives the library uses
 
@@ -337,6 +399,39 @@ describe("Wycheproof vectors through the noble primitives", () => {
     );
     assert.ok(n.valid > 0, "valid AES-GCM cases checked");
     assert.ok(n.invalid > 0, "invalid AES-GCM cases checked");
+  });
+
+  test("AES-256-GCM, 96-bit nonces (WebCrypto, the vault's own path)", async () => {
+    const doc = readJson("wycheproof/aes_gcm_test.json") as WycheproofFile<AeadCase>;
+    let valid = 0;
+    let invalid = 0;
+    for (const group of doc.testGroups) {
+      if (!(group.keySize === 256 && group.ivSize === 96 && group.tagSize === 128)) continue;
+      for (const t of group.tests) {
+        const what = `aes_gcm_test.json tcId ${t.tcId} (${t.comment || t.flags.join(",")})`;
+        // WebCrypto takes ArrayBuffer-backed views only.
+        const buf = (b: Uint8Array) => b as Uint8Array<ArrayBuffer>;
+        const key = await crypto.subtle.importKey("raw", buf(fromHex(t.key)), "AES-GCM", false, [
+          "encrypt",
+          "decrypt",
+        ]);
+        const params = { name: "AES-GCM", iv: buf(fromHex(t.iv)), additionalData: buf(fromHex(t.aad)), tagLength: 128 };
+        const sealed = buf(concat(fromHex(t.ct), fromHex(t.tag)));
+        if (t.result === "valid") {
+          assert.equal(
+            toHex(new Uint8Array(await crypto.subtle.encrypt(params, key, buf(fromHex(t.msg))))),
+            toHex(sealed),
+            what,
+          );
+          assert.equal(toHex(new Uint8Array(await crypto.subtle.decrypt(params, key, sealed))), t.msg, what);
+          valid++;
+        } else if (t.result === "invalid") {
+          await assert.rejects(crypto.subtle.decrypt(params, key, sealed), `${what}: must not decrypt`);
+          invalid++;
+        }
+      }
+    }
+    assert.ok(valid > 0 && invalid > 0, "valid and invalid AES-GCM cases checked");
   });
 
   test("ChaCha20-Poly1305, 96-bit nonces (@noble/ciphers chacha20poly1305)", () => {

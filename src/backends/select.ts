@@ -10,9 +10,6 @@ import type { FileSystem } from "../platform/fs.ts";
 import type { CommandRunner } from "../platform/subprocess.ts";
 import { BACKEND_KINDS, type BackendKind, type BlobBackend } from "./backend.ts";
 import { EncryptedFileBackend } from "./encrypted_file.ts";
-import { LinuxSecretServiceBackend } from "./linux_secret_service.ts";
-import { MacosKeychainBackend } from "./macos_keychain.ts";
-import { WindowsDpapiBackend } from "./windows_dpapi.ts";
 
 /** What the caller asks for: `auto`, `encrypted_file` or a specific kind. */
 export type BackendPreference = "auto" | BackendKind;
@@ -93,6 +90,8 @@ export async function backendAvailability(kind: BackendKind, host: BackendHost):
     case "windows_dpapi": {
       if (host.platform !== "win32") return no("DPAPI exists only on Windows");
       // A round trip through the real scripts, so a PowerShell that cannot run them is never chosen.
+      // Each keychain backend is loaded only where it is asked about.
+      const { WindowsDpapiBackend } = await import("./windows_dpapi.ts");
       const p = await WindowsDpapiBackend.probe(host.run);
       return { kind, ...p };
     }
@@ -100,6 +99,7 @@ export async function backendAvailability(kind: BackendKind, host: BackendHost):
       if (host.platform === "win32" || host.platform === "darwin") {
         return no("the Secret Service is a Linux/BSD desktop service");
       }
+      const { LinuxSecretServiceBackend } = await import("./linux_secret_service.ts");
       const p = await LinuxSecretServiceBackend.probe(host.run);
       return { kind, ...p };
     }
@@ -118,17 +118,17 @@ export async function autoKind(host: BackendHost): Promise<BackendAvailability> 
   return { kind: "encrypted_file", available: true, reason: `${preferred} is not available here (${a.reason})` };
 }
 
-function construct(kind: BackendKind, root: string, host: BackendHost): BlobBackend {
+async function construct(kind: BackendKind, root: string, host: BackendHost): Promise<BlobBackend> {
   const limit = host.maxObjectBytes === undefined ? {} : { maxObjectBytes: host.maxObjectBytes };
   switch (kind) {
     case "encrypted_file":
       return new EncryptedFileBackend(root, host.fs, limit);
     case "linux_secret_service":
-      return new LinuxSecretServiceBackend({ run: host.run });
+      return new (await import("./linux_secret_service.ts")).LinuxSecretServiceBackend({ run: host.run });
     case "macos_keychain":
-      return new MacosKeychainBackend({ run: host.run });
+      return new (await import("./macos_keychain.ts")).MacosKeychainBackend({ run: host.run });
     case "windows_dpapi":
-      return new WindowsDpapiBackend(root, host.fs, { run: host.run, ...limit });
+      return new (await import("./windows_dpapi.ts")).WindowsDpapiBackend(root, host.fs, { run: host.run, ...limit });
   }
 }
 
@@ -141,7 +141,7 @@ async function createBackend(
 ): Promise<BlobBackend> {
   // `auto` has just probed its choice: asking again would start the keychain tool twice.
   const a = known?.kind === kind ? known : await backendAvailability(kind, host);
-  if (a.available) return construct(kind, root, host);
+  if (a.available) return await construct(kind, root, host);
   const why = marked
     ? `this vault was created with the "${kind}" backend (see ${
       join(root, BACKEND_MARKER)

@@ -225,3 +225,12 @@ export const nodeFileSystem: FileSystem = {
     }
   },
 };
+
+/**
+ * Reads a whole file, following symbolic links (a user's config file may be a
+ * link into a dotfiles checkout); for files the user names, not vault files.
+ */
+export async function readUserFile(path: string): Promise<Uint8Array> {
+  const buf = await fsp.readFile(path);
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+}

@@ -26,7 +26,11 @@ function pem(label: string, der: Uint8Array): string {
 export async function newCa(now: Date = new Date()): Promise<NewCa> {
   // @peculiar/x509 resolves its services through tsyringe, which needs the Reflect metadata API.
   await import("reflect-metadata");
-  const x509 = await import("@peculiar/x509");
+  const loaded = await import("@peculiar/x509");
+  // Bundled for Node (scripts/build-node.mjs), this CommonJS package arrives as the default export.
+  const x509 = loaded.X509CertificateGenerator === undefined
+    ? (loaded as unknown as { default: typeof loaded }).default
+    : loaded;
   const algorithm = { name: "ECDSA", namedCurve: "P-256", hash: "SHA-256" };
   const keys = await globalThis.crypto.subtle.generateKey(algorithm, true, ["sign", "verify"]) as CryptoKeyPair;
   const serial = globalThis.crypto.getRandomValues(new Uint8Array(16));

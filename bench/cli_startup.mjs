@@ -1,0 +1,73 @@
+#!/usr/bin/env node
+// `palyra-secrets get` against an empty program on the same runtime, in the same run: the ratio is
+// the CLI's start-up cost (targets: ≤ 2× on each runtime and for the compiled binary). Runs are
+// interleaved and the median of each is kept, because these machines are noisy.
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const root = new URL("..", import.meta.url).pathname;
+const bin = (name) => join(root, "node_modules", ".bin", name);
+const ROUNDS = Number(process.env.STARTUP_ROUNDS ?? 21);
+const work = mkdtempSync(join(tmpdir(), "palyra-startup-"));
+const env = {
+  ...process.env,
+  PALYRA_VAULT_DIR: join(work, "vault"),
+  PALYRA_IDENTITY_DIR: join(work, "identity"),
+  PALYRA_VAULT_BACKEND: "encrypted_file",
+};
+writeFileSync(join(work, "empty.ts"), "export {};\n");
+writeFileSync(join(work, "empty.mjs"), "export {};\n");
+
+const must = (r, what) => {
+  if (r.status !== 0) throw new Error(`${what} failed: ${r.stderr ?? r.error}`);
+  return r;
+};
+// The README's Deno permissions, from `deno task cli`.
+const denoTask = JSON.parse(spawnSync("cat", [join(root, "deno.json")], { encoding: "utf8" }).stdout).tasks.cli;
+const denoFlags = denoTask.split(" deno run ")[1].replace(/ cli\.ts$/, "").split(" ");
+const get = ["get", "global", "openai_api_key"];
+const bunCompile = (entry, out) =>
+  must(spawnSync(bin("bun"), ["build", "--compile", entry, "--outfile", out], { cwd: root, encoding: "utf8" }), out) &&
+  out;
+const pairs = [
+  ["bun", [bin("bun"), join(work, "empty.ts")], [bin("bun"), join(root, "cli.ts"), ...get]],
+  ["deno", [bin("deno"), "run", "-q", join(work, "empty.ts")], [
+    bin("deno"),
+    "run",
+    ...denoFlags,
+    join(root, "cli.ts"),
+    ...get,
+  ]],
+  ["node", ["node", join(work, "empty.mjs")], ["node", join(root, "bin", "palyra-secrets.mjs"), ...get]],
+  ["binary (bun --compile)", [bunCompile(join(work, "empty.ts"), join(work, "empty-bin"))], [
+    bunCompile(join(root, "cli.ts"), join(work, "palyra-secrets")),
+    ...get,
+  ]],
+];
+must(
+  spawnSync(bin("bun"), [join(root, "cli.ts"), "set", "global", "openai_api_key"], { env, input: "sk-startup-bench" }),
+  "seed",
+);
+for (const [, , cli] of pairs) {
+  must(spawnSync(cli[0], cli.slice(1), { cwd: root, env, encoding: "utf8" }), cli.join(" "));
+}
+
+const times = pairs.map(() => [[], []]);
+for (let i = 0; i < ROUNDS; i++) {
+  pairs.forEach(([, base, cli], j) => {
+    for (const [k, cmd] of [[0, base], [1, cli]]) {
+      const t = process.hrtime.bigint();
+      must(spawnSync(cmd[0], cmd.slice(1), { cwd: root, env, stdio: ["ignore", "ignore", "pipe"] }), cmd.join(" "));
+      times[j][k].push(Number(process.hrtime.bigint() - t) / 1e6);
+    }
+  });
+}
+const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
+console.log(`\n## CLI start-up: palyra-secrets get vs an empty program (median of ${ROUNDS} interleaved runs)`);
+console.log("runtime                   empty ms   get ms   ratio (target ≤ 2)");
+pairs.forEach(([name], j) => {
+  const [e, g] = times[j].map(median);
+  console.log(`${name.padEnd(24)} ${e.toFixed(1).padStart(9)} ${g.toFixed(1).padStart(8)}   x${(g / e).toFixed(2)}`);
+});

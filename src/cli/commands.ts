@@ -1,0 +1,112 @@
+/**
+ * The table of commands: what `--help` shows and how each is called. The code
+ * of a command is in its own file, loaded only when that command runs.
+ */
+import type { OptionSpec, ParsedArgs } from "./args.ts";
+import { PROGRAM } from "./output.ts";
+
+/** One command: its help and the loader of its code. */
+export interface Command {
+  readonly usage: string;
+  readonly summary: string;
+  readonly example: string;
+  readonly options: Readonly<Record<string, OptionSpec>>;
+  readonly optionHelp?: string;
+  readonly positionals: readonly [min: number, max: number];
+  readonly load: () => Promise<{ run(args: ParsedArgs): Promise<number> }>;
+}
+
+/** Options every command takes. */
+export const GLOBAL_OPTIONS: Readonly<Record<string, OptionSpec>> = {
+  "vault-dir": { type: "string" },
+  "identity-dir": { type: "string" },
+  backend: { type: "string" },
+  layout: { type: "string" },
+  "max-bytes": { type: "string" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+  version: { type: "boolean", short: "V" },
+};
+
+/** The commands, in the order help lists them. */
+export const COMMANDS: Readonly<Record<string, Command>> = {
+  doctor: {
+    usage: "doctor",
+    summary: "show the runtime, folders and modes, backends available here, and lock state (reads no secret)",
+    example: `${PROGRAM} doctor --json`,
+    options: {},
+    positionals: [0, 0],
+    load: () => import("./doctor.ts"),
+  },
+  set: {
+    usage: "set <scope> <key> [--force]",
+    summary: "store a secret; the value comes from stdin (exact bytes) or a hidden prompt",
+    example: `printf '%s' "$OPENAI_API_KEY" | ${PROGRAM} set global openai_api_key`,
+    options: { force: { type: "boolean" } },
+    optionHelp: "  --force              replace a different value already stored under <scope> <key>",
+    positionals: [2, 2],
+    load: () => import("./set.ts"),
+  },
+  get: {
+    usage: "get <scope> <key> [--reveal]",
+    summary: "read a secret; redacted unless --reveal, which writes the exact bytes to stdout",
+    example: `${PROGRAM} get ws:acme github_token --reveal`,
+    options: { reveal: { type: "boolean" } },
+    optionHelp: "  --reveal             write the secret's exact bytes to stdout",
+    positionals: [2, 2],
+    load: () => import("./get.ts"),
+  },
+  list: {
+    usage: "list [<scope>]",
+    summary: "list keys with their created and updated times; every scope when none is given",
+    example: `${PROGRAM} list ws:acme --json`,
+    options: {},
+    positionals: [0, 1],
+    load: () => import("./list.ts"),
+  },
+  delete: {
+    usage: "delete <scope> <key>",
+    summary: "delete a secret; prints deleted=false when it did not exist",
+    example: `${PROGRAM} delete ws:acme github_token`,
+    options: {},
+    positionals: [2, 2],
+    load: () => import("./delete.ts"),
+  },
+  migrate: {
+    usage: "migrate --to scoped|palyra",
+    summary: "convert the vault in place to the scoped layout or to the layout of Palyra's daemon; " +
+      "safe to interrupt, and run again to finish",
+    example: `${PROGRAM} migrate --to palyra`,
+    options: { to: { type: "string" } },
+    optionHelp: "  --to LAYOUT          scoped (every scope kind) | palyra (shared with Palyra's daemon)",
+    positionals: [0, 0],
+    load: () => import("./migrate.ts"),
+  },
+  audit: {
+    usage: "audit [--path FILE] [--strict]",
+    summary: "find plaintext secrets and check vault references in a Palyra config (palyra.toml)",
+    example: `${PROGRAM} audit --path palyra.toml --strict`,
+    options: { path: { type: "string" }, strict: { type: "boolean" } },
+    optionHelp: "  --path FILE          the config file (default: ./palyra.toml, else the user config)\n" +
+      "  --strict             exit 3 when there are blocking findings",
+    positionals: [0, 0],
+    load: () => import("./audit.ts"),
+  },
+  configure: {
+    usage: "configure <dotted.field> <scope> <key> [--path FILE] [--from-config] [--force] [--backups N]",
+    summary: "store a config field's secret in the vault and replace the field with <field>_vault_ref",
+    example: `${PROGRAM} configure model_provider.openai_api_key global openai_api_key --from-config`,
+    options: {
+      path: { type: "string" },
+      "from-config": { type: "boolean" },
+      force: { type: "boolean" },
+      backups: { type: "string" },
+    },
+    optionHelp: "  --path FILE          the config file (default: ./palyra.toml, else the user config)\n" +
+      "  --from-config        move the plaintext already in the file (otherwise the value comes from stdin)\n" +
+      "  --force              replace a different value already stored under <scope> <key>\n" +
+      "  --backups N          how many backups to keep as FILE.bak.1 … (default 5; 0 for none)",
+    positionals: [3, 3],
+    load: () => import("./configure.ts"),
+  },
+};

@@ -1,0 +1,90 @@
+/** What several commands share: the global options that open a vault, scope and key arguments, the value prompt. */
+import { Vault, type VaultOptions } from "../vault.ts";
+import { VaultError } from "../errors.ts";
+import { BACKEND_KINDS, type BackendKind } from "../backends/backend.ts";
+import type { LayoutName } from "../store/layout.ts";
+import { formatScope, parseScope, validateKey } from "../scope.ts";
+import { readAllStdin, readHiddenLine, stdinIsTerminal } from "../platform/terminal.ts";
+import type { ParsedArgs } from "./args.ts";
+import { EXIT, PROGRAM, UsageError } from "./output.ts";
+
+const BACKEND_CHOICES = ["auto", ...BACKEND_KINDS];
+const DEFAULT_MAX_BYTES = 65536;
+
+/** `--max-bytes`, checked: a usage error when it is not a whole number. */
+export function maxBytes(args: ParsedArgs): number {
+  const raw = args.values["max-bytes"];
+  if (raw === undefined) return DEFAULT_MAX_BYTES;
+  if (typeof raw !== "string" || !/^\d{1,10}$/.test(raw) || Number(raw) < 1) {
+    throw new UsageError(`--max-bytes takes a whole number of bytes (at least 1), got ${JSON.stringify(raw)}`);
+  }
+  return Number(raw);
+}
+
+/** `--vault-dir` and `--identity-dir`, as vault options. */
+export function folderOptions(args: ParsedArgs): { root?: string; identityRoot?: string } {
+  const v = args.values;
+  return {
+    ...(typeof v["vault-dir"] === "string" ? { root: v["vault-dir"] } : {}),
+    ...(typeof v["identity-dir"] === "string" ? { identityRoot: v["identity-dir"] } : {}),
+  };
+}
+
+/** Opens the vault the global options name. */
+export async function openVault(args: ParsedArgs): Promise<Vault> {
+  const options: VaultOptions = { maxSecretBytes: maxBytes(args), ...folderOptions(args) };
+  const v = args.values;
+  if (typeof v.backend === "string") {
+    if (!BACKEND_CHOICES.includes(v.backend)) {
+      throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(", ")}; got ${JSON.stringify(v.backend)}`);
+    }
+    options.backend = v.backend as BackendKind;
+  }
+  if (v.layout !== undefined) options.layout = layoutArg(v.layout, "--layout");
+  return await Vault.open(options);
+}
+
+/** A layout name from an option, checked. */
+export function layoutArg(value: string | boolean | undefined, option: string): LayoutName {
+  if (value === "scoped" || value === "palyra") return value;
+  throw new UsageError(`${option} must be scoped or palyra; got ${JSON.stringify(value)}`);
+}
+
+/** Checks a scope and key from the command line before anything else happens. */
+export function scopeAndKey(args: ParsedArgs): [string, string] {
+  const scope = formatScope(parseScope(args.positionals[0]!));
+  return [scope, validateKey(args.positionals[1]!)];
+}
+
+/**
+ * The value for `set`/`configure`: a hidden prompt on a terminal, else stdin
+ * (read no further than the limit allows).
+ */
+export async function readValue(label: string, limit: number): Promise<Uint8Array> {
+  let value: Uint8Array;
+  if (stdinIsTerminal()) {
+    const input = await readHiddenLine(`Value for ${label} (input hidden): `);
+    if (input.kind === "cancelled") throw new UsageError("cancelled; nothing was stored", undefined, EXIT.interrupted);
+    if (input.kind === "continued") {
+      throw new UsageError(
+        "the input went on after the end of the line (a multi-line paste?); nothing was stored: " +
+          `pipe a multi-line value on stdin (${PROGRAM} set … < file), or paste it in a terminal with bracketed paste`,
+      );
+    }
+    value = input.bytes;
+  } else {
+    value = await readAllStdin(limit);
+  }
+  if (value.length > limit) {
+    value.fill(0);
+    throw new VaultError(
+      "value_too_large",
+      `read the value of ${label} failed: it is more than ${limit} bytes; nothing was stored`,
+      { hint: "store a smaller value, or raise the limit with --max-bytes N" },
+    );
+  }
+  if (value.length === 0) {
+    throw new UsageError("the value is empty; nothing was stored (pipe the value on stdin, or type it at the prompt)");
+  }
+  return value;
+}

@@ -1,0 +1,186 @@
+/**
+ * The envelope's bytes (docs/FORMAT.md §3), apart from any cipher: the JSON
+ * document, the checks made before anything is decrypted, and the one
+ * `crypto` error every failure becomes. The two ways of running the cipher,
+ * `envelope.ts` (synchronous, `@noble/ciphers`) and `envelope_async.ts`
+ * (WebCrypto), both sit on this, so they read and write the same bytes.
+ */
+import { VaultError } from "../errors.ts";
+import { fromBase64, fromUtf8, toBase64, utf8 } from "./encoding.ts";
+import { envelopeAad } from "./ids.ts";
+import { KEY_BYTES } from "./kdf.ts";
+
+/** AEAD algorithms an envelope may name. New envelopes use `aes_256_gcm`. */
+export type EnvelopeAlgorithm = "aes_256_gcm" | "chacha20_poly1305";
+
+/** The JSON object stored for each secret. */
+export interface Envelope {
+  version: 1;
+  algorithm: EnvelopeAlgorithm;
+  /** Absent in what Palyra's daemon writes. */
+  kek_id?: string;
+  aad_b64: string;
+  secret_nonce_b64: string;
+  secret_ciphertext_b64: string;
+  secret_mac_b64: string;
+  dek_nonce_b64: string;
+  dek_ciphertext_b64: string;
+  dek_mac_b64: string;
+}
+
+/** AEAD nonce length for both algorithms. */
+export const NONCE_BYTES = 12;
+/** AEAD tag length for both algorithms. */
+export const TAG_BYTES = 16;
+
+/** Fresh random bytes. */
+export function randomBytes(n: number): Uint8Array {
+  return globalThis.crypto.getRandomValues(new Uint8Array(n));
+}
+
+/** Refuses a KEK that is not 32 bytes. */
+export function checkKek(kek: Uint8Array): void {
+  if (!(kek instanceof Uint8Array) || kek.length !== KEY_BYTES) {
+    throw new VaultError("crypto", `use key-encryption key failed: it must be ${KEY_BYTES} bytes`, {
+      hint: "pass a 32-byte Uint8Array as `kek`, or let the vault derive it from the device identity",
+    });
+  }
+}
+
+/** The random parts of a new envelope: its data key and two nonces. */
+export interface SealParts {
+  readonly aad: Uint8Array;
+  readonly dek: Uint8Array;
+  readonly secretNonce: Uint8Array;
+  readonly dekNonce: Uint8Array;
+}
+
+/** Draws the data key and nonces for sealing `scope`/`key`; the caller wipes `dek`. */
+export function sealParts(scope: string, key: string): SealParts {
+  return {
+    aad: envelopeAad(scope, key),
+    dek: randomBytes(KEY_BYTES),
+    secretNonce: randomBytes(NONCE_BYTES),
+    dekNonce: randomBytes(NONCE_BYTES),
+  };
+}
+
+/** The envelope's JSON bytes, from the parts and the two sealed outputs (ciphertext then tag). */
+export function encodeEnvelope(
+  algorithm: EnvelopeAlgorithm,
+  id: string | null,
+  parts: SealParts,
+  secret: Uint8Array,
+  wrapped: Uint8Array,
+): Uint8Array {
+  const envelope: Envelope = {
+    version: 1,
+    algorithm,
+    ...(id === null ? {} : { kek_id: id }),
+    aad_b64: toBase64(parts.aad),
+    secret_nonce_b64: toBase64(parts.secretNonce),
+    secret_ciphertext_b64: toBase64(secret.subarray(0, secret.length - TAG_BYTES)),
+    secret_mac_b64: toBase64(secret.subarray(secret.length - TAG_BYTES)),
+    dek_nonce_b64: toBase64(parts.dekNonce),
+    dek_ciphertext_b64: toBase64(wrapped.subarray(0, wrapped.length - TAG_BYTES)),
+    dek_mac_b64: toBase64(wrapped.subarray(wrapped.length - TAG_BYTES)),
+  };
+  return utf8(JSON.stringify(envelope));
+}
+
+/** A parsed envelope, checked against the scope and key it is opened for. */
+export interface DecodedEnvelope {
+  readonly algorithm: EnvelopeAlgorithm;
+  /** The `kek_id` it names, if any. */
+  readonly storedKekId: string | undefined;
+  readonly aad: Uint8Array;
+  readonly secretNonce: Uint8Array;
+  /** Ciphertext followed by the tag. */
+  readonly secretSealed: Uint8Array;
+  readonly dekNonce: Uint8Array;
+  /** Wrapped data key followed by the tag. */
+  readonly dekSealed: Uint8Array;
+  /** The `crypto` error for this envelope, naming its scope and key. */
+  fail(why: string, hint?: string): VaultError;
+}
+
+/** Builds the `crypto` error for opening `scope`/`key`. */
+export function openFailure(scope: string, key: string): DecodedEnvelope["fail"] {
+  const where = `scope ${JSON.stringify(scope)} key ${JSON.stringify(key)}`;
+  return (why, hint) =>
+    new VaultError("crypto", `open secret for ${where} failed: ${why}`, hint === undefined ? {} : { hint });
+}
+
+/** Parses and checks an envelope; every defect is a `crypto` error and nothing is decrypted. */
+export function decodeEnvelope(scope: string, key: string, bytes: Uint8Array): DecodedEnvelope {
+  const fail = openFailure(scope, key);
+  let doc: unknown;
+  try {
+    doc = JSON.parse(fromUtf8(bytes));
+  } catch {
+    throw fail("the stored object is not a valid envelope (malformed JSON)");
+  }
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw fail("the stored object is not an envelope");
+  const env = doc as Record<string, unknown>;
+  if (env.version !== 1) throw fail(`unsupported envelope version ${JSON.stringify(env.version) ?? "undefined"}`);
+  const algorithm = env.algorithm;
+  if (algorithm !== "aes_256_gcm" && algorithm !== "chacha20_poly1305") {
+    throw fail(`unsupported algorithm ${JSON.stringify(algorithm) ?? "undefined"}`);
+  }
+  const field = (name: string, length?: number): Uint8Array => {
+    const v = env[name];
+    const decoded = typeof v === "string" ? fromBase64(v) : undefined;
+    if (decoded === undefined) throw fail(`field "${name}" is missing or not unpadded base64`);
+    if (length !== undefined && decoded.length !== length) {
+      throw fail(`field "${name}" is ${decoded.length} bytes; expected ${length}`);
+    }
+    return decoded;
+  };
+  const aad = field("aad_b64");
+  const expectedAad = envelopeAad(scope, key);
+  if (aad.length !== expectedAad.length || !aad.every((b, i) => b === expectedAad[i])) {
+    throw fail(
+      "the object was sealed for another scope or key (AAD mismatch)",
+      "an object cannot be moved between keys",
+    );
+  }
+  const secretNonce = field("secret_nonce_b64", NONCE_BYTES);
+  const secretCt = field("secret_ciphertext_b64");
+  const secretMac = field("secret_mac_b64", TAG_BYTES);
+  const dekNonce = field("dek_nonce_b64", NONCE_BYTES);
+  const dekCt = field("dek_ciphertext_b64", KEY_BYTES);
+  const dekMac = field("dek_mac_b64", TAG_BYTES);
+  return {
+    algorithm,
+    storedKekId: typeof env.kek_id === "string" ? env.kek_id : undefined,
+    aad,
+    secretNonce,
+    secretSealed: joinSealed(secretCt, secretMac),
+    dekNonce,
+    dekSealed: joinSealed(dekCt, dekMac),
+    fail,
+  };
+}
+
+function joinSealed(ct: Uint8Array, tag: Uint8Array): Uint8Array {
+  const out = new Uint8Array(ct.length + tag.length);
+  out.set(ct);
+  out.set(tag, ct.length);
+  return out;
+}
+
+/** The error for a data key that did not authenticate: names a `kek_id` mismatch when there is one. */
+export function dekFailure(env: DecodedEnvelope, ours: string): VaultError {
+  if (env.storedKekId !== undefined && env.storedKekId !== ours) {
+    return env.fail(
+      `it was sealed with kek_id ${JSON.stringify(env.storedKekId)} but this vault's key is ${JSON.stringify(ours)}`,
+      "open the vault with the device identity (or KEK) that wrote it",
+    );
+  }
+  return env.fail("authentication of the data key failed (the object was modified, or another key sealed it)");
+}
+
+/** The error for a value that did not authenticate. */
+export function valueFailure(env: DecodedEnvelope): VaultError {
+  return env.fail("authentication of the value failed (the object was modified)");
+}
