@@ -16,7 +16,7 @@ import process from "node:process";
 import { Vault } from "../src/vault.ts";
 import { objectId, scopeDirName } from "../src/crypto/ids.ts";
 import { openEnvelopeAsync, sealEnvelope, sealEnvelopeAsync } from "../src/crypto/envelope.ts";
-import { encodeIndex, type IndexEntry } from "../src/metadata.ts";
+import { encodeIndex, type IndexEntry } from "../src/store/scope_index.ts";
 import { utf8 } from "../src/crypto/encoding.ts";
 
 const KEK = new Uint8Array(32).fill(42);

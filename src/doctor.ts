@@ -5,25 +5,19 @@
  * (an identity file others may read, files left behind by a crash). It reads
  * no secret and changes nothing.
  */
+import { FILES } from "./store/layout.ts";
 import { dirname, join, sep } from "node:path";
 import { type FileSystem, nodeFileSystem } from "./platform/fs.ts";
 import { defaultIdentityDir, envVar } from "./platform/env.ts";
-import {
-  CA_ITEM,
-  itemFileName,
-  STATE_ITEM,
-  STORE_KEY_FILE,
-  V01_IDENTITY_FILE,
-  V01_LEGACY_IDENTITY_FILE,
-} from "./store/identity_store.ts";
+import { itemFileName } from "./store/identity_store.ts";
 import { detectLayout } from "./store/detect.ts";
-import { PALYRA_LOCK_FILE, parsePalyraLock } from "./store/palyra_lock.ts";
+import { parsePalyraLock } from "./store/palyra_lock.ts";
 import { isProcessAlive, isWindows, osPlatform } from "./platform/process.ts";
 import { runtimeVersion } from "./platform/runtime.ts";
 import { type CommandRunner, runCommand } from "./platform/subprocess.ts";
 import { BACKEND_KINDS } from "./backends/backend.ts";
 import { autoKind, type BackendAvailability, backendAvailability, readBackendMarker } from "./backends/select.ts";
-import { inspectLock, lockHostName } from "./lock.ts";
+import { inspectLock, lockHostName } from "./store/scope_lock.ts";
 
 /** A folder as doctor sees it. */
 export interface FolderReport {
@@ -106,13 +100,20 @@ export async function diagnose(options: DoctorOptions = {}): Promise<DoctorRepor
   const identity = await folder(fs, identityDir);
   let file: string | null = null;
   const identityFiles: string[] = [];
-  for (const name of [itemFileName(CA_ITEM), itemFileName(STATE_ITEM), V01_IDENTITY_FILE, V01_LEGACY_IDENTITY_FILE]) {
+  for (
+    const name of [
+      itemFileName(FILES.identityCaItem),
+      itemFileName(FILES.identityStateItem),
+      FILES.v01Identity,
+      FILES.v01LegacyIdentity,
+    ]
+  ) {
     if (await fs.lstat(join(identityDir, name)).catch(() => undefined)) {
       file ??= join(identityDir, name);
       identityFiles.push(join(identityDir, name));
     }
   }
-  if (identityFiles.length > 0) identityFiles.push(join(identityDir, STORE_KEY_FILE));
+  if (identityFiles.length > 0) identityFiles.push(join(identityDir, FILES.identityStoreKey));
   let layout: string | null = null;
   try {
     layout = vault.exists ? (await detectLayout(fs, root)).layout ?? null : null;
@@ -139,19 +140,19 @@ export async function diagnose(options: DoctorOptions = {}): Promise<DoctorRepor
     }
   }
   const locks: LockReport[] = [];
-  const scopes = join(root, "scopes");
+  const scopes = join(root, FILES.scopesDir);
   const dirs = (await fs.readDir(scopes).catch(() => [] as string[])).sort();
   const folders = [
     root,
     scopes,
-    join(root, "objects"),
-    join(root, "objects_dpapi"),
+    join(root, FILES.objectsDir),
+    join(root, FILES.dpapiObjectsDir),
     ...dirs.map((d) => join(scopes, d)),
   ];
   for (const dir of folders) {
     for (const name of (await fs.readDir(dir).catch(() => [] as string[])).sort()) {
       const path = join(dir, name);
-      if (name === ".metadata.lock") {
+      if (name === FILES.scopeLock) {
         locks.push(await describeLock(fs, path));
       } else if (/\.tmp$|\.removing$|\.reclaim$/.test(name)) {
         problems.push({
@@ -163,7 +164,7 @@ export async function diagnose(options: DoctorOptions = {}): Promise<DoctorRepor
       }
     }
   }
-  const palyraLock = join(root, PALYRA_LOCK_FILE);
+  const palyraLock = join(root, FILES.palyraLock);
   if (layout === "palyra" && (await fs.lstat(palyraLock).catch(() => undefined)) !== undefined) {
     locks.push(await describePalyraLock(fs, palyraLock));
   }
@@ -181,7 +182,7 @@ export async function diagnose(options: DoctorOptions = {}): Promise<DoctorRepor
         code: "stale_lock",
         path: l.path,
         message: `a lock whose holder (${l.holder}) is gone`,
-        hint: l.path.endsWith(`${sep}${PALYRA_LOCK_FILE}`)
+        hint: l.path.endsWith(`${sep}${FILES.palyraLock}`)
           ? "the next operation reclaims it once it is 30 s old (as Palyra's daemon does); nothing to do"
           : "the next writer reclaims it at once; nothing to do",
       });

@@ -6,6 +6,7 @@
  * `backend.kind` are created by the first write, so a read-only command
  * pointed at a mistyped folder reports it instead of creating an empty vault.
  */
+import { FILES } from "./store/layout.ts";
 import { dirname, join, resolve } from "node:path";
 import { fsError, VaultError } from "./errors.ts";
 import { utf8 } from "./crypto/encoding.ts";
@@ -16,7 +17,7 @@ import { SensitiveBytes } from "./crypto/sensitive.ts";
 import { formatScope, parseVaultRef, toScope, validateKey, type VaultScope } from "./scope.ts";
 import { type FileSystem, nodeFileSystem } from "./platform/fs.ts";
 import { defaultIdentityDir, envVar } from "./platform/env.ts";
-import { secureDir } from "./folders.ts";
+import { secureDir } from "./store/folders.ts";
 import {
   type DeviceIdentity,
   type IdentityHost,
@@ -25,7 +26,7 @@ import {
   loadOrCreateIdentity,
   type StoreKeyProtection,
 } from "./store/identity_store.ts";
-import type { IndexEntry } from "./metadata.ts";
+import type { IndexEntry } from "./store/scope_index.ts";
 import type { LayoutName, VaultLayout } from "./store/layout.ts";
 import { ScopedLayout } from "./store/scoped_layout.ts";
 import { PalyraLayout } from "./store/palyra_layout.ts";
@@ -177,7 +178,7 @@ async function locateRoot(fs: FileSystem, path: string): Promise<{ root: string;
   // Checked at the real path: a link to a file is refused before anything is changed.
   await secureDir(fs, real, what, { create: false });
   // Tighten what exists inside too; nothing is created.
-  for (const sub of ["scopes", "objects"]) {
+  for (const sub of [FILES.scopesDir, FILES.objectsDir]) {
     const path = join(real, sub);
     if ((await fs.lstat(path).catch(() => undefined)) !== undefined) {
       await secureDir(fs, path, `${sub} folder`, { create: false });

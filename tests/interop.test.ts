@@ -107,7 +107,7 @@ describe("interop with the Python reference implementation", () => {
     const idDir = join(dir, "identity");
     const vault = await Vault.open({ root, identityRoot: idDir });
     await vault.putSecret("ws:acme", "seed", "x");
-    const { acquireLock } = await import("../src/lock.ts");
+    const { acquireLock } = await import("../src/store/scope_lock.ts");
     const { nodeFileSystem } = await import("../src/platform/fs.ts");
     const { scopeDirName } = await import("../src/crypto/ids.ts");
     const lockPath = join(root, "scopes", scopeDirName("ws:acme"), ".metadata.lock");

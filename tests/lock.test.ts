@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, utimesSy
 import { join } from "node:path";
 import process from "node:process";
 import fc from "fast-check";
-import { acquireLock, type HeldLock, lockContent, type LockHost, parseLock } from "../src/lock.ts";
+import { acquireLock, type HeldLock, lockContent, type LockHost, parseLock } from "../src/store/scope_lock.ts";
 import { fileInfo, type FileSystem, nodeFileSystem } from "../src/platform/fs.ts";
 import { hostName } from "../src/platform/process.ts";
 import { DENO_DOCUMENTED, rejectsWith, run, runScript, RUNTIME_NAMES, tempDir } from "./helpers.ts";

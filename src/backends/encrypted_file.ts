@@ -3,6 +3,7 @@
  * `objects/`, each replaced atomically and durably, never read through a
  * symbolic link — neither at the file nor at `objects/` itself.
  */
+import { FILES } from "../store/layout.ts";
 import { join } from "node:path";
 import type { FileSystem } from "../platform/fs.ts";
 import type { BlobBackend } from "./backend.ts";
@@ -20,7 +21,7 @@ export class EncryptedFileBackend implements BlobBackend {
   readonly #files: ObjectFiles;
 
   constructor(root: string, fs: FileSystem, options: EncryptedFileOptions = {}) {
-    this.#files = new ObjectFiles(fs, join(root, "objects"), "objects folder", options.maxObjectBytes);
+    this.#files = new ObjectFiles(fs, join(root, FILES.objectsDir), "objects folder", options.maxObjectBytes);
   }
 
   put(objectId: string, bytes: Uint8Array): Promise<void> {

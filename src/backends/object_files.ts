@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
 import { isObjectId } from "../crypto/ids.ts";
 import type { FileSystem } from "../platform/fs.ts";
-import { existingRealFolder, secureDir } from "../folders.ts";
+import { existingRealFolder, secureDir } from "../store/folders.ts";
 
 /** A folder of object files. */
 export class ObjectFiles {

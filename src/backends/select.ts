@@ -3,6 +3,7 @@
  * wins; otherwise the preference decides and the choice is written to the
  * marker, so a vault keeps using the backend it was created with.
  */
+import { FILES } from "../store/layout.ts";
 import { join } from "node:path";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
 import { fromUtf8, utf8 } from "../crypto/encoding.ts";
@@ -13,9 +14,6 @@ import { EncryptedFileBackend } from "./encrypted_file.ts";
 
 /** What the caller asks for: `auto`, `encrypted_file` or a specific kind. */
 export type BackendPreference = "auto" | BackendKind;
-
-/** The marker file, relative to the vault root. */
-export const BACKEND_MARKER = "backend.kind";
 
 /** What choosing and building a backend needs from the platform. */
 export interface BackendHost {
@@ -49,7 +47,7 @@ export function parseBackendPreference(value: string, source: string): BackendPr
 
 /** Reads the marker; `undefined` when the vault has none yet. */
 export async function readBackendMarker(fs: FileSystem, root: string): Promise<BackendKind | undefined> {
-  const path = join(root, BACKEND_MARKER);
+  const path = join(root, FILES.backendMarker);
   let bytes: Uint8Array;
   try {
     bytes = await fs.readFile(path);
@@ -144,7 +142,7 @@ async function createBackend(
   if (a.available) return await construct(kind, root, host);
   const why = marked
     ? `this vault was created with the "${kind}" backend (see ${
-      join(root, BACKEND_MARKER)
+      join(root, FILES.backendMarker)
     }), which cannot run here: ${a.reason}`
     : `the "${kind}" backend cannot run here: ${a.reason}`;
   throw new VaultError("backend_unavailable", `open backend failed: ${why}`, {
@@ -181,7 +179,7 @@ export async function recordBackend(
   kind: BackendKind,
   host: BackendHost,
 ): Promise<BlobBackend | undefined> {
-  const path = join(root, BACKEND_MARKER);
+  const path = join(root, FILES.backendMarker);
   try {
     await host.fs.createExclusive(path, utf8(kind), true);
     return undefined;

@@ -6,6 +6,7 @@
  * payload travels only on stdin and stdout (no -EncodedCommand, which
  * security products flag). See docs/FORMAT.md §8.
  */
+import { FILES } from "../store/layout.ts";
 import type { StoreKeyProtection } from "../store/identity_store.ts";
 import { join } from "node:path";
 import { VaultError } from "../errors.ts";
@@ -163,7 +164,7 @@ export class WindowsDpapiBackend implements BlobBackend {
 
   constructor(root: string, fs: FileSystem, options: WindowsDpapiOptions = {}) {
     const max = options.maxObjectBytes === undefined ? undefined : options.maxObjectBytes + DPAPI_OVERHEAD_BYTES;
-    this.#files = new ObjectFiles(fs, join(root, "objects_dpapi"), "DPAPI objects folder", max);
+    this.#files = new ObjectFiles(fs, join(root, FILES.dpapiObjectsDir), "DPAPI objects folder", max);
     this.#run = options.run ?? runCommand;
     this.#timeoutMs = options.timeoutMs ?? 20_000;
   }

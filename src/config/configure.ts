@@ -8,7 +8,7 @@
 import { basename, dirname, join } from "node:path";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
 import { fromUtf8, utf8 } from "../crypto/encoding.ts";
-import { acquireLock } from "../lock.ts";
+import { acquireLock } from "../store/scope_lock.ts";
 import { formatScope, formatVaultRef, toScope, validateKey, type VaultScope } from "../scope.ts";
 import { type FileSystem, nodeFileSystem } from "../platform/fs.ts";
 import { findCredential, isPlaceholder, VAULT_REF_SUFFIX } from "./sensitive.ts";

@@ -5,16 +5,12 @@
  * (§6.6) the marker `.migrating` names the target, and the source stays
  * authoritative until the migration's single commit rename.
  */
+import { FILES, PALYRA_OBJECTS_STORE } from "./layout.ts";
 import { join } from "node:path";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
 import { fromUtf8 } from "../crypto/encoding.ts";
 import type { FileSystem } from "../platform/fs.ts";
 import type { LayoutName } from "./layout.ts";
-import { PALYRA_INDEX_FILE } from "./palyra_layout.ts";
-import { OBJECTS_STORE_FILE } from "./palyra_objects.ts";
-
-/** The migration marker, in the vault root: holds the target layout's name. */
-export const MIGRATION_FILE = ".migrating";
 
 /** What is on disk. */
 export interface Detected {
@@ -35,7 +31,7 @@ async function exists(fs: FileSystem, path: string): Promise<boolean> {
 
 /** Reads the migration marker; `undefined` when there is none. */
 export async function readMigration(fs: FileSystem, root: string): Promise<LayoutName | undefined> {
-  const path = join(root, MIGRATION_FILE);
+  const path = join(root, FILES.migrationMarker);
   let text: string;
   try {
     text = fromUtf8(await fs.readFile(path, 64)).trim();
@@ -53,10 +49,10 @@ export async function readMigration(fs: FileSystem, root: string): Promise<Layou
 
 /** Detects the layout of the vault folder at `root` (which may not exist). */
 export async function detectLayout(fs: FileSystem, root: string): Promise<Detected> {
-  const index = await exists(fs, join(root, PALYRA_INDEX_FILE));
-  const palyra = index || (await exists(fs, join(root, OBJECTS_STORE_FILE)));
+  const index = await exists(fs, join(root, FILES.palyraIndex));
+  const palyra = index || (await exists(fs, join(root, PALYRA_OBJECTS_STORE)));
   // An empty scopes/ holds nothing: a new vault makes it before its first secret.
-  const scoped = (await fs.readDir(join(root, "scopes")).catch(() => [] as string[])).length > 0;
+  const scoped = (await fs.readDir(join(root, FILES.scopesDir)).catch(() => [] as string[])).length > 0;
   const migratingTo = await readMigration(fs, root);
   if (migratingTo === "palyra") return { layout: scoped ? "scoped" : "palyra", migratingTo };
   if (migratingTo === "scoped") return { layout: index ? "palyra" : "scoped", migratingTo };

@@ -4,24 +4,14 @@
  * race-safely, in a form Palyra's daemon reads, and never silently replaced:
  * a new identity would orphan every stored secret.
  */
+import { FILES } from "./layout.ts";
 import { join } from "node:path";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
 import { parseJsonObject, toHex, utf8 } from "../crypto/encoding.ts";
 import { deriveKek } from "../crypto/kdf.ts";
 import { isSealedStoreItem, openStoreItem, sealStoreItem, STORE_KEY_BYTES } from "../crypto/store_item.ts";
 import type { FileSystem } from "../platform/fs.ts";
-import { secureDir } from "../folders.ts";
-
-/** The store key file, in the identity folder. */
-export const STORE_KEY_FILE = ".store-key.v1";
-/** The item holding the identity state (in its older form it embeds the CA). */
-export const STATE_ITEM = "identity/state.v1.json";
-/** The item holding the CA key and certificate. */
-export const CA_ITEM = "identity/ca/state.json";
-/** This project's 0.1 identity file (plaintext, named as such), still read. */
-export const V01_IDENTITY_FILE = "state.v1.json";
-/** The 0.1 file read when `state.v1.json` is absent. */
-export const V01_LEGACY_IDENTITY_FILE = join("ca", "state.json");
+import { secureDir } from "./folders.ts";
 
 /** Wraps the store key at rest (Windows: DPAPI, CurrentUser). Absent: the key file holds the raw bytes. */
 export interface StoreKeyProtection {
@@ -85,7 +75,7 @@ class Store {
 
   async key(): Promise<Uint8Array | undefined> {
     if (this.#key !== undefined) return this.#key;
-    const path = join(this.dir, STORE_KEY_FILE);
+    const path = join(this.dir, FILES.identityStoreKey);
     const stored = await readIfExists(this.host.fs, path);
     if (stored === undefined) return undefined;
     let key = stored;
@@ -110,7 +100,7 @@ class Store {
     if (!isSealedStoreItem(bytes)) return { path, doc: parseObject(path, bytes) };
     const key = await this.key();
     if (key === undefined) {
-      throw identityError(path, `the item is encrypted, but the store key "${STORE_KEY_FILE}" is missing`);
+      throw identityError(path, `the item is encrypted, but the store key "${FILES.identityStoreKey}" is missing`);
     }
     let plain: Uint8Array;
     try {
@@ -129,7 +119,7 @@ class Store {
   async keyOrCreate(): Promise<Uint8Array> {
     const existing = await this.key();
     if (existing !== undefined) return existing;
-    const path = join(this.dir, STORE_KEY_FILE);
+    const path = join(this.dir, FILES.identityStoreKey);
     const key = globalThis.crypto.getRandomValues(new Uint8Array(STORE_KEY_BYTES));
     const stored = this.host.keyProtection === undefined ? key : await this.host.keyProtection.protect(key);
     try {
@@ -165,7 +155,7 @@ class Store {
 }
 
 async function readV01(fs: FileSystem, dir: string): Promise<DeviceIdentity | undefined> {
-  const path = join(dir, V01_IDENTITY_FILE);
+  const path = join(dir, FILES.v01Identity);
   const current = await readIfExists(fs, path);
   if (current !== undefined) {
     const doc = parseObject(path, current);
@@ -176,7 +166,7 @@ async function readV01(fs: FileSystem, dir: string): Promise<DeviceIdentity | un
     const pem = typeof ca === "object" && ca !== null ? (ca as Record<string, unknown>).private_key_pem : undefined;
     return { path, privateKeyPem: seedFrom(path, pem, "ca.private_key_pem"), created: false };
   }
-  const legacyPath = join(dir, V01_LEGACY_IDENTITY_FILE);
+  const legacyPath = join(dir, FILES.v01LegacyIdentity);
   const legacy = await readIfExists(fs, legacyPath);
   if (legacy === undefined) return undefined;
   const doc = parseObject(legacyPath, legacy);
@@ -188,13 +178,13 @@ async function readV01(fs: FileSystem, dir: string): Promise<DeviceIdentity | un
 }
 
 async function readFrom(store: Store): Promise<DeviceIdentity | undefined> {
-  const state = await store.read(STATE_ITEM);
+  const state = await store.read(FILES.identityStateItem);
   const embedded = state?.doc.ca;
   if (state !== undefined && typeof embedded === "object" && embedded !== null && "private_key_pem" in embedded) {
     const pem = (embedded as Record<string, unknown>).private_key_pem;
     return { path: state.path, privateKeyPem: seedFrom(state.path, pem, "ca.private_key_pem"), created: false };
   }
-  const ca = await store.read(CA_ITEM);
+  const ca = await store.read(FILES.identityCaItem);
   if (ca !== undefined) {
     return {
       path: ca.path,
@@ -203,7 +193,10 @@ async function readFrom(store: Store): Promise<DeviceIdentity | undefined> {
     };
   }
   if (state !== undefined) {
-    throw identityError(state.path, `the identity state has no CA key, and the item "${CA_ITEM}" is missing`);
+    throw identityError(
+      state.path,
+      `the identity state has no CA key, and the item "${FILES.identityCaItem}" is missing`,
+    );
   }
   return readV01(store.host.fs, store.dir);
 }
@@ -246,19 +239,19 @@ export async function loadOrCreateIdentity(host: IdentityHost, dir: string): Pro
       const ca = await newCa();
       // The CA item decides the race: its exclusive link is the one step only one creator passes.
       if (
-        await store.create(CA_ITEM, {
+        await store.create(FILES.identityCaItem, {
           certificate_pem: ca.certificatePem,
           private_key_pem: ca.privateKeyPem,
           sequence: 0,
         })
       ) {
-        await store.create(STATE_ITEM, {
+        await store.create(FILES.identityStateItem, {
           generation: 1,
           paired_devices: {},
           revoked_devices: {},
           revoked_certificate_fingerprints: [],
         });
-        return { path: join(dir, itemFileName(CA_ITEM)), privateKeyPem: ca.privateKeyPem, created: true };
+        return { path: join(dir, itemFileName(FILES.identityCaItem)), privateKeyPem: ca.privateKeyPem, created: true };
       }
     }
     throw new VaultError("identity", `create device identity in "${dir}" failed: the identity store keeps changing`);

@@ -6,7 +6,7 @@
  */
 import type { EnvelopeAlgorithm } from "../crypto/envelope.ts";
 import type { BlobBackend } from "../backends/backend.ts";
-import type { IndexEntry } from "../metadata.ts";
+import type { IndexEntry } from "./scope_index.ts";
 import type { VaultScope } from "../scope.ts";
 
 /**
@@ -20,6 +20,46 @@ import type { VaultScope } from "../scope.ts";
  * ```
  */
 export type LayoutName = "scoped" | "palyra";
+
+/**
+ * Every name this library gives a file or folder on disk (docs/FORMAT.md §4–§6),
+ * relative to the vault folder unless it says otherwise. Nothing else spells them.
+ */
+export const FILES = {
+  /** The backend the vault was created with (§5). */
+  backendMarker: "backend.kind",
+  /** Scoped layout: one folder per scope, named `s_<hex>` (§5). */
+  scopesDir: "scopes",
+  /** A scope's index, inside its scope folder (§5.1). */
+  scopeIndex: "metadata.json",
+  /** A scope's writer lock folder, inside its scope folder (§5.4). */
+  scopeLock: ".metadata.lock",
+  /** One file per sealed object (encrypted_file backend, §5). */
+  objectsDir: "objects",
+  /** DPAPI-protected objects (windows_dpapi backend, §8). */
+  dpapiObjectsDir: "objects_dpapi",
+  /** Palyra's layout: the one index of every scope, at the root (§6.2). */
+  palyraIndex: "metadata.json",
+  /** Palyra's layout: the daemon's lock file (§6.4). */
+  palyraLock: "metadata.lock",
+  /** Palyra's layout: every object in one file, inside `objects/` (§6.3). */
+  palyraObjectsStore: "objects.store.json",
+  /** Present while a migration between layouts is unfinished (§6.6). */
+  migrationMarker: ".migrating",
+  /** Identity folder: the store key of the identity store (§4.2). */
+  identityStoreKey: ".store-key.v1",
+  /** Identity folder: the item holding the daemon's state (§4.3). */
+  identityStateItem: "identity/state.v1.json",
+  /** Identity folder: the item holding the gateway CA (§4.3). */
+  identityCaItem: "identity/ca/state.json",
+  /** Identity folder: the plaintext identity of this library's 0.1 (§4.5). */
+  v01Identity: "state.v1.json",
+  /** Identity folder: where 0.1 found the daemon's CA state (§4.5). */
+  v01LegacyIdentity: "ca/state.json",
+} as const;
+
+/** Palyra's objects store, relative to the vault folder. */
+export const PALYRA_OBJECTS_STORE = `${FILES.objectsDir}/${FILES.palyraObjectsStore}`;
 
 /** An index entry with its scope string. */
 export interface ScopedEntry extends IndexEntry {

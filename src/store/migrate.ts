@@ -8,6 +8,7 @@
  * Before the commit, a migration that fails is undone, and asking for the
  * old layout undoes one that a crash interrupted.
  */
+import { FILES, PALYRA_OBJECTS_STORE } from "./layout.ts";
 import { join } from "node:path";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
 import { utf8 } from "../crypto/encoding.ts";
@@ -15,15 +16,15 @@ import { openEnvelope, sealEnvelope } from "../crypto/envelope.ts";
 import { isObjectId, objectId, scopeDirName } from "../crypto/ids.ts";
 import { kekId } from "../crypto/kdf.ts";
 import type { FileSystem } from "../platform/fs.ts";
-import { secureDir } from "../folders.ts";
-import { acquireLock } from "../lock.ts";
-import { encodeIndex, type IndexEntry, MAX_INDEX_BYTES } from "../metadata.ts";
-import { detectLayout, MIGRATION_FILE } from "./detect.ts";
+import { secureDir } from "./folders.ts";
+import { acquireLock } from "./scope_lock.ts";
+import { encodeIndex, type IndexEntry, MAX_INDEX_BYTES } from "./scope_index.ts";
+import { detectLayout } from "./detect.ts";
 import { parseScope, toTaggedScope } from "../scope.ts";
 import type { LayoutName, ScopedEntry, VaultLayout } from "./layout.ts";
 import { encodePalyraIndex, parsePalyraIndex } from "./palyra_index.ts";
-import { PALYRA_INDEX_FILE, PalyraLayout } from "./palyra_layout.ts";
-import { encodeObjectsStore, MAX_OBJECTS_STORE_BYTES, OBJECTS_STORE_FILE, PalyraObjects } from "./palyra_objects.ts";
+import { PalyraLayout } from "./palyra_layout.ts";
+import { encodeObjectsStore, MAX_OBJECTS_STORE_BYTES, PalyraObjects } from "./palyra_objects.ts";
 import { type LockLimits, ScopedLayout } from "./scoped_layout.ts";
 import { EncryptedFileBackend } from "../backends/encrypted_file.ts";
 
@@ -90,7 +91,7 @@ async function readSource(
   const { fs, root } = parts;
   if (from === "palyra") {
     // Read directly: the caller already holds metadata.lock.
-    const path = join(root, PALYRA_INDEX_FILE);
+    const path = join(root, FILES.palyraIndex);
     const bytes = await fs.readFile(path, MAX_INDEX_BYTES).catch((e) => {
       if (errnoCode(e) === "ENOENT") return undefined;
       throw fsError("read index", path, e);
@@ -109,10 +110,10 @@ async function readSource(
 
 /** Waits for every writer of the scoped layout that took its lock before the marker was written. */
 async function drainScopedWriters(parts: MigrationParts): Promise<void> {
-  const scopes = join(parts.root, "scopes");
+  const scopes = join(parts.root, FILES.scopesDir);
   const names = await parts.fs.readDir(scopes).catch(() => [] as string[]);
   for (const name of names.filter((n) => /^s_[0-9a-f]{32}$/.test(n))) {
-    const lock = await acquireLock(parts.fs, join(scopes, name, ".metadata.lock"), {
+    const lock = await acquireLock(parts.fs, join(scopes, name, FILES.scopeLock), {
       timeoutMs: parts.limits.lockTimeoutMs,
       staleAfterMs: parts.limits.staleAfterMs,
       what: `scope folder "${name}"`,
@@ -138,10 +139,10 @@ async function writeTarget(
         { hint: "keep this vault in the scoped layout, or delete secrets it no longer needs first" },
       );
     }
-    await secureDir(fs, join(root, "objects"), "objects folder");
+    await secureDir(fs, join(root, FILES.objectsDir), "objects folder");
     // The objects first: an index never names an object that is not durable.
-    await fs.writeFileAtomic(join(root, OBJECTS_STORE_FILE), store);
-    await fs.writeFileAtomic(join(root, PALYRA_INDEX_FILE), encodePalyraIndex(entries));
+    await fs.writeFileAtomic(join(root, PALYRA_OBJECTS_STORE), store);
+    await fs.writeFileAtomic(join(root, FILES.palyraIndex), encodePalyraIndex(entries));
     return;
   }
   const objects = new EncryptedFileBackend(root, fs, { maxObjectBytes: parts.maxObjectBytes });
@@ -152,10 +153,10 @@ async function writeTarget(
     byScope.set(scope, [...(byScope.get(scope) ?? []), entry]);
   }
   for (const [scope, list] of byScope) {
-    const dir = join(root, "scopes", scopeDirName(scope));
+    const dir = join(root, FILES.scopesDir, scopeDirName(scope));
     await secureDir(fs, dir, `folder of scope ${JSON.stringify(scope)}`);
     list.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    await fs.writeFileAtomic(join(dir, "metadata.json"), encodeIndex({ version: 1, scope, entries: list }));
+    await fs.writeFileAtomic(join(dir, FILES.scopeIndex), encodeIndex({ version: 1, scope, entries: list }));
   }
 }
 
@@ -210,14 +211,14 @@ function layoutOf(parts: MigrationParts, name: LayoutName): VaultLayout {
 async function retire(parts: MigrationParts, from: LayoutName, keep: ReadonlySet<string>): Promise<void> {
   const { fs, root } = parts;
   await removeTree(fs, join(root, RETIRED[from]));
-  if (from === "palyra") await fs.remove(join(root, OBJECTS_STORE_FILE)).catch(() => false);
+  if (from === "palyra") await fs.remove(join(root, PALYRA_OBJECTS_STORE)).catch(() => false);
   // Object files no index names: the scoped layout's objects after a move to Palyra's, legacy ones after the reverse.
-  const objectsDir = join(root, "objects");
+  const objectsDir = join(root, FILES.objectsDir);
   for (const name of await fs.readDir(objectsDir).catch(() => [] as string[])) {
     if (isObjectId(name) && !keep.has(name)) await fs.remove(join(objectsDir, name));
   }
   await fs.syncDir(objectsDir).catch(() => {});
-  await fs.remove(join(root, MIGRATION_FILE));
+  await fs.remove(join(root, FILES.migrationMarker));
   await fs.syncDir(root);
 }
 
@@ -229,12 +230,12 @@ async function retire(parts: MigrationParts, from: LayoutName, keep: ReadonlySet
 async function abandon(parts: MigrationParts, target: LayoutName): Promise<void> {
   const { fs, root } = parts;
   if (target === "palyra") {
-    await fs.remove(join(root, PALYRA_INDEX_FILE)).catch(() => false);
-    await fs.remove(join(root, OBJECTS_STORE_FILE)).catch(() => false);
+    await fs.remove(join(root, FILES.palyraIndex)).catch(() => false);
+    await fs.remove(join(root, PALYRA_OBJECTS_STORE)).catch(() => false);
   } else {
-    await removeTree(fs, join(root, "scopes"));
+    await removeTree(fs, join(root, FILES.scopesDir));
   }
-  await fs.remove(join(root, MIGRATION_FILE));
+  await fs.remove(join(root, FILES.migrationMarker));
   await fs.syncDir(root);
 }
 
@@ -281,7 +282,7 @@ export async function migrate(parts: MigrationParts, to: LayoutName): Promise<Mi
     for (const e of await layoutOf(parts, "scoped").list()) toTaggedScope(parseScope(e.scope));
   }
   const run = async (): Promise<MigrateResult> => {
-    await fs.writeFileAtomic(join(root, MIGRATION_FILE), utf8(to));
+    await fs.writeFileAtomic(join(root, FILES.migrationMarker), utf8(to));
     let committed = false;
     if (from === "scoped") await drainScopedWriters(parts);
     const source = await readSource(parts, from);
@@ -300,10 +301,10 @@ export async function migrate(parts: MigrationParts, to: LayoutName): Promise<Mi
       await writeTarget(parts, to, target);
       if (kek !== undefined) await verifyTarget(parts, to, kek, values);
       if (to === "palyra" && target.length === 0) {
-        await fs.writeFileAtomic(join(root, PALYRA_INDEX_FILE), encodePalyraIndex([]));
+        await fs.writeFileAtomic(join(root, FILES.palyraIndex), encodePalyraIndex([]));
       }
       // The commit: one rename takes the old layout's defining name away.
-      const defining = from === "scoped" ? join(root, "scopes") : join(root, PALYRA_INDEX_FILE);
+      const defining = from === "scoped" ? join(root, FILES.scopesDir) : join(root, FILES.palyraIndex);
       if (await exists(fs, defining)) await fs.rename(defining, join(root, RETIRED[from]));
       committed = true;
       await fs.syncDir(root);

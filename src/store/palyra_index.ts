@@ -7,7 +7,7 @@
 import { parseJsonObject, utf8 } from "../crypto/encoding.ts";
 import { isObjectId } from "../crypto/ids.ts";
 import { formatScope, fromTaggedScope, parseScope, toTaggedScope, validateKey } from "../scope.ts";
-import { corruptIndex, type IndexEntry } from "../metadata.ts";
+import { corruptIndex, type IndexEntry } from "./scope_index.ts";
 
 /** An entry of Palyra's index: an index entry and its scope string. */
 export interface PalyraEntry extends IndexEntry {

@@ -5,22 +5,20 @@
  * every operation takes, reads included. Envelopes are ChaCha20-Poly1305
  * without `kek_id`, exactly what the daemon writes.
  */
+import { FILES, PALYRA_OBJECTS_STORE } from "./layout.ts";
 import { join } from "node:path";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
 import type { FileSystem } from "../platform/fs.ts";
-import { secureDir } from "../folders.ts";
-import { processLockHost } from "../lock.ts";
-import { MAX_INDEX_BYTES } from "../metadata.ts";
+import { secureDir } from "./folders.ts";
+import { processLockHost } from "./scope_lock.ts";
+import { MAX_INDEX_BYTES } from "./scope_index.ts";
 import { toTaggedScope, type VaultScope } from "../scope.ts";
 import type { BlobBackend } from "../backends/backend.ts";
 import { type IndexView, inTurn, type ScopedEntry, type VaultLayout } from "./layout.ts";
 import { encodePalyraIndex, type PalyraEntry, parsePalyraIndex } from "./palyra_index.ts";
-import { acquirePalyraLock, PALYRA_LOCK_FILE } from "./palyra_lock.ts";
-import { MAX_OBJECTS_STORE_BYTES, OBJECTS_STORE_FILE, parseObjectsStore } from "./palyra_objects.ts";
+import { acquirePalyraLock } from "./palyra_lock.ts";
+import { MAX_OBJECTS_STORE_BYTES, parseObjectsStore } from "./palyra_objects.ts";
 import type { LockLimits } from "./scoped_layout.ts";
-
-/** The index file of Palyra's layout, in the vault root. */
-export const PALYRA_INDEX_FILE = "metadata.json";
 
 /** A vault folder in Palyra's layout. */
 export class PalyraLayout implements VaultLayout {
@@ -35,7 +33,7 @@ export class PalyraLayout implements VaultLayout {
     readonly objects: BlobBackend,
     readonly limits: LockLimits,
   ) {
-    this.#indexPath = join(root, PALYRA_INDEX_FILE);
+    this.#indexPath = join(root, FILES.palyraIndex);
   }
 
   checkScope(scope: VaultScope): void {
@@ -43,11 +41,11 @@ export class PalyraLayout implements VaultLayout {
   }
 
   async create(): Promise<void> {
-    await secureDir(this.fs, join(this.root, "objects"), "objects folder");
+    await secureDir(this.fs, join(this.root, FILES.objectsDir), "objects folder");
   }
 
   locked<T>(_scope: string, _mode: "read" | "write", action: () => Promise<T>): Promise<T> {
-    return inTurn(join(this.root, PALYRA_LOCK_FILE), async () => {
+    return inTurn(join(this.root, FILES.palyraLock), async () => {
       const lock = await acquirePalyraLock(processLockHost(this.fs), this.root, {
         timeoutMs: this.limits.lockTimeoutMs,
         staleAfterMs: this.limits.staleAfterMs,
@@ -132,7 +130,7 @@ export class PalyraLayout implements VaultLayout {
     } catch {
       return true; // an index that cannot be read counts as holding secrets: never guess in favour of a new key
     }
-    const storePath = join(this.root, OBJECTS_STORE_FILE);
+    const storePath = join(this.root, PALYRA_OBJECTS_STORE);
     const bytes = await this.fs.readFile(storePath, MAX_OBJECTS_STORE_BYTES).catch(() => undefined);
     if (bytes !== undefined) {
       try {
@@ -141,7 +139,7 @@ export class PalyraLayout implements VaultLayout {
         return true;
       }
     }
-    const names = await this.fs.readDir(join(this.root, "objects")).catch(() => [] as string[]);
+    const names = await this.fs.readDir(join(this.root, FILES.objectsDir)).catch(() => [] as string[]);
     return names.some((n) => /^obj_[0-9a-f]{64}$/.test(n));
   }
 }

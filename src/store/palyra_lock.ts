@@ -10,13 +10,11 @@
  * what it moved is still the stale lock it judged, putting back (by link,
  * which never replaces) a lock that a new holder took in between.
  */
+import { FILES } from "./layout.ts";
 import { join } from "node:path";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
 import { fromUtf8, utf8 } from "../crypto/encoding.ts";
-import type { HeldLock, LockHost } from "../lock.ts";
-
-/** The lock file's name, in the vault root. */
-export const PALYRA_LOCK_FILE = "metadata.lock";
+import type { HeldLock, LockHost } from "./scope_lock.ts";
 
 const LOCK_LINE = /^pid=(\d+) ts_ms=(\d+)\n?$/;
 
@@ -82,7 +80,7 @@ export async function acquirePalyraLock(
   root: string,
   options: { timeoutMs: number; staleAfterMs: number },
 ): Promise<HeldLock> {
-  const path = join(root, PALYRA_LOCK_FILE);
+  const path = join(root, FILES.palyraLock);
   const start = host.now();
   let delay = 1;
   let last: Seen | undefined;

@@ -5,17 +5,17 @@
  * Legacy per-object files `objects/obj_<hex>` are merged in on read (the
  * store wins). The vault calls it only while it holds `metadata.lock`.
  */
+import { FILES } from "./layout.ts";
+import { PALYRA_OBJECTS_STORE } from "./layout.ts";
 import { join } from "node:path";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
 import { parseJsonObject, utf8 } from "../crypto/encoding.ts";
 import { isObjectId } from "../crypto/ids.ts";
 import type { FileSystem } from "../platform/fs.ts";
-import { secureDir } from "../folders.ts";
+import { secureDir } from "./folders.ts";
 import type { BlobBackend } from "../backends/backend.ts";
 import { ObjectFiles } from "../backends/object_files.ts";
 
-/** The objects store file, relative to the vault root. */
-export const OBJECTS_STORE_FILE = join("objects", "objects.store.json");
 /** The largest objects store read or written. */
 export const MAX_OBJECTS_STORE_BYTES = 32 * 1024 * 1024;
 
@@ -57,8 +57,8 @@ export class PalyraObjects implements BlobBackend {
 
   constructor(fs: FileSystem, root: string, maxObjectBytes: number | undefined) {
     this.#fs = fs;
-    this.#dir = join(root, "objects");
-    this.#path = join(root, OBJECTS_STORE_FILE);
+    this.#dir = join(root, FILES.objectsDir);
+    this.#path = join(root, PALYRA_OBJECTS_STORE);
     this.#legacy = new ObjectFiles(fs, this.#dir, "objects folder", maxObjectBytes);
   }
 

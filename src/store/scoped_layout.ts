@@ -4,13 +4,14 @@
  * write's cost does not grow with the secrets of other scopes and writers to
  * different scopes never wait for each other. Reads take no lock.
  */
+import { FILES } from "./layout.ts";
 import { join } from "node:path";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
 import { objectId, scopeDirName } from "../crypto/ids.ts";
 import type { FileSystem } from "../platform/fs.ts";
-import { secureDir } from "../folders.ts";
-import { acquireLock } from "../lock.ts";
-import { encodeIndex, findEntry, type IndexEntry, MAX_INDEX_BYTES, parseIndex, readIndex } from "../metadata.ts";
+import { secureDir } from "./folders.ts";
+import { acquireLock } from "./scope_lock.ts";
+import { encodeIndex, findEntry, type IndexEntry, MAX_INDEX_BYTES, parseIndex, readIndex } from "./scope_index.ts";
 import type { BlobBackend } from "../backends/backend.ts";
 import { type IndexView, inTurn, type ScopedEntry, type VaultLayout } from "./layout.ts";
 
@@ -38,21 +39,21 @@ export class ScopedLayout implements VaultLayout {
   checkScope(): void {}
 
   async create(): Promise<void> {
-    await secureDir(this.fs, join(this.root, "scopes"), "scopes folder");
+    await secureDir(this.fs, join(this.root, FILES.scopesDir), "scopes folder");
   }
 
   #dir(scope: string): string {
-    return join(this.root, "scopes", scopeDirName(scope));
+    return join(this.root, FILES.scopesDir, scopeDirName(scope));
   }
 
   #indexPath(scope: string): string {
-    return join(this.#dir(scope), "metadata.json");
+    return join(this.#dir(scope), FILES.scopeIndex);
   }
 
   locked<T>(scope: string, mode: "read" | "write", action: () => Promise<T>): Promise<T> {
     if (mode === "read") return action();
     const dir = this.#dir(scope);
-    const path = join(dir, ".metadata.lock");
+    const path = join(dir, FILES.scopeLock);
     let refused = false;
     return inTurn(path, async () => {
       await secureDir(this.fs, dir, `folder of scope ${JSON.stringify(scope)}`);
@@ -69,7 +70,9 @@ export class ScopedLayout implements VaultLayout {
       } finally {
         await lock.release();
         // A write refused because the folder was migrated must not leave scopes/ behind in it.
-        if (refused) await this.fs.rmdir(dir).then(() => this.fs.rmdir(join(this.root, "scopes"))).catch(() => {});
+        if (refused) {
+          await this.fs.rmdir(dir).then(() => this.fs.rmdir(join(this.root, FILES.scopesDir))).catch(() => {});
+        }
       }
     });
   }
@@ -122,10 +125,10 @@ export class ScopedLayout implements VaultLayout {
       });
       if (info === undefined) return [];
       await secureDir(this.fs, dir, `folder of scope ${JSON.stringify(scope)}`, { create: false });
-      const index = await readIndex(this.fs, join(dir, "metadata.json"), scope);
+      const index = await readIndex(this.fs, join(dir, FILES.scopeIndex), scope);
       return index.entries.map((e) => ({ ...e, scope }));
     }
-    const scopesDir = join(this.root, "scopes");
+    const scopesDir = join(this.root, FILES.scopesDir);
     let names: string[];
     try {
       names = await this.fs.readDir(scopesDir);
@@ -137,7 +140,7 @@ export class ScopedLayout implements VaultLayout {
     for (const name of names.filter((n) => SCOPE_DIR_RE.test(n)).sort()) {
       const dir = join(scopesDir, name);
       await secureDir(this.fs, dir, `scope folder "${name}"`, { create: false });
-      const path = join(dir, "metadata.json");
+      const path = join(dir, FILES.scopeIndex);
       let bytes: Uint8Array;
       try {
         bytes = await this.fs.readFile(path, MAX_INDEX_BYTES);
@@ -159,13 +162,13 @@ export class ScopedLayout implements VaultLayout {
 
   async holdsSecrets(): Promise<boolean> {
     const { fs, root } = this;
-    for (const folder of ["objects", "objects_dpapi"]) {
+    for (const folder of [FILES.objectsDir, FILES.dpapiObjectsDir]) {
       const names = await fs.readDir(join(root, folder)).catch(() => [] as string[]);
       if (names.some((n) => n.startsWith("obj_"))) return true;
     }
-    const scopes = await fs.readDir(join(root, "scopes")).catch(() => [] as string[]);
+    const scopes = await fs.readDir(join(root, FILES.scopesDir)).catch(() => [] as string[]);
     for (const name of scopes.filter((n) => SCOPE_DIR_RE.test(n))) {
-      const bytes = await fs.readFile(join(root, "scopes", name, "metadata.json"), MAX_INDEX_BYTES).catch(() =>
+      const bytes = await fs.readFile(join(root, FILES.scopesDir, name, FILES.scopeIndex), MAX_INDEX_BYTES).catch(() =>
         undefined
       );
       if (bytes === undefined) continue;

@@ -15,7 +15,7 @@ import { appendFileSync, readFileSync, writeSync } from "node:fs";
 import process from "node:process";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { migrateVault, Vault } from "../../src/vault.ts";
-import { acquireLock } from "../../src/lock.ts";
+import { acquireLock } from "../../src/store/scope_lock.ts";
 import { nodeFileSystem } from "../../src/platform/fs.ts";
 import { loadOrCreateIdentity } from "../../src/store/identity_store.ts";
 import { toHex, utf8 } from "../../src/crypto/encoding.ts";

@@ -21,10 +21,10 @@
  * stale marker (reclaimed like any stale lock), or an empty folder (free).
  */
 import { join } from "node:path";
-import { errnoCode, fsError, VaultError } from "./errors.ts";
-import { fromUtf8, utf8 } from "./crypto/encoding.ts";
-import { type FileSystem, nodeFileSystem, randomSuffix } from "./platform/fs.ts";
-import { currentPid, hostName, isProcessAlive } from "./platform/process.ts";
+import { errnoCode, fsError, VaultError } from "../errors.ts";
+import { fromUtf8, utf8 } from "../crypto/encoding.ts";
+import { type FileSystem, nodeFileSystem, randomSuffix } from "../platform/fs.ts";
+import { currentPid, hostName, isProcessAlive } from "../platform/process.ts";
 
 /** Lock settings. */
 export interface LockOptions {

@@ -3,9 +3,9 @@
  * owned by the current user, and never reached through a symbolic link.
  */
 import { dirname } from "node:path";
-import { fsError, VaultError } from "./errors.ts";
-import type { FileSystem } from "./platform/fs.ts";
-import { currentUid, isWindows } from "./platform/process.ts";
+import { fsError, VaultError } from "../errors.ts";
+import type { FileSystem } from "../platform/fs.ts";
+import { currentUid, isWindows } from "../platform/process.ts";
 
 const DIR_MODE = 0o700;
 

@@ -5,11 +5,11 @@
  * trusted, so every scope and key in it is checked against the grammar before
  * anything shows it to a user.
  */
-import { errnoCode, fsError, VaultError } from "./errors.ts";
-import { parseJsonObject, utf8 } from "./crypto/encoding.ts";
-import { isObjectId } from "./crypto/ids.ts";
-import { formatScope, parseScope, validateKey } from "./scope.ts";
-import type { FileSystem } from "./platform/fs.ts";
+import { errnoCode, fsError, VaultError } from "../errors.ts";
+import { parseJsonObject, utf8 } from "../crypto/encoding.ts";
+import { isObjectId } from "../crypto/ids.ts";
+import { formatScope, parseScope, validateKey } from "../scope.ts";
+import type { FileSystem } from "../platform/fs.ts";
 
 /** The largest index read (about 300 000 entries); a bigger file is refused before it is read. */
 export const MAX_INDEX_BYTES = 64 * 1024 * 1024;
