@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Builds the JavaScript that Node runs: dist/node/cli.mjs (the CLI) and dist/node/mod.mjs (the
-// library), with each command's code and each keychain backend in its own chunk, loaded only when
+// Builds the JavaScript that Node runs: dist/node/cli.mjs (the CLI), and dist/node/mod.mjs,
+// config.mjs and backends.mjs (the library's export paths), with each command's code and each keychain backend in its own chunk, loaded only when
 // used, as in the TypeScript sources. `npm ci` and `npm install` run it (`prepare`), and
 // bin/palyra-secrets.mjs runs it again in a checkout whose sources are newer than the build, so Node
 // never needs tsx at run time. Every file is written beside its place and renamed over it, chunks
@@ -11,7 +11,12 @@ import { dirname } from "node:path";
 
 const root = new URL("..", import.meta.url).pathname;
 const result = await build({
-  entryPoints: { cli: `${root}cli.ts`, mod: `${root}mod.ts` },
+  entryPoints: {
+    cli: `${root}cli.ts`,
+    mod: `${root}mod.ts`,
+    config: `${root}config.ts`,
+    backends: `${root}backends.ts`,
+  },
   outdir: `${root}dist/node`,
   outExtension: { ".js": ".mjs" },
   chunkNames: "chunks/[name]-[hash]",

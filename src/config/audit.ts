@@ -276,7 +276,7 @@ export async function backupsWithPlaintext(file: string, fs: FileSystem = nodeFi
     }
     let fields: ConfigField[] | undefined;
     try {
-      fields = parseConfigFields(text, shown);
+      fields = await parseConfigFields(text, shown);
     } catch {
       fields = undefined;
     }
@@ -303,7 +303,7 @@ export async function backupsWithPlaintext(file: string, fs: FileSystem = nodeFi
  */
 export async function auditConfig(text: string, options: AuditOptions): Promise<AuditReport> {
   const file = options.path;
-  const fields = parseConfigFields(text, file);
+  const fields = await parseConfigFields(text, file);
   const findings: AuditFinding[] = [];
   const references: AuditReference[] = [];
   const pathArg = options.pathArgument === undefined ? "" : ` --path ${shellArg(options.pathArgument)}`;

@@ -98,12 +98,12 @@ function refFieldPath(segments: readonly (string | number)[]): string {
  * Plans the rewrite of `text`: returns the new text (equal to `text` when
  * nothing needs to change) and the plaintext currently in the field, if any.
  */
-export function planConfigure(
+export async function planConfigure(
   text: string,
   file: string,
   field: string,
   reference: string,
-): { text: string; plaintext: string | undefined; refField: string } {
+): Promise<{ text: string; plaintext: string | undefined; refField: string }> {
   const segments = parsePath(field);
   if (segments === undefined || typeof segments.at(-1) !== "string") {
     throw new VaultError("invalid_ref", `configure field ${JSON.stringify(field)} failed: not a dotted field path`, {
@@ -112,7 +112,7 @@ export function planConfigure(
   }
   const canonical = formatPath(segments);
   const refPath = refFieldPath(segments);
-  const fields = parseConfigFields(text, file);
+  const fields = await parseConfigFields(text, file);
   const target = fields.find((f) => f.path === canonical);
   const existingRef = fields.find((f) => f.path === refPath);
   const fail = (why: string, hint: string) =>
@@ -148,8 +148,14 @@ export function planConfigure(
 }
 
 /** Checks that the rewrite did what it should before it is written. */
-function verify(newText: string, file: string, field: string, refField: string, reference: string): void {
-  const after = parseConfigFields(newText, file);
+async function verify(
+  newText: string,
+  file: string,
+  field: string,
+  refField: string,
+  reference: string,
+): Promise<void> {
+  const after = await parseConfigFields(newText, file);
   const ok = after.some((f: ConfigField) => f.path === refField && f.value === reference) &&
     !after.some((f) => f.path === field);
   if (!ok) throw new VaultError("io", `configure ${field} in "${file}" failed: the rewritten file did not check out`);
@@ -255,7 +261,7 @@ async function configureLocked(
       hint: "save the file as UTF-8",
     });
   }
-  const plan = planConfigure(text, options.path, options.field, reference);
+  const plan = await planConfigure(text, options.path, options.field, reference);
   const field = formatPath(segments!);
   const unchanged = (stored: boolean, replaced: boolean): ConfigureResult => ({
     path,
@@ -308,7 +314,7 @@ async function configureLocked(
   } else {
     value = options.value;
   }
-  if (plan.text !== text) verify(plan.text, options.path, field, plan.refField, reference);
+  if (plan.text !== text) await verify(plan.text, options.path, field, plan.refField, reference);
 
   let stored = false;
   let replaced = false;

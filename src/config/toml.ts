@@ -4,7 +4,7 @@
  * can point at a line and column and configure can change one value while
  * every other byte stays as it was. Parsing is `toml-eslint-parser`'s.
  */
-import { type AST, ParseError, parseTOML } from "toml-eslint-parser";
+import type { AST } from "toml-eslint-parser";
 import { VaultError } from "../errors.ts";
 
 /** One value in the file. */
@@ -155,7 +155,9 @@ function invalidConfig(file: string, why: string, hint: string, cause?: unknown)
  * `text`). A syntax error is an `invalid_config` error naming the 1-based line
  * and column.
  */
-export function parseConfigFields(text: string, file: string): ConfigField[] {
+export async function parseConfigFields(text: string, file: string): Promise<ConfigField[]> {
+  // Loaded on first use, so `import { Vault }` does not load a TOML parser.
+  const { ParseError, parseTOML } = await import("toml-eslint-parser");
   const offset = text.startsWith(BOM) ? 1 : 0;
   const body = offset === 0 ? text : text.slice(offset);
   if (nestingDepth(body, MAX_NESTING) > MAX_NESTING) {
@@ -166,7 +168,7 @@ export function parseConfigFields(text: string, file: string): ConfigField[] {
     );
   }
   try {
-    return collectFields(body, offset);
+    return collectFields(parseTOML(body), offset);
   } catch (e) {
     if (e instanceof VaultError) throw e;
     if (e instanceof ParseError) {
@@ -186,8 +188,7 @@ export function parseConfigFields(text: string, file: string): ConfigField[] {
   }
 }
 
-function collectFields(text: string, offset: number): ConfigField[] {
-  const program: AST.TOMLProgram = parseTOML(text);
+function collectFields(program: AST.TOMLProgram, offset: number): ConfigField[] {
   const shift = (r: readonly [number, number]): readonly [number, number] => [r[0] + offset, r[1] + offset];
   const fields: ConfigField[] = [];
   const visitValue = (
