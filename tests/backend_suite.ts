@@ -1,5 +1,5 @@
 /**
- * One suite of vault behaviour, run against every backend (SPEC §5, §6, §11).
+ * One suite of vault behaviour, run against every backend (docs/FORMAT.md §5, §8; README, "API").
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -189,6 +189,29 @@ export function vaultSuite(name: string, setup: () => Promise<SuiteFixture>): vo
         using v = await vault.getSecret("ws:busy", k);
         assert.equal(v.text(), `v-${k}`);
       }
+    });
+
+    test("the backend contract: an object id other than obj_<64 hex> is refused, a missing object is not_found", async () => {
+      const { backend } = await setup();
+      // Ids that could name a path outside the folder or an option of a keychain tool.
+      const bad = [
+        "../../../etc/passwd",
+        "--help",
+        "obj_" + "0".repeat(63),
+        "OBJ_" + "a".repeat(64),
+        "obj_" + "g".repeat(64),
+        "",
+      ];
+      for (const id of bad) {
+        const form = /not of the form obj_<64 hex>/;
+        await rejectsWith(() => backend.put(id, new Uint8Array([1])), "io", form);
+        await rejectsWith(() => backend.get(id), "io", form);
+        await rejectsWith(() => backend.delete(id), "io", form);
+      }
+      const missing = objectId("global", "never.stored");
+      await rejectsWith(() => backend.get(missing), "not_found", new RegExp(`read object "${missing}" failed`));
+      await backend.delete(missing); // removing what is not there succeeds
+      await rejectsWith(() => backend.get(missing), "not_found");
     });
 
     test("bad input to every method gets its typed error", async () => {

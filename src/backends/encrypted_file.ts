@@ -6,7 +6,7 @@
 import { FILES } from "../store/layout.ts";
 import { join } from "node:path";
 import type { FileSystem } from "../platform/fs.ts";
-import type { BlobBackend } from "./backend.ts";
+import { CheckedBackend } from "./contract.ts";
 import { ObjectFiles } from "./object_files.ts";
 
 /** Options of the file backend. */
@@ -16,23 +16,25 @@ export interface EncryptedFileOptions {
 }
 
 /** Stores envelopes as `objects/obj_<64 hex>` files under the vault root. */
-export class EncryptedFileBackend implements BlobBackend {
+export class EncryptedFileBackend extends CheckedBackend {
   readonly kind = "encrypted_file";
+  protected readonly where = "the objects folder";
   readonly #files: ObjectFiles;
 
   constructor(root: string, fs: FileSystem, options: EncryptedFileOptions = {}) {
+    super();
     this.#files = new ObjectFiles(fs, join(root, FILES.objectsDir), "objects folder", options.maxObjectBytes);
   }
 
-  put(objectId: string, bytes: Uint8Array): Promise<void> {
+  protected store(objectId: string, bytes: Uint8Array): Promise<void> {
     return this.#files.write(objectId, bytes);
   }
 
-  get(objectId: string): Promise<Uint8Array> {
+  protected load(objectId: string): Promise<Uint8Array | undefined> {
     return this.#files.read(objectId);
   }
 
-  delete(objectId: string): Promise<void> {
+  protected remove(objectId: string): Promise<void> {
     return this.#files.remove(objectId);
   }
 }

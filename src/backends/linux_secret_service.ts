@@ -6,9 +6,8 @@
  */
 import { VaultError } from "../errors.ts";
 import { fromBase64, toBase64, utf8 } from "../crypto/encoding.ts";
-import { isObjectId } from "../crypto/ids.ts";
+import { CheckedBackend, toolError, type ToolErrors } from "./contract.ts";
 import { type CommandResult, type CommandRunner, runCommand } from "../platform/subprocess.ts";
-import type { BlobBackend } from "./backend.ts";
 
 /** The `service` attribute of every item. */
 export const SECRET_SERVICE_NAME = "palyra.vault.v1";
@@ -32,65 +31,62 @@ export interface LinuxSecretServiceOptions {
 
 const TOOL = "secret-tool";
 
-/** Turns a failed `secret-tool` run into a typed error with a hint. */
-export function secretToolError(action: string, r: CommandResult): VaultError {
-  const stderr = r.stderr.trim();
-  const detail = stderr === "" ? `exit ${r.code}` : `exit ${r.code}: ${stderr}`;
-  if (
-    /autolaunch D-Bus|Could not connect|DBUS_SESSION_BUS_ADDRESS|Failed to connect to|Unable to autolaunch/i.test(
-      stderr,
-    )
-  ) {
-    return new VaultError("backend_unavailable", `${action} failed: there is no D-Bus session (${detail})`, {
+/** How `secret-tool`'s failures read. */
+const SECRET_TOOL_ERRORS: ToolErrors = {
+  tool: TOOL,
+  rules: [
+    {
+      when: (e) =>
+        /autolaunch D-Bus|Could not connect|DBUS_SESSION_BUS_ADDRESS|Failed to connect to|Unable to autolaunch/i.test(
+          e,
+        ),
+      code: "backend_unavailable",
+      why: "there is no D-Bus session",
       hint:
         "run inside a desktop session or set DBUS_SESSION_BUS_ADDRESS; on a headless server use --backend encrypted_file",
-    });
-  }
-  if (/not provided by any \.service files|ServiceUnknown|org\.freedesktop\.secrets/i.test(stderr)) {
-    return new VaultError("backend_unavailable", `${action} failed: no Secret Service is running (${detail})`, {
+    },
+    {
+      when: (e) => /not provided by any \.service files|ServiceUnknown|org\.freedesktop\.secrets/i.test(e),
+      code: "backend_unavailable",
+      why: "no Secret Service is running",
       hint: "start gnome-keyring (or another Secret Service), or use --backend encrypted_file",
-    });
-  }
-  if (/locked|prompt|dismissed|cancel|collection\/login|Cannot create an item/i.test(stderr)) {
-    return new VaultError("permission", `${action} failed: the keyring is locked (${detail})`, {
+    },
+    {
+      when: (e) => /locked|prompt|dismissed|cancel|collection\/login|Cannot create an item/i.test(e),
+      code: "permission",
+      why: "the keyring is locked",
       hint: "unlock your keyring (log in to the desktop session, or run gnome-keyring-daemon --unlock)",
-    });
-  }
-  return new VaultError("io", `${action} failed: ${TOOL} ${detail}`);
+    },
+  ],
+};
+
+/** Turns a failed `secret-tool` run into a typed error with a hint. */
+export function secretToolError(action: string, r: CommandResult): VaultError {
+  return toolError(SECRET_TOOL_ERRORS, action, r);
 }
 
 /** Stores envelopes in the Secret Service through `secret-tool`. */
-export class LinuxSecretServiceBackend implements BlobBackend {
+export class LinuxSecretServiceBackend extends CheckedBackend {
   readonly kind = "linux_secret_service";
-  readonly maxPayloadBytes = SECRET_TOOL_MAX_PAYLOAD_BYTES;
+  override readonly maxPayloadBytes: number = SECRET_TOOL_MAX_PAYLOAD_BYTES;
+  protected readonly where = "the Secret Service";
   readonly #run: CommandRunner;
   readonly #service: string;
   readonly #timeoutMs: number;
 
   constructor(options: LinuxSecretServiceOptions = {}) {
+    super();
     this.#run = options.run ?? runCommand;
     this.#service = options.service ?? SECRET_SERVICE_NAME;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
   }
 
   #attributes(objectId: string): string[] {
-    if (!isObjectId(objectId)) {
-      throw new VaultError("io", `use object id ${JSON.stringify(objectId)} failed: not of the form obj_<64 hex>`);
-    }
     return ["service", this.#service, "key", objectId];
   }
 
-  async put(objectId: string, bytes: Uint8Array): Promise<void> {
+  protected async store(objectId: string, bytes: Uint8Array): Promise<void> {
     const action = `store object "${objectId}" in the Secret Service`;
-    if (bytes.length > SECRET_TOOL_MAX_PAYLOAD_BYTES) {
-      throw new VaultError(
-        "value_too_large",
-        `${action} failed: this backend keeps at most ${SECRET_TOOL_MAX_PAYLOAD_BYTES} bytes`,
-        {
-          hint: "use the encrypted_file backend for larger values",
-        },
-      );
-    }
     const payload = toBase64(bytes);
     const args = ["store", `--label=${ITEM_LABEL}`, ...this.#attributes(objectId)];
     const r = await this.#run(TOOL, args, { stdin: utf8(payload), timeoutMs: this.#timeoutMs });
@@ -111,12 +107,10 @@ export class LinuxSecretServiceBackend implements BlobBackend {
     }
   }
 
-  async get(objectId: string): Promise<Uint8Array> {
+  protected async load(objectId: string): Promise<Uint8Array | undefined> {
     const r = await this.#run(TOOL, ["lookup", ...this.#attributes(objectId)], { timeoutMs: this.#timeoutMs });
     // secret-tool says nothing and exits 1 when no item matches.
-    if (r.code === 1 && r.stderr.trim() === "" && r.stdout.length === 0) {
-      throw new VaultError("not_found", `read object "${objectId}" failed: it is not in the Secret Service`);
-    }
+    if (r.code === 1 && r.stderr.trim() === "" && r.stdout.length === 0) return undefined;
     if (r.code !== 0) throw secretToolError(`read object "${objectId}" from the Secret Service`, r);
     const bytes = fromBase64(new TextDecoder().decode(r.stdout).trim());
     if (bytes === undefined) {
@@ -125,7 +119,7 @@ export class LinuxSecretServiceBackend implements BlobBackend {
     return bytes;
   }
 
-  async delete(objectId: string): Promise<void> {
+  protected async remove(objectId: string): Promise<void> {
     const r = await this.#run(TOOL, ["clear", ...this.#attributes(objectId)], { timeoutMs: this.#timeoutMs });
     if (r.code === 0 || (r.code === 1 && r.stderr.trim() === "")) return; // nothing matched: already gone
     throw secretToolError(`remove object "${objectId}" from the Secret Service`, r);

@@ -7,9 +7,8 @@
  */
 import { VaultError } from "../errors.ts";
 import { fromBase64, toBase64, utf8 } from "../crypto/encoding.ts";
-import { isObjectId } from "../crypto/ids.ts";
+import { CheckedBackend, toolError, type ToolErrors } from "./contract.ts";
 import { type CommandResult, type CommandRunner, runCommand } from "../platform/subprocess.ts";
-import type { BlobBackend } from "./backend.ts";
 import { ITEM_LABEL, SECRET_SERVICE_NAME } from "./linux_secret_service.ts";
 
 /**
@@ -26,53 +25,55 @@ export interface MacosKeychainOptions {
 
 const TOOL = "security";
 
+/** How `security`'s failures read. */
+const SECURITY_ERRORS: ToolErrors = {
+  tool: TOOL,
+  rules: [
+    {
+      when: (e, code) => code === 44 || /could not be found/i.test(e),
+      code: "not_found",
+      why: "the keychain has no such item",
+      quiet: true,
+    },
+    {
+      when: (e, code) => /User interaction is not allowed|interaction not allowed|-25308/i.test(e) || code === 36,
+      code: "permission",
+      why: "the keychain is locked, or this session has no user interface (SSH)",
+      hint:
+        "unlock it with: security unlock-keychain ~/Library/Keychains/login.keychain-db, or use --backend encrypted_file",
+    },
+    {
+      when: (e, code) => /User canceled|cancelled|-128/i.test(e) || code === 128,
+      code: "permission",
+      why: "the user cancelled the keychain prompt",
+      hint: "run again and allow access to the Palyra Vault item",
+    },
+    {
+      when: (e, code) => /not correct|denied|not permitted|-25293|authorization/i.test(e) || code === 51,
+      code: "permission",
+      why: "access to the keychain was denied",
+      hint: "allow this program in the item's access control list in Keychain Access",
+    },
+  ],
+};
+
 /** Turns a failed `security` run into a typed error with a hint. */
 export function securityError(action: string, r: CommandResult): VaultError {
-  const stderr = r.stderr.trim();
-  const detail = stderr === "" ? `exit ${r.code}` : `exit ${r.code}: ${stderr}`;
-  if (r.code === 44 || /could not be found/i.test(stderr)) {
-    return new VaultError("not_found", `${action} failed: the keychain has no such item`);
-  }
-  if (/User interaction is not allowed|interaction not allowed|-25308/i.test(stderr) || r.code === 36) {
-    return new VaultError(
-      "permission",
-      `${action} failed: the keychain is locked, or this session has no user interface (SSH) (${detail})`,
-      {
-        hint:
-          "unlock it with: security unlock-keychain ~/Library/Keychains/login.keychain-db, or use --backend encrypted_file",
-      },
-    );
-  }
-  if (/User canceled|cancelled|-128/i.test(stderr) || r.code === 128) {
-    return new VaultError("permission", `${action} failed: the user cancelled the keychain prompt (${detail})`, {
-      hint: "run again and allow access to the Palyra Vault item",
-    });
-  }
-  if (/not correct|denied|not permitted|-25293|authorization/i.test(stderr) || r.code === 51) {
-    return new VaultError("permission", `${action} failed: access to the keychain was denied (${detail})`, {
-      hint: "allow this program in the item's access control list in Keychain Access",
-    });
-  }
-  return new VaultError("io", `${action} failed: ${TOOL} ${detail}`);
+  return toolError(SECURITY_ERRORS, action, r);
 }
 
 /** Stores envelopes in the login keychain through the `security` command. */
-export class MacosKeychainBackend implements BlobBackend {
+export class MacosKeychainBackend extends CheckedBackend {
   readonly kind = "macos_keychain";
-  readonly maxPayloadBytes = MACOS_MAX_PAYLOAD_BYTES;
+  override readonly maxPayloadBytes: number = MACOS_MAX_PAYLOAD_BYTES;
+  protected readonly where = "the keychain";
   readonly #run: CommandRunner;
   readonly #timeoutMs: number;
 
   constructor(options: MacosKeychainOptions = {}) {
+    super();
     this.#run = options.run ?? runCommand;
     this.#timeoutMs = options.timeoutMs ?? 10_000;
-  }
-
-  #check(objectId: string): string {
-    if (!isObjectId(objectId)) {
-      throw new VaultError("io", `use object id ${JSON.stringify(objectId)} failed: not of the form obj_<64 hex>`);
-    }
-    return objectId;
   }
 
   async #read(objectId: string, action: string): Promise<string> {
@@ -83,17 +84,7 @@ export class MacosKeychainBackend implements BlobBackend {
     return new TextDecoder().decode(r.stdout).trim();
   }
 
-  async put(objectId: string, bytes: Uint8Array): Promise<void> {
-    this.#check(objectId);
-    if (bytes.length > MACOS_MAX_PAYLOAD_BYTES) {
-      throw new VaultError(
-        "value_too_large",
-        `store object "${objectId}" failed: the keychain backend keeps at most ${MACOS_MAX_PAYLOAD_BYTES} bytes`,
-        {
-          hint: "use the encrypted_file backend for larger values",
-        },
-      );
-    }
+  protected async store(objectId: string, bytes: Uint8Array): Promise<void> {
     const payload = toBase64(bytes);
     // -U updates in place; the command (with the payload) travels on stdin, never in argv.
     const line = `add-generic-password -U -s ${SECRET_SERVICE_NAME} -a ${objectId} -l "${ITEM_LABEL}" -w ${payload}\n`;
@@ -110,9 +101,14 @@ export class MacosKeychainBackend implements BlobBackend {
     }
   }
 
-  async get(objectId: string): Promise<Uint8Array> {
-    this.#check(objectId);
-    const text = await this.#read(objectId, `read object "${objectId}" from the keychain`);
+  protected async load(objectId: string): Promise<Uint8Array | undefined> {
+    let text: string;
+    try {
+      text = await this.#read(objectId, `read object "${objectId}" from the keychain`);
+    } catch (e) {
+      if (VaultError.is(e, "not_found")) return undefined;
+      throw e;
+    }
     const bytes = fromBase64(text);
     if (bytes === undefined) {
       throw new VaultError("crypto", `read object "${objectId}" failed: the keychain item is not a base64 envelope`);
@@ -120,8 +116,7 @@ export class MacosKeychainBackend implements BlobBackend {
     return bytes;
   }
 
-  async delete(objectId: string): Promise<void> {
-    this.#check(objectId);
+  protected async remove(objectId: string): Promise<void> {
     const r = await this.#run(TOOL, ["delete-generic-password", "-s", SECRET_SERVICE_NAME, "-a", objectId], {
       timeoutMs: this.#timeoutMs,
     });

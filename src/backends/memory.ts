@@ -1,6 +1,5 @@
 /** An in-memory `BlobBackend`, for tests and short-lived processes. */
-import { VaultError } from "../errors.ts";
-import type { BlobBackend } from "./backend.ts";
+import { CheckedBackend } from "./contract.ts";
 
 /**
  * Keeps envelopes in a `Map`. Nothing survives the process.
@@ -8,27 +7,29 @@ import type { BlobBackend } from "./backend.ts";
  * @example
  * ```ts
  * import { MemoryBackend, Vault } from "@palyra/vault";
- * const vault = await Vault.open({ kek: crypto.getRandomValues(new Uint8Array(32)), backend: new MemoryBackend() });
+ * const vault = await Vault.open({
+ *   root: "/tmp/vault-test", // a custom backend needs a folder for the indexes and locks
+ *   kek: crypto.getRandomValues(new Uint8Array(32)),
+ *   backend: new MemoryBackend(),
+ * });
  * ```
  */
-export class MemoryBackend implements BlobBackend {
+export class MemoryBackend extends CheckedBackend {
   readonly kind: string = "memory";
+  protected readonly where = "memory";
   readonly #objects = new Map<string, Uint8Array>();
 
-  put(objectId: string, bytes: Uint8Array): Promise<void> {
+  protected store(objectId: string, bytes: Uint8Array): Promise<void> {
     this.#objects.set(objectId, new Uint8Array(bytes));
     return Promise.resolve();
   }
 
-  get(objectId: string): Promise<Uint8Array> {
+  protected load(objectId: string): Promise<Uint8Array | undefined> {
     const found = this.#objects.get(objectId);
-    if (found === undefined) {
-      return Promise.reject(new VaultError("not_found", `read object "${objectId}" failed: it does not exist`));
-    }
-    return Promise.resolve(new Uint8Array(found));
+    return Promise.resolve(found === undefined ? undefined : new Uint8Array(found));
   }
 
-  delete(objectId: string): Promise<void> {
+  protected remove(objectId: string): Promise<void> {
     this.#objects.delete(objectId);
     return Promise.resolve();
   }

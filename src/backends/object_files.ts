@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
-import { isObjectId } from "../crypto/ids.ts";
+import { checkObjectId } from "./contract.ts";
 import type { FileSystem } from "../platform/fs.ts";
 import { existingRealFolder, secureDir } from "../store/folders.ts";
 
@@ -23,22 +23,19 @@ export class ObjectFiles {
 
   /** The path of an object; anything but `obj_<64 hex>` could name a path outside the folder. */
   pathOf(objectId: string): string {
-    if (!isObjectId(objectId)) {
-      throw new VaultError("io", `use object id ${JSON.stringify(objectId)} failed: not of the form obj_<64 hex>`);
-    }
+    checkObjectId(objectId);
     return join(this.dir, objectId);
   }
 
-  /** Reads an object; `not_found` when it (or the folder) does not exist. */
-  async read(objectId: string): Promise<Uint8Array> {
+  /** Reads an object; `undefined` when it (or the folder) does not exist. */
+  async read(objectId: string): Promise<Uint8Array | undefined> {
     const path = this.pathOf(objectId);
-    const missing = () => new VaultError("not_found", `read object "${objectId}" failed: it does not exist`);
     // Checked on every read (one lstat): a folder swapped for a link after opening is never followed.
-    if (!(await existingRealFolder(this.fs, this.dir, this.what))) throw missing();
+    if (!(await existingRealFolder(this.fs, this.dir, this.what))) return undefined;
     try {
       return await this.fs.readFile(path, this.maxBytes);
     } catch (e) {
-      if (errnoCode(e) === "ENOENT") throw missing();
+      if (errnoCode(e) === "ENOENT") return undefined;
       if (errnoCode(e) === "EFBIG") {
         const size = (e as { size?: number }).size;
         throw new VaultError(

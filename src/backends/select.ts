@@ -27,8 +27,11 @@ export interface BackendHost {
 
 /** Whether a backend can run here, and why (not). */
 export interface BackendAvailability {
+  /** The backend asked about. */
   kind: BackendKind;
+  /** Whether it can run on this machine now (a keychain tool was tried, where one is needed). */
   available: boolean;
+  /** Why, in words: what answered, or what is missing (a tool's error message included). */
   reason: string;
 }
 

@@ -13,8 +13,8 @@ import { VaultError } from "../errors.ts";
 import { fromBase64, toBase64, utf8 } from "../crypto/encoding.ts";
 import type { FileSystem } from "../platform/fs.ts";
 import { type CommandResult, type CommandRunner, runCommand } from "../platform/subprocess.ts";
-import type { BlobBackend } from "./backend.ts";
 import { ObjectFiles } from "./object_files.ts";
+import { CheckedBackend, toolError, type ToolErrors } from "./contract.ts";
 
 /** The two DPAPI operations; each has its own constant script. */
 export type DpapiOperation = "protect" | "unprotect";
@@ -81,29 +81,35 @@ const padded = (b: Uint8Array) => {
 
 const MAX_STDERR_CHARS = 600;
 
+/** How powershell's failures read when it runs the DPAPI scripts. */
+function dpapiErrors(operation: DpapiOperation | undefined): ToolErrors {
+  return {
+    tool: "powershell",
+    maxStderrChars: MAX_STDERR_CHARS,
+    rules: [
+      // The scripts' trap names the exception type; DPAPI's own failures are CryptographicExceptions.
+      {
+        when: (e) => /CryptographicException/.test(e),
+        code: "crypto",
+        why: `DPAPI could not ${operation ?? "process"} it`,
+        hint: "DPAPI data opens only for the Windows user (and machine) that protected it, with the same object id",
+      },
+      {
+        when: (e) => /access is denied|UnauthorizedAccess/i.test(e),
+        code: "permission",
+        why: "access was denied",
+        hint: "run as the Windows user that owns the vault",
+      },
+      { when: (e) => /cancel/i.test(e), code: "permission", why: "the user cancelled" },
+    ],
+    fallbackHint: "check that Windows PowerShell runs here (powershell -NoProfile -Command 'Add-Type -AssemblyName " +
+      "System.Security'), or start a new vault with --backend encrypted_file",
+  };
+}
+
 /** Turns a failed powershell run into a typed error with a hint. */
 export function dpapiError(action: string, r: CommandResult, operation?: DpapiOperation): VaultError {
-  let stderr = r.stderr.trim();
-  if (stderr.length > MAX_STDERR_CHARS) stderr = stderr.slice(0, MAX_STDERR_CHARS) + " …";
-  const detail = stderr === "" ? `exit ${r.code}` : `exit ${r.code}: ${stderr}`;
-  // The scripts' trap names the exception type; DPAPI's own failures are CryptographicExceptions.
-  if (/CryptographicException/.test(stderr)) {
-    return new VaultError("crypto", `${action} failed: DPAPI could not ${operation ?? "process"} it (${detail})`, {
-      hint: "DPAPI data opens only for the Windows user (and machine) that protected it, with the same object id",
-    });
-  }
-  if (/access is denied|UnauthorizedAccess/i.test(stderr)) {
-    return new VaultError("permission", `${action} failed: access was denied (${detail})`, {
-      hint: "run as the Windows user that owns the vault",
-    });
-  }
-  if (/cancel/i.test(stderr)) {
-    return new VaultError("permission", `${action} failed: the user cancelled (${detail})`);
-  }
-  return new VaultError("io", `${action} failed: powershell ${detail}`, {
-    hint: "check that Windows PowerShell runs here (powershell -NoProfile -Command 'Add-Type -AssemblyName " +
-      "System.Security'), or start a new vault with --backend encrypted_file",
-  });
+  return toolError(dpapiErrors(operation), action, r);
 }
 
 /**
@@ -156,13 +162,15 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 }
 
 /** Envelopes protected by DPAPI, in `objects_dpapi/` under the vault root. */
-export class WindowsDpapiBackend implements BlobBackend {
+export class WindowsDpapiBackend extends CheckedBackend {
   readonly kind = "windows_dpapi";
+  protected readonly where = "the DPAPI objects folder";
   readonly #files: ObjectFiles;
   readonly #run: CommandRunner;
   readonly #timeoutMs: number;
 
   constructor(root: string, fs: FileSystem, options: WindowsDpapiOptions = {}) {
+    super();
     const max = options.maxObjectBytes === undefined ? undefined : options.maxObjectBytes + DPAPI_OVERHEAD_BYTES;
     this.#files = new ObjectFiles(fs, join(root, FILES.dpapiObjectsDir), "DPAPI objects folder", max);
     this.#run = options.run ?? runCommand;
@@ -201,17 +209,17 @@ export class WindowsDpapiBackend implements BlobBackend {
     }
   }
 
-  async put(objectId: string, bytes: Uint8Array): Promise<void> {
-    this.#files.pathOf(objectId); // checked before PowerShell runs
+  protected async store(objectId: string, bytes: Uint8Array): Promise<void> {
     await this.#files.write(objectId, await this.#dpapi("protect", objectId, bytes));
   }
 
-  async get(objectId: string): Promise<Uint8Array> {
+  protected async load(objectId: string): Promise<Uint8Array | undefined> {
     // Read (and size-checked) before PowerShell runs.
-    return await this.#dpapi("unprotect", objectId, await this.#files.read(objectId));
+    const stored = await this.#files.read(objectId);
+    return stored === undefined ? undefined : await this.#dpapi("unprotect", objectId, stored);
   }
 
-  delete(objectId: string): Promise<void> {
+  protected remove(objectId: string): Promise<void> {
     return this.#files.remove(objectId);
   }
 }

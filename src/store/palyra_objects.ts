@@ -13,7 +13,7 @@ import { parseJsonObject, utf8 } from "../crypto/encoding.ts";
 import { isObjectId } from "../crypto/ids.ts";
 import type { FileSystem } from "../platform/fs.ts";
 import { secureDir } from "./folders.ts";
-import type { BlobBackend } from "../backends/backend.ts";
+import { CheckedBackend } from "../backends/contract.ts";
 import { ObjectFiles } from "../backends/object_files.ts";
 
 /** The largest objects store read or written. */
@@ -48,14 +48,16 @@ export function encodeObjectsStore(objects: ReadonlyMap<string, Uint8Array>): Ui
 }
 
 /** The objects of a palyra-layout vault, as a backend. */
-export class PalyraObjects implements BlobBackend {
+export class PalyraObjects extends CheckedBackend {
   readonly kind = "encrypted_file";
+  protected readonly where = "the objects store";
   readonly #fs: FileSystem;
   readonly #dir: string;
   readonly #path: string;
   readonly #legacy: ObjectFiles;
 
   constructor(fs: FileSystem, root: string, maxObjectBytes: number | undefined) {
+    super();
     this.#fs = fs;
     this.#dir = join(root, FILES.objectsDir);
     this.#path = join(root, PALYRA_OBJECTS_STORE);
@@ -103,19 +105,18 @@ export class PalyraObjects implements BlobBackend {
     return names.some((n) => isObjectId(n));
   }
 
-  async get(objectId: string): Promise<Uint8Array> {
+  protected async load(objectId: string): Promise<Uint8Array | undefined> {
     const stored = (await this.read()).get(objectId);
     return stored ?? await this.#legacy.read(objectId);
   }
 
-  async put(objectId: string, bytes: Uint8Array): Promise<void> {
-    this.#legacy.pathOf(objectId);
+  protected async store(objectId: string, bytes: Uint8Array): Promise<void> {
     const objects = await this.read();
     objects.set(objectId, bytes);
     await this.#write(objects);
   }
 
-  async delete(objectId: string): Promise<void> {
+  protected async remove(objectId: string): Promise<void> {
     const objects = await this.read();
     if (objects.delete(objectId)) await this.#write(objects);
     // A legacy file would otherwise bring the object back on the next read.
