@@ -22,4 +22,5 @@ export { MemoryBackend } from "./src/backends/memory.ts";
 export { EncryptedFileBackend } from "./src/backends/encrypted_file.ts";
 export { LinuxSecretServiceBackend, type LinuxSecretServiceOptions } from "./src/backends/linux_secret_service.ts";
 export { MacosKeychainBackend, type MacosKeychainOptions } from "./src/backends/macos_keychain.ts";
+export type { CommandResult, CommandRunner, RunOptions } from "./src/platform/subprocess.ts";
 export type { BackendAvailability } from "./src/backends/select.ts";

@@ -81,4 +81,5 @@ export {
 export type { BackendAvailability } from "./src/backends/select.ts";
 export { LinuxSecretServiceBackend, type LinuxSecretServiceOptions } from "./src/backends/linux_secret_service.ts";
 export { MacosKeychainBackend, type MacosKeychainOptions } from "./src/backends/macos_keychain.ts";
+export type { CommandResult, CommandRunner, RunOptions } from "./src/platform/subprocess.ts";
 export { EncryptedFileBackend } from "./src/backends/encrypted_file.ts";

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// `npm test`: the whole suite on Deno, Bun and Node, then deno check, lint,
+// `npm test`: the whole suite on Deno, Bun and Node, then deno check, doc lint
+// (every exported symbol documented), a type check of the JSDoc examples, lint,
 // fmt --check and publish --dry-run. Prints the test counts per runtime and
 // fails if any runtime fails a test or runs none.
 import { spawnSync } from "node:child_process";
@@ -87,7 +88,19 @@ for (const rt of runtimes) {
 }
 
 const checks = [
-  ["deno check", bin("deno"), ["check", "mod.ts", "cli.ts", "src/", "tests/", "bench/", "scripts/"]],
+  ["deno check", bin("deno"), [
+    "check",
+    "mod.ts",
+    "cli.ts",
+    "config.ts",
+    "backends.ts",
+    "src/",
+    "tests/",
+    "bench/",
+    "scripts/",
+  ]],
+  ["deno doc --lint", bin("deno"), ["doc", "--lint", "mod.ts", "cli.ts", "config.ts", "backends.ts"]],
+  ["deno check --doc", bin("deno"), ["check", "--doc", "mod.ts", "cli.ts", "config.ts", "backends.ts", "src/"]],
   ["deno lint", bin("deno"), ["lint"]],
   ["deno fmt --check", bin("deno"), ["fmt", "--check"]],
   ["deno publish --dry-run", bin("deno"), ["publish", "--dry-run", "--allow-dirty"]],

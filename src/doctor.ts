@@ -21,7 +21,9 @@ import { inspectLock, lockHostName } from "./store/scope_lock.ts";
 
 /** A folder as doctor sees it. */
 export interface FolderReport {
+  /** The folder's path, as configured (not made canonical). */
   path: string;
+  /** Whether anything exists at `path` (a link counts, wherever it leads). */
   exists: boolean;
   /** Octal permission bits, e.g. `"700"`; `null` when absent. */
   mode: string | null;
@@ -29,8 +31,11 @@ export interface FolderReport {
 
 /** One scope lock that is currently present. */
 export interface LockReport {
+  /** The lock folder (or file). */
   path: string;
+  /** `pid <n> on <host>` (`pid <n>` in Palyra's layout), or `unreadable lock file`. */
   holder: string;
+  /** Milliseconds since the lock was taken; `null` when that cannot be read. */
   ageMs: number | null;
   /** `alive`, `dead` (reclaimed by the next writer) or `unknown`. */
   holderState: "alive" | "dead" | "unknown";
@@ -42,16 +47,23 @@ export interface LockReport {
 export interface DoctorProblem {
   /** `identity_file_mode`, `leftover_temporary`, `legacy_lock_file` or `stale_lock`. */
   code: string;
+  /** The file or folder the problem is about. */
   path: string;
+  /** What is wrong, in words. */
   message: string;
+  /** What to do about it (often a command), or why nothing needs doing. */
   hint: string;
 }
 
 /** Everything `doctor` prints. */
 export interface DoctorReport {
+  /** The runtime and its version: `deno 2.1.4`, `bun 1.1.38`, `node v22.11.0`. */
   runtime: string;
+  /** The platform as Node names it: `linux`, `darwin`, `win32`. */
   platform: string;
+  /** The vault folder. */
   vault: FolderReport;
+  /** The identity folder; `file` is the first identity file found in it, or `null` when there is none. */
   identity: FolderReport & { file: string | null };
   /** The kind in `backend.kind`, or `null` for a vault not created yet. */
   backendInUse: string | null;
@@ -59,14 +71,19 @@ export interface DoctorReport {
   layout: string | null;
   /** What `auto` would choose for a new vault here. */
   autoChoice: BackendAvailability;
+  /** Every backend kind, in the order of `BACKEND_KINDS`, with whether it could run here. */
   backends: BackendAvailability[];
+  /** The locks present now: scope locks, and the lock of a vault in Palyra's layout. */
   locks: LockReport[];
+  /** What needs the user's attention; empty when all is well. */
   problems: DoctorProblem[];
 }
 
 /** Options of `diagnose`. */
 export interface DoctorOptions {
+  /** Vault folder. Default: `PALYRA_VAULT_DIR`, else `vault` beside the identity folder (as `Vault.open`). */
   root?: string;
+  /** Identity folder. Default: `PALYRA_IDENTITY_DIR`, else the platform's default (as `Vault.open`). */
   identityRoot?: string;
   /** @internal */
   fs?: FileSystem;

@@ -59,6 +59,10 @@ export class VaultError extends Error {
   /** A short suggestion of how to fix the problem, when there is one. */
   readonly hint: string | undefined;
 
+  /**
+   * `message` names the failed action first (`get secret "x" in scope "global" failed: …`);
+   * `options.cause` becomes the standard `Error.cause`.
+   */
   constructor(
     code: VaultErrorCode,
     message: string,

@@ -42,7 +42,9 @@ export type TaggedScope =
 
 /** A parsed `<scope>/<key>` reference. */
 export interface VaultRef {
+  /** The scope part, parsed. */
   readonly scope: VaultScope;
+  /** The key part, checked against the key grammar. */
   readonly key: string;
 }
 

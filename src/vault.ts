@@ -80,10 +80,15 @@ export interface PutOptions {
 
 /** What the vault knows about a stored secret (never its value). */
 export interface SecretMetadata {
+  /** The canonical scope string: `global`, `ws:<id>`, `pr:<id>`, … (docs/FORMAT.md §1). */
   scope: string;
+  /** The key within the scope. */
   key: string;
+  /** When the key was first set, in milliseconds since the Unix epoch; replacing the value keeps it. */
   createdAtUnixMs: number;
+  /** When the value was last written, in milliseconds since the Unix epoch. */
   updatedAtUnixMs: number;
+  /** Length of the plaintext value in bytes (of its UTF-8 when it was given as a string). */
   valueBytes: number;
 }
 
@@ -409,9 +414,14 @@ export class Vault {
 
   /** Puts the object back as it was (`undefined`: absent); the error says both failures if that fails too. */
   async #restoreObject(id: string, previous: Uint8Array | undefined, what: string, cause: unknown): Promise<void> {
+    if (previous === undefined) {
+      // A new key's object that no index names is an orphan, never read: remove it if possible, and let
+      // the write's own error be the one reported.
+      await this.#layout.objects.delete(id).catch(() => {});
+      return;
+    }
     try {
-      if (previous === undefined) await this.#layout.objects.delete(id);
-      else await this.#layout.objects.put(id, previous);
+      await this.#layout.objects.put(id, previous);
     } catch (restoreError) {
       throw new VaultError(
         "io",
@@ -439,6 +449,8 @@ export class Vault {
    * @throws {VaultError} `conflict` when `overwrite` is `false` and a different value is stored.
    * @example
    * ```ts
+   * import { Vault } from "@palyra/vault";
+   * const vault = await Vault.open();
    * const meta = await vault.putSecret("ws:acme", "github_token", "ghp_...");
    * console.log(meta.valueBytes, meta.replaced);
    * ```
@@ -488,7 +500,8 @@ export class Vault {
         await this.#checkLayout();
         const index = await layout.readIndex(s);
         const old = index.find(s, k);
-        const previous = await this.#readPrevious(id);
+        // A new key has no previous object to compare with or to put back on a failure.
+        const previous = old === undefined ? undefined : await this.#readPrevious(id);
         let replaced = false;
         if (old !== undefined) {
           let same = false;
@@ -562,6 +575,8 @@ export class Vault {
    * stored object was modified or sealed by another identity.
    * @example
    * ```ts
+   * import { Vault } from "@palyra/vault";
+   * const vault = await Vault.open();
    * using token = await vault.getSecret("ws:acme", "github_token");
    * ```
    */
@@ -602,6 +617,8 @@ export class Vault {
    *
    * @example
    * ```ts
+   * import { Vault } from "@palyra/vault";
+   * const vault = await Vault.open();
    * const existed = await vault.deleteSecret("global", "old_token");
    * ```
    */
@@ -671,6 +688,8 @@ export class Vault {
    *
    * @example
    * ```ts
+   * import { Vault } from "@palyra/vault";
+   * const vault = await Vault.open();
    * for (const s of await vault.listSecrets()) console.log(s.scope, s.key, s.updatedAtUnixMs);
    * ```
    */
@@ -691,6 +710,8 @@ export class Vault {
    *
    * @example
    * ```ts
+   * import { Vault } from "@palyra/vault";
+   * const vault = await Vault.open();
    * using key = await vault.resolve("global/openai_api_key");
    * ```
    */
@@ -706,6 +727,7 @@ export class Vault {
     this.#closed = true;
   }
 
+  /** Closes the vault at the end of its block: `using vault = await Vault.open()`. */
   [Symbol.dispose](): void {
     this.close();
   }

@@ -1,5 +1,5 @@
 /**
- * The `palyra-secrets` CLI (SPEC §7, §8) on Deno, Bun, Node and as a
+ * The `palyra-secrets` CLI (README, "The CLI: `palyra-secrets`") on Deno, Bun, Node and as a
  * standalone binary built offline with `bun build --compile`.
  */
 import { describe, test } from "node:test";

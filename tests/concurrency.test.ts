@@ -1,6 +1,6 @@
 /**
- * Several processes of all three runtimes writing one vault at once (SPEC §9
- * "Reliability"), with and without random SIGKILLs.
+ * Several processes of all three runtimes writing one vault at once (docs/FORMAT.md
+ * §5.3–§5.4; README, "Threat model"), with and without random SIGKILLs.
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";

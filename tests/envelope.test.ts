@@ -1,4 +1,4 @@
-/** Envelope sealing and tamper resistance (SPEC §3). */
+/** Envelope sealing and tamper resistance (docs/FORMAT.md §3). */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { inspect } from "node:util";
@@ -69,7 +69,7 @@ describe("envelope", () => {
     const value = randomBytes(40);
     const env = sealEnvelope(KEK, "ws:acme", "github_token", value);
     const text = fromUtf8(env);
-    // kek_id is an unauthenticated hint (SPEC §3 tolerates a different or missing one).
+    // kek_id is an unauthenticated hint (docs/FORMAT.md §2: readers must not require it).
     const kekStart = text.indexOf('"kek_id"');
     const kekEnd = text.indexOf(",", kekStart);
     let rejected = 0;

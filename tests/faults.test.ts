@@ -1,5 +1,5 @@
 /**
- * Fault injection (SPEC §5 "put" and "delete"): a failed write never leaves
+ * Fault injection (docs/FORMAT.md §5.3, "Writing and deleting"): a failed write never leaves
  * the vault in a state that loses or misreports a secret.
  */
 import { describe, test } from "node:test";

@@ -41,7 +41,7 @@ describe("package", () => {
     }
   });
 
-  test("the public API of SPEC §11 is exported", () => {
+  test('the public API (README, "API") is exported', () => {
     for (const name of ["Vault", "VaultError", "SensitiveBytes", "parseScope", "formatScope", "parseVaultRef"]) {
       assert.equal(typeof (api as Record<string, unknown>)[name], "function", name);
     }

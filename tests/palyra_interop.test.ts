@@ -1,6 +1,6 @@
 /**
- * Interoperability with Palyra's own state folder (SPEC §3, §4, §12), checked against an
- * independent Python implementation learned from the SPEC alone
+ * Interoperability with Palyra's own state folder (docs/FORMAT.md §2–§4, §6), checked against an
+ * independent Python implementation written from the format's description alone
  * (tests/interop/palyra_state_ref.py, Python with `cryptography`), and known-answer vectors
  * for the identity store (tests/vectors/identity_store_vectors.json, made by
  * tests/vectors/generate_identity_store_vectors.py).
@@ -49,7 +49,7 @@ function currentRuntime(): RuntimeName {
 /**
  * Name, size, mode and mtime of everything under `dir`, the folder itself included. The
  * vault root's own mtime is left out when `lockedRoot`: every operation, reads included,
- * creates and removes metadata.lock there (SPEC §12), which changes the folder's mtime.
+ * creates and removes metadata.lock there (docs/FORMAT.md §6.4), which changes the folder's mtime.
  */
 function snapshot(dir: string, lockedRoot = false): string[] {
   return ["", ...readdirSync(dir, { recursive: true }).map(String)].sort().map((n) => {
@@ -92,7 +92,7 @@ function palyraSecrets(): [string, string, Uint8Array][] {
   ];
 }
 
-describe("identity store known-answer vectors (SPEC §4)", () => {
+describe("identity store known-answer vectors (docs/FORMAT.md §4)", () => {
   const vectors = JSON.parse(readFileSync(join(ROOT, "tests", "vectors", "identity_store_vectors.json"), "utf8"));
 
   test("item file names are the lowercase hex of the item name's UTF-8 bytes", () => {
@@ -132,7 +132,7 @@ describe("identity store known-answer vectors (SPEC §4)", () => {
   });
 });
 
-describe("Palyra state folder interop with the Python reference (SPEC §3, §4, §12)", () => {
+describe("Palyra state folder interop with the Python reference (docs/FORMAT.md §2–§4, §6)", () => {
   const python = findPython();
   const py = (args: string[], input?: Uint8Array) => run([python, REF, ...args], input === undefined ? {} : { input });
   const pyOk = async (args: string[], input?: Uint8Array) => {
@@ -220,7 +220,7 @@ describe("Palyra state folder interop with the Python reference (SPEC §3, §4, 
     assert.equal(await vault.deleteSecret("principal:alice", "token"), true);
     const remaining = secrets.filter(([s]) => s !== "principal:alice");
 
-    // The identity follows SPEC §4 to the byte (store key, IDS1, item shapes, the CA certificate).
+    // The identity follows docs/FORMAT.md §4 to the byte (store key, IDS1, item shapes, the CA certificate).
     const kekId = JSON.parse(await pyOk(["--identity-dir", idDir, "check-identity"])).kek_id;
     // The library's own kek_id for that identity (a scoped-layout envelope carries it) is Python's.
     const scopedRoot = join(dir, "scoped");
@@ -250,7 +250,7 @@ describe("Palyra state folder interop with the Python reference (SPEC §3, §4, 
     const gone = await py([...args, "get", "principal:alice", "token"]);
     assert.equal(gone.code, 1);
     assert.match(gone.stderr, /^error: not_found: /);
-    await pyOk(["--root", root, "check-vault"]); // last: the byte-level format of SPEC §12
+    await pyOk(["--root", root, "check-vault"]); // last: the byte-level format of docs/FORMAT.md §6
   });
 
   test("the library writes into a vault and identity Python created, without touching the identity", async () => {

@@ -1,4 +1,4 @@
-/** Permissions and symbolic-link refusal (SPEC §5 "Permissions", §9 "Security"). */
+/** Permissions and symbolic-link refusal (docs/FORMAT.md §7; README, "Threat model"). */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {

@@ -1,6 +1,6 @@
 /**
  * The Linux Secret Service backend against a real gnome-keyring on a private
- * D-Bus session (SPEC §6): the shared vault suite, several processes of all
+ * D-Bus session (docs/FORMAT.md §8; README, "Backends"): the shared vault suite, several processes of all
  * three runtimes, error mapping, `auto` on a desktop-like and a headless
  * machine, and a sampler that watches every process's argv and environment.
  */

@@ -1,4 +1,7 @@
-/** The vault folder on disk, defaults, options and backend choice (SPEC §5, §6, §11). */
+/**
+ * The vault folder on disk, defaults, options and backend choice (docs/FORMAT.md §5;
+ * README, "API" and "Backends").
+ */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";

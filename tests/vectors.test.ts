@@ -1,5 +1,5 @@
 /**
- * Known-answer tests (SPEC §3, §5, §9): the TypeScript crypto against vectors
+ * Known-answer tests (docs/FORMAT.md §1–§3): the TypeScript crypto against vectors
  * computed by an independent implementation (Python `cryptography`, see
  * tests/vectors/README.md), and the noble primitives it wraps against
  * Project Wycheproof.
@@ -263,7 +263,7 @@ describe("known-answer vectors from Python cryptography", () => {
     });
   }
 
-  test("an envelope whose kek_id is missing or different still opens (SPEC §3)", () => {
+  test("an envelope whose kek_id is missing or different still opens (docs/FORMAT.md §2)", () => {
     const v = V.envelopes[0]!;
     const kek = fromHex(v.kek_hex);
     const env = JSON.parse(v.envelope) as Record<string, unknown>;

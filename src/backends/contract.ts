@@ -15,8 +15,12 @@ import type { BlobBackend } from "./backend.ts";
  * A backend whose public methods check the contract and whose subclass
  * implements only the storage: `store`, `load` (`undefined` when there is no
  * such object) and `remove` (absent is fine).
+ *
+ * @internal not exported by the package: its public methods are those of
+ * `BlobBackend`, which the built-in backends document.
  */
 export abstract class CheckedBackend implements BlobBackend {
+  /** The backend's name, shown as `Vault.backendKind`. */
   abstract readonly kind: string;
   /** The largest envelope this backend keeps, when it has a cap. */
   readonly maxPayloadBytes?: number;

@@ -23,9 +23,11 @@ export const SECRET_TOOL_MAX_PAYLOAD_BYTES = 6_000;
 
 /** Options of the backend; tests hand in a fake runner or their own service name. */
 export interface LinuxSecretServiceOptions {
+  /** Runs `secret-tool`. Default: the library's runner (no shell; the payload only on stdin and stdout). */
   run?: CommandRunner;
   /** The `service` attribute (default `palyra.vault.v1`). */
   service?: string;
+  /** How long one `secret-tool` run may take before it is killed, in milliseconds. Default 10 000. */
   timeoutMs?: number;
 }
 
@@ -67,13 +69,17 @@ export function secretToolError(action: string, r: CommandResult): VaultError {
 
 /** Stores envelopes in the Secret Service through `secret-tool`. */
 export class LinuxSecretServiceBackend extends CheckedBackend {
+  /** Always `"linux_secret_service"`. */
   readonly kind = "linux_secret_service";
+  /** `SECRET_TOOL_MAX_PAYLOAD_BYTES` (6 000): a larger envelope is `value_too_large` before anything runs. */
   override readonly maxPayloadBytes: number = SECRET_TOOL_MAX_PAYLOAD_BYTES;
+  /** Names the store in error messages. */
   protected readonly where = "the Secret Service";
   readonly #run: CommandRunner;
   readonly #service: string;
   readonly #timeoutMs: number;
 
+  /** Runs nothing yet: the first operation starts `secret-tool` (`probe` tells whether it can work here). */
   constructor(options: LinuxSecretServiceOptions = {}) {
     super();
     this.#run = options.run ?? runCommand;
@@ -85,6 +91,10 @@ export class LinuxSecretServiceBackend extends CheckedBackend {
     return ["service", this.#service, "key", objectId];
   }
 
+  /**
+   * Stores the base64 of `bytes` with `secret-tool store`, then reads it
+   * back: an item the tool shortened is an `io` error, never a stored value.
+   */
   protected async store(objectId: string, bytes: Uint8Array): Promise<void> {
     const action = `store object "${objectId}" in the Secret Service`;
     const payload = toBase64(bytes);
@@ -107,6 +117,7 @@ export class LinuxSecretServiceBackend extends CheckedBackend {
     }
   }
 
+  /** Reads the item with `secret-tool lookup`: `undefined` when there is none, `crypto` when it is not base64. */
   protected async load(objectId: string): Promise<Uint8Array | undefined> {
     const r = await this.#run(TOOL, ["lookup", ...this.#attributes(objectId)], { timeoutMs: this.#timeoutMs });
     // secret-tool says nothing and exits 1 when no item matches.
@@ -119,6 +130,7 @@ export class LinuxSecretServiceBackend extends CheckedBackend {
     return bytes;
   }
 
+  /** Removes the item with `secret-tool clear`; no such item is fine. */
   protected async remove(objectId: string): Promise<void> {
     const r = await this.#run(TOOL, ["clear", ...this.#attributes(objectId)], { timeoutMs: this.#timeoutMs });
     if (r.code === 0 || (r.code === 1 && r.stderr.trim() === "")) return; // nothing matched: already gone

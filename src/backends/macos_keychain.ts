@@ -19,7 +19,9 @@ export const MACOS_MAX_PAYLOAD_BYTES = 2_800;
 
 /** Options of the backend; tests hand in a runner (or put a fake `security` on PATH). */
 export interface MacosKeychainOptions {
+  /** Runs `security`. Default: the library's runner (no shell; the payload only on stdin and stdout). */
   run?: CommandRunner;
+  /** How long one `security` run may take before it is killed, in milliseconds. Default 10 000. */
   timeoutMs?: number;
 }
 
@@ -64,12 +66,16 @@ export function securityError(action: string, r: CommandResult): VaultError {
 
 /** Stores envelopes in the login keychain through the `security` command. */
 export class MacosKeychainBackend extends CheckedBackend {
+  /** Always `"macos_keychain"`. */
   readonly kind = "macos_keychain";
+  /** `MACOS_MAX_PAYLOAD_BYTES` (2 800): a larger envelope is `value_too_large` before anything runs. */
   override readonly maxPayloadBytes: number = MACOS_MAX_PAYLOAD_BYTES;
+  /** Names the store in error messages. */
   protected readonly where = "the keychain";
   readonly #run: CommandRunner;
   readonly #timeoutMs: number;
 
+  /** Runs nothing yet: the first operation starts `security`. */
   constructor(options: MacosKeychainOptions = {}) {
     super();
     this.#run = options.run ?? runCommand;
@@ -84,6 +90,11 @@ export class MacosKeychainBackend extends CheckedBackend {
     return new TextDecoder().decode(r.stdout).trim();
   }
 
+  /**
+   * Adds or updates the item (`add-generic-password -U`, sent to `security -i`
+   * on stdin), then reads it back: a truncated item is an `io` error, never a
+   * stored value.
+   */
   protected async store(objectId: string, bytes: Uint8Array): Promise<void> {
     const payload = toBase64(bytes);
     // -U updates in place; the command (with the payload) travels on stdin, never in argv.
@@ -101,6 +112,7 @@ export class MacosKeychainBackend extends CheckedBackend {
     }
   }
 
+  /** Reads the item's password: `undefined` when there is no such item, `crypto` when it is not base64. */
   protected async load(objectId: string): Promise<Uint8Array | undefined> {
     let text: string;
     try {
@@ -116,6 +128,7 @@ export class MacosKeychainBackend extends CheckedBackend {
     return bytes;
   }
 
+  /** Deletes the item (`delete-generic-password`); no such item is fine. */
   protected async remove(objectId: string): Promise<void> {
     const r = await this.#run(TOOL, ["delete-generic-password", "-s", SECRET_SERVICE_NAME, "-a", objectId], {
       timeoutMs: this.#timeoutMs,

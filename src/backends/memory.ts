@@ -15,20 +15,25 @@ import { CheckedBackend } from "./contract.ts";
  * ```
  */
 export class MemoryBackend extends CheckedBackend {
+  /** Always `"memory"`. */
   readonly kind: string = "memory";
+  /** Names the store in error messages. */
   protected readonly where = "memory";
   readonly #objects = new Map<string, Uint8Array>();
 
+  /** Keeps a copy of `bytes`, so the caller may reuse its buffer. */
   protected store(objectId: string, bytes: Uint8Array): Promise<void> {
     this.#objects.set(objectId, new Uint8Array(bytes));
     return Promise.resolve();
   }
 
+  /** A copy of the stored bytes (the stored ones stay intact), or `undefined`. */
   protected load(objectId: string): Promise<Uint8Array | undefined> {
     const found = this.#objects.get(objectId);
     return Promise.resolve(found === undefined ? undefined : new Uint8Array(found));
   }
 
+  /** Forgets the object; absent is fine. */
   protected remove(objectId: string): Promise<void> {
     this.#objects.delete(objectId);
     return Promise.resolve();

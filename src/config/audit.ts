@@ -40,13 +40,21 @@ export type FindingCode =
 
 /** One finding, located in the file. */
 export interface AuditFinding {
+  /** The file: the `path` option, or for `plaintext_in_backup` the backup's path. */
   file: string;
+  /** 1-based line of the field's key (1 for a backup that could not be parsed). */
   line: number;
+  /** 1-based column of the field's key (1 for a backup that could not be parsed). */
   column: number;
+  /** The field's dotted path (`channels[0].bot_token`); `""` for a backup that could not be parsed. */
   field: string;
+  /** `blocking` findings make `palyra-secrets audit --strict` exit 3. */
   severity: FindingSeverity;
+  /** What was found; stable across versions, unlike `message`. */
   code: FindingCode;
+  /** What was found, in words; never quotes the secret. */
   message: string;
+  /** What to do about it: usually a `palyra-secrets` command to run, or `"none needed"`. */
   remediation: string;
 }
 
@@ -56,32 +64,51 @@ export interface AuditFinding {
  * `"<redacted>"` (or `""` when the field is not a string).
  */
 export interface AuditReference {
+  /** The dotted path of the `*_vault_ref` field. */
   field: string;
+  /** `<scope>/<key>`, `"<redacted>"` or `""`, as described above. */
   reference: string;
+  /** The scope (`global`, `ws:<id>`, `pr:<id>`); `null` when the reference is invalid. */
   scope: string | null;
+  /** The key; `null` when the reference is invalid. */
   key: string | null;
+  /**
+   * `resolved`: the secret is in the vault; `missing`: the vault opened and
+   * has no such secret; `invalid`: the value is not a reference;
+   * `unchecked`: no vault was given or it could not be opened.
+   */
   status: "resolved" | "missing" | "invalid" | "unchecked";
 }
 
 /** The counts Palyra reports. */
 export interface AuditSummary {
+  /** How many `*_vault_ref` fields the file has, whatever their status. */
   total_references: number;
+  /** How many of them name a secret that is in the vault. */
   resolved_references: number;
+  /** Findings of severity `blocking`; `palyra-secrets audit --strict` exits 3 when this is not 0. */
   blocking_findings: number;
+  /** Findings of severity `warning`. */
   warning_findings: number;
+  /** Findings of severity `info`. */
   info_findings: number;
 }
 
 /** The result of an audit. */
 export interface AuditReport {
+  /** The `path` option, as given. */
   path: string;
+  /** The counts of references and findings. */
   summary: AuditSummary;
+  /** The findings in the order of the file's fields, then those for its backups. */
   findings: AuditFinding[];
+  /** One entry per `*_vault_ref` field, in the order of the file. */
   references: AuditReference[];
 }
 
 /** What the audit needs to know whether a secret exists. */
 export interface SecretLister {
+  /** The secrets stored in `scope` (`global`, `ws:<id>`, `pr:<id>`); only their keys are read. */
   listSecrets(scope: string): Promise<Array<{ key: string }>>;
 }
 

@@ -22,6 +22,7 @@ import { type ConfigField, formatPath, parseConfigFields, parsePath } from "./to
  * has `replaced: true`, a different value was replaced.
  */
 export interface SecretStore {
+  /** Stores `value` under `scope`/`key`, honouring `overwrite` as above; of the result only `replaced` is read. */
   putSecret(
     scope: VaultScope | string,
     key: string,
@@ -36,10 +37,17 @@ export interface ConfigureOptions {
   path: string;
   /** Dotted path of the field, e.g. `model_provider.openai_api_key`. */
   field: string;
+  /** The scope to store the secret in: `global`, `ws:<id>`, … or a parsed `VaultScope`. */
   scope: VaultScope | string;
+  /** The key to store it under (1–128 characters of `[a-z0-9._-]`). */
   key: string;
   /** The value to store; omit with `fromConfig` to move the plaintext already in the file. */
   value?: Uint8Array;
+  /**
+   * Move the plaintext the field holds now into the vault. A file whose field
+   * already holds the reference is left as it is; an empty value or a
+   * placeholder is `not_found`.
+   */
   fromConfig?: boolean;
   /** How many backups to keep (`<file>.bak.1` newest). Default 5; 0 keeps none. */
   backups?: number;
@@ -47,6 +55,7 @@ export interface ConfigureOptions {
   force?: boolean;
   /** How long to wait for another configure run on the same file. Default 10 000 ms. */
   lockTimeoutMs?: number;
+  /** Where the secret is stored: an open `Vault`, or anything with its `putSecret`. */
   vault: SecretStore;
   /** @internal the file layer (tests inject faults). */
   fs?: FileSystem;
@@ -58,6 +67,7 @@ export interface ConfigureResult {
   path: string;
   /** The field that now holds the reference. */
   field: string;
+  /** The reference the field holds: `<scope>/<key>`, canonical. */
   reference: string;
   /** Whether a value was stored in the vault. */
   stored: boolean;

@@ -41,7 +41,9 @@ export function isSensitiveField(name: string): boolean {
 
 /** A kind of well-known credential, recognised by its shape. */
 export interface CredentialPattern {
+  /** The kind, as findings name it: "GitHub token", "AWS access key id". */
   readonly name: string;
+  /** Finds the credential anywhere in a text (not anchored, no `g` flag, so `test` keeps no state). */
   readonly pattern: RegExp;
 }
 

@@ -60,6 +60,7 @@ export class SensitiveBytes {
     this.#disposed = true;
   }
 
+  /** Calls `dispose()` at the end of a `using` block. */
   [Symbol.dispose](): void {
     this.dispose();
   }
@@ -74,14 +75,17 @@ export class SensitiveBytes {
     return REDACTED;
   }
 
+  /** What Node's `util.inspect` (and so `console.log`) prints: `<redacted>`. */
   [Symbol.for("nodejs.util.inspect.custom")](): string {
     return REDACTED;
   }
 
+  /** What Deno's `Deno.inspect` (and so `console.log`) prints: `<redacted>`. */
   [Symbol.for("Deno.customInspect")](): string {
     return REDACTED;
   }
 
+  /** `<redacted>`, so `Object.prototype.toString` names no content either. */
   get [Symbol.toStringTag](): string {
     return REDACTED;
   }

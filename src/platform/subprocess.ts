@@ -17,7 +17,9 @@ import { runtimeName } from "./runtime.ts";
 export interface CommandResult {
   /** Exit code (128 + signal number when killed by a signal). */
   code: number;
+  /** Everything the child wrote to stdout. */
   stdout: Uint8Array;
+  /** Everything the child wrote to stderr, decoded as UTF-8 (invalid bytes become U+FFFD). */
   stderr: string;
 }
 
