@@ -6,8 +6,8 @@
  * no secret and changes nothing.
  */
 import { FILES } from "./store/layout.ts";
-import { dirname, join, sep } from "node:path";
-import { type FileSystem, nodeFileSystem } from "./platform/fs.ts";
+import { dirname, join, sep } from "./platform/path.ts";
+import { defaultFileSystem, type FileSystem } from "./platform/fs.ts";
 import { defaultIdentityDir, envVar } from "./platform/env.ts";
 import { itemFileName } from "./store/identity_store.ts";
 import { detectLayout } from "./store/detect.ts";
@@ -108,7 +108,7 @@ async function folder(fs: FileSystem, path: string): Promise<FolderReport> {
  * ```
  */
 export async function diagnose(options: DoctorOptions = {}): Promise<DoctorReport> {
-  const fs = options.fs ?? nodeFileSystem;
+  const fs = options.fs ?? defaultFileSystem;
   const run = options.run ?? runCommand;
   const host = { fs, run, platform: osPlatform() };
   const identityDir = options.identityRoot ?? defaultIdentityDir() ?? "";

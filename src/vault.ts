@@ -7,15 +7,15 @@
  * pointed at a mistyped folder reports it instead of creating an empty vault.
  */
 import { FILES } from "./store/layout.ts";
-import { dirname, join, resolve } from "node:path";
+import { dirname, join, resolve } from "./platform/path.ts";
 import { fsError, VaultError } from "./errors.ts";
 import { utf8 } from "./crypto/encoding.ts";
 import { openEnvelopeAsync, sealEnvelopeAsync } from "./crypto/envelope.ts";
 import { objectId } from "./crypto/ids.ts";
 import { kekId, KEY_BYTES } from "./crypto/kdf.ts";
-import { SensitiveBytes } from "./crypto/sensitive.ts";
+import { pinnedCopy, SensitiveBytes } from "./crypto/sensitive.ts";
 import { formatScope, parseVaultRef, toScope, validateKey, type VaultScope } from "./scope.ts";
-import { type FileSystem, nodeFileSystem } from "./platform/fs.ts";
+import { defaultFileSystem, type FileSystem } from "./platform/fs.ts";
 import { defaultIdentityDir, envVar } from "./platform/env.ts";
 import { secureDir } from "./store/folders.ts";
 import {
@@ -42,7 +42,7 @@ import {
   recordBackend,
   selectBackend,
 } from "./backends/select.ts";
-import { type CommandRunner, runCommand } from "./platform/subprocess.ts";
+import type { CommandRunner } from "./platform/subprocess.ts";
 import { osPlatform } from "./platform/process.ts";
 
 /** Options of `Vault.open`. */
@@ -786,6 +786,10 @@ export async function migrateVault(options: MigrateOptions): Promise<MigrateResu
   }
 }
 
+/** Starts a process through `subprocess.ts`, loaded the first time a keychain tool is asked for. */
+const lazyRunCommand: CommandRunner = async (command, args, options) =>
+  await (await import("./platform/subprocess.ts")).runCommand(command, args, options);
+
 /** DPAPI protection of the identity store key, its module loaded only on Windows when first used. */
 function lazyDpapiProtection(run: CommandRunner): StoreKeyProtection {
   const load = async () => (await import("./backends/windows_dpapi.ts")).dpapiStoreKeyProtection(run);
@@ -797,7 +801,7 @@ function lazyDpapiProtection(run: CommandRunner): StoreKeyProtection {
 
 /** Opens a vault with replaced internals (tests inject a failing file layer). */
 export async function openVaultWith(options: VaultOptions, internals: VaultInternals): Promise<Vault> {
-  const fs = internals.fs ?? nodeFileSystem;
+  const fs = internals.fs ?? defaultFileSystem;
   const limits: Limits = {
     maxSecretBytes: positive("maxSecretBytes", options.maxSecretBytes, DEFAULT_MAX_SECRET_BYTES),
     lockTimeoutMs: positive("lockTimeoutMs", options.lockTimeoutMs, DEFAULT_LOCK_TIMEOUT_MS),
@@ -825,10 +829,11 @@ export async function openVaultWith(options: VaultOptions, internals: VaultInter
         hint: "pass a 32-byte Uint8Array, or omit kek to use the device identity",
       });
     }
-    // A copy the vault owns: a Node Buffer's slice() would share the caller's memory.
-    kek = new Uint8Array(options.kek);
+    // A copy the vault owns (a Node Buffer's slice() would share the caller's memory), kept where the
+    // garbage collector does not move it.
+    kek = pinnedCopy(options.kek);
   }
-  const run = internals.run ?? runCommand;
+  const run = internals.run ?? lazyRunCommand;
   const platform = internals.platform ?? osPlatform();
   const identityHost: IdentityHost = {
     fs,

@@ -18,7 +18,7 @@ import { isSensitiveField } from "../src/config/sensitive.ts";
 import { parsePath } from "../src/config/toml.ts";
 import { validateKey } from "../src/scope.ts";
 import { Vault } from "../src/vault.ts";
-import { nodeFileSystem } from "../src/platform/fs.ts";
+import { defaultFileSystem } from "../src/platform/fs.ts";
 import { cliEnv, rejectsWith, ROOT, run, RUNTIMES, tempDir, testKek } from "./helpers.ts";
 import { CLI } from "./cli_targets.ts";
 
@@ -256,11 +256,11 @@ describe("configure", () => {
     writeFileSync(path, 'api_key = "sk-x"\n');
     const vault = await newVault();
     const fs = {
-      ...nodeFileSystem,
+      ...defaultFileSystem,
       writeFileAtomic: (p: string, d: Uint8Array, m?: number) =>
         p === path
           ? Promise.reject(Object.assign(new Error("EROFS"), { code: "EROFS" }))
-          : nodeFileSystem.writeFileAtomic(p, d, m),
+          : defaultFileSystem.writeFileAtomic(p, d, m),
     };
     await rejectsWith(
       () => configureField({ path, field: "api_key", scope: "global", key: "k", fromConfig: true, vault, fs }),

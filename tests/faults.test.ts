@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { openVaultWith, Vault } from "../src/vault.ts";
-import { type FileSystem, nodeFileSystem } from "../src/platform/fs.ts";
+import { defaultFileSystem, type FileSystem } from "../src/platform/fs.ts";
 import { EncryptedFileBackend } from "../src/backends/encrypted_file.ts";
 import type { BlobBackend } from "../src/backends/backend.ts";
 import { MemoryBackend } from "../src/backends/memory.ts";
@@ -21,10 +21,10 @@ const KEK = testKek(5);
 /** A file layer whose atomic writes fail for paths matching `failWhen`. */
 function failingFs(failWhen: (path: string) => boolean, errno = "ENOSPC"): FileSystem {
   return {
-    ...nodeFileSystem,
+    ...defaultFileSystem,
     writeFileAtomic(path, data) {
       if (failWhen(path)) return Promise.reject(Object.assign(new Error(`injected ${errno}`), { code: errno }));
-      return nodeFileSystem.writeFileAtomic(path, data);
+      return defaultFileSystem.writeFileAtomic(path, data);
     },
   };
 }
@@ -89,7 +89,7 @@ describe("fault injection", () => {
 
   test("a failed object removal restores the index", async () => {
     const root = join(tempDir("faults"), "vault");
-    const files = new EncryptedFileBackend(root, nodeFileSystem);
+    const files = new EncryptedFileBackend(root, defaultFileSystem);
     let failDelete = false;
     const backend: BlobBackend = {
       kind: "flaky",
@@ -144,11 +144,11 @@ describe("fault injection", () => {
     await vault.putSecret("global", "k", "v");
     const failing = await openVaultWith({ root, kek: KEK }, {
       fs: {
-        ...nodeFileSystem,
+        ...defaultFileSystem,
         readFile: (p) =>
           p.includes("/objects/")
             ? Promise.reject(Object.assign(new Error("injected EIO"), { code: "EIO" }))
-            : nodeFileSystem.readFile(p),
+            : defaultFileSystem.readFile(p),
       },
     });
     await rejectsWith(() => failing.getSecret("global", "k"), "io", /EIO/);
@@ -191,16 +191,16 @@ describe("trust regressions (review of 3d5a40a)", () => {
     const root = join(tempDir("rollback"), "vault");
     let failNext = false;
     const fs: FileSystem = {
-      ...nodeFileSystem,
+      ...defaultFileSystem,
       writeFileAtomic(p, d, m) {
-        return nodeFileSystem.writeFileAtomic.call(fs, p, d, m);
+        return defaultFileSystem.writeFileAtomic.call(fs, p, d, m);
       },
       syncDir(p) {
         if (failNext && p.includes("/scopes/s_")) {
           failNext = false;
           return Promise.reject(Object.assign(new Error("injected EIO"), { code: "EIO" }));
         }
-        return nodeFileSystem.syncDir(p);
+        return defaultFileSystem.syncDir(p);
       },
     };
     const v = await openVaultWith({ root, kek: KEK, backend: "encrypted_file" }, { fs });

@@ -111,9 +111,9 @@ let template: Promise<string> | undefined;
 export async function seedIdentity(dir: string): Promise<void> {
   template ??= (async () => {
     const { loadOrCreateIdentity } = await import("../src/store/identity_store.ts");
-    const { nodeFileSystem } = await import("../src/platform/fs.ts");
+    const { defaultFileSystem } = await import("../src/platform/fs.ts");
     const made = join(tempDir("identity-template"), "identity");
-    await loadOrCreateIdentity({ fs: nodeFileSystem }, made);
+    await loadOrCreateIdentity({ fs: defaultFileSystem }, made);
     return made;
   })();
   cpSync(await template, dir, { recursive: true });

@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { Vault } from "../src/vault.ts";
 import { identityKek, loadIdentity, loadOrCreateIdentity } from "../src/store/identity_store.ts";
 import { openStoreItem, sealStoreItem } from "../src/crypto/store_item.ts";
-import { nodeFileSystem } from "../src/platform/fs.ts";
+import { defaultFileSystem } from "../src/platform/fs.ts";
 import { deriveKek, kekId } from "../src/crypto/kdf.ts";
 import { utf8 } from "../src/crypto/encoding.ts";
 import { rejectsWith, runScript, RUNTIME_NAMES, tempDir } from "./helpers.ts";
@@ -29,7 +29,7 @@ describe("device identity", () => {
   test("the first write creates an identity store the daemon reads: store key, IDS1 items, a real CA", async () => {
     const dir = tempDir("id");
     const idDir = join(dir, "identity");
-    const first = await loadOrCreateIdentity({ fs: nodeFileSystem }, idDir);
+    const first = await loadOrCreateIdentity({ fs: defaultFileSystem }, idDir);
     assert.equal(first.created, true);
     const keyFile = join(idDir, ".store-key.v1");
     const storeKey = readFileSync(keyFile);
@@ -76,7 +76,7 @@ describe("device identity", () => {
     assert.equal(cert.ca, true);
     assert.ok(cert.checkPrivateKey(key));
     assert.ok(cert.verify(cert.publicKey));
-    const second = await loadOrCreateIdentity({ fs: nodeFileSystem }, idDir);
+    const second = await loadOrCreateIdentity({ fs: defaultFileSystem }, idDir);
     assert.equal(second.created, false);
     assert.equal(second.privateKeyPem, first.privateKeyPem);
 
@@ -92,7 +92,7 @@ describe("device identity", () => {
     const idDir = tempDir("id");
     const caFile = join(idDir, Buffer.from("identity/ca/state.json").toString("hex"));
     writeFileSync(caFile, JSON.stringify({ certificate_pem: "", private_key_pem: PEM, sequence: 0 }));
-    assert.equal((await loadIdentity({ fs: nodeFileSystem }, idDir))?.privateKeyPem, PEM);
+    assert.equal((await loadIdentity({ fs: defaultFileSystem }, idDir))?.privateKeyPem, PEM);
     // The older state form embeds the CA; it wins over the CA item.
     const stateFile = join(idDir, Buffer.from("identity/state.v1.json").toString("hex"));
     const other = PEM.replace("MIGH", "MIGG");
@@ -102,28 +102,28 @@ describe("device identity", () => {
       sealStoreItem(storeKey, utf8(JSON.stringify({ generation: 3, ca: { private_key_pem: other } }))),
     );
     await rejectsWith(
-      () => loadIdentity({ fs: nodeFileSystem }, idDir),
+      () => loadIdentity({ fs: defaultFileSystem }, idDir),
       "identity",
       /store key ".store-key.v1" is missing/,
     );
     writeFileSync(join(idDir, ".store-key.v1"), storeKey);
-    assert.equal((await loadIdentity({ fs: nodeFileSystem }, idDir))?.privateKeyPem, other);
+    assert.equal((await loadIdentity({ fs: defaultFileSystem }, idDir))?.privateKeyPem, other);
     const sealed = readFileSync(stateFile);
     sealed[sealed.length - 1]! ^= 1;
     writeFileSync(stateFile, sealed);
-    await rejectsWith(() => loadOrCreateIdentity({ fs: nodeFileSystem }, idDir), "identity", /does not decrypt/);
+    await rejectsWith(() => loadOrCreateIdentity({ fs: defaultFileSystem }, idDir), "identity", /does not decrypt/);
     assert.deepEqual(readFileSync(stateFile), sealed, "never replaced");
     // A state without a CA and no CA item is an error, never a new identity.
     rmSync(caFile);
     writeFileSync(stateFile, JSON.stringify({ generation: 1, paired_devices: {} }));
-    await rejectsWith(() => loadOrCreateIdentity({ fs: nodeFileSystem }, idDir), "identity", /no CA key/);
+    await rejectsWith(() => loadOrCreateIdentity({ fs: defaultFileSystem }, idDir), "identity", /no CA key/);
     assert.equal(existsSync(caFile), false);
   });
 
   test("the KEK is derived from the PEM exactly as stored", async () => {
     const idDir = tempDir("id");
     writeFileSync(join(idDir, "state.v1.json"), JSON.stringify({ version: 1, ca: { private_key_pem: PEM } }));
-    const id = await loadOrCreateIdentity({ fs: nodeFileSystem }, idDir);
+    const id = await loadOrCreateIdentity({ fs: defaultFileSystem }, idDir);
     assert.equal(kekId(identityKek(id)), kekId(deriveKek(utf8(PEM))));
     assert.notEqual(kekId(identityKek(id)), kekId(deriveKek(utf8(PEM.replaceAll("\n", "\r\n")))));
   });
@@ -132,7 +132,7 @@ describe("device identity", () => {
     const idDir = tempDir("id");
     mkdirSync(join(idDir, "ca"));
     writeFileSync(join(idDir, "ca", "state.json"), JSON.stringify({ private_key_pem: PEM }));
-    const id = await loadOrCreateIdentity({ fs: nodeFileSystem }, idDir);
+    const id = await loadOrCreateIdentity({ fs: defaultFileSystem }, idDir);
     assert.equal(id.created, false);
     assert.equal(id.privateKeyPem, PEM);
   });
@@ -164,13 +164,13 @@ describe("device identity", () => {
     mkdirSync(idDir, { mode: 0o700 });
     writeFileSync(join(dir, "elsewhere.json"), JSON.stringify({ version: 1, ca: { private_key_pem: PEM } }));
     symlinkSync(join(dir, "elsewhere.json"), join(idDir, "state.v1.json"));
-    await rejectsWith(() => loadOrCreateIdentity({ fs: nodeFileSystem }, idDir), "permission", /symbolic link/);
+    await rejectsWith(() => loadOrCreateIdentity({ fs: defaultFileSystem }, idDir), "permission", /symbolic link/);
   });
 
   test("racing creators in one process all get the winner's identity", async () => {
     const idDir = join(tempDir("id"), "identity");
     const ids = await Promise.all(
-      Array.from({ length: 12 }, () => loadOrCreateIdentity({ fs: nodeFileSystem }, idDir)),
+      Array.from({ length: 12 }, () => loadOrCreateIdentity({ fs: defaultFileSystem }, idDir)),
     );
     assert.equal(new Set(ids.map((i) => i.privateKeyPem)).size, 1);
     assert.equal(ids.filter((i) => i.created).length, 1);

@@ -108,10 +108,10 @@ describe("interop with the Python reference implementation", () => {
     const vault = await Vault.open({ root, identityRoot: idDir });
     await vault.putSecret("ws:acme", "seed", "x");
     const { acquireLock } = await import("../src/store/scope_lock.ts");
-    const { nodeFileSystem } = await import("../src/platform/fs.ts");
+    const { defaultFileSystem } = await import("../src/platform/fs.ts");
     const { scopeDirName } = await import("../src/crypto/ids.ts");
     const lockPath = join(root, "scopes", scopeDirName("ws:acme"), ".metadata.lock");
-    const held = await acquireLock(nodeFileSystem, lockPath, { timeoutMs: 5_000, staleAfterMs: 30_000, what: "t" });
+    const held = await acquireLock(defaultFileSystem, lockPath, { timeoutMs: 5_000, staleAfterMs: 30_000, what: "t" });
     const blocked = await ref(root, idDir, ["--lock-timeout-ms", "300", "put", "ws:acme", "k"], new Uint8Array([1]));
     assert.equal(blocked.code, 1);
     assert.match(blocked.stderr, /lock_timeout/);

@@ -13,7 +13,7 @@ import { MACOS_MAX_PAYLOAD_BYTES, MacosKeychainBackend } from "../src/backends/m
 import { DPAPI_ARGS, WindowsDpapiBackend } from "../src/backends/windows_dpapi.ts";
 import { objectId } from "../src/crypto/ids.ts";
 import { toBase64 } from "../src/crypto/encoding.ts";
-import { nodeFileSystem } from "../src/platform/fs.ts";
+import { defaultFileSystem } from "../src/platform/fs.ts";
 import { type CommandRunner, runnerWithEnv } from "../src/platform/subprocess.ts";
 import { emulatorPath, hex, randomBytes, rejectsWith, tempDir, testKek } from "./helpers.ts";
 import { vaultSuite } from "./backend_suite.ts";
@@ -49,7 +49,7 @@ function winEnv(mode = "") {
 function fakeWin(mode = "") {
   const { dir, calls, run } = winEnv(mode);
   const root = join(dir, "vault");
-  return { root, backend: new WindowsDpapiBackend(root, nodeFileSystem, { run }), calls };
+  return { root, backend: new WindowsDpapiBackend(root, defaultFileSystem, { run }), calls };
 }
 
 /** No needle in any recorded argv or environment. */
@@ -275,7 +275,7 @@ describe("windows_dpapi contract", () => {
   test("a protected blob over the size cap is refused unread, before powershell runs", async () => {
     const { dir, calls, run } = winEnv();
     const root = join(dir, "vault");
-    const backend = new WindowsDpapiBackend(root, nodeFileSystem, { run, maxObjectBytes: 1000 });
+    const backend = new WindowsDpapiBackend(root, defaultFileSystem, { run, maxObjectBytes: 1000 });
     const id = objectId("global", "big");
     await backend.put(id, randomBytes(1000));
     assert.equal((await backend.get(id)).length, 1000);
@@ -288,7 +288,7 @@ describe("windows_dpapi contract", () => {
   test("objects_dpapi/ swapped for a link is never followed, before powershell runs", async () => {
     const { dir, calls, run } = winEnv();
     const root = join(dir, "vault");
-    const backend = new WindowsDpapiBackend(root, nodeFileSystem, { run });
+    const backend = new WindowsDpapiBackend(root, defaultFileSystem, { run });
     const id = objectId("global", "k");
     await backend.put(id, randomBytes(100));
     const elsewhere = join(dir, "elsewhere");

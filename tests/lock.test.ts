@@ -12,7 +12,7 @@ import { join } from "node:path";
 import process from "node:process";
 import fc from "fast-check";
 import { acquireLock, type HeldLock, lockContent, type LockHost, parseLock } from "../src/store/scope_lock.ts";
-import { fileInfo, type FileSystem, nodeFileSystem } from "../src/platform/fs.ts";
+import { defaultFileSystem, fileInfo, type FileSystem } from "../src/platform/fs.ts";
 import { hostName } from "../src/platform/process.ts";
 import { DENO_DOCUMENTED, rejectsWith, run, runScript, RUNTIME_NAMES, tempDir } from "./helpers.ts";
 
@@ -72,7 +72,7 @@ describe("lock", () => {
 
   test("a held lock is a folder with one marker named by its nonce; release removes both", async () => {
     const path = join(tempDir("lock"), ".metadata.lock");
-    const held = await acquireLock(nodeFileSystem, path, opts());
+    const held = await acquireLock(defaultFileSystem, path, opts());
     const names = readdirSync(path);
     assert.equal(names.length, 1);
     const info = parseLock(readFileSync(join(path, names[0]!), "utf8"));
@@ -88,7 +88,7 @@ describe("lock", () => {
     const path = join(tempDir("lock"), ".metadata.lock");
     plantLock(path, line(await deadPid(), HOST, Date.now()));
     // staleAfterMs of an hour: only the liveness check can free it within the timeout.
-    const held = await acquireLock(nodeFileSystem, path, opts({ staleAfterMs: 3_600_000, timeoutMs: 60_000 }));
+    const held = await acquireLock(defaultFileSystem, path, opts({ staleAfterMs: 3_600_000, timeoutMs: 60_000 }));
     assert.equal(parseLock(holderOf(path)!)?.pid, process.pid);
     await held.release();
   });
@@ -96,7 +96,7 @@ describe("lock", () => {
   test("a lock file of version 0.1 naming a dead pid is reclaimed too", async () => {
     const path = join(tempDir("lock"), ".metadata.lock");
     writeFileSync(path, line(await deadPid(), HOST, Date.now()));
-    const held = await acquireLock(nodeFileSystem, path, opts({ staleAfterMs: 3_600_000, timeoutMs: 60_000 }));
+    const held = await acquireLock(defaultFileSystem, path, opts({ staleAfterMs: 3_600_000, timeoutMs: 60_000 }));
     assert.equal(parseLock(holderOf(path)!)?.pid, process.pid);
     await held.release();
   });
@@ -106,7 +106,7 @@ describe("lock", () => {
     const content = line(process.pid, HOST, Date.now());
     plantLock(path, content, Date.now() - 3_600_000);
     const e = await rejectsWith(
-      () => acquireLock(nodeFileSystem, path, opts({ staleAfterMs: 1, timeoutMs: 300 })),
+      () => acquireLock(defaultFileSystem, path, opts({ staleAfterMs: 1, timeoutMs: 300 })),
       "lock_timeout",
       new RegExp(`pid ${process.pid} on host`),
     );
@@ -118,10 +118,14 @@ describe("lock", () => {
     const dir = tempDir("lock");
     const fresh = join(dir, "a.lock");
     plantLock(fresh, line(1234, "elsewhere", Date.now()));
-    await rejectsWith(() => acquireLock(nodeFileSystem, fresh, opts({ timeoutMs: 300 })), "lock_timeout", /elsewhere/);
+    await rejectsWith(
+      () => acquireLock(defaultFileSystem, fresh, opts({ timeoutMs: 300 })),
+      "lock_timeout",
+      /elsewhere/,
+    );
     const old = join(dir, "b.lock");
     plantLock(old, line(1234, "elsewhere", Date.now() - 60_000), Date.now() - 60_000);
-    const held = await acquireLock(nodeFileSystem, old, opts({ timeoutMs: 60_000 }));
+    const held = await acquireLock(defaultFileSystem, old, opts({ timeoutMs: 60_000 }));
     await held.release();
   });
 
@@ -129,29 +133,33 @@ describe("lock", () => {
     const path = join(tempDir("lock"), ".metadata.lock");
     // Written an hour ago (file time) by a host whose clock ran a day ahead.
     plantLock(path, line(4242, "build-agent-7", Date.now() + 86_400_000), Date.now() - 3_600_000);
-    const held = await acquireLock(nodeFileSystem, path, opts({ staleAfterMs: 30_000, timeoutMs: 60_000 }));
+    const held = await acquireLock(defaultFileSystem, path, opts({ staleAfterMs: 30_000, timeoutMs: 60_000 }));
     await held.release();
     // And the 0.1 lock file the same way.
     writeFileSync(path, line(4242, "build-agent-7", Date.now() + 86_400_000));
     utimesSync(path, (Date.now() - 3_600_000) / 1000, (Date.now() - 3_600_000) / 1000);
-    await (await acquireLock(nodeFileSystem, path, opts({ timeoutMs: 60_000 }))).release();
+    await (await acquireLock(defaultFileSystem, path, opts({ timeoutMs: 60_000 }))).release();
   });
 
   test("an unreadable lock marker is judged by its age", async () => {
     const dir = tempDir("lock");
     const path = join(dir, ".metadata.lock");
     const marker = plantLock(path, "garbage");
-    await rejectsWith(() => acquireLock(nodeFileSystem, path, opts({ timeoutMs: 200 })), "lock_timeout", /unreadable/);
+    await rejectsWith(
+      () => acquireLock(defaultFileSystem, path, opts({ timeoutMs: 200 })),
+      "lock_timeout",
+      /unreadable/,
+    );
     const past = (Date.now() - 120_000) / 1000;
     utimesSync(marker, past, past);
-    const held = await acquireLock(nodeFileSystem, path, opts({ timeoutMs: 60_000 }));
+    const held = await acquireLock(defaultFileSystem, path, opts({ timeoutMs: 60_000 }));
     await held.release();
   });
 
   test("an empty lock folder (a crash between a release's two steps) holds nobody", async () => {
     const path = join(tempDir("lock"), ".metadata.lock");
     mkdirSync(path, { mode: 0o700 });
-    const held = await acquireLock(nodeFileSystem, path, opts({ timeoutMs: 60_000 }));
+    const held = await acquireLock(defaultFileSystem, path, opts({ timeoutMs: 60_000 }));
     assert.equal(parseLock(holderOf(path)!)?.pid, process.pid);
     await held.release();
     assert.equal(existsSync(path), false);
@@ -161,7 +169,7 @@ describe("lock", () => {
     const path = join(tempDir("lock"), ".metadata.lock");
     // Our own pid, but a timestamp from long before this process started.
     plantLock(path, line(process.pid, HOST, Date.now() - 10 * 3_600_000));
-    const held = await acquireLock(nodeFileSystem, path, opts({ staleAfterMs: 3_600_000 * 100, timeoutMs: 60_000 }));
+    const held = await acquireLock(defaultFileSystem, path, opts({ staleAfterMs: 3_600_000 * 100, timeoutMs: 60_000 }));
     await held.release();
   });
 
@@ -174,7 +182,7 @@ describe("lock", () => {
     let done = 0;
     await Promise.all(
       Array.from({ length: 25 }, async () => {
-        const held = await acquireLock(nodeFileSystem, path, opts({ timeoutMs: 120_000 }));
+        const held = await acquireLock(defaultFileSystem, path, opts({ timeoutMs: 120_000 }));
         holders++;
         maxHolders = Math.max(maxHolders, holders);
         await new Promise((r) => setTimeout(r, 2));
@@ -231,7 +239,7 @@ describe("lock", () => {
 
   test("release leaves alone a lock that is no longer ours", async () => {
     const path = join(tempDir("lock"), ".metadata.lock");
-    const held = await acquireLock(nodeFileSystem, path, opts());
+    const held = await acquireLock(defaultFileSystem, path, opts());
     // A waiter judged us stale and removed us, and someone else took the lock.
     nfs.rmSync(path, { recursive: true });
     const someoneElse = line(4242, "elsewhere", Date.now(), "fedcba9876543210");
@@ -247,7 +255,11 @@ describe("lock", () => {
     writeFileSync(join(target, "precious"), "precious");
     const path = join(dir, ".metadata.lock");
     symlinkSync(target, path);
-    await rejectsWith(() => acquireLock(nodeFileSystem, path, opts({ timeoutMs: 300 })), "permission", /symbolic link/);
+    await rejectsWith(
+      () => acquireLock(defaultFileSystem, path, opts({ timeoutMs: 300 })),
+      "permission",
+      /symbolic link/,
+    );
     assert.deepEqual(readdirSync(target), ["precious"]);
   });
 });
@@ -278,12 +290,12 @@ function pausePoint(): PausePoint {
 
 /** A file layer that pauses the first call matching each hook until the test lets it go. */
 function pausingFs(hooks: Array<{ op: keyof FileSystem; when: (...a: string[]) => boolean; point: PausePoint }>) {
-  const fs = { ...nodeFileSystem } as Record<string, unknown>;
-  for (const op of Object.keys(nodeFileSystem) as Array<keyof FileSystem>) {
+  const fs = { ...defaultFileSystem } as Record<string, unknown>;
+  for (const op of Object.keys(defaultFileSystem) as Array<keyof FileSystem>) {
     fs[op] = async (...a: unknown[]) => {
       const i = hooks.findIndex((h) => h.op === op && h.when(...(a as string[])));
       if (i >= 0) await hooks.splice(i, 1)[0]!.point.hit();
-      return (nodeFileSystem[op] as (...x: unknown[]) => unknown).apply(fs, a);
+      return (defaultFileSystem[op] as (...x: unknown[]) => unknown).apply(fs, a);
     };
   }
   return fs as unknown as FileSystem;
@@ -343,7 +355,7 @@ describe("lock schedules", () => {
       L,
     );
     await reach(c1); // C read the dead guard and is about to move it
-    await nodeFileSystem.remove(G); // another waiter removed the dead guard
+    await defaultFileSystem.remove(G); // another waiter removed the dead guard
     const e1 = pausePoint();
     const E = h.actor("E", pausingFs([{ op: "rename", when: (f) => f === L, point: e1 }]), L);
     await reach(e1); // E holds a fresh guard, is about to move the dead lock
@@ -366,7 +378,7 @@ describe("lock schedules", () => {
     await sleep(200);
     f1.go();
     await reach(f2); // F moved E's live lock away and is about to link it back
-    const W = h.actor("W", nodeFileSystem, L); // a fresh writer finds the name free
+    const W = h.actor("W", defaultFileSystem, L); // a fresh writer finds the name free
     await sleep(300);
     f2.go();
     await sleep(300);
@@ -397,7 +409,7 @@ describe("lock schedules", () => {
     assert.equal(await reach(f), true); // both judged the dead holder stale
     e.go();
     assert.equal(await reach(eDir), true); // E removed the marker; the folder is empty
-    const W = h.actor("W", nodeFileSystem, L); // a fresh writer renames its folder over the empty one
+    const W = h.actor("W", defaultFileSystem, L); // a fresh writer renames its folder over the empty one
     for (let i = 0; i < 100 && holderOf(L) === undefined; i++) await sleep(10);
     assert.match(holderOf(L) ?? "", new RegExp(`pid=${process.pid} `));
     const w = holderOf(L);

@@ -19,7 +19,12 @@ describe("package", () => {
     assert.equal(jsr.version, VERSION);
     assert.equal(pkg.name, "@palyra/vault");
     assert.equal(jsr.name, "@palyra/vault");
-    assert.deepEqual(deno.exports, { ".": "./mod.ts", "./cli": "./cli.ts" });
+    assert.deepEqual(deno.exports, {
+      ".": "./mod.ts",
+      "./config": "./config.ts",
+      "./backends": "./backends.ts",
+      "./cli": "./cli.ts",
+    });
     assert.deepEqual(jsr.exports, deno.exports);
     assert.deepEqual(jsr.publish, deno.publish);
     assert.equal(pkg.bin["palyra-secrets"], "bin/palyra-secrets.mjs");

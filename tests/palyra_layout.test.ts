@@ -10,7 +10,7 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, wr
 import { join } from "node:path";
 import { migrateVault, openVaultWith, Vault } from "../src/vault.ts";
 import { diagnose } from "../src/doctor.ts";
-import { type FileSystem, nodeFileSystem } from "../src/platform/fs.ts";
+import { defaultFileSystem, type FileSystem } from "../src/platform/fs.ts";
 import { objectId } from "../src/crypto/ids.ts";
 import { sealEnvelope } from "../src/crypto/envelope.ts";
 import { runnerWithEnv } from "../src/platform/subprocess.ts";
@@ -31,10 +31,10 @@ const SCOPES = ["global", "principal:alice", "channel:slack:T01:U02", "skill:web
 
 function failingFs(failWhen: (path: string) => boolean): FileSystem {
   return {
-    ...nodeFileSystem,
+    ...defaultFileSystem,
     writeFileAtomic(path, data) {
       if (failWhen(path)) return Promise.reject(Object.assign(new Error("injected ENOSPC"), { code: "ENOSPC" }));
-      return nodeFileSystem.writeFileAtomic(path, data);
+      return defaultFileSystem.writeFileAtomic(path, data);
     },
   };
 }

@@ -17,7 +17,7 @@ import {
 import { join } from "node:path";
 import process from "node:process";
 import { openVaultWith, Vault } from "../src/vault.ts";
-import { nodeFileSystem } from "../src/platform/fs.ts";
+import { defaultFileSystem } from "../src/platform/fs.ts";
 import { objectId, scopeDirName } from "../src/crypto/ids.ts";
 import {
   DENO_DOCUMENTED,
@@ -123,9 +123,9 @@ describe("permissions", () => {
     }
     // And whoever we are, through a file layer that reports another owner.
     const fs = {
-      ...nodeFileSystem,
+      ...defaultFileSystem,
       lstat: async (p: string) => {
-        const info = await nodeFileSystem.lstat(p);
+        const info = await defaultFileSystem.lstat(p);
         return info && p === root ? { ...info, uid: me + 1 } : info;
       },
     };

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { Vault } from "../src/vault.ts";
 import { MemoryBackend } from "../src/backends/memory.ts";
 import { EncryptedFileBackend } from "../src/backends/encrypted_file.ts";
-import { nodeFileSystem } from "../src/platform/fs.ts";
+import { defaultFileSystem } from "../src/platform/fs.ts";
 import { loadOrCreateIdentity } from "../src/store/identity_store.ts";
 import { vaultSuite } from "./backend_suite.ts";
 import { tempDir, testKek } from "./helpers.ts";
@@ -14,9 +14,9 @@ vaultSuite("encrypted_file", async () => {
   const vault = await Vault.open({ root, identityRoot: join(dir, "identity"), backend: "encrypted_file" });
   return {
     vault,
-    backend: new EncryptedFileBackend(vault.root, nodeFileSystem),
+    backend: new EncryptedFileBackend(vault.root, defaultFileSystem),
     openWithOtherKey: async () => {
-      await loadOrCreateIdentity({ fs: nodeFileSystem }, join(dir, "identity2"));
+      await loadOrCreateIdentity({ fs: defaultFileSystem }, join(dir, "identity2"));
       return await Vault.open({ root, identityRoot: join(dir, "identity2") });
     },
   };

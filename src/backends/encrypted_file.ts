@@ -4,7 +4,7 @@
  * symbolic link — neither at the file nor at `objects/` itself.
  */
 import { FILES } from "../store/layout.ts";
-import { join } from "node:path";
+import { join } from "../platform/path.ts";
 import type { FileSystem } from "../platform/fs.ts";
 import { CheckedBackend } from "./contract.ts";
 import { ObjectFiles } from "./object_files.ts";

@@ -4,7 +4,7 @@
  * through a symbolic link (at the file or at the folder), never reading more
  * than a cap.
  */
-import { join } from "node:path";
+import { join } from "../platform/path.ts";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
 import { checkObjectId } from "./contract.ts";
 import type { FileSystem } from "../platform/fs.ts";

@@ -4,7 +4,7 @@
  * marker, so a vault keeps using the backend it was created with.
  */
 import { FILES } from "../store/layout.ts";
-import { join } from "node:path";
+import { join } from "../platform/path.ts";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
 import { fromUtf8, utf8 } from "../crypto/encoding.ts";
 import type { FileSystem } from "../platform/fs.ts";

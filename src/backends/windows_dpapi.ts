@@ -8,7 +8,7 @@
  */
 import { FILES } from "../store/layout.ts";
 import type { StoreKeyProtection } from "../store/identity_store.ts";
-import { join } from "node:path";
+import { join } from "../platform/path.ts";
 import { VaultError } from "../errors.ts";
 import { fromBase64, toBase64, utf8 } from "../crypto/encoding.ts";
 import type { FileSystem } from "../platform/fs.ts";

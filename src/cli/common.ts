@@ -4,7 +4,6 @@ import { VaultError } from "../errors.ts";
 import { BACKEND_KINDS, type BackendKind } from "../backends/backend.ts";
 import type { LayoutName } from "../store/layout.ts";
 import { formatScope, parseScope, validateKey } from "../scope.ts";
-import { readAllStdin, readHiddenLine, stdinIsTerminal } from "../platform/terminal.ts";
 import type { ParsedArgs } from "./args.ts";
 import { EXIT, PROGRAM, UsageError } from "./output.ts";
 
@@ -61,6 +60,7 @@ export function scopeAndKey(args: ParsedArgs): [string, string] {
  * (read no further than the limit allows).
  */
 export async function readValue(label: string, limit: number): Promise<Uint8Array> {
+  const { readAllStdin, readHiddenLine, stdinIsTerminal } = await import("../platform/prompt.ts");
   let value: Uint8Array;
   if (stdinIsTerminal()) {
     const input = await readHiddenLine(`Value for ${label} (input hidden): `);

@@ -6,10 +6,10 @@
  * parse (it may be a secret pasted into the wrong field).
  */
 import { sha256 } from "@noble/hashes/sha2.js";
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "../platform/path.ts";
 import { VaultError } from "../errors.ts";
 import { fromUtf8, toHex, utf8 } from "../crypto/encoding.ts";
-import { type FileSystem, nodeFileSystem } from "../platform/fs.ts";
+import { defaultFileSystem, type FileSystem } from "../platform/fs.ts";
 import { formatScope, KEY_GRAMMAR, parseScope, parseVaultRef, validateKey } from "../scope.ts";
 import {
   findCredential,
@@ -268,7 +268,7 @@ export interface BackupHit {
  * that hold a plaintext secret. A backup that cannot be read is listed too:
  * it cannot be shown to be clean.
  */
-export async function backupsWithPlaintext(file: string, fs: FileSystem = nodeFileSystem): Promise<BackupHit[]> {
+export async function backupsWithPlaintext(file: string, fs: FileSystem = defaultFileSystem): Promise<BackupHit[]> {
   let real: string;
   try {
     real = await fs.realpath(file);

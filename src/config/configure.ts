@@ -5,12 +5,12 @@
  * other tables stay byte for byte. The file is locked while it is read,
  * changed and written, so concurrent runs on one file never lose an update.
  */
-import { basename, dirname, join } from "node:path";
+import { basename, dirname, join } from "../platform/path.ts";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
 import { fromUtf8, utf8 } from "../crypto/encoding.ts";
 import { acquireLock } from "../store/scope_lock.ts";
 import { formatScope, formatVaultRef, toScope, validateKey, type VaultScope } from "../scope.ts";
-import { type FileSystem, nodeFileSystem } from "../platform/fs.ts";
+import { defaultFileSystem, type FileSystem } from "../platform/fs.ts";
 import { findCredential, isPlaceholder, VAULT_REF_SUFFIX } from "./sensitive.ts";
 import { backupsWithPlaintext, refIn } from "./audit.ts";
 import { type ConfigField, formatPath, parseConfigFields, parsePath } from "./toml.ts";
@@ -205,7 +205,7 @@ async function rotateBackups(fs: FileSystem, path: string, keep: number, origina
  * ```
  */
 export async function configureField(options: ConfigureOptions): Promise<ConfigureResult> {
-  const fs = options.fs ?? nodeFileSystem;
+  const fs = options.fs ?? defaultFileSystem;
   const scope = formatScope(toScope(options.scope));
   const key = validateKey(options.key);
   const reference = formatVaultRef({ scope: toScope(scope), key });

@@ -1,8 +1,8 @@
 /** Where the Palyra config file is when none is named. */
-import { join } from "node:path";
-import process from "node:process";
+import { join } from "../platform/path.ts";
+import { os } from "../platform/os.ts";
 import { VaultError } from "../errors.ts";
-import { nodeFileSystem } from "../platform/fs.ts";
+import { defaultFileSystem } from "../platform/fs.ts";
 import { userConfigFile } from "../platform/env.ts";
 
 /**
@@ -17,9 +17,9 @@ import { userConfigFile } from "../platform/env.ts";
  */
 export async function findConfigFile(explicit?: string): Promise<string> {
   if (explicit !== undefined) return explicit;
-  const candidates = [join(process.cwd(), "palyra.toml"), userConfigFile()].filter((p): p is string => p !== undefined);
+  const candidates = [join(os.cwd(), "palyra.toml"), userConfigFile()].filter((p): p is string => p !== undefined);
   for (const p of candidates) {
-    const info = await nodeFileSystem.lstat(p).catch(() => undefined);
+    const info = await defaultFileSystem.lstat(p).catch(() => undefined);
     if (info !== undefined) return p === candidates[0] ? "palyra.toml" : p;
   }
   throw new VaultError(

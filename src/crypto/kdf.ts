@@ -4,6 +4,7 @@
  */
 import { sha256 } from "@noble/hashes/sha2.js";
 import { expand, extract } from "@noble/hashes/hkdf.js";
+import { pinnedCopy } from "./sensitive.ts";
 import { concatBytes, toHex, utf8 } from "./encoding.ts";
 
 const KEK_SALT = utf8("palyra.vault.kek.v1");
@@ -23,7 +24,12 @@ export function deriveKek(seed: Uint8Array): Uint8Array {
   // Extract and expand separately, so the pseudo-random key between them can be wiped too.
   const prk = extract(sha256, ikm, KEK_SALT);
   try {
-    return expand(sha256, prk, KEK_INFO, KEY_BYTES);
+    const okm = expand(sha256, prk, KEK_INFO, KEY_BYTES);
+    try {
+      return pinnedCopy(okm);
+    } finally {
+      okm.fill(0);
+    }
   } finally {
     ikm.fill(0);
     prk.fill(0);

@@ -90,3 +90,16 @@ export class SensitiveBytes {
     return REDACTED;
   }
 }
+
+/**
+ * A copy of `bytes` in its own `ArrayBuffer`. A small `new Uint8Array(n)`
+ * keeps its bytes inside the garbage-collected heap, which moves them as it
+ * compacts and leaves the old copies behind in freed memory; an
+ * `ArrayBuffer`'s store stays where it is, so wiping this one copy wipes the
+ * key. The caller wipes `bytes`.
+ */
+export function pinnedCopy(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(new ArrayBuffer(bytes.length));
+  out.set(bytes);
+  return out;
+}

@@ -2,14 +2,13 @@
  * Environment variables and default folders. Reading the environment can be
  * denied (Deno without --allow-env): that reads as "not set".
  */
-import process from "node:process";
-import { homedir } from "node:os";
-import { join } from "node:path";
+import { os } from "./os.ts";
+import { join } from "./path.ts";
 
 /** An environment variable, or `undefined` when unset, empty or not permitted. */
 export function envVar(name: string): string | undefined {
   try {
-    const v = process.env[name];
+    const v = os.env(name);
     return v === undefined || v === "" ? undefined : v;
   } catch {
     return undefined;
@@ -20,7 +19,7 @@ function home(): string | undefined {
   const h = envVar("HOME") ?? envVar("USERPROFILE");
   if (h !== undefined) return h;
   try {
-    return homedir() || undefined;
+    return os.homedir();
   } catch {
     return undefined;
   }
@@ -35,7 +34,7 @@ function home(): string | undefined {
 export function defaultIdentityDir(): string | undefined {
   const explicit = envVar("PALYRA_IDENTITY_DIR");
   if (explicit !== undefined) return explicit;
-  if (process.platform === "win32") {
+  if (os.platform === "win32") {
     const base = envVar("LOCALAPPDATA") ?? envVar("APPDATA");
     return base === undefined ? undefined : join(base, "Palyra", "identity");
   }
@@ -50,7 +49,7 @@ export function defaultIdentityDir(): string | undefined {
  * else `~/.config/palyra/palyra.toml` (Windows: `%APPDATA%\Palyra\palyra.toml`).
  */
 export function userConfigFile(): string | undefined {
-  if (process.platform === "win32") {
+  if (os.platform === "win32") {
     const base = envVar("APPDATA");
     return base === undefined ? undefined : join(base, "Palyra", "palyra.toml");
   }

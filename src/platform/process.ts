@@ -2,11 +2,9 @@
  * Facts about processes and the host. Everything here uses `node:` built-ins
  * that Deno, Bun and Node all provide, so no caller asks which runtime it is on.
  */
-import { hostname as osHostname } from "node:os";
-import { readFile } from "node:fs/promises";
-import process from "node:process";
 import { VaultError } from "../errors.ts";
-import { runCommand } from "./subprocess.ts";
+import { readUserFile } from "./fs.ts";
+import { os } from "./os.ts";
 
 /** True for the error a runtime throws when a permission was not granted (Deno's `NotCapable`). */
 export function isPermissionDenied(e: unknown): boolean {
@@ -16,13 +14,13 @@ export function isPermissionDenied(e: unknown): boolean {
 
 /** This process's id. */
 export function currentPid(): number {
-  return process.pid;
+  return os.pid;
 }
 
 /** This machine's host name, as written into lock files. */
 export function hostName(): string {
   try {
-    return osHostname() || "unknown-host";
+    return os.hostname() || "unknown-host";
   } catch {
     return "unknown-host";
   }
@@ -30,9 +28,8 @@ export function hostName(): string {
 
 /** The numeric user id on POSIX systems, `undefined` on Windows. */
 export function currentUid(): number | undefined {
-  if (typeof process.getuid !== "function") return undefined;
   try {
-    return process.getuid();
+    return os.uid();
   } catch (e) {
     if (!isPermissionDenied(e)) throw e;
     throw new VaultError("permission", "check folder ownership failed: the runtime may not read the user id", {
@@ -44,12 +41,12 @@ export function currentUid(): number | undefined {
 
 /** True on Windows, where mode bits and uids are not meaningful. */
 export function isWindows(): boolean {
-  return process.platform === "win32";
+  return os.platform === "win32";
 }
 
 /** The operating system family (`linux`, `darwin`, `win32`, …). */
 export function osPlatform(): string {
-  return process.platform;
+  return os.platform;
 }
 
 let bootTimeMs: number | null | undefined;
@@ -57,7 +54,7 @@ let bootTimeMs: number | null | undefined;
 async function linuxBootTimeMs(): Promise<number | null> {
   if (bootTimeMs !== undefined) return bootTimeMs;
   try {
-    const text = new TextDecoder().decode(await readFile("/proc/stat"));
+    const text = new TextDecoder().decode(await readUserFile("/proc/stat"));
     const m = /^btime (\d+)$/m.exec(text);
     bootTimeMs = m ? Number(m[1]) * 1000 : null;
   } catch {
@@ -77,7 +74,7 @@ const refused = { proc: false, signal: false, command: false };
 async function procAlive(pid: number, notStartedAfterMs: number | undefined): Promise<boolean | undefined> {
   let stat: string;
   try {
-    stat = new TextDecoder().decode(await readFile(`/proc/${pid}/stat`));
+    stat = new TextDecoder().decode(await readUserFile(`/proc/${pid}/stat`));
   } catch (e) {
     if ((e as { code?: string }).code === "ENOENT") return false;
     if (isPermissionDenied(e)) refused.proc = true;
@@ -101,13 +98,13 @@ async function procAlive(pid: number, notStartedAfterMs: number | undefined): Pr
 
 /** Signal 0: alive, dead, or `undefined` when not permitted. */
 function signalAlive(pid: number): boolean | undefined {
+  if (os.signal0 === undefined) {
+    refused.signal = true;
+    return undefined;
+  }
   try {
-    process.kill(pid, 0);
-    return true;
+    return os.signal0(pid);
   } catch (e) {
-    const code = (e as { code?: string }).code;
-    if (code === "ESRCH") return false;
-    if (code === "EPERM") return true;
     if (isPermissionDenied(e)) refused.signal = true;
     return undefined;
   }
@@ -119,6 +116,8 @@ function signalAlive(pid: number): boolean | undefined {
  */
 async function commandAlive(pid: number): Promise<boolean | undefined> {
   try {
+    // Loaded here: starting processes is needed only on this rare path.
+    const { runCommand } = await import("./subprocess.ts");
     const r = await runCommand("kill", ["-0", String(pid)], { timeoutMs: 10_000 });
     if (r.code === 0) return true;
     if (/no such process/i.test(r.stderr)) return false;
@@ -140,7 +139,7 @@ async function commandAlive(pid: number): Promise<boolean | undefined> {
  */
 export async function isProcessAlive(pid: number, notStartedAfterMs?: number): Promise<boolean | undefined> {
   if (!Number.isSafeInteger(pid) || pid <= 0) return false;
-  if (process.platform === "linux" && !refused.proc) {
+  if (os.platform === "linux" && !refused.proc) {
     const alive = await procAlive(pid, notStartedAfterMs);
     if (alive !== undefined || !refused.proc) return alive;
   }
@@ -148,6 +147,6 @@ export async function isProcessAlive(pid: number, notStartedAfterMs?: number): P
     const alive = signalAlive(pid);
     if (alive !== undefined || !refused.signal) return alive;
   }
-  if (!refused.command && process.platform !== "win32") return await commandAlive(pid);
+  if (!refused.command && os.platform !== "win32") return await commandAlive(pid);
   return undefined;
 }

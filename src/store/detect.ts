@@ -6,7 +6,7 @@
  * authoritative until the migration's single commit rename.
  */
 import { FILES, PALYRA_OBJECTS_STORE } from "./layout.ts";
-import { join } from "node:path";
+import { join } from "../platform/path.ts";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
 import { fromUtf8 } from "../crypto/encoding.ts";
 import type { FileSystem } from "../platform/fs.ts";

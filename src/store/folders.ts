@@ -2,7 +2,7 @@
  * Folder safety (docs/FORMAT.md §7): vault and identity folders are 0700,
  * owned by the current user, and never reached through a symbolic link.
  */
-import { dirname } from "node:path";
+import { dirname } from "../platform/path.ts";
 import { fsError, VaultError } from "../errors.ts";
 import type { FileSystem } from "../platform/fs.ts";
 import { currentUid, isWindows } from "../platform/process.ts";

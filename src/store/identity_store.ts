@@ -5,7 +5,7 @@
  * a new identity would orphan every stored secret.
  */
 import { FILES } from "./layout.ts";
-import { join } from "node:path";
+import { join } from "../platform/path.ts";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
 import { parseJsonObject, toHex, utf8 } from "../crypto/encoding.ts";
 import { deriveKek } from "../crypto/kdf.ts";

@@ -9,7 +9,7 @@
  * old layout undoes one that a crash interrupted.
  */
 import { FILES, PALYRA_OBJECTS_STORE } from "./layout.ts";
-import { join } from "node:path";
+import { join } from "../platform/path.ts";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
 import { utf8 } from "../crypto/encoding.ts";
 import { openEnvelope, sealEnvelope } from "../crypto/envelope.ts";

@@ -6,7 +6,7 @@
  * without `kek_id`, exactly what the daemon writes.
  */
 import { FILES, PALYRA_OBJECTS_STORE } from "./layout.ts";
-import { join } from "node:path";
+import { join } from "../platform/path.ts";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
 import type { FileSystem } from "../platform/fs.ts";
 import { secureDir } from "./folders.ts";

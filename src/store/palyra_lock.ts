@@ -11,7 +11,7 @@
  * which never replaces) a lock that a new holder took in between.
  */
 import { FILES } from "./layout.ts";
-import { join } from "node:path";
+import { join } from "../platform/path.ts";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
 import { fromUtf8, utf8 } from "../crypto/encoding.ts";
 import type { HeldLock, LockHost } from "./scope_lock.ts";

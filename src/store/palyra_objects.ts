@@ -7,7 +7,7 @@
  */
 import { FILES } from "./layout.ts";
 import { PALYRA_OBJECTS_STORE } from "./layout.ts";
-import { join } from "node:path";
+import { join } from "../platform/path.ts";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
 import { parseJsonObject, utf8 } from "../crypto/encoding.ts";
 import { isObjectId } from "../crypto/ids.ts";

@@ -20,10 +20,10 @@
  * A crash between any two steps leaves either a private temporary folder, a
  * stale marker (reclaimed like any stale lock), or an empty folder (free).
  */
-import { join } from "node:path";
+import { join } from "../platform/path.ts";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
 import { fromUtf8, utf8 } from "../crypto/encoding.ts";
-import { type FileSystem, nodeFileSystem, randomSuffix } from "../platform/fs.ts";
+import { defaultFileSystem, type FileSystem, randomSuffix } from "../platform/fs.ts";
 import { currentPid, hostName, isProcessAlive } from "../platform/process.ts";
 
 /** Lock settings. */
@@ -94,7 +94,7 @@ export function processLockHost(fs: FileSystem): LockHost {
 
 /** The content of a lock marker. */
 export function lockContent(
-  host: Pick<LockHost, "pid" | "host" | "now" | "nonce"> = processLockHost(nodeFileSystem),
+  host: Pick<LockHost, "pid" | "host" | "now" | "nonce"> = processLockHost(defaultFileSystem),
   nonce: string = host.nonce(),
 ): string {
   return `pid=${host.pid} host=${host.host} ts_ms=${host.now()} nonce=${nonce}\n`;

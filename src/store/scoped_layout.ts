@@ -5,7 +5,7 @@
  * different scopes never wait for each other. Reads take no lock.
  */
 import { FILES } from "./layout.ts";
-import { join } from "node:path";
+import { join } from "../platform/path.ts";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
 import { objectId, scopeDirName } from "../crypto/ids.ts";
 import type { FileSystem } from "../platform/fs.ts";

@@ -16,7 +16,7 @@ import process from "node:process";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { migrateVault, Vault } from "../../src/vault.ts";
 import { acquireLock } from "../../src/store/scope_lock.ts";
-import { nodeFileSystem } from "../../src/platform/fs.ts";
+import { defaultFileSystem } from "../../src/platform/fs.ts";
 import { loadOrCreateIdentity } from "../../src/store/identity_store.ts";
 import { toHex, utf8 } from "../../src/crypto/encoding.ts";
 
@@ -63,7 +63,7 @@ if (mode === "put") {
   const [path, holdMs, rounds, log, startAt] = args as [string, string, string, string, string];
   await waitUntil(Number(startAt));
   for (let r = 0; r < Number(rounds); r++) {
-    const lock = await acquireLock(nodeFileSystem, path, { timeoutMs: 60_000, staleAfterMs: 30_000, what: "test" });
+    const lock = await acquireLock(defaultFileSystem, path, { timeoutMs: 60_000, staleAfterMs: 30_000, what: "test" });
     const me = `${process.pid}.${r}`;
     appendFileSync(log, `enter ${me}\n`);
     await sleep(Number(holdMs));
@@ -75,7 +75,7 @@ if (mode === "put") {
   const [path, staleAfterMs, timeoutMs] = args as [string, string, string];
   const t0 = Date.now();
   try {
-    const lock = await acquireLock(nodeFileSystem, path, {
+    const lock = await acquireLock(defaultFileSystem, path, {
       timeoutMs: Number(timeoutMs),
       staleAfterMs: Number(staleAfterMs),
       what: "test",
@@ -103,7 +103,7 @@ if (mode === "put") {
 } else if (mode === "identity") {
   const [dir, startAt] = args as [string, string];
   await waitUntil(Number(startAt));
-  const id = await loadOrCreateIdentity({ fs: nodeFileSystem }, dir);
+  const id = await loadOrCreateIdentity({ fs: defaultFileSystem }, dir);
   say(`identity ${toHex(sha256(utf8(id.privateKeyPem)))} created=${id.created}`);
 } else {
   console.error(`unknown mode ${mode}`);

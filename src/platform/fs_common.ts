@@ -1,0 +1,125 @@
+/**
+ * What every implementation of the file layer shares: the `FileSystem`
+ * interface, the errors it raises in the runtime's own errno form, and the
+ * names of temporary files. The implementations are `fs_node.ts` (Node and
+ * Bun, through `node:fs`) and `fs_deno.ts` (Deno's own API); `fs.ts` picks one.
+ */
+import type { Stats } from "node:fs";
+import { toHex } from "../crypto/encoding.ts";
+import { basename, dirname, join } from "./path.ts";
+
+/** What `lstat` reports, without following a symbolic link. */
+export interface FileInfo {
+  readonly isFile: boolean;
+  readonly isDirectory: boolean;
+  readonly isSymlink: boolean;
+  /** Permission bits (`mode & 0o777`). */
+  readonly mode: number;
+  readonly uid: number;
+  readonly ino: number;
+  readonly size: number;
+  readonly mtimeMs: number;
+}
+
+/**
+ * File operations used by the vault. Errors are the runtime's own (with an
+ * errno `code` such as `ENOENT`); callers translate them to `VaultError`.
+ */
+export interface FileSystem {
+  /**
+   * Reads a whole file without following a symbolic link at `path`. With
+   * `maxBytes`, a larger file fails with `EFBIG` before its content is read.
+   */
+  readFile(path: string, maxBytes?: number): Promise<Uint8Array>;
+  /** Creates a new file (exclusive, 0600) holding `data`; not fsynced. */
+  writeNew(path: string, data: Uint8Array): Promise<void>;
+  /**
+   * Replaces `path` atomically and durably: a temporary file in the same
+   * folder (exclusive create, `mode`, default 0600), fsync, rename over
+   * `path`, fsync the folder. A symbolic link at `path` is refused (`ELOOP`).
+   */
+  writeFileAtomic(path: string, data: Uint8Array, mode?: number): Promise<void>;
+  /**
+   * Creates `path` with `data` only if nothing exists there (`EEXIST`
+   * otherwise); the file appears whole, never empty or torn. With `durable`,
+   * the file and its folder are fsynced.
+   */
+  createExclusive(path: string, data: Uint8Array, durable: boolean): Promise<void>;
+  /** Removes a file; `false` when it did not exist. */
+  remove(path: string): Promise<boolean>;
+  rename(from: string, to: string): Promise<void>;
+  /** Hard link, failing with `EEXIST` when `to` exists. */
+  link(from: string, to: string): Promise<void>;
+  /** `lstat`, or `undefined` when nothing is at `path`. */
+  lstat(path: string): Promise<FileInfo | undefined>;
+  chmod(path: string, mode: number): Promise<void>;
+  /** Creates a folder (0700) and any missing parents; no error when it exists. */
+  mkdir(path: string): Promise<void>;
+  /** Removes an empty folder (`ENOTEMPTY` when it is not empty). */
+  rmdir(path: string): Promise<void>;
+  readDir(path: string): Promise<string[]>;
+  /** fsync a folder so that renames and creations in it are durable. */
+  syncDir(path: string): Promise<void>;
+  /** The canonical absolute path, with every symbolic link resolved. */
+  realpath(path: string): Promise<string>;
+}
+
+/** A file layer and the one read that follows symbolic links. */
+export interface FileLayer {
+  readonly fs: FileSystem;
+  /** Reads a whole file the user named, following symbolic links (a config file may be a link). */
+  readUserFile(path: string): Promise<Uint8Array>;
+}
+
+/** Mode of every file the vault creates. */
+export const FILE_MODE = 0o600;
+/** Mode of every folder the vault creates. */
+export const DIR_MODE = 0o700;
+
+/** A random file-name suffix, so temporary files of racing writers never collide. */
+export function randomSuffix(): string {
+  return toHex(globalThis.crypto.getRandomValues(new Uint8Array(8)));
+}
+
+/** The temporary name a file is written under before it is renamed or linked into place. */
+export function tempPathFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${randomSuffix()}.tmp`);
+}
+
+/** A `FileInfo` from what `node:fs` `lstat` returns. */
+export function fileInfo(s: Stats): FileInfo {
+  return {
+    isFile: s.isFile(),
+    isDirectory: s.isDirectory(),
+    isSymlink: s.isSymbolicLink(),
+    mode: s.mode & 0o777,
+    uid: s.uid,
+    ino: Number(s.ino),
+    size: s.size,
+    mtimeMs: s.mtimeMs,
+  };
+}
+
+/** The error for a file larger than a read allows (`EFBIG`, with the sizes). */
+export function tooBig(path: string, size: number, maxBytes: number): Error {
+  return Object.assign(new Error(`"${path}" is ${size} bytes or more; at most ${maxBytes} are read`), {
+    code: "EFBIG",
+    size,
+    maxBytes,
+  });
+}
+
+/** The error for a symbolic link where a file must be (`ELOOP`, as `O_NOFOLLOW` reports it). */
+export function symlinkError(path: string): Error {
+  return Object.assign(new Error(`"${path}" is a symbolic link`), { code: "ELOOP" });
+}
+
+/** An error carrying an errno code, as the runtimes' own errors do. */
+export function errnoError(code: string, message: string): Error {
+  return Object.assign(new Error(message), { code });
+}
+
+/** Whether a failed hard link means the file system has none (so exclusive create is used instead). */
+export function noHardLinks(code: string | undefined): boolean {
+  return code === "EPERM" || code === "ENOTSUP" || code === "EOPNOTSUPP" || code === "ENOSYS";
+}

@@ -1,0 +1,206 @@
+/**
+ * The file layer on Deno, through Deno's own API: Deno's Node layer costs
+ * more to load than a whole `get`. Deno cannot open with `O_NOFOLLOW`, so a
+ * read checks that the file it opened is the one `lstat` saw (same device and
+ * inode, not a link); files are only ever created with `createNew`
+ * (`O_CREAT|O_EXCL`), which never follows a link. `unlink` and `rmdir` keep
+ * their POSIX meaning: a file is never removed as a folder, nor a folder as a
+ * file. Every call but fsync is synchronous, as in `fs_node.ts`.
+ */
+import { errnoCode } from "../errors.ts";
+import {
+  DIR_MODE,
+  errnoError,
+  FILE_MODE,
+  type FileInfo,
+  type FileLayer,
+  type FileSystem,
+  noHardLinks,
+  symlinkError,
+  tempPathFor,
+  tooBig,
+} from "./fs_common.ts";
+import { dirname } from "./path.ts";
+
+const WINDOWS = Deno.build.os === "windows";
+
+function info(s: Deno.FileInfo): FileInfo {
+  return {
+    isFile: s.isFile,
+    isDirectory: s.isDirectory,
+    isSymlink: s.isSymlink,
+    mode: (s.mode ?? 0) & 0o777,
+    uid: s.uid ?? 0,
+    ino: s.ino ?? 0,
+    size: s.size,
+    mtimeMs: s.mtime?.getTime() ?? 0,
+  };
+}
+
+/** Opens an existing file for reading, refusing a symbolic link at `path` (what `O_NOFOLLOW` does). */
+function openNoFollow(path: string): Deno.FsFile {
+  const seen = Deno.lstatSync(path);
+  if (seen.isSymlink) throw symlinkError(path);
+  const file = Deno.openSync(path, { read: true });
+  try {
+    const opened = file.statSync();
+    // Swapped for a link (or another file) between the lstat and the open.
+    if (opened.ino !== seen.ino || opened.dev !== seen.dev) throw symlinkError(path);
+    return file;
+  } catch (e) {
+    file.close();
+    throw e;
+  }
+}
+
+async function writeNew(path: string, data: Uint8Array, sync: boolean, mode = FILE_MODE): Promise<void> {
+  const file = Deno.openSync(path, { write: true, createNew: true, mode: FILE_MODE });
+  try {
+    // The umask may have removed owner bits; set the mode explicitly (the file is new and ours).
+    if (!WINDOWS) Deno.chmodSync(path, mode);
+    let n = 0;
+    while (n < data.length) n += file.writeSync(data.subarray(n));
+    if (sync) await file.sync();
+  } finally {
+    file.close();
+  }
+}
+
+const denoFileSystem: FileSystem = {
+  // deno-lint-ignore require-await -- async so that a failure is a rejection, not a throw
+  async readFile(path, maxBytes) {
+    const file = openNoFollow(path);
+    try {
+      const size = file.statSync().size;
+      if (maxBytes !== undefined && size > maxBytes) throw tooBig(path, size, maxBytes);
+      let out = new Uint8Array((maxBytes === undefined ? size : Math.min(size, maxBytes)) + 1);
+      let n = 0;
+      for (;;) {
+        const got = file.readSync(out.subarray(n));
+        if (got === null || got === 0) break;
+        n += got;
+        if (n === out.length) {
+          if (maxBytes !== undefined) throw tooBig(path, n, maxBytes);
+          const grown = new Uint8Array(out.length * 2);
+          grown.set(out);
+          out = grown;
+        }
+      }
+      return out.subarray(0, n);
+    } finally {
+      file.close();
+    }
+  },
+
+  writeNew: (path, data) => writeNew(path, data, false),
+
+  async writeFileAtomic(path, data, mode) {
+    const existing = await this.lstat(path);
+    if (existing?.isSymlink) throw symlinkError(path);
+    const tmp = tempPathFor(path);
+    try {
+      await writeNew(tmp, data, true, mode);
+      Deno.renameSync(tmp, path);
+    } catch (e) {
+      try {
+        Deno.removeSync(tmp);
+      } catch {
+        // never created, or already gone
+      }
+      throw e;
+    }
+    await this.syncDir(dirname(path));
+  },
+
+  async createExclusive(path, data, durable) {
+    // Write elsewhere, then link into place: the file appears complete or not at all.
+    const tmp = tempPathFor(path);
+    await writeNew(tmp, data, durable);
+    try {
+      Deno.linkSync(tmp, path);
+    } catch (e) {
+      const code = errnoCode(e);
+      if (code === "EEXIST") throw e;
+      if (noHardLinks(code)) await writeNew(path, data, durable);
+      else throw e;
+    } finally {
+      try {
+        Deno.removeSync(tmp);
+      } catch {
+        // best effort: a leftover temporary file is reported by doctor
+      }
+    }
+    if (durable) await this.syncDir(dirname(path));
+  },
+
+  // deno-lint-ignore require-await -- see readFile
+  async remove(path) {
+    let seen: Deno.FileInfo;
+    try {
+      seen = Deno.lstatSync(path);
+    } catch (e) {
+      if (errnoCode(e) === "ENOENT") return false;
+      throw e;
+    }
+    // unlink(2) never removes a folder; Deno.remove would remove an empty one.
+    if (seen.isDirectory) throw errnoError("EISDIR", `unlink "${path}" failed: it is a folder`);
+    try {
+      Deno.removeSync(path);
+      return true;
+    } catch (e) {
+      if (errnoCode(e) === "ENOENT") return false;
+      throw e;
+    }
+  },
+
+  // deno-lint-ignore require-await -- see readFile
+  rename: async (from, to) => Deno.renameSync(from, to),
+  // deno-lint-ignore require-await -- see readFile
+  link: async (from, to) => Deno.linkSync(from, to),
+
+  // deno-lint-ignore require-await -- see readFile
+  async lstat(path) {
+    try {
+      return info(Deno.lstatSync(path));
+    } catch (e) {
+      if (errnoCode(e) === "ENOENT") return undefined;
+      throw e;
+    }
+  },
+
+  // deno-lint-ignore require-await -- see readFile
+  chmod: async (path, mode) => Deno.chmodSync(path, mode),
+
+  // deno-lint-ignore require-await -- see readFile
+  async mkdir(path) {
+    Deno.mkdirSync(path, { recursive: true, mode: DIR_MODE });
+  },
+
+  // deno-lint-ignore require-await -- see readFile
+  async rmdir(path) {
+    // rmdir(2) never removes a file; Deno.remove would.
+    if (!Deno.lstatSync(path).isDirectory) throw errnoError("ENOTDIR", `rmdir "${path}" failed: not a folder`);
+    Deno.removeSync(path);
+  },
+
+  // deno-lint-ignore require-await -- see readFile
+  readDir: async (path) => Array.from(Deno.readDirSync(path), (e) => e.name),
+  // deno-lint-ignore require-await -- see readFile
+  realpath: async (path) => Deno.realPathSync(path),
+
+  async syncDir(path) {
+    if (WINDOWS) return; // folders cannot be opened for fsync on Windows
+    const dir = Deno.openSync(path, { read: true });
+    try {
+      await dir.sync();
+    } finally {
+      dir.close();
+    }
+  },
+};
+
+/** The file layer of Deno. */
+export const denoFiles: FileLayer = {
+  fs: denoFileSystem,
+  readUserFile: (path) => Deno.readFile(path),
+};

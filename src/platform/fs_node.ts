@@ -1,0 +1,181 @@
+/**
+ * The file layer on Node and Bun, through `node:fs`, which both implement with
+ * the semantics used here (numeric open flags, `O_NOFOLLOW`, fsync of a
+ * folder, hard links).
+ */
+import * as fs from "node:fs";
+import { constants } from "node:fs";
+import process from "node:process";
+import { errnoCode } from "../errors.ts";
+import {
+  DIR_MODE,
+  FILE_MODE,
+  fileInfo,
+  type FileLayer,
+  type FileSystem,
+  noHardLinks,
+  symlinkError,
+  tempPathFor,
+  tooBig,
+} from "./fs_common.ts";
+import { dirname } from "./path.ts";
+
+const WINDOWS = process.platform === "win32";
+const NOFOLLOW = constants.O_NOFOLLOW ?? 0;
+
+/** fsync of an open descriptor: the one call that waits on the disk, so it leaves the event loop free. */
+function fsyncFd(fd: number): Promise<void> {
+  return new Promise((resolve, reject) => fs.fsync(fd, (e) => (e ? reject(e) : resolve())));
+}
+
+async function writeNew(path: string, data: Uint8Array, sync: boolean, mode = FILE_MODE): Promise<void> {
+  const fd = fs.openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | NOFOLLOW, FILE_MODE);
+  try {
+    // The umask may have removed owner bits; set the mode explicitly.
+    if (!WINDOWS) fs.fchmodSync(fd, mode);
+    let n = 0;
+    while (n < data.length) n += fs.writeSync(fd, data, n, data.length - n);
+    if (sync) await fsyncFd(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+/**
+ * The `FileSystem` used in production, built on `node:fs`. Everything but
+ * fsync is a synchronous call inside an async function: on a local disk these
+ * return in microseconds, where a trip through the runtime's thread pool
+ * costs far more than the call itself; fsync, which waits on the disk, stays
+ * asynchronous. Errors still arrive as rejected promises.
+ */
+const nodeFileSystem: FileSystem = {
+  // deno-lint-ignore require-await -- async so that a failure is a rejection, not a throw
+  async readFile(path, maxBytes) {
+    const fd = fs.openSync(path, constants.O_RDONLY | NOFOLLOW);
+    try {
+      const size = fs.fstatSync(fd).size;
+      if (maxBytes !== undefined && size > maxBytes) throw tooBig(path, size, maxBytes);
+      // The file may grow while it is read: never read past the cap (or past what stat said, plus one
+      // block to notice growth when there is no cap).
+      let out = new Uint8Array((maxBytes === undefined ? size : Math.min(size, maxBytes)) + 1);
+      let n = 0;
+      for (;;) {
+        const got = fs.readSync(fd, out, n, out.length - n, n);
+        if (got === 0) break;
+        n += got;
+        if (n === out.length) {
+          if (maxBytes !== undefined) throw tooBig(path, n, maxBytes);
+          const grown = new Uint8Array(out.length * 2);
+          grown.set(out);
+          out = grown;
+        }
+      }
+      return out.subarray(0, n);
+    } finally {
+      fs.closeSync(fd);
+    }
+  },
+
+  writeNew: (path, data) => writeNew(path, data, false),
+
+  async writeFileAtomic(path, data, mode) {
+    const existing = await this.lstat(path);
+    if (existing?.isSymlink) throw symlinkError(path);
+    const tmp = tempPathFor(path);
+    try {
+      await writeNew(tmp, data, true, mode);
+      fs.renameSync(tmp, path);
+    } catch (e) {
+      fs.rmSync(tmp, { force: true });
+      throw e;
+    }
+    await this.syncDir(dirname(path));
+  },
+
+  async createExclusive(path, data, durable) {
+    // Write elsewhere, then link into place: the file appears complete or not
+    // at all, so a holder killed mid-create never leaves an empty lock behind.
+    const tmp = tempPathFor(path);
+    await writeNew(tmp, data, durable);
+    try {
+      fs.linkSync(tmp, path);
+    } catch (e) {
+      const code = errnoCode(e);
+      if (code === "EEXIST") throw e;
+      // A file system without hard links: fall back to exclusive create.
+      if (noHardLinks(code)) {
+        await writeNew(path, data, durable);
+      } else {
+        throw e;
+      }
+    } finally {
+      try {
+        fs.rmSync(tmp, { force: true });
+      } catch {
+        // best effort: a leftover temporary file is reported by doctor
+      }
+    }
+    if (durable) await this.syncDir(dirname(path));
+  },
+
+  // deno-lint-ignore require-await -- see readFile
+  async remove(path) {
+    try {
+      fs.unlinkSync(path);
+      return true;
+    } catch (e) {
+      if (errnoCode(e) === "ENOENT") return false;
+      throw e;
+    }
+  },
+
+  // deno-lint-ignore require-await -- see readFile
+  rename: async (from, to) => fs.renameSync(from, to),
+  // deno-lint-ignore require-await -- see readFile
+  link: async (from, to) => fs.linkSync(from, to),
+
+  // deno-lint-ignore require-await -- see readFile
+  async lstat(path) {
+    try {
+      return fileInfo(fs.lstatSync(path));
+    } catch (e) {
+      if (errnoCode(e) === "ENOENT") return undefined;
+      throw e;
+    }
+  },
+
+  // deno-lint-ignore require-await -- see readFile
+  chmod: async (path, mode) => fs.chmodSync(path, mode),
+
+  // deno-lint-ignore require-await -- see readFile
+  async mkdir(path) {
+    fs.mkdirSync(path, { recursive: true, mode: DIR_MODE });
+  },
+
+  // deno-lint-ignore require-await -- see readFile
+  rmdir: async (path) => fs.rmdirSync(path),
+
+  // deno-lint-ignore require-await -- see readFile
+  readDir: async (path) => fs.readdirSync(path),
+  // deno-lint-ignore require-await -- see readFile
+  realpath: async (path) => fs.realpathSync(path),
+
+  async syncDir(path) {
+    if (WINDOWS) return; // folders cannot be opened for fsync on Windows
+    const fd = fs.openSync(path, constants.O_RDONLY);
+    try {
+      await fsyncFd(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  },
+};
+
+/** The file layer of Node and Bun. */
+export const nodeFiles: FileLayer = {
+  fs: nodeFileSystem,
+  async readUserFile(path) {
+    const buf = await fs.promises.readFile(path);
+    return new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  },
+};
