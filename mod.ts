@@ -42,33 +42,8 @@ export {
   type VaultRef,
   type VaultScope,
 } from "./src/scope.ts";
-export { BACKEND_KINDS, type BackendKind, type BlobBackend } from "./src/backends/backend.ts";
-export { MemoryBackend } from "./src/backends/memory.ts";
-export {
-  auditConfig,
-  type AuditFinding,
-  type AuditOptions,
-  type AuditReference,
-  type AuditReport,
-  type AuditSummary,
-  type FindingCode,
-  type FindingSeverity,
-  type SecretLister,
-} from "./src/config/audit.ts";
-export {
-  configureField,
-  type ConfigureOptions,
-  type ConfigureResult,
-  type SecretStore,
-} from "./src/config/configure.ts";
-export {
-  CREDENTIAL_PATTERNS,
-  type CredentialPattern,
-  detectCredential,
-  isSensitiveField,
-  SENSITIVE_FIELD_SUFFIXES,
-} from "./src/config/sensitive.ts";
-export { findConfigFile } from "./src/config/locate.ts";
+export * from "./config.ts";
+export * from "./backends.ts";
 export { VERSION } from "./src/version.ts";
 export {
   diagnose,
@@ -78,8 +53,3 @@ export {
   type FolderReport,
   type LockReport,
 } from "./src/doctor.ts";
-export type { BackendAvailability } from "./src/backends/select.ts";
-export { LinuxSecretServiceBackend, type LinuxSecretServiceOptions } from "./src/backends/linux_secret_service.ts";
-export { MacosKeychainBackend, type MacosKeychainOptions } from "./src/backends/macos_keychain.ts";
-export type { CommandResult, CommandRunner, RunOptions } from "./src/platform/subprocess.ts";
-export { EncryptedFileBackend } from "./src/backends/encrypted_file.ts";

@@ -15,7 +15,7 @@
  */
 import { gcm } from "@noble/ciphers/aes.js";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
-import { kekId, KEY_BYTES } from "./kdf.ts";
+import { kekId } from "./kdf.ts";
 import {
   checkKek,
   type DecodedEnvelope,
@@ -56,16 +56,7 @@ export function sealEnvelope(
   algorithm: EnvelopeAlgorithm = "aes_256_gcm",
   id: string | null = kekId(kek),
 ): Uint8Array {
-  checkKek(kek);
-  const aead = AEADS[algorithm];
-  const parts = sealParts(scope, key);
-  try {
-    const secret = aead(parts.dek, parts.secretNonce, parts.aad).encrypt(value);
-    const wrapped = aead(kek, parts.dekNonce, parts.aad).encrypt(parts.dek);
-    return encodeEnvelope(algorithm, id, parts, secret, wrapped);
-  } finally {
-    parts.dek.fill(0);
-  }
+  return sealWith(kek, scope, key, algorithm, id, (p) => AEADS[algorithm](p.dek, p.secretNonce, p.aad).encrypt(value));
 }
 
 /**
@@ -81,21 +72,62 @@ export function openEnvelope(
   bytes: Uint8Array,
   id?: string,
 ): Uint8Array {
-  checkKek(kek);
-  const env = decodeEnvelope(scope, key, bytes);
-  const aead = AEADS[env.algorithm];
-  let dek: Uint8Array;
+  const env = decodeFor(kek, scope, key, bytes);
+  const dek = unwrapDek(kek, env, id);
   try {
-    dek = aead(kek, env.dekNonce, env.aad).decrypt(env.dekSealed);
-  } catch {
-    throw dekFailure(env, id ?? kekId(kek));
-  }
-  try {
-    return aead(dek, env.secretNonce, env.aad).decrypt(env.secretSealed);
+    return AEADS[env.algorithm](dek, env.secretNonce, env.aad).decrypt(env.secretSealed);
   } catch {
     throw valueFailure(env);
   } finally {
     dek.fill(0);
+  }
+}
+
+/** Draws a data key and nonces, seals the value with `sealValue`, wraps the data key under the KEK. */
+function sealWith<T extends Uint8Array | Promise<Uint8Array>>(
+  kek: Uint8Array,
+  scope: string,
+  key: string,
+  algorithm: EnvelopeAlgorithm,
+  id: string | null,
+  sealValue: (parts: SealParts) => T,
+): T {
+  checkKek(kek);
+  const parts = sealParts(scope, key);
+  const finish = (secret: Uint8Array): Uint8Array => {
+    try {
+      // The data key is always wrapped here, in memory this library wipes.
+      const wrapped = AEADS[algorithm](kek, parts.dekNonce, parts.aad).encrypt(parts.dek);
+      return encodeEnvelope(algorithm, id, parts, secret, wrapped);
+    } finally {
+      parts.dek.fill(0);
+    }
+  };
+  let sealed: T;
+  try {
+    sealed = sealValue(parts);
+  } catch (e) {
+    parts.dek.fill(0);
+    throw e;
+  }
+  if (sealed instanceof Uint8Array) return finish(sealed) as T;
+  return (sealed as Promise<Uint8Array>).then(finish, (e) => {
+    parts.dek.fill(0);
+    throw e;
+  }) as T;
+}
+
+function decodeFor(kek: Uint8Array, scope: string, key: string, bytes: Uint8Array): DecodedEnvelope {
+  checkKek(kek);
+  return decodeEnvelope(scope, key, bytes);
+}
+
+/** The envelope's data key, unwrapped with the KEK; the caller wipes it. */
+function unwrapDek(kek: Uint8Array, env: DecodedEnvelope, id: string | undefined): Uint8Array {
+  try {
+    return AEADS[env.algorithm](kek, env.dekNonce, env.aad).decrypt(env.dekSealed);
+  } catch {
+    throw dekFailure(env, id ?? kekId(kek));
   }
 }
 
@@ -138,7 +170,7 @@ function useWebCrypto(algorithm: EnvelopeAlgorithm, valueBytes: number): boolean
  * Seals as `sealEnvelope` does, with a large AES-GCM value sealed by WebCrypto.
  * The bytes written are the same either way.
  */
-export async function sealEnvelopeAsync(
+export function sealEnvelopeAsync(
   kek: Uint8Array,
   scope: string,
   key: string,
@@ -146,16 +178,14 @@ export async function sealEnvelopeAsync(
   algorithm: EnvelopeAlgorithm = "aes_256_gcm",
   id: string | null = kekId(kek),
 ): Promise<Uint8Array> {
-  if (!useWebCrypto(algorithm, value.length)) return sealEnvelope(kek, scope, key, value, algorithm, id);
-  checkKek(kek);
-  const parts: SealParts = sealParts(scope, key);
-  try {
-    const secret = await webAesGcm(parts.dek, parts.secretNonce, parts.aad, value, "encrypt");
-    const wrapped = AEADS[algorithm](kek, parts.dekNonce, parts.aad).encrypt(parts.dek);
-    return encodeEnvelope(algorithm, id, parts, secret, wrapped);
-  } finally {
-    parts.dek.fill(0);
+  if (!useWebCrypto(algorithm, value.length)) {
+    try {
+      return Promise.resolve(sealEnvelope(kek, scope, key, value, algorithm, id));
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
+  return sealWith(kek, scope, key, algorithm, id, (p) => webAesGcm(p.dek, p.secretNonce, p.aad, value, "encrypt"));
 }
 
 /**
@@ -169,21 +199,12 @@ export async function openEnvelopeAsync(
   bytes: Uint8Array,
   id?: string,
 ): Promise<Uint8Array> {
-  checkKek(kek);
-  const env: DecodedEnvelope = decodeEnvelope(scope, key, bytes);
-  if (!useWebCrypto(env.algorithm, env.secretSealed.length - TAG_BYTES)) {
-    return openEnvelope(kek, scope, key, bytes, id);
-  }
-  const aead = AEADS[env.algorithm];
-  let dek: Uint8Array;
+  const env = decodeFor(kek, scope, key, bytes);
+  const dek = unwrapDek(kek, env, id);
   try {
-    dek = aead(kek, env.dekNonce, env.aad).decrypt(env.dekSealed);
-  } catch {
-    throw dekFailure(env, id ?? kekId(kek));
-  }
-  try {
-    if (dek.length !== KEY_BYTES) throw new Error("data key length");
-    return await webAesGcm(dek, env.secretNonce, env.aad, env.secretSealed, "decrypt");
+    return useWebCrypto(env.algorithm, env.secretSealed.length - TAG_BYTES)
+      ? await webAesGcm(dek, env.secretNonce, env.aad, env.secretSealed, "decrypt")
+      : AEADS[env.algorithm](dek, env.secretNonce, env.aad).decrypt(env.secretSealed);
   } catch {
     throw valueFailure(env);
   } finally {

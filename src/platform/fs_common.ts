@@ -6,6 +6,7 @@
  */
 import type { Stats } from "node:fs";
 import { toHex } from "../crypto/encoding.ts";
+import { errnoCode } from "../errors.ts";
 import { basename, dirname, join } from "./path.ts";
 
 /** What `lstat` reports, without following a symbolic link. */
@@ -122,4 +123,56 @@ export function errnoError(code: string, message: string): Error {
 /** Whether a failed hard link means the file system has none (so exclusive create is used instead). */
 export function noHardLinks(code: string | undefined): boolean {
   return code === "EPERM" || code === "ENOTSUP" || code === "EOPNOTSUPP" || code === "ENOSYS";
+}
+
+/** The primitives of one runtime that the atomic writes are built from. */
+export interface WritePrimitives {
+  /** Creates `path` exclusively (never through a link) with `data` and `mode`; fsyncs it when `sync`. */
+  writeNew(path: string, data: Uint8Array, sync: boolean, mode?: number): Promise<void>;
+  renameSync(from: string, to: string): void;
+  linkSync(from: string, to: string): void;
+  /** Removes a file if it is there; never throws. */
+  discard(path: string): void;
+}
+
+/**
+ * `writeFileAtomic` and `createExclusive`, written once over a runtime's
+ * primitives. They reach `lstat` and `syncDir` through `this`, so a test that
+ * wraps the file layer sees (and can fail) those calls too.
+ */
+export function atomicWrites(p: WritePrimitives): Pick<FileSystem, "writeFileAtomic" | "createExclusive"> {
+  return {
+    async writeFileAtomic(this: FileSystem, path: string, data: Uint8Array, mode?: number) {
+      const existing = await this.lstat(path);
+      if (existing?.isSymlink) throw symlinkError(path);
+      const tmp = tempPathFor(path);
+      try {
+        await p.writeNew(tmp, data, true, mode);
+        p.renameSync(tmp, path);
+      } catch (e) {
+        p.discard(tmp);
+        throw e;
+      }
+      await this.syncDir(dirname(path));
+    },
+
+    async createExclusive(this: FileSystem, path: string, data: Uint8Array, durable: boolean) {
+      // Write elsewhere, then link into place: the file appears complete or not
+      // at all, so a holder killed mid-create never leaves an empty lock behind.
+      const tmp = tempPathFor(path);
+      await p.writeNew(tmp, data, durable);
+      try {
+        p.linkSync(tmp, path);
+      } catch (e) {
+        const code = errnoCode(e);
+        // A file system without hard links: fall back to exclusive create.
+        if (code === "EEXIST" || !noHardLinks(code)) throw e;
+        await p.writeNew(path, data, durable);
+      } finally {
+        // A leftover temporary file (should this fail) is reported by doctor.
+        p.discard(tmp);
+      }
+      if (durable) await this.syncDir(dirname(path));
+    },
+  };
 }

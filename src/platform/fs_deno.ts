@@ -9,18 +9,16 @@
  */
 import { errnoCode } from "../errors.ts";
 import {
+  atomicWrites,
   DIR_MODE,
   errnoError,
   FILE_MODE,
   type FileInfo,
   type FileLayer,
   type FileSystem,
-  noHardLinks,
   symlinkError,
-  tempPathFor,
   tooBig,
 } from "./fs_common.ts";
-import { dirname } from "./path.ts";
 
 const WINDOWS = Deno.build.os === "windows";
 
@@ -66,6 +64,26 @@ async function writeNew(path: string, data: Uint8Array, sync: boolean, mode = FI
   }
 }
 
+// deno-lint-ignore require-await -- async so that a failure is a rejection, not a throw
+async function lstat(path: string): Promise<FileInfo | undefined> {
+  try {
+    return info(Deno.lstatSync(path));
+  } catch (e) {
+    if (errnoCode(e) === "ENOENT") return undefined;
+    throw e;
+  }
+}
+
+async function syncDir(path: string): Promise<void> {
+  if (WINDOWS) return; // folders cannot be opened for fsync on Windows
+  const dir = Deno.openSync(path, { read: true });
+  try {
+    await dir.sync();
+  } finally {
+    dir.close();
+  }
+}
+
 const denoFileSystem: FileSystem = {
   // deno-lint-ignore require-await -- async so that a failure is a rejection, not a throw
   async readFile(path, maxBytes) {
@@ -94,45 +112,6 @@ const denoFileSystem: FileSystem = {
 
   writeNew: (path, data) => writeNew(path, data, false),
 
-  async writeFileAtomic(path, data, mode) {
-    const existing = await this.lstat(path);
-    if (existing?.isSymlink) throw symlinkError(path);
-    const tmp = tempPathFor(path);
-    try {
-      await writeNew(tmp, data, true, mode);
-      Deno.renameSync(tmp, path);
-    } catch (e) {
-      try {
-        Deno.removeSync(tmp);
-      } catch {
-        // never created, or already gone
-      }
-      throw e;
-    }
-    await this.syncDir(dirname(path));
-  },
-
-  async createExclusive(path, data, durable) {
-    // Write elsewhere, then link into place: the file appears complete or not at all.
-    const tmp = tempPathFor(path);
-    await writeNew(tmp, data, durable);
-    try {
-      Deno.linkSync(tmp, path);
-    } catch (e) {
-      const code = errnoCode(e);
-      if (code === "EEXIST") throw e;
-      if (noHardLinks(code)) await writeNew(path, data, durable);
-      else throw e;
-    } finally {
-      try {
-        Deno.removeSync(tmp);
-      } catch {
-        // best effort: a leftover temporary file is reported by doctor
-      }
-    }
-    if (durable) await this.syncDir(dirname(path));
-  },
-
   // deno-lint-ignore require-await -- see readFile
   async remove(path) {
     let seen: Deno.FileInfo;
@@ -158,15 +137,7 @@ const denoFileSystem: FileSystem = {
   // deno-lint-ignore require-await -- see readFile
   link: async (from, to) => Deno.linkSync(from, to),
 
-  // deno-lint-ignore require-await -- see readFile
-  async lstat(path) {
-    try {
-      return info(Deno.lstatSync(path));
-    } catch (e) {
-      if (errnoCode(e) === "ENOENT") return undefined;
-      throw e;
-    }
-  },
+  lstat,
 
   // deno-lint-ignore require-await -- see readFile
   chmod: async (path, mode) => Deno.chmodSync(path, mode),
@@ -188,15 +159,20 @@ const denoFileSystem: FileSystem = {
   // deno-lint-ignore require-await -- see readFile
   realpath: async (path) => Deno.realPathSync(path),
 
-  async syncDir(path) {
-    if (WINDOWS) return; // folders cannot be opened for fsync on Windows
-    const dir = Deno.openSync(path, { read: true });
-    try {
-      await dir.sync();
-    } finally {
-      dir.close();
-    }
-  },
+  syncDir,
+
+  ...atomicWrites({
+    writeNew,
+    renameSync: (from, to) => Deno.renameSync(from, to),
+    linkSync: (from, to) => Deno.linkSync(from, to),
+    discard: (path) => {
+      try {
+        Deno.removeSync(path);
+      } catch {
+        // nothing to discard
+      }
+    },
+  }),
 };
 
 /** The file layer of Deno. */

@@ -7,18 +7,7 @@ import * as fs from "node:fs";
 import { constants } from "node:fs";
 import process from "node:process";
 import { errnoCode } from "../errors.ts";
-import {
-  DIR_MODE,
-  FILE_MODE,
-  fileInfo,
-  type FileLayer,
-  type FileSystem,
-  noHardLinks,
-  symlinkError,
-  tempPathFor,
-  tooBig,
-} from "./fs_common.ts";
-import { dirname } from "./path.ts";
+import { atomicWrites, DIR_MODE, FILE_MODE, fileInfo, type FileLayer, type FileSystem, tooBig } from "./fs_common.ts";
 
 const WINDOWS = process.platform === "win32";
 const NOFOLLOW = constants.O_NOFOLLOW ?? 0;
@@ -36,6 +25,26 @@ async function writeNew(path: string, data: Uint8Array, sync: boolean, mode = FI
     let n = 0;
     while (n < data.length) n += fs.writeSync(fd, data, n, data.length - n);
     if (sync) await fsyncFd(fd);
+  } finally {
+    fs.closeSync(fd);
+  }
+}
+
+// deno-lint-ignore require-await -- async so that a failure is a rejection, not a throw
+async function lstat(path: string) {
+  try {
+    return fileInfo(fs.lstatSync(path));
+  } catch (e) {
+    if (errnoCode(e) === "ENOENT") return undefined;
+    throw e;
+  }
+}
+
+async function syncDir(path: string): Promise<void> {
+  if (WINDOWS) return; // folders cannot be opened for fsync on Windows
+  const fd = fs.openSync(path, constants.O_RDONLY);
+  try {
+    await fsyncFd(fd);
   } finally {
     fs.closeSync(fd);
   }
@@ -78,46 +87,6 @@ const nodeFileSystem: FileSystem = {
 
   writeNew: (path, data) => writeNew(path, data, false),
 
-  async writeFileAtomic(path, data, mode) {
-    const existing = await this.lstat(path);
-    if (existing?.isSymlink) throw symlinkError(path);
-    const tmp = tempPathFor(path);
-    try {
-      await writeNew(tmp, data, true, mode);
-      fs.renameSync(tmp, path);
-    } catch (e) {
-      fs.rmSync(tmp, { force: true });
-      throw e;
-    }
-    await this.syncDir(dirname(path));
-  },
-
-  async createExclusive(path, data, durable) {
-    // Write elsewhere, then link into place: the file appears complete or not
-    // at all, so a holder killed mid-create never leaves an empty lock behind.
-    const tmp = tempPathFor(path);
-    await writeNew(tmp, data, durable);
-    try {
-      fs.linkSync(tmp, path);
-    } catch (e) {
-      const code = errnoCode(e);
-      if (code === "EEXIST") throw e;
-      // A file system without hard links: fall back to exclusive create.
-      if (noHardLinks(code)) {
-        await writeNew(path, data, durable);
-      } else {
-        throw e;
-      }
-    } finally {
-      try {
-        fs.rmSync(tmp, { force: true });
-      } catch {
-        // best effort: a leftover temporary file is reported by doctor
-      }
-    }
-    if (durable) await this.syncDir(dirname(path));
-  },
-
   // deno-lint-ignore require-await -- see readFile
   async remove(path) {
     try {
@@ -134,15 +103,7 @@ const nodeFileSystem: FileSystem = {
   // deno-lint-ignore require-await -- see readFile
   link: async (from, to) => fs.linkSync(from, to),
 
-  // deno-lint-ignore require-await -- see readFile
-  async lstat(path) {
-    try {
-      return fileInfo(fs.lstatSync(path));
-    } catch (e) {
-      if (errnoCode(e) === "ENOENT") return undefined;
-      throw e;
-    }
-  },
+  lstat,
 
   // deno-lint-ignore require-await -- see readFile
   chmod: async (path, mode) => fs.chmodSync(path, mode),
@@ -160,15 +121,20 @@ const nodeFileSystem: FileSystem = {
   // deno-lint-ignore require-await -- see readFile
   realpath: async (path) => fs.realpathSync(path),
 
-  async syncDir(path) {
-    if (WINDOWS) return; // folders cannot be opened for fsync on Windows
-    const fd = fs.openSync(path, constants.O_RDONLY);
-    try {
-      await fsyncFd(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  },
+  syncDir,
+
+  ...atomicWrites({
+    writeNew,
+    renameSync: (from, to) => fs.renameSync(from, to),
+    linkSync: (from, to) => fs.linkSync(from, to),
+    discard: (path) => {
+      try {
+        fs.rmSync(path, { force: true });
+      } catch {
+        // nothing to discard
+      }
+    },
+  }),
 };
 
 /** The file layer of Node and Bun. */
