@@ -9,13 +9,13 @@
  * Figures are ops/s; scripts/bench.mjs turns them into ratios, because
  * these machines are too noisy for absolute times to mean much.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { join } from "node:path";
 import process from "node:process";
 import { Vault } from "../src/vault.ts";
 import { objectId, scopeDirName } from "../src/crypto/ids.ts";
-import { openEnvelopeAsync, sealEnvelope, sealEnvelopeAsync } from "../src/crypto/envelope.ts";
+import { openEnvelope, openEnvelopeAsync, sealEnvelope, sealEnvelopeAsync } from "../src/crypto/envelope.ts";
 import { encodeIndex, type IndexEntry } from "../src/store/scope_index.ts";
 import { utf8 } from "../src/crypto/encoding.ts";
 
@@ -119,6 +119,15 @@ async function cipherRows(emit: (o: Record<string, unknown>) => void): Promise<v
   }
 }
 
+/** The get floor: a synchronous read of one stored object and a synchronous open of its envelope. */
+async function getFloor(base: string): Promise<number> {
+  const root = vaultDir(base, "many_scopes", 10);
+  const key = "key.000003";
+  const path = join(root, "objects", objectId(TARGET, key));
+  // deno-lint-ignore require-await -- measure() takes an async op
+  return await measure(async () => openEnvelope(KEK, TARGET, key, readFileSync(path)).fill(0), 5000, 1000);
+}
+
 async function runAll(base: string): Promise<void> {
   const runtime = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined"
     ? "deno"
@@ -127,6 +136,7 @@ async function runAll(base: string): Promise<void> {
     : "node";
   const emit = (o: Record<string, unknown>) => console.log(JSON.stringify({ runtime, ...o }));
   emit({ op: "floor", opsPerSec: await floor(base) });
+  emit({ op: "getFloor", opsPerSec: await getFloor(base) });
   await cipherRows(emit);
   for (const layout of ["many_scopes", "one_scope"] as const) {
     for (const n of SIZES) {
