@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { inspect } from "node:util";
 import fc from "fast-check";
 import { openEnvelope, sealEnvelope } from "../src/crypto/envelope.ts";
-import { fromBase64, fromUtf8, toBase64, utf8 } from "../src/crypto/encoding.ts";
+import { fromBase64, fromBase64Portable, fromUtf8, toBase64, toBase64Portable, utf8 } from "../src/crypto/encoding.ts";
 import { SensitiveBytes } from "../src/crypto/sensitive.ts";
 import { randomBytes, rejectsWith, testKek } from "./helpers.ts";
 
@@ -195,6 +195,25 @@ describe("strict base64", () => {
       }),
     );
     for (const bad of ["A", "AB=", "AB==", "A B", "AB-_", "ABC\n", "AR"]) assert.equal(fromBase64(bad), undefined, bad);
+  });
+
+  test("the runtime's built-in base64 (where it has one) and the portable code give the same answers", () => {
+    // Deno and Bun use Uint8Array.prototype.toBase64 / Uint8Array.fromBase64; Node 20 the portable code.
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), (b) => {
+        const s = toBase64Portable(b);
+        assert.equal(toBase64(b), s);
+        assert.deepEqual(fromBase64(s), fromBase64Portable(s));
+      }),
+      { numRuns: 500 },
+    );
+    // Strings that are not canonical, from every character class, decode the same way on both paths.
+    fc.assert(
+      fc.property(fc.string({ unit: fc.constantFrom(..."AQgwZz09+/=-_ \n\t."), maxLength: 12 }), (t) => {
+        assert.deepEqual(fromBase64(t), fromBase64Portable(t), JSON.stringify(t));
+      }),
+      { numRuns: 3000 },
+    );
   });
 });
 

@@ -63,8 +63,8 @@ const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 const B64_INDEX = new Int16Array(128).fill(-1);
 for (let i = 0; i < B64.length; i++) B64_INDEX[B64.charCodeAt(i)] = i;
 
-/** Standard base64 without `=` padding. */
-export function toBase64(bytes: Uint8Array): string {
+/** Standard base64 without `=` padding, in portable code (the fallback, and the reference in tests). */
+export function toBase64Portable(bytes: Uint8Array): string {
   let s = "";
   let i = 0;
   for (; i + 2 < bytes.length; i += 3) {
@@ -82,12 +82,8 @@ export function toBase64(bytes: Uint8Array): string {
   return s;
 }
 
-/**
- * Decodes canonical unpadded standard base64. Returns `undefined` for anything
- * else (padding, other alphabets, white space, a length of 4n+1, or unused
- * trailing bits that are not zero).
- */
-export function fromBase64(text: string): Uint8Array | undefined {
+/** Decodes canonical unpadded base64 in portable code (the fallback, and the reference in tests). */
+export function fromBase64Portable(text: string): Uint8Array | undefined {
   const len = text.length;
   if (len % 4 === 1) return undefined;
   const out = new Uint8Array(Math.floor((len * 3) / 4));
@@ -108,4 +104,36 @@ export function fromBase64(text: string): Uint8Array | undefined {
   // Leftover bits must be zero, or two strings would map to the same bytes.
   if (bits > 0 && (acc & ((1 << bits) - 1)) !== 0) return undefined;
   return out;
+}
+
+// The runtime's own base64 (`Uint8Array.prototype.toBase64`, `Uint8Array.fromBase64`: Deno and Bun have
+// them, Node 20 does not), many times faster on a 64 KiB envelope than a loop in JavaScript.
+type NativeBase64 = {
+  toBase64?: (this: Uint8Array, o: { omitPadding: boolean }) => string;
+};
+const nativeTo = (Uint8Array.prototype as NativeBase64).toBase64;
+const nativeFrom = (Uint8Array as unknown as { fromBase64?: (s: string) => Uint8Array }).fromBase64;
+const CANONICAL_CHARS = /^[A-Za-z0-9+/]*$/;
+
+/** Standard base64 without `=` padding. */
+export function toBase64(bytes: Uint8Array): string {
+  return nativeTo === undefined ? toBase64Portable(bytes) : nativeTo.call(bytes, { omitPadding: true });
+}
+
+/**
+ * Decodes canonical unpadded standard base64. Returns `undefined` for anything
+ * else (padding, other alphabets, white space, a length of 4n+1, or unused
+ * trailing bits that are not zero).
+ */
+export function fromBase64(text: string): Uint8Array | undefined {
+  if (nativeFrom === undefined) return fromBase64Portable(text);
+  // The built-in skips white space and accepts padding: only the canonical form is handed to it.
+  const rest = text.length % 4;
+  if (rest === 1 || !CANONICAL_CHARS.test(text)) return undefined;
+  if (rest > 1) {
+    // The unused low bits of the last character must be zero, or two strings would map to the same bytes.
+    const last = B64_INDEX[text.charCodeAt(text.length - 1)]!;
+    if ((last & (rest === 2 ? 0xf : 0x3)) !== 0) return undefined;
+  }
+  return nativeFrom(text);
 }
