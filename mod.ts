@@ -21,8 +21,10 @@ export {
   type PutResult,
   type SecretMetadata,
   Vault,
+  type VaultHost,
   type VaultOptions,
 } from "./src/vault.ts";
+export type { FileInfo, FileSystem } from "./src/platform/fs.ts";
 export type { MigrateResult } from "./src/store/migrate.ts";
 export type { LayoutName } from "./src/store/layout.ts";
 export { VaultError, type VaultErrorCode } from "./src/errors.ts";

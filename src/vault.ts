@@ -66,6 +66,32 @@ export interface VaultOptions {
    * daemon. An existing vault is opened in the layout it has; asking for another is an error.
    */
   layout?: LayoutName;
+  /**
+   * What the vault uses of the machine, each part replaceable: the file layer,
+   * the process runner (keychain tools) and the platform name. Default: this
+   * runtime's own. Tests hand in a file layer that fails on purpose, or a fake
+   * `secret-tool`; an embedder may hand in its own.
+   */
+  host?: VaultHost;
+}
+
+/**
+ * The parts of the machine a vault uses (see `VaultOptions.host`).
+ *
+ * @example
+ * ```ts
+ * import { Vault, type VaultHost } from "@palyra/vault";
+ * const host: VaultHost = { platform: "linux" };
+ * const vault = await Vault.open({ root: "/tmp/v", kek: crypto.getRandomValues(new Uint8Array(32)), host });
+ * ```
+ */
+export interface VaultHost {
+  /** The file layer (every file operation the vault performs). */
+  fs?: FileSystem;
+  /** Starts the keychain tools (`secret-tool`, `security`, `powershell`). */
+  run?: CommandRunner;
+  /** The OS family in Node's spelling (`linux`, `darwin`, `win32`): decides which keychain `auto` probes. */
+  platform?: string;
 }
 
 /** Options of `putSecret`. */
@@ -96,13 +122,6 @@ export interface SecretMetadata {
 export interface PutResult extends SecretMetadata {
   /** True when a different value was stored under the key before and was replaced. */
   replaced: boolean;
-}
-
-/** Things tests replace: the file layer, the process runner, the platform name. */
-export interface VaultInternals {
-  fs?: FileSystem;
-  run?: CommandRunner;
-  platform?: string;
 }
 
 const DEFAULT_MAX_SECRET_BYTES = 64 * 1024;
@@ -282,7 +301,7 @@ export class Vault {
    * ```
    */
   static open(options: VaultOptions = {}): Promise<Vault> {
-    return openVaultWith(options, {});
+    return openVault(options);
   }
 
   /** @internal the parts `migrateVault` works with. */
@@ -300,7 +319,7 @@ export class Vault {
     };
   }
 
-  /** @internal used by `openVaultWith`. */
+  /** @internal used by `openVault`. */
   static _create(
     root: string,
     exists: boolean,
@@ -799,9 +818,10 @@ function lazyDpapiProtection(run: CommandRunner): StoreKeyProtection {
   };
 }
 
-/** Opens a vault with replaced internals (tests inject a failing file layer). */
-export async function openVaultWith(options: VaultOptions, internals: VaultInternals): Promise<Vault> {
-  const fs = internals.fs ?? defaultFileSystem;
+/** Opens a vault: `Vault.open`. */
+async function openVault(options: VaultOptions): Promise<Vault> {
+  const given: VaultHost = options.host ?? {};
+  const fs = given.fs ?? defaultFileSystem;
   const limits: Limits = {
     maxSecretBytes: positive("maxSecretBytes", options.maxSecretBytes, DEFAULT_MAX_SECRET_BYTES),
     lockTimeoutMs: positive("lockTimeoutMs", options.lockTimeoutMs, DEFAULT_LOCK_TIMEOUT_MS),
@@ -833,8 +853,8 @@ export async function openVaultWith(options: VaultOptions, internals: VaultInter
     // garbage collector does not move it.
     kek = pinnedCopy(options.kek);
   }
-  const run = internals.run ?? lazyRunCommand;
-  const platform = internals.platform ?? osPlatform();
+  const run = given.run ?? lazyRunCommand;
+  const platform = given.platform ?? osPlatform();
   const identityHost: IdentityHost = {
     fs,
     keyProtection: platform === "win32" ? lazyDpapiProtection(run) : undefined,

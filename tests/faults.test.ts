@@ -6,7 +6,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { openVaultWith, Vault } from "../src/vault.ts";
+import { Vault } from "../src/vault.ts";
 import { defaultFileSystem, type FileSystem } from "../src/platform/fs.ts";
 import { EncryptedFileBackend } from "../src/backends/encrypted_file.ts";
 import type { BlobBackend } from "../src/backends/backend.ts";
@@ -33,8 +33,13 @@ async function twoVaults(failWhen: (path: string) => boolean) {
   const root = join(tempDir("faults"), "vault");
   const good = await Vault.open({ root, kek: KEK, backend: "encrypted_file" });
   let armed = false;
-  const bad = await openVaultWith({ root, kek: KEK, backend: "encrypted_file" }, {
-    fs: failingFs((p) => armed && failWhen(p)),
+  const bad = await Vault.open({
+    root,
+    kek: KEK,
+    backend: "encrypted_file",
+    host: {
+      fs: failingFs((p) => armed && failWhen(p)),
+    },
   });
   return { root, good, bad, arm: () => (armed = true) };
 }
@@ -79,7 +84,7 @@ describe("fault injection", () => {
     await good.putSecret("global", "k", "v1");
     let objectWrites = 0;
     const fs = failingFs((p) => p.endsWith("metadata.json") || (p.includes("/objects/") && ++objectWrites > 1));
-    const bad = await openVaultWith({ root, kek: KEK }, { fs });
+    const bad = await Vault.open({ root, kek: KEK, host: { fs } });
     await rejectsWith(
       () => bad.putSecret("global", "k", "v2"),
       "io",
@@ -142,13 +147,17 @@ describe("fault injection", () => {
     const root = join(tempDir("faults"), "vault");
     const vault = await Vault.open({ root, kek: KEK });
     await vault.putSecret("global", "k", "v");
-    const failing = await openVaultWith({ root, kek: KEK }, {
-      fs: {
-        ...defaultFileSystem,
-        readFile: (p) =>
-          p.includes("/objects/")
-            ? Promise.reject(Object.assign(new Error("injected EIO"), { code: "EIO" }))
-            : defaultFileSystem.readFile(p),
+    const failing = await Vault.open({
+      root,
+      kek: KEK,
+      host: {
+        fs: {
+          ...defaultFileSystem,
+          readFile: (p) =>
+            p.includes("/objects/")
+              ? Promise.reject(Object.assign(new Error("injected EIO"), { code: "EIO" }))
+              : defaultFileSystem.readFile(p),
+        },
       },
     });
     await rejectsWith(() => failing.getSecret("global", "k"), "io", /EIO/);
@@ -203,7 +212,7 @@ describe("trust regressions (review of 3d5a40a)", () => {
         return defaultFileSystem.syncDir(p);
       },
     };
-    const v = await openVaultWith({ root, kek: KEK, backend: "encrypted_file" }, { fs });
+    const v = await Vault.open({ root, kek: KEK, backend: "encrypted_file", host: { fs } });
     await v.putSecret("global", "warmup", "x");
     failNext = true;
     const e = await rejectsWith(() => v.putSecret("global", "api_key", "s3cret"), "io", /in place.*durably/);

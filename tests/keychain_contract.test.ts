@@ -8,7 +8,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, renameSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { openVaultWith, Vault } from "../src/vault.ts";
+import { Vault } from "../src/vault.ts";
 import { MACOS_MAX_PAYLOAD_BYTES, MacosKeychainBackend } from "../src/backends/macos_keychain.ts";
 import { DPAPI_ARGS, WindowsDpapiBackend } from "../src/backends/windows_dpapi.ts";
 import { objectId } from "../src/crypto/ids.ts";
@@ -162,7 +162,7 @@ const OLD_JOINED_SCRIPT = [
 /** Opens a new vault with `auto` as if on Windows, with the given command runner. */
 async function openAutoOnWindows(run: CommandRunner) {
   const root = join(tempDir("auto-win"), "vault");
-  const vault = await openVaultWith({ root, kek: testKek(36), backend: "auto" }, { platform: "win32", run });
+  const vault = await Vault.open({ root, kek: testKek(36), backend: "auto", host: { platform: "win32", run } });
   return { root, vault };
 }
 
@@ -171,18 +171,18 @@ describe("windows_dpapi contract", () => {
     const { dir, env, calls, run } = winEnv();
     const identityRoot = join(dir, "identity");
     const root = join(dir, "vault");
-    const vault = await openVaultWith({ root, identityRoot, backend: "encrypted_file" }, { platform: "win32", run });
+    const vault = await Vault.open({ root, identityRoot, backend: "encrypted_file", host: { platform: "win32", run } });
     await vault.putSecret("global", "k", "v");
     const stored = new Uint8Array(readFileSync(join(identityRoot, ".store-key.v1")));
     assert.notEqual(stored.length, 32, "the file holds a protected blob, not the raw key");
     const protects = calls().filter((c) => c.argv[3]!.includes("]::Protect("));
     assert.equal(protects.length, 1);
     assert.equal(protects[0]!.stdin.split("\n")[0], "", "no entropy, as the daemon protects it");
-    const again = await openVaultWith({ root, identityRoot }, { platform: "win32", run });
+    const again = await Vault.open({ root, identityRoot, host: { platform: "win32", run } });
     assert.equal((await again.getSecret("global", "k")).text(), "v");
     const otherUser = runnerWithEnv({ ...env, FAKE_DPAPI_USER_KEY: "another-user" });
     await rejectsWith(
-      () => openVaultWith({ root, identityRoot }, { platform: "win32", run: otherUser }),
+      () => Vault.open({ root, identityRoot, host: { platform: "win32", run: otherUser } }),
       "identity",
       /unprotecting the store key failed/,
     );

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { migrateVault, openVaultWith, Vault } from "../src/vault.ts";
+import { migrateVault, Vault } from "../src/vault.ts";
 import { diagnose } from "../src/doctor.ts";
 import { defaultFileSystem, type FileSystem } from "../src/platform/fs.ts";
 import { objectId } from "../src/crypto/ids.ts";
@@ -166,7 +166,7 @@ describe("Palyra's layout: failures in the middle of a write", () => {
     const good = await Vault.open({ root, kek: KEK, backend: "encrypted_file", layout: "palyra" });
     await good.putSecret("global", "k", value);
     let armed = false;
-    const bad = await openVaultWith({ root, kek: KEK }, { fs: failingFs((p) => armed && failWhen(p)) });
+    const bad = await Vault.open({ root, kek: KEK, host: { fs: failingFs((p) => armed && failWhen(p)) } });
     return { root, good, bad, arm: () => (armed = true) };
   }
 
@@ -271,12 +271,17 @@ describe("layout detection", () => {
       FAKE_KEYCHAIN_LOG: join(keychain, "log.jsonl"),
     });
     // As on a Mac, where `auto` chooses the keychain for a new vault.
-    const fresh = await openVaultWith({ root: join(tempDir("pl-mac"), "vault"), kek: KEK, backend: "auto" }, {
-      platform: "darwin",
-      run,
+    const fresh = await Vault.open({
+      root: join(tempDir("pl-mac"), "vault"),
+      kek: KEK,
+      backend: "auto",
+      host: {
+        platform: "darwin",
+        run,
+      },
     });
     assert.equal(fresh.backendKind, "macos_keychain");
-    const daemons = await openVaultWith({ root, kek: KEK, backend: "auto" }, { platform: "darwin", run });
+    const daemons = await Vault.open({ root, kek: KEK, backend: "auto", host: { platform: "darwin", run } });
     assert.equal(daemons.backendKind, "encrypted_file");
     assert.equal((await daemons.getSecret("global", "k")).text(), "v");
     await daemons.putSecret("global", "k2", "v2");

@@ -16,7 +16,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { openVaultWith, Vault } from "../src/vault.ts";
+import { Vault } from "../src/vault.ts";
 import { defaultFileSystem } from "../src/platform/fs.ts";
 import { objectId, scopeDirName } from "../src/crypto/ids.ts";
 import {
@@ -129,7 +129,7 @@ describe("permissions", () => {
         return info && p === root ? { ...info, uid: me + 1 } : info;
       },
     };
-    await rejectsWith(() => openVaultWith({ root, kek: KEK }, { fs }), "permission", /not by the current user/);
+    await rejectsWith(() => Vault.open({ root, kek: KEK, host: { fs } }), "permission", /not by the current user/);
     assert.equal(mode(root), 0o700);
   });
 

@@ -8,7 +8,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { openVaultWith, Vault } from "../src/vault.ts";
+import { Vault } from "../src/vault.ts";
 import { LinuxSecretServiceBackend } from "../src/backends/linux_secret_service.ts";
 import { objectId } from "../src/crypto/ids.ts";
 import { runnerWithEnv } from "../src/platform/subprocess.ts";
@@ -101,7 +101,7 @@ describe("linux_secret_service", () => {
     }
     assert.equal(acked.size, workers.length * 15);
     assert.equal(readFileSync(join(root, "backend.kind"), "utf8"), "linux_secret_service");
-    const vault = await openVaultWith({ root, kek }, { run: runnerWithEnv(ss.env) });
+    const vault = await Vault.open({ root, kek, host: { run: runnerWithEnv(ss.env) } });
     assert.equal(vault.backendKind, "linux_secret_service");
     for (const [ref, value] of acked) {
       using got = await vault.resolve(ref);
@@ -132,8 +132,13 @@ describe("linux_secret_service", () => {
   test("auto picks the Secret Service on a desktop-like machine and the file backend on a headless one", async () => {
     const ss = await secretService();
     const desktop = join(tempDir("auto"), "vault");
-    const v1 = await openVaultWith({ root: desktop, kek: testKek(25), backend: "auto" }, {
-      run: runnerWithEnv(ss.env),
+    const v1 = await Vault.open({
+      root: desktop,
+      kek: testKek(25),
+      backend: "auto",
+      host: {
+        run: runnerWithEnv(ss.env),
+      },
     });
     assert.equal(v1.backendKind, "linux_secret_service");
     await v1.putSecret(`ws:auto-${unique()}`, "k", "v"); // the first write records the choice
@@ -141,16 +146,20 @@ describe("linux_secret_service", () => {
 
     const headless = join(tempDir("auto"), "vault");
     const noBus = runnerWithEnv({ DBUS_SESSION_BUS_ADDRESS: "unix:path=/nonexistent/bus" });
-    const v2 = await openVaultWith({ root: headless, kek: testKek(25), backend: "auto" }, { run: noBus });
+    const v2 = await Vault.open({ root: headless, kek: testKek(25), backend: "auto", host: { run: noBus } });
     assert.equal(v2.backendKind, "encrypted_file");
-    const noTool = await openVaultWith({ root: join(tempDir("auto"), "vault"), kek: testKek(25) }, {
-      run: runnerWithEnv({ PATH: "/nonexistent" }),
+    const noTool = await Vault.open({
+      root: join(tempDir("auto"), "vault"),
+      kek: testKek(25),
+      host: {
+        run: runnerWithEnv({ PATH: "/nonexistent" }),
+      },
     });
     assert.equal(noTool.backendKind, "encrypted_file");
 
     // The marker wins: the desktop vault opened headless is unavailable, and says why.
     const e = await rejectsWith(
-      () => openVaultWith({ root: desktop, kek: testKek(25) }, { run: noBus }),
+      () => Vault.open({ root: desktop, kek: testKek(25), host: { run: noBus } }),
       "backend_unavailable",
       /created with the "linux_secret_service" backend .*no D-Bus session/,
     );
@@ -158,8 +167,13 @@ describe("linux_secret_service", () => {
     // Asking for it explicitly on a headless machine is unavailable too, and writes no marker.
     await rejectsWith(
       () =>
-        openVaultWith({ root: join(tempDir("auto"), "vault"), kek: testKek(25), backend: "linux_secret_service" }, {
-          run: noBus,
+        Vault.open({
+          root: join(tempDir("auto"), "vault"),
+          kek: testKek(25),
+          backend: "linux_secret_service",
+          host: {
+            run: noBus,
+          },
         }),
       "backend_unavailable",
     );

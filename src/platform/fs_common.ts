@@ -11,14 +11,21 @@ import { basename, dirname, join } from "./path.ts";
 
 /** What `lstat` reports, without following a symbolic link. */
 export interface FileInfo {
+  /** A regular file. */
   readonly isFile: boolean;
+  /** A folder. */
   readonly isDirectory: boolean;
+  /** A symbolic link (not followed). */
   readonly isSymlink: boolean;
   /** Permission bits (`mode & 0o777`). */
   readonly mode: number;
+  /** The owner's numeric user id (0 where the OS has none, Windows). */
   readonly uid: number;
+  /** The inode number (0 where the OS reports none). */
   readonly ino: number;
+  /** Size in bytes. */
   readonly size: number;
+  /** Last modification, in milliseconds since the Unix epoch. */
   readonly mtimeMs: number;
 }
 
@@ -48,16 +55,19 @@ export interface FileSystem {
   createExclusive(path: string, data: Uint8Array, durable: boolean): Promise<void>;
   /** Removes a file; `false` when it did not exist. */
   remove(path: string): Promise<boolean>;
+  /** `rename(2)`: replaces `to` atomically; fails onto a folder that is not empty. */
   rename(from: string, to: string): Promise<void>;
   /** Hard link, failing with `EEXIST` when `to` exists. */
   link(from: string, to: string): Promise<void>;
   /** `lstat`, or `undefined` when nothing is at `path`. */
   lstat(path: string): Promise<FileInfo | undefined>;
+  /** Sets the permission bits of `path`. */
   chmod(path: string, mode: number): Promise<void>;
   /** Creates a folder (0700) and any missing parents; no error when it exists. */
   mkdir(path: string): Promise<void>;
   /** Removes an empty folder (`ENOTEMPTY` when it is not empty). */
   rmdir(path: string): Promise<void>;
+  /** The names in a folder. */
   readDir(path: string): Promise<string[]>;
   /** fsync a folder so that renames and creations in it are durable. */
   syncDir(path: string): Promise<void>;

@@ -1,10 +1,9 @@
 /**
- * File paths. On POSIX systems under Deno this is a small implementation of
- * POSIX path rules, because loading Deno's Node layer for a few string
- * operations costs more than a whole `get`; everywhere else (Node, Bun, and
- * Windows, whose drive and UNC rules are not reimplemented here) it is
- * `node:path`. A property test holds the POSIX implementation to `node:path`'s
- * answers.
+ * File paths. On POSIX systems this is a small implementation of POSIX path
+ * rules, because loading `node:path` costs Deno (its Node layer) and Bun (its
+ * argument validators) more than a whole `get`; on Windows, whose drive and
+ * UNC rules are not reimplemented here, it is `node:path`. A property test
+ * holds the POSIX implementation to `node:path`'s answers.
  */
 
 /** The path operations this library uses. */
@@ -102,11 +101,13 @@ export function posixPaths(cwd: () => string): PathOps {
   };
 }
 
-type DenoGlobal = { Deno?: { build: { os: string }; cwd(): string } };
-const deno = (globalThis as DenoGlobal).Deno;
-const ops: PathOps = deno !== undefined && deno.build.os !== "windows"
-  ? posixPaths(() => deno.cwd())
-  : await import("node:path");
+type Globals = {
+  Deno?: { build: { os: string }; cwd(): string };
+  process?: { platform: string; cwd(): string };
+};
+const g = globalThis as Globals;
+const windows = g.Deno !== undefined ? g.Deno.build.os === "windows" : g.process?.platform === "win32";
+const ops: PathOps = windows ? await import("node:path") : posixPaths(() => (g.Deno ?? g.process)!.cwd());
 
 /** The separator of this OS. */
 export const sep: string = ops.sep;
