@@ -260,7 +260,7 @@ export async function loadOrCreateIdentity(host: IdentityHost, dir: string): Pro
   }
 }
 
-/** Derives the device KEK from an identity (docs/FORMAT.md §3). */
+/** Derives the device KEK from an identity (docs/FORMAT.md §2). */
 export function identityKek(identity: DeviceIdentity): Uint8Array {
   const seed = utf8(identity.privateKeyPem);
   try {

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Independent reference implementation of Palyra's state folder: the identity store
-(SPEC section 4), the device KEK (section 3) and Palyra's own vault layout (section 12),
-for interoperability tests. Learned from ../shared/SPEC.md sections 2, 3, 4, 5 (object id)
-and 12 only; it shares no code with the TypeScript. Python 3 standard library plus the
-`cryptography` package (Debian's /usr/bin/python3 has it).
+(docs/FORMAT.md section 4), the device KEK (section 2) and Palyra's own vault layout
+(section 6), for interoperability tests. Written from docs/FORMAT.md sections 1 (names,
+object id), 2, 3, 4 and 6 only; it shares no code with the TypeScript. Python 3 standard
+library plus the `cryptography` package (Debian's /usr/bin/python3 has it).
 
 Usage (the global options may also follow the subcommand):
     palyra_state_ref.py --identity-dir DIR init-identity [--legacy-plaintext] [--embed-ca [--decoy-ca-state]]
@@ -28,9 +28,9 @@ init-identity   creates an identity store: `.store-key.v1` (32 random bytes, cre
   --decoy-ca-state    with --embed-ca: also write ca/state.json with a *different* key, which
                       the seed rules must ignore (state.v1.json's ca.private_key_pem wins)
 kek-id          prints the kek_id of the device KEK derived from the identity store.
-check-identity  checks an identity store strictly against SPEC section 4 (names, modes, IDS1,
-                item shapes, PEM form, the certificate is a self-signed CA for the key with CN
-                "Palyra Gateway CA"); prints a JSON report with the kek_id.
+check-identity  checks an identity store strictly against docs/FORMAT.md section 4 (names,
+                modes, IDS1, item shapes, PEM form, the certificate is a self-signed CA for the
+                key with CN "Palyra Gateway CA"); prints a JSON report with the kek_id.
 put             stores all of stdin's bytes: a chacha20_poly1305 envelope without kek_id in
                 objects/objects.store.json (or, with --legacy-object, in a legacy
                 objects/obj_<hex> file), then metadata.json; under metadata.lock.
@@ -40,9 +40,9 @@ delete          removes the entry from metadata.json, then the object from the s
 list            prints [{"scope","key","object_id","created_at_unix_ms","updated_at_unix_ms",
                 "value_bytes"}] in metadata.json's order (insertion order).
 dump            opens every secret: [{"scope","key","value_hex"}] in metadata.json's order.
-check-vault     checks a palyra-layout vault strictly against SPEC section 12 (canonical
-                metadata.json and objects.store.json text, envelope fields, object ids, no
-                scopes/, no leftover lock or temporary file, modes); prints a JSON report.
+check-vault     checks a palyra-layout vault strictly against docs/FORMAT.md section 6
+                (canonical metadata.json and objects.store.json text, envelope fields, object
+                ids, no scopes/, no leftover lock or temporary file, modes); prints a JSON report.
 hold-lock MS    takes metadata.lock, prints "held" and holds it MS milliseconds (a daemon stand-in).
 
 Errors: exit 1 with `error: <code>: <message>` on stderr; 2 for usage. When a lock held by
@@ -80,7 +80,7 @@ NONCE_BYTES = 12
 TAG_BYTES = 16
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
-# SPEC section 4
+# docs/FORMAT.md section 4 (the identity store)
 STORE_KEY_FILE = ".store-key.v1"
 ITEM_MAGIC = b"IDS1"
 ITEM_STATE = "identity/state.v1.json"
@@ -88,7 +88,7 @@ ITEM_CA = "identity/ca/state.json"
 CA_COMMON_NAME = "Palyra Gateway CA"
 MAX_ITEM_BYTES = 1 << 20
 
-# SPEC section 12
+# docs/FORMAT.md section 6 (Palyra's layout)
 METADATA = "metadata.json"
 OBJECTS_DIR = "objects"
 OBJECTS_STORE = "objects.store.json"
@@ -103,7 +103,7 @@ OBJECT_ID_RE = re.compile(r"^obj_[0-9a-f]{64}$")
 TMP_RE = re.compile(r"\.tmp\.")
 
 AEADS = {"aes_256_gcm": AESGCM, "chacha20_poly1305": ChaCha20Poly1305}
-# What the daemon writes, in this order (SPEC section 3 without kek_id, section 12).
+# What the daemon writes, in this order (docs/FORMAT.md section 3 without kek_id, section 6.3).
 DAEMON_ENVELOPE_FIELDS = (
     "version",
     "algorithm",
@@ -130,7 +130,7 @@ class UsageError(Exception):
     """Exit 2."""
 
 
-# --- primitives (SPEC section 3) ---------------------------------------------------------------
+# --- primitives (docs/FORMAT.md sections 1-3) --------------------------------------------------
 
 def sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
@@ -168,7 +168,7 @@ def envelope_aad(scope: str, key: str) -> bytes:
 
 
 def object_id(scope: str, key: str) -> str:
-    """SPEC section 5: obj_ + hex SHA-256("palyra.vault.object.v1" || scope || 0x00 || key)."""
+    """docs/FORMAT.md section 1: obj_ + hex SHA-256("palyra.vault.object.v1" || scope || 0x00 || key)."""
     return "obj_" + sha256(b"palyra.vault.object.v1" + scope.encode("utf-8") + b"\x00" + key.encode("utf-8")).hex()
 
 
@@ -243,7 +243,7 @@ def write_atomic(path: str, data: bytes) -> None:
     fsync_dir(os.path.dirname(path) or ".")
 
 
-# --- identity store (SPEC section 4) -----------------------------------------------------------
+# --- identity store (docs/FORMAT.md section 4) -------------------------------------------------
 
 def item_file_name(name: str) -> str:
     return name.encode("utf-8").hex()
@@ -328,7 +328,7 @@ class IdentityStore:
         write_atomic(self.path(name), data)
 
     def seed(self) -> bytes:
-        """SPEC section 4: state.v1.json's ca.private_key_pem, else ca/state.json's private_key_pem."""
+        """docs/FORMAT.md section 4.3: state.v1.json's ca.private_key_pem, else ca/state.json's private_key_pem."""
         pem, where = None, None
         state = self.read_json(ITEM_STATE)
         if state is not None:
@@ -508,12 +508,12 @@ def cmd_check_identity(folder: str) -> int:
         if state != want:
             problems.append(f"{ITEM_STATE} is {state!r}, not {want!r}")
     if problems:
-        raise Failure("identity store does not follow SPEC section 4: " + "; ".join(problems), "identity")
+        raise Failure("identity store does not follow docs/FORMAT.md section 4: " + "; ".join(problems), "identity")
     print(json.dumps({"kek_id": kek_id(store.kek()), "encrypted": encrypted}))
     return 0
 
 
-# --- scopes (SPEC section 2, 12) ---------------------------------------------------------------
+# --- scopes (docs/FORMAT.md sections 1, 6.2) ---------------------------------------------------
 
 def check_component(text: str, what: str) -> str:
     text = text.strip()
@@ -583,7 +583,7 @@ def check_key(key: str) -> None:
         raise Failure(f"key {key!r} must be 1-128 characters of [a-z0-9._-]", "invalid_key")
 
 
-# --- envelope (SPEC section 3, 12) -------------------------------------------------------------
+# --- envelope (docs/FORMAT.md sections 3, 6.3) -------------------------------------------------
 
 def seal(kek: bytes, scope: str, key: str, value: bytes) -> bytes:
     aad = envelope_aad(scope, key)
@@ -646,7 +646,7 @@ def open_envelope(kek: bytes, scope: str, key: str, data: bytes) -> bytes:
         wipe(dek)
 
 
-# --- the lock (SPEC section 12) ----------------------------------------------------------------
+# --- the lock (docs/FORMAT.md section 6.4) -----------------------------------------------------
 
 def pid_alive(pid: int) -> bool:
     if pid <= 0:
@@ -731,7 +731,7 @@ class MetadataLock:
         return False
 
 
-# --- the palyra layout (SPEC section 12) -------------------------------------------------------
+# --- the palyra layout (docs/FORMAT.md section 6) ----------------------------------------------
 
 def now_ms() -> int:
     return int(time.time() * 1000)
@@ -981,7 +981,7 @@ def cmd_list(root: str, lock_timeout_ms: int) -> int:
 
 
 def cmd_check_vault(root: str, lock_timeout_ms: int) -> int:
-    """Strict, byte-level checks of what SPEC section 12 fixes; every problem is reported."""
+    """Strict, byte-level checks of what docs/FORMAT.md section 6 fixes; every problem is reported."""
     require_vault(root)
     problems = []
     with MetadataLock(root, lock_timeout_ms):
@@ -998,7 +998,7 @@ def cmd_check_vault(root: str, lock_timeout_ms: int) -> int:
         problems.append("metadata.json is not pretty-printed with a 2-space indent and no trailing newline "
                         f"(first bytes {meta_raw[:60]!r}, last {meta_raw[-10:]!r})")
     if meta_raw is not None:
-        # Field order of each entry and of each tagged scope, as SPEC section 12 shows them.
+        # Field order of each entry and of each tagged scope, as docs/FORMAT.md section 6.2 shows them.
         order = ["scope", "key", "object_id", "created_at_unix_ms", "updated_at_unix_ms", "value_bytes"]
         for e in entries:
             if list(e.keys()) != order:
@@ -1049,7 +1049,7 @@ def cmd_check_vault(root: str, lock_timeout_ms: int) -> int:
         if oid not in referenced:
             problems.append(f"orphan object {oid} in the store")
     if problems:
-        raise Failure("vault does not follow SPEC section 12: " + "; ".join(problems), "corrupt")
+        raise Failure("vault does not follow docs/FORMAT.md section 6: " + "; ".join(problems), "corrupt")
     print(json.dumps({"entries": len(entries), "store_objects": len(store),
                       "legacy_objects": [n for n in object_names if OBJECT_ID_RE.match(n)]}))
     return 0
@@ -1072,8 +1072,8 @@ class Parser(argparse.ArgumentParser):
 
 def parse_args(argv):
     common = Parser(add_help=False)
-    common.add_argument("--identity-dir", help="the identity store folder (SPEC section 4)")
-    common.add_argument("--root", help="the palyra-layout vault folder (SPEC section 12)")
+    common.add_argument("--identity-dir", help="the identity store folder (docs/FORMAT.md section 4)")
+    common.add_argument("--root", help="the palyra-layout vault folder (docs/FORMAT.md section 6)")
     common.add_argument("--lock-timeout-ms", type=int, help="how long to wait for metadata.lock (default 5000)")
     # In the subcommands the same options must not overwrite what was given before them.
     sub_common = Parser(add_help=False)
@@ -1082,7 +1082,8 @@ def parse_args(argv):
     sub_common.add_argument("--lock-timeout-ms", type=int, default=argparse.SUPPRESS)
 
     p = Parser(prog="palyra_state_ref.py", parents=[common],
-               description="Independent reference of Palyra's identity store and vault layout (SPEC 3, 4, 12).",
+               description="Independent reference of Palyra's identity store and vault layout "
+                           "(docs/FORMAT.md sections 2-4, 6).",
                epilog="Exit codes: 0 success, 1 operational error (error: <code>: <message>), 2 usage.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=Parser)
     s = sub.add_parser("init-identity", parents=[sub_common])

@@ -69,7 +69,7 @@ class Failure(Exception):
         self.code = code
 
 
-# --- encodings and names (SPEC section 3, 5) ------------------------------------------------
+# --- encodings and names (FORMAT.md sections 1-3) -------------------------------------------
 
 def sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
@@ -115,7 +115,7 @@ def kek_id(kek: bytes) -> str:
     return sha256(b"palyra.vault.kek-id.v1" + kek)[:8].hex()
 
 
-# --- KEK from the command line or the identity folder (SPEC section 3, 4) ------------------
+# --- KEK from the command line or the identity folder (FORMAT.md sections 2, 4) ------------
 
 def read_json_file(path: str, code: str):
     try:
@@ -166,7 +166,7 @@ def kek_from_identity(identity_dir: str) -> bytes:
     return derive_kek(pem.encode("utf-8"))
 
 
-# --- envelope (SPEC section 3) --------------------------------------------------------------
+# --- envelope (FORMAT.md section 3) ---------------------------------------------------------
 
 def seal(kek: bytes, scope: str, key: str, value: bytes) -> bytes:
     aad = envelope_aad(scope, key)
@@ -240,7 +240,7 @@ def open_envelope(kek: bytes, scope: str, key: str, data: bytes) -> bytes:
         raise Failure(f"open secret for {where} failed: authentication of the value failed", "crypto") from None
 
 
-# --- files (SPEC section 5) -----------------------------------------------------------------
+# --- files (FORMAT.md sections 5, 5.2) ------------------------------------------------------
 
 def fsync_dir(path: str) -> None:
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
@@ -403,7 +403,7 @@ class ScopeLock:
         return False
 
 
-# --- index (SPEC section 5) -----------------------------------------------------------------
+# --- index (FORMAT.md section 5.1) ----------------------------------------------------------
 
 def read_index(path: str, scope: str) -> dict:
     data = read_file(path)

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Known-answer vectors for @palyra/vault (SPEC section 3 and 5), computed
+"""Known-answer vectors for @palyra/vault (docs/FORMAT.md sections 1-3), computed
 independently of the TypeScript code with Python's `cryptography` package.
 
 Deterministic: every key, nonce and DEK is derived from SHA-256 of a fixed
@@ -57,7 +57,7 @@ def hkdf_sha256(ikm: bytes, salt: bytes, info: bytes, length: int) -> bytes:
     return okm
 
 
-# --- SPEC section 3: KEK and kek_id -------------------------------------------------------
+# --- docs/FORMAT.md section 2: KEK and kek_id ---------------------------------------------
 
 def derive_kek(seed: bytes) -> bytes:
     return hkdf_sha256(sha256(seed), KEK_SALT, KEK_INFO, 32)
@@ -67,7 +67,7 @@ def kek_id(kek: bytes) -> str:
     return sha256(KEK_ID_DOMAIN + kek)[:8].hex()
 
 
-# --- SPEC section 3 and 5: names ------------------------------------------------------------
+# --- docs/FORMAT.md section 1: names --------------------------------------------------------
 
 def envelope_aad(scope: str, key: str) -> bytes:
     return ("palyra.vault.v1|" + scope + "|" + key).encode("utf-8")
@@ -81,7 +81,7 @@ def scope_dir(scope: str) -> str:
     return "s_" + sha256(SCOPE_DOMAIN + scope.encode("utf-8")).hex()[:32]
 
 
-# --- SPEC section 3: envelope ---------------------------------------------------------------
+# --- docs/FORMAT.md section 3: envelope -----------------------------------------------------
 
 AEADS = {"aes_256_gcm": AESGCM, "chacha20_poly1305": ChaCha20Poly1305}
 
@@ -94,7 +94,7 @@ def seal(kek: bytes, scope: str, key: str, value: bytes, algorithm: str,
     secret = aead(dek).encrypt(secret_nonce, value, aad)
     wrapped = aead(kek).encrypt(dek_nonce, dek, aad)
     assert len(secret) == len(value) + TAG_BYTES and len(wrapped) == 32 + TAG_BYTES
-    # Key order is the one of SPEC section 3; dicts keep insertion order.
+    # Key order is the one of docs/FORMAT.md section 3; dicts keep insertion order.
     envelope = {
         "version": 1,
         "algorithm": algorithm,
