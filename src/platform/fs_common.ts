@@ -125,6 +125,36 @@ export function symlinkError(path: string): Error {
   return Object.assign(new Error(`"${path}" is a symbolic link`), { code: "ELOOP" });
 }
 
+/**
+ * Reads an open file to its end: `size` is what stat said, `read(into)` reads
+ * the next bytes into `into` and returns how many (0 at the end). The file may
+ * grow while it is read: never past `maxBytes` (`EFBIG`), and without a cap
+ * the buffer grows.
+ */
+export function readBounded(
+  path: string,
+  size: number,
+  maxBytes: number | undefined,
+  read: (into: Uint8Array) => number,
+): Uint8Array {
+  if (maxBytes !== undefined && size > maxBytes) throw tooBig(path, size, maxBytes);
+  // One byte more than expected, to notice growth.
+  let out = new Uint8Array((maxBytes === undefined ? size : Math.min(size, maxBytes)) + 1);
+  let n = 0;
+  for (;;) {
+    const got = read(out.subarray(n));
+    if (got === 0) break;
+    n += got;
+    if (n === out.length) {
+      if (maxBytes !== undefined) throw tooBig(path, n, maxBytes);
+      const grown = new Uint8Array(out.length * 2);
+      grown.set(out);
+      out = grown;
+    }
+  }
+  return out.subarray(0, n);
+}
+
 /** An error carrying an errno code, as the runtimes' own errors do. */
 export function errnoError(code: string, message: string): Error {
   return Object.assign(new Error(message), { code });

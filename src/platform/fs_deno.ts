@@ -16,8 +16,8 @@ import {
   type FileInfo,
   type FileLayer,
   type FileSystem,
+  readBounded,
   symlinkError,
-  tooBig,
 } from "./fs_common.ts";
 
 const WINDOWS = Deno.build.os === "windows";
@@ -89,22 +89,7 @@ const denoFileSystem: FileSystem = {
   async readFile(path, maxBytes) {
     const file = openNoFollow(path);
     try {
-      const size = file.statSync().size;
-      if (maxBytes !== undefined && size > maxBytes) throw tooBig(path, size, maxBytes);
-      let out = new Uint8Array((maxBytes === undefined ? size : Math.min(size, maxBytes)) + 1);
-      let n = 0;
-      for (;;) {
-        const got = file.readSync(out.subarray(n));
-        if (got === null || got === 0) break;
-        n += got;
-        if (n === out.length) {
-          if (maxBytes !== undefined) throw tooBig(path, n, maxBytes);
-          const grown = new Uint8Array(out.length * 2);
-          grown.set(out);
-          out = grown;
-        }
-      }
-      return out.subarray(0, n);
+      return readBounded(path, file.statSync().size, maxBytes, (into) => file.readSync(into) ?? 0);
     } finally {
       file.close();
     }

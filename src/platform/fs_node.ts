@@ -7,7 +7,15 @@ import * as fs from "node:fs";
 import { constants } from "node:fs";
 import process from "node:process";
 import { errnoCode } from "../errors.ts";
-import { atomicWrites, DIR_MODE, FILE_MODE, fileInfo, type FileLayer, type FileSystem, tooBig } from "./fs_common.ts";
+import {
+  atomicWrites,
+  DIR_MODE,
+  FILE_MODE,
+  fileInfo,
+  type FileLayer,
+  type FileSystem,
+  readBounded,
+} from "./fs_common.ts";
 
 const WINDOWS = process.platform === "win32";
 const NOFOLLOW = constants.O_NOFOLLOW ?? 0;
@@ -62,24 +70,12 @@ const nodeFileSystem: FileSystem = {
   async readFile(path, maxBytes) {
     const fd = fs.openSync(path, constants.O_RDONLY | NOFOLLOW);
     try {
-      const size = fs.fstatSync(fd).size;
-      if (maxBytes !== undefined && size > maxBytes) throw tooBig(path, size, maxBytes);
-      // The file may grow while it is read: never read past the cap (or past what stat said, plus one
-      // block to notice growth when there is no cap).
-      let out = new Uint8Array((maxBytes === undefined ? size : Math.min(size, maxBytes)) + 1);
-      let n = 0;
-      for (;;) {
-        const got = fs.readSync(fd, out, n, out.length - n, n);
-        if (got === 0) break;
-        n += got;
-        if (n === out.length) {
-          if (maxBytes !== undefined) throw tooBig(path, n, maxBytes);
-          const grown = new Uint8Array(out.length * 2);
-          grown.set(out);
-          out = grown;
-        }
-      }
-      return out.subarray(0, n);
+      let position = 0;
+      return readBounded(path, fs.fstatSync(fd).size, maxBytes, (into) => {
+        const got = fs.readSync(fd, into, 0, into.length, position);
+        position += got;
+        return got;
+      });
     } finally {
       fs.closeSync(fd);
     }
