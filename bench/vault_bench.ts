@@ -16,7 +16,7 @@ import process from "node:process";
 import { Vault } from "../src/vault.ts";
 import { objectId, scopeDirName } from "../src/crypto/ids.ts";
 import { openEnvelope, openEnvelopeAsync, sealEnvelope, sealEnvelopeAsync } from "../src/crypto/envelope.ts";
-import { encodeIndex, type IndexEntry } from "../src/store/scope_index.ts";
+import { encodeSnapshot, type IndexEntry } from "../src/store/scope_index.ts";
 import { utf8 } from "../src/crypto/encoding.ts";
 
 const KEK = new Uint8Array(32).fill(42);
@@ -59,7 +59,7 @@ function seed(base: string): void {
       for (const [scope, entries] of scopes) {
         const dir = join(root, "scopes", scopeDirName(scope));
         mkdirSync(dir, { mode: 0o700 });
-        writeFileSync(join(dir, "metadata.json"), encodeIndex({ version: 1, scope, entries }), { mode: 0o600 });
+        writeFileSync(join(dir, "metadata.json"), encodeSnapshot(scope, 1, entries), { mode: 0o600 });
       }
     }
   }

@@ -9,7 +9,7 @@
 import { FILES } from "./store/layout.ts";
 import { dirname, join, resolve } from "./platform/path.ts";
 import { fsError, VaultError } from "./errors.ts";
-import { utf8 } from "./crypto/encoding.ts";
+import { sameBytes, utf8 } from "./crypto/encoding.ts";
 import { openEnvelopeAsync, sealEnvelopeAsync } from "./crypto/envelope.ts";
 import { objectId } from "./crypto/ids.ts";
 import { kekId, KEY_BYTES } from "./crypto/kdf.ts";
@@ -155,13 +155,6 @@ function toMetadata(scope: string, e: IndexEntry): SecretMetadata {
     updatedAtUnixMs: e.updated_at_unix_ms,
     valueBytes: e.value_bytes,
   };
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
-  return diff === 0;
 }
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
@@ -559,25 +552,20 @@ export class Vault {
           updated_at_unix_ms: now,
           value_bytes: valueBytes,
         };
-        const before = index.encode();
-        index.set(s, entry);
-        const after = index.encode();
         try {
-          await layout.writeIndex(s, after);
+          await index.put(s, entry);
         } catch (e) {
-          // Roll back from what is on disk: the rename may have happened before a later step failed.
-          const onDisk = await layout.indexOnDisk(s);
-          if (onDisk instanceof Uint8Array && sameBytes(onDisk, after)) {
+          // Roll back from what is on disk: the change may have landed before a later step failed.
+          const outcome = await index.outcome();
+          if (outcome === "done") {
             throw new VaultError(
               "io",
               `${what} failed: the new value is in place, but writing it durably failed (${message(e)})`,
               { hint: "it may not survive a power loss: check the disk, then set the secret again", cause: e },
             );
           }
-          // Still the old index (or none): the old object belongs back. Unreadable: touch nothing.
-          if (onDisk === "absent" || (onDisk instanceof Uint8Array && sameBytes(onDisk, before))) {
-            await this.#restoreObject(id, previous, what, e);
-          }
+          // Still the old index: the old object belongs back. Unreadable: touch nothing.
+          if (outcome === "not_done") await this.#restoreObject(id, previous, what, e);
           throw e;
         }
         return { ...toMetadata(s, entry), replaced };
@@ -660,22 +648,18 @@ export class Vault {
         if (orphan !== undefined) await layout.objects.delete(id);
         return orphan !== undefined;
       }
-      const before = index.encode();
-      index.remove(s, k);
-      const after = index.encode();
       let durable: unknown;
       try {
-        await layout.writeIndex(s, after);
+        await index.delete(s, k);
       } catch (e) {
-        const onDisk = await layout.indexOnDisk(s);
-        if (!(onDisk instanceof Uint8Array) || !sameBytes(onDisk, after)) throw e;
+        if ((await index.outcome()) !== "done") throw e;
         durable = e; // the entry is gone from the index on disk: finish by removing the object
       }
       try {
         await layout.objects.delete(entry.object_id);
       } catch (e) {
         try {
-          await layout.writeIndex(s, before);
+          await index.undo();
         } catch (restoreError) {
           throw new VaultError(
             "io",

@@ -4,7 +4,7 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Vault } from "../src/vault.ts";
 import { defaultFileSystem, type FileSystem } from "../src/platform/fs.ts";
@@ -18,16 +18,18 @@ import { emulatorPath, rejectsWith, tempDir, testKek } from "./helpers.ts";
 
 const KEK = testKek(5);
 
-/** A file layer whose atomic writes fail for paths matching `failWhen`. */
+/** A file layer whose atomic writes and appends fail for paths matching `failWhen`. */
 function failingFs(failWhen: (path: string) => boolean, errno = "ENOSPC"): FileSystem {
+  const fail = () => Promise.reject(Object.assign(new Error(`injected ${errno}`), { code: errno }));
   return {
     ...defaultFileSystem,
-    writeFileAtomic(path, data) {
-      if (failWhen(path)) return Promise.reject(Object.assign(new Error(`injected ${errno}`), { code: errno }));
-      return defaultFileSystem.writeFileAtomic(path, data);
-    },
+    writeFileAtomic: (path, data) => failWhen(path) ? fail() : defaultFileSystem.writeFileAtomic(path, data),
+    appendFile: (path, data) => failWhen(path) ? fail() : defaultFileSystem.appendFile(path, data),
   };
 }
+
+/** The files of a scope index (docs/FORMAT.md §5.1): the snapshot and its log. */
+const isIndex = (p: string) => /metadata\.(json|log)$/.test(p);
 
 async function twoVaults(failWhen: (path: string) => boolean) {
   const root = join(tempDir("faults"), "vault");
@@ -46,7 +48,7 @@ async function twoVaults(failWhen: (path: string) => boolean) {
 
 describe("fault injection", () => {
   test("a failed index write on overwrite restores the previous object", async () => {
-    const { good, bad, arm } = await twoVaults((p) => p.endsWith("metadata.json"));
+    const { good, bad, arm } = await twoVaults(isIndex);
     const before = await good.putSecret("ws:acme", "token", "old-value");
     arm();
     await rejectsWith(() => bad.putSecret("ws:acme", "token", "new-value"), "io", /write index.*ENOSPC/);
@@ -57,7 +59,7 @@ describe("fault injection", () => {
   });
 
   test("a failed index write for a new key removes the new object", async () => {
-    const { root, good, bad, arm } = await twoVaults((p) => p.endsWith("metadata.json"));
+    const { root, good, bad, arm } = await twoVaults(isIndex);
     await good.putSecret("ws:acme", "other", "x");
     arm();
     await rejectsWith(() => bad.putSecret("ws:acme", "fresh", "value"), "io");
@@ -83,7 +85,7 @@ describe("fault injection", () => {
     const good = await Vault.open({ root, kek: KEK });
     await good.putSecret("global", "k", "v1");
     let objectWrites = 0;
-    const fs = failingFs((p) => p.endsWith("metadata.json") || (p.includes("/objects/") && ++objectWrites > 1));
+    const fs = failingFs((p) => isIndex(p) || (p.includes("/objects/") && ++objectWrites > 1));
     const bad = await Vault.open({ root, kek: KEK, host: { fs } });
     await rejectsWith(
       () => bad.putSecret("global", "k", "v2"),
@@ -220,6 +222,69 @@ describe("trust regressions (review of 3d5a40a)", () => {
     assert.deepEqual((await v.listSecrets("global")).map((m) => m.key), ["api_key", "warmup"]);
     using got = await v.getSecret("global", "api_key");
     assert.equal(got.text(), "s3cret", "every key the index lists can be read");
+  });
+});
+
+describe("fault injection: the index log (docs/FORMAT.md §5.1)", () => {
+  /** A file layer whose next append to a log does `fault` instead of (or around) the real append. */
+  function appendFaults() {
+    let fault: ((path: string, data: Uint8Array) => Promise<void>) | undefined;
+    const fs: FileSystem = {
+      ...defaultFileSystem,
+      appendFile(path, data) {
+        const f = fault;
+        fault = undefined;
+        return f !== undefined && path.endsWith("metadata.log") ? f(path, data) : defaultFileSystem.appendFile(path, data);
+      },
+    };
+    return { fs, next: (f: (path: string, data: Uint8Array) => Promise<void>) => (fault = f) };
+  }
+  const eio = () => Object.assign(new Error("injected EIO"), { code: "EIO" });
+
+  test("an append torn by a failure is not the new value: the old object is put back, and the next write cuts the torn bytes", async () => {
+    const root = join(tempDir("torn-append"), "vault");
+    const { fs, next } = appendFaults();
+    const v = await Vault.open({ root, kek: KEK, host: { fs } });
+    await v.putSecret("ws:acme", "a", "first");
+    await v.putSecret("ws:acme", "b", "b"); // the log now exists: the next change is an append
+    const listed = await v.listSecrets("ws:acme");
+    next(async (path, data) => {
+      appendFileSync(path, data.subarray(0, data.length - 7)); // half a record reached the disk
+      throw eio();
+    });
+    await rejectsWith(() => v.putSecret("ws:acme", "a", "second"), "io", /write index.*EIO/);
+    using kept = await v.getSecret("ws:acme", "a");
+    assert.equal(kept.text(), "first", "the previous object is back");
+    assert.deepEqual(await v.listSecrets("ws:acme"), listed);
+    const other = await Vault.open({ root, kek: KEK });
+    assert.deepEqual(await other.listSecrets("ws:acme"), listed);
+    await v.putSecret("ws:acme", "c", "c");
+    assert.deepEqual((await other.listSecrets("ws:acme")).map((m) => m.key), ["a", "b", "c"]);
+  });
+
+  test("an append whose fsync fails after the record landed keeps the new value, and says it may not be durable", async () => {
+    const root = join(tempDir("fsync-append"), "vault");
+    const { fs, next } = appendFaults();
+    const v = await Vault.open({ root, kek: KEK, host: { fs } });
+    await v.putSecret("global", "a", "1");
+    await v.putSecret("global", "b", "2");
+    next(async (path, data) => {
+      await defaultFileSystem.appendFile(path, data);
+      throw eio();
+    });
+    await rejectsWith(() => v.putSecret("global", "a", "new"), "io", /in place.*durably/);
+    using got = await v.getSecret("global", "a");
+    assert.equal(got.text(), "new");
+    next(async () => {
+      throw eio();
+    });
+    // A delete whose append failed outright leaves the secret readable and listed.
+    await rejectsWith(() => v.deleteSecret("global", "b"), "io", /EIO/);
+    using still = await v.getSecret("global", "b");
+    assert.equal(still.text(), "2");
+    assert.deepEqual((await v.listSecrets("global")).map((m) => m.key), ["a", "b"]);
+    assert.equal(await v.deleteSecret("global", "b"), true);
+    assert.deepEqual((await (await Vault.open({ root, kek: KEK })).listSecrets("global")).map((m) => m.key), ["a"]);
   });
 });
 

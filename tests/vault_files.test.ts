@@ -44,17 +44,24 @@ describe("vault folder", () => {
     assert.deepEqual(readdirSync(root).sort(), ["backend.kind", "objects", "scopes"]);
     const sdir = scopeDirName("ws:acme");
     assert.deepEqual(readdirSync(join(root, "scopes")), [sdir]);
-    assert.deepEqual(readdirSync(join(root, "scopes", sdir)), ["metadata.json"]);
+    // The first write to a scope makes its snapshot; later ones append to its log (docs/FORMAT.md §5.1).
+    assert.deepEqual(readdirSync(join(root, "scopes", sdir)).sort(), ["metadata.json", "metadata.log"]);
     const index = JSON.parse(readFileSync(join(root, "scopes", sdir, "metadata.json"), "utf8"));
-    assert.deepEqual(Object.keys(index), ["version", "scope", "entries"]);
-    assert.equal(index.version, 1);
+    assert.deepEqual(Object.keys(index), ["version", "scope", "generation", "entries"]);
+    assert.equal(index.version, 2);
     assert.equal(index.scope, "ws:acme");
-    assert.deepEqual(index.entries.map((e: { key: string }) => e.key), ["a_key", "b_key"]);
-    const e0 = index.entries[0];
-    assert.deepEqual(Object.keys(e0), ["key", "object_id", "created_at_unix_ms", "updated_at_unix_ms", "value_bytes"]);
-    assert.equal(e0.object_id, objectId("ws:acme", "a_key"));
-    assert.equal(e0.value_bytes, 2);
-    assert.ok(e0.created_at_unix_ms >= t0 - 1000 && e0.created_at_unix_ms <= Date.now());
+    assert.equal(index.generation, 1);
+    assert.equal(index.entries.length, 1);
+    const [key, created, updated, bytes] = index.entries[0];
+    assert.deepEqual([key, bytes], ["b_key", 3]);
+    assert.ok(created >= t0 - 1000 && created <= Date.now() && updated === created);
+    const log = readFileSync(join(root, "scopes", sdir, "metadata.log"), "utf8").split("\n");
+    assert.equal(log.length, 3);
+    assert.match(log[0]!, /^[0-9a-f]{8} \{"log":1,"scope":"ws:acme","generation":1\}$/);
+    assert.match(log[1]!, /^[0-9a-f]{8} \["put","a_key",\d+,\d+,2\]$/);
+    assert.equal(log[2], "");
+    const listed = await vault.listSecrets("ws:acme");
+    assert.deepEqual(listed.map((m) => [m.key, m.valueBytes]), [["a_key", 2], ["b_key", 3]]);
     assert.deepEqual(
       readdirSync(join(root, "objects")).sort(),
       [objectId("ws:acme", "a_key"), objectId("ws:acme", "b_key")].sort(),

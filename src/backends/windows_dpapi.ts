@@ -10,7 +10,7 @@ import { FILES } from "../store/layout.ts";
 import type { StoreKeyProtection } from "../store/identity_store.ts";
 import { join } from "../platform/path.ts";
 import { VaultError } from "../errors.ts";
-import { fromBase64, toBase64, utf8 } from "../crypto/encoding.ts";
+import { fromBase64, sameBytes, toBase64, utf8 } from "../crypto/encoding.ts";
 import type { FileSystem } from "../platform/fs.ts";
 import { type CommandResult, type CommandRunner, runCommand } from "../platform/subprocess.ts";
 import { ObjectFiles } from "./object_files.ts";
@@ -155,10 +155,6 @@ export function dpapiStoreKeyProtection(run: CommandRunner, timeoutMs = DPAPI_PR
 export interface DpapiProbeResult {
   available: boolean;
   reason: string;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /** Envelopes protected by DPAPI, in `objects_dpapi/` under the vault root. */

@@ -37,6 +37,14 @@ export function parseJsonObject(
   return doc as Record<string, unknown>;
 }
 
+/** Whether two byte arrays hold the same bytes; the time taken does not depend on where they differ. */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
+  return diff === 0;
+}
+
 /** Concatenates byte arrays into a new one. */
 export function concatBytes(...parts: Uint8Array[]): Uint8Array {
   let n = 0;

@@ -53,6 +53,11 @@ export interface FileSystem {
    * the file and its folder are fsynced.
    */
   createExclusive(path: string, data: Uint8Array, durable: boolean): Promise<void>;
+  /**
+   * Appends `data` to an existing file and fsyncs it, without following a
+   * symbolic link at `path` (`ELOOP`); `ENOENT` when there is no file.
+   */
+  appendFile(path: string, data: Uint8Array): Promise<void>;
   /** Removes a file; `false` when it did not exist. */
   remove(path: string): Promise<boolean>;
   /** `rename(2)`: replaces `to` atomically; fails onto a folder that is not empty. */

@@ -35,11 +35,11 @@ function info(s: Deno.FileInfo): FileInfo {
   };
 }
 
-/** Opens an existing file for reading, refusing a symbolic link at `path` (what `O_NOFOLLOW` does). */
-function openNoFollow(path: string): Deno.FsFile {
+/** Opens an existing file, refusing a symbolic link at `path` (what `O_NOFOLLOW` does). */
+function openNoFollow(path: string, options: Deno.OpenOptions = { read: true }): Deno.FsFile {
   const seen = Deno.lstatSync(path);
   if (seen.isSymlink) throw symlinkError(path);
-  const file = Deno.openSync(path, { read: true });
+  const file = Deno.openSync(path, options);
   try {
     const opened = file.statSync();
     // Swapped for a link (or another file) between the lstat and the open.
@@ -96,6 +96,17 @@ const denoFileSystem: FileSystem = {
   },
 
   writeNew: (path, data) => writeNew(path, data, false),
+
+  async appendFile(path, data) {
+    const file = openNoFollow(path, { append: true });
+    try {
+      let n = 0;
+      while (n < data.length) n += file.writeSync(data.subarray(n));
+      await file.sync();
+    } finally {
+      file.close();
+    }
+  },
 
   // deno-lint-ignore require-await -- see readFile
   async remove(path) {

@@ -83,6 +83,17 @@ const nodeFileSystem: FileSystem = {
 
   writeNew: (path, data) => writeNew(path, data, false),
 
+  async appendFile(path, data) {
+    const fd = fs.openSync(path, constants.O_WRONLY | constants.O_APPEND | NOFOLLOW);
+    try {
+      let n = 0;
+      while (n < data.length) n += fs.writeSync(fd, data, n, data.length - n);
+      await fsyncFd(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
+  },
+
   // deno-lint-ignore require-await -- see readFile
   async remove(path) {
     try {

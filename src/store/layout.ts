@@ -30,8 +30,10 @@ export const FILES = {
   backendMarker: "backend.kind",
   /** Scoped layout: one folder per scope, named `s_<hex>` (§5). */
   scopesDir: "scopes",
-  /** A scope's index, inside its scope folder (§5.1). */
+  /** A scope's index snapshot, inside its scope folder (§5.1). */
   scopeIndex: "metadata.json",
+  /** The log of changes since that snapshot, inside its scope folder (§5.1). */
+  scopeLog: "metadata.log",
   /** A scope's writer lock folder, inside its scope folder (§5.4). */
   scopeLock: ".metadata.lock",
   /** One file per sealed object (encrypted_file backend, §5). */
@@ -66,13 +68,24 @@ export interface ScopedEntry extends IndexEntry {
   scope: string;
 }
 
-/** The index entries a lock covers, as read while holding it. */
+/** Whether a failed index change reached the disk, as read back after the failure. */
+export type ChangeOutcome = "done" | "not_done" | "unknown";
+
+/**
+ * The index entries a lock covers, as read while holding it. Each change is
+ * written atomically and durably before it returns (`io` on failure); after a
+ * failure, `outcome` reads back whether it happened.
+ */
 export interface IndexView {
   find(scope: string, key: string): IndexEntry | undefined;
-  /** Replaces the entry of `entry.key` in place, or adds it. */
-  set(scope: string, entry: IndexEntry): void;
-  remove(scope: string, key: string): void;
-  encode(): Uint8Array;
+  /** Records `entry`, replacing the entry of its key or adding it. */
+  put(scope: string, entry: IndexEntry): Promise<void>;
+  /** Removes the entry of `key`. */
+  delete(scope: string, key: string): Promise<void>;
+  /** Writes back what the last change replaced. */
+  undo(): Promise<void>;
+  /** After the last change failed: whether it is on disk (`"unknown"` when that cannot be read). */
+  outcome(): Promise<ChangeOutcome>;
 }
 
 /** How one layout keeps a vault folder. */
@@ -91,10 +104,6 @@ export interface VaultLayout {
   locked<T>(scope: string, mode: "read" | "write", action: () => Promise<T>): Promise<T>;
   /** The index that covers `scope` (call while holding its lock). */
   readIndex(scope: string): Promise<IndexView>;
-  /** Replaces that index atomically and durably (`io` on failure). */
-  writeIndex(scope: string, bytes: Uint8Array): Promise<void>;
-  /** That index as it is on disk now: its bytes, `"absent"`, or `undefined` when unreadable. */
-  indexOnDisk(scope: string): Promise<Uint8Array | "absent" | undefined>;
   /** The envelope stored for `scope`/`key`; `not_found` when there is none. */
   readObject(scope: string, key: string): Promise<Uint8Array>;
   /** Index entries, of one scope or all, in no particular order. */

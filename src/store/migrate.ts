@@ -18,7 +18,7 @@ import { kekId } from "../crypto/kdf.ts";
 import type { FileSystem } from "../platform/fs.ts";
 import { secureDir } from "./folders.ts";
 import { acquireLock } from "./scope_lock.ts";
-import { encodeIndex, type IndexEntry, MAX_INDEX_BYTES } from "./scope_index.ts";
+import { encodeSnapshot, type IndexEntry, MAX_INDEX_BYTES } from "./scope_index.ts";
 import { detectLayout } from "./detect.ts";
 import { parseScope, toTaggedScope } from "../scope.ts";
 import type { LayoutName, ScopedEntry, VaultLayout } from "./layout.ts";
@@ -155,8 +155,7 @@ async function writeTarget(
   for (const [scope, list] of byScope) {
     const dir = join(root, FILES.scopesDir, scopeDirName(scope));
     await secureDir(fs, dir, `folder of scope ${JSON.stringify(scope)}`);
-    list.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    await fs.writeFileAtomic(join(dir, FILES.scopeIndex), encodeIndex({ version: 1, scope, entries: list }));
+    await fs.writeFileAtomic(join(dir, FILES.scopeIndex), encodeSnapshot(scope, 1, list));
   }
 }
 

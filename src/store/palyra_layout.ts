@@ -12,6 +12,7 @@ import type { FileSystem } from "../platform/fs.ts";
 import { secureDir } from "./folders.ts";
 import { processLockHost } from "./scope_lock.ts";
 import { MAX_INDEX_BYTES } from "./scope_index.ts";
+import { sameBytes } from "../crypto/encoding.ts";
 import { toTaggedScope, type VaultScope } from "../scope.ts";
 import type { BlobBackend } from "../backends/backend.ts";
 import { type IndexView, inTurn, type ScopedEntry, type VaultLayout } from "./layout.ts";
@@ -72,35 +73,47 @@ export class PalyraLayout implements VaultLayout {
   async readIndex(): Promise<IndexView> {
     const entries = await this.#entries();
     const at = (scope: string, key: string) => entries.findIndex((e) => e.scope === scope && e.key === key);
+    let before: Uint8Array | undefined;
+    let after: Uint8Array | undefined;
+    // The daemon's index is one file: every change rewrites it whole.
+    const commit = async (change: () => void) => {
+      before = encodePalyraIndex(entries);
+      change();
+      after = encodePalyraIndex(entries);
+      await this.#write(after);
+    };
     return {
       find: (scope, key) => entries[at(scope, key)],
-      set: (scope, entry) => {
-        const i = at(scope, entry.key);
-        // An overwrite keeps the entry's place, as the daemon does.
-        if (i >= 0) entries[i] = { ...entry, scope };
-        else entries.push({ ...entry, scope });
+      put: (scope, entry) =>
+        commit(() => {
+          const i = at(scope, entry.key);
+          // An overwrite keeps the entry's place, as the daemon does.
+          if (i >= 0) entries[i] = { ...entry, scope };
+          else entries.push({ ...entry, scope });
+        }),
+      delete: (scope, key) =>
+        commit(() => {
+          const i = at(scope, key);
+          if (i >= 0) entries.splice(i, 1);
+        }),
+      undo: () => this.#write(before!),
+      outcome: async () => {
+        let onDisk: Uint8Array;
+        try {
+          onDisk = await this.fs.readFile(this.#indexPath, MAX_INDEX_BYTES);
+        } catch (e) {
+          return errnoCode(e) === "ENOENT" ? "not_done" : "unknown";
+        }
+        return sameBytes(onDisk, after!) ? "done" : sameBytes(onDisk, before!) ? "not_done" : "unknown";
       },
-      remove: (scope, key) => {
-        const i = at(scope, key);
-        if (i >= 0) entries.splice(i, 1);
-      },
-      encode: () => encodePalyraIndex(entries),
     };
   }
 
-  async writeIndex(_scope: string, bytes: Uint8Array): Promise<void> {
+  async #write(bytes: Uint8Array): Promise<void> {
     try {
       await this.fs.writeFileAtomic(this.#indexPath, bytes);
     } catch (e) {
       throw fsError("write index", this.#indexPath, e);
-    }
-  }
-
-  async indexOnDisk(): Promise<Uint8Array | "absent" | undefined> {
-    try {
-      return await this.fs.readFile(this.#indexPath, MAX_INDEX_BYTES);
-    } catch (e) {
-      return errnoCode(e) === "ENOENT" ? "absent" : undefined;
     }
   }
 

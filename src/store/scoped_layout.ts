@@ -11,9 +11,18 @@ import { objectId, scopeDirName } from "../crypto/ids.ts";
 import type { FileSystem } from "../platform/fs.ts";
 import { secureDir } from "./folders.ts";
 import { acquireLock } from "./scope_lock.ts";
-import { encodeIndex, findEntry, type IndexEntry, MAX_INDEX_BYTES, parseIndex, readIndex } from "./scope_index.ts";
+import {
+  encodeSnapshot,
+  type IndexEntry,
+  loadScopeIndex,
+  MAX_INDEX_BYTES,
+  ScopeEntry,
+  type ScopeState,
+} from "./scope_index.ts";
+import { encodeLogHeader, encodeLogRecord, type LogRecord } from "./scope_log.ts";
+import { concatBytes } from "../crypto/encoding.ts";
 import type { BlobBackend } from "../backends/backend.ts";
-import { type IndexView, inTurn, type ScopedEntry, type VaultLayout } from "./layout.ts";
+import { type ChangeOutcome, type IndexView, inTurn, type ScopedEntry, type VaultLayout } from "./layout.ts";
 
 const SCOPE_DIR_RE = /^s_[0-9a-f]{32}$/;
 
@@ -28,6 +37,9 @@ export class ScopedLayout implements VaultLayout {
   readonly name = "scoped";
   readonly algorithm = "aes_256_gcm";
   readonly writesKekId = true;
+
+  /** Entries of recently written scopes, as this process last wrote them (§5.1 "Reading"). */
+  readonly #cache = new Map<string, { stamp: string; state: ScopeState }>();
 
   constructor(
     readonly fs: FileSystem,
@@ -78,39 +90,41 @@ export class ScopedLayout implements VaultLayout {
   }
 
   async readIndex(scope: string): Promise<IndexView> {
-    const index = await readIndex(this.fs, this.#indexPath(scope), scope);
-    return {
-      find: (_s, key) => {
-        const at = findEntry(index.entries, key);
-        return at.found ? index.entries[at.index] : undefined;
-      },
-      set: (_s, entry: IndexEntry) => {
-        const at = findEntry(index.entries, entry.key);
-        index.entries.splice(at.index, at.found ? 1 : 0, entry);
-      },
-      remove: (_s, key) => {
-        const at = findEntry(index.entries, key);
-        if (at.found) index.entries.splice(at.index, 1);
-      },
-      encode: () => encodeIndex(index),
+    const dir = this.#dir(scope);
+    const stamp = await this.#stamp(dir);
+    const cached = this.#cache.get(scope);
+    let state: ScopeState;
+    if (cached !== undefined && cached.stamp === stamp) {
+      state = cached.state;
+    } else {
+      this.#cache.delete(scope);
+      state = await loadScopeIndex(this.fs, dir, scope) ?? emptyState(scope);
+    }
+    return new IndexWriter(this.fs, dir, state, async (kept) => {
+      this.#cache.delete(scope);
+      if (kept === undefined) return;
+      const now = await this.#stamp(dir).catch(() => undefined);
+      if (now === undefined) return;
+      this.#cache.set(scope, { stamp: now, state: kept });
+      // Keep a few scopes: a large scope's entries are worth keeping, every scope's are not.
+      for (const old of this.#cache.keys()) {
+        if (this.#cache.size <= CACHED_SCOPES) break;
+        this.#cache.delete(old);
+      }
+    });
+  }
+
+  /**
+   * What identifies the index files on disk now. Writers change them only by
+   * rename (a new inode) or append (a new size), so an equal stamp means the
+   * cached entries are still what the files say.
+   */
+  async #stamp(dir: string): Promise<string> {
+    const part = async (name: string) => {
+      const i = await this.fs.lstat(join(dir, name));
+      return i === undefined ? "-" : `${i.ino}:${i.size}:${i.mtimeMs}`;
     };
-  }
-
-  async writeIndex(scope: string, bytes: Uint8Array): Promise<void> {
-    const path = this.#indexPath(scope);
-    try {
-      await this.fs.writeFileAtomic(path, bytes);
-    } catch (e) {
-      throw fsError(`write index of scope ${JSON.stringify(scope)}`, path, e);
-    }
-  }
-
-  async indexOnDisk(scope: string): Promise<Uint8Array | "absent" | undefined> {
-    try {
-      return await this.fs.readFile(this.#indexPath(scope), MAX_INDEX_BYTES);
-    } catch (e) {
-      return errnoCode(e) === "ENOENT" ? "absent" : undefined;
-    }
+    return `${await part(FILES.scopeIndex)}/${await part(FILES.scopeLog)}`;
   }
 
   readObject(scope: string, key: string): Promise<Uint8Array> {
@@ -125,8 +139,8 @@ export class ScopedLayout implements VaultLayout {
       });
       if (info === undefined) return [];
       await secureDir(this.fs, dir, `folder of scope ${JSON.stringify(scope)}`, { create: false });
-      const index = await readIndex(this.fs, join(dir, FILES.scopeIndex), scope);
-      return index.entries.map((e) => ({ ...e, scope }));
+      const state = await loadScopeIndex(this.fs, dir, scope);
+      return state === undefined ? [] : [...state.entries.values()];
     }
     const scopesDir = join(this.root, FILES.scopesDir);
     let names: string[];
@@ -140,22 +154,17 @@ export class ScopedLayout implements VaultLayout {
     for (const name of names.filter((n) => SCOPE_DIR_RE.test(n)).sort()) {
       const dir = join(scopesDir, name);
       await secureDir(this.fs, dir, `scope folder "${name}"`, { create: false });
-      const path = join(dir, FILES.scopeIndex);
-      let bytes: Uint8Array;
-      try {
-        bytes = await this.fs.readFile(path, MAX_INDEX_BYTES);
-      } catch (e) {
-        if (errnoCode(e) === "ENOENT") continue;
-        throw fsError("read index", path, e);
-      }
-      const index = parseIndex(path, undefined, bytes);
+      const state = await loadScopeIndex(this.fs, dir, undefined);
+      if (state === undefined) continue;
       // The folder name is derived from the scope: a mismatch means a moved or forged index.
-      if (scopeDirName(index.scope) !== name) {
-        throw new VaultError("corrupt", `read index "${path}" failed: its scope does not match its folder`, {
-          hint: "restore metadata.json from a backup; the envelopes in objects/ are untouched",
-        });
+      if (scopeDirName(state.scope) !== name) {
+        throw new VaultError(
+          "corrupt",
+          `read index "${join(dir, FILES.scopeIndex)}" failed: its scope does not match its folder`,
+          { hint: "restore the scope's metadata.json and metadata.log from a backup; the envelopes in objects/ are untouched" },
+        );
       }
-      for (const e of index.entries) out.push({ ...e, scope: index.scope });
+      for (const e of state.entries.values()) out.push(e);
     }
     return out;
   }
@@ -168,18 +177,130 @@ export class ScopedLayout implements VaultLayout {
     }
     const scopes = await fs.readDir(join(root, FILES.scopesDir)).catch(() => [] as string[]);
     for (const name of scopes.filter((n) => SCOPE_DIR_RE.test(n))) {
-      const bytes = await fs.readFile(join(root, FILES.scopesDir, name, FILES.scopeIndex), MAX_INDEX_BYTES).catch(() =>
-        undefined
-      );
-      if (bytes === undefined) continue;
       try {
-        const doc = JSON.parse(new TextDecoder().decode(bytes)) as { entries?: unknown };
-        if (!Array.isArray(doc.entries) || doc.entries.length > 0) return true;
+        const state = await loadScopeIndex(fs, join(root, FILES.scopesDir, name), undefined);
+        if (state !== undefined && state.entries.size > 0) return true;
       } catch {
-        // An index that cannot be parsed counts as holding secrets: never guess in favour of a new key.
+        // An index that cannot be read counts as holding secrets: never guess in favour of a new key.
         return true;
       }
     }
     return false;
   }
+}
+
+/** How many scopes' entries a layout keeps between writes. */
+const CACHED_SCOPES = 4;
+
+/** A log holds at least this many records before it is folded into a new snapshot. */
+const COMPACT_MIN_RECORDS = 256;
+
+function emptyState(scope: string): ScopeState {
+  return { scope, snapshotVersion: 0, generation: 0, entries: new Map(), log: undefined };
+}
+
+/**
+ * Writes one scope's index under its lock (docs/FORMAT.md §5.1): a change is
+ * one record appended to the log, durable before it returns. The log is
+ * folded into a new snapshot when it has grown to a quarter of the entries
+ * (so the work is constant per write, averaged), when its tail was torn, and
+ * for the first write to a scope or to an index of version 1.
+ */
+class IndexWriter implements IndexView {
+  #last: { key: string; before: ScopeEntry | undefined; after: ScopeEntry | undefined } | undefined;
+  /** Set when a write failed: what is on disk is then read again before the next change. */
+  #unsure = false;
+
+  constructor(
+    readonly fs: FileSystem,
+    readonly dir: string,
+    public state: ScopeState,
+    /** Called after every change: with the state when it is what the disk holds, `undefined` when unsure. */
+    readonly settled: (state: ScopeState | undefined) => Promise<void>,
+  ) {}
+
+  find(_scope: string, key: string): IndexEntry | undefined {
+    return this.state.entries.get(key);
+  }
+
+  put(_scope: string, e: IndexEntry): Promise<void> {
+    const s = this.state.scope;
+    return this.#change(e.key, new ScopeEntry(s, e.key, e.created_at_unix_ms, e.updated_at_unix_ms, e.value_bytes));
+  }
+
+  delete(_scope: string, key: string): Promise<void> {
+    return this.#change(key, undefined);
+  }
+
+  undo(): Promise<void> {
+    const last = this.#last!;
+    return this.#change(last.key, last.before);
+  }
+
+  async outcome(): Promise<ChangeOutcome> {
+    const last = this.#last!;
+    let now: ScopeEntry | undefined;
+    try {
+      now = (await loadScopeIndex(this.fs, this.dir, this.state.scope))?.entries.get(last.key);
+    } catch {
+      return "unknown";
+    }
+    return same(now, last.after) ? "done" : same(now, last.before) ? "not_done" : "unknown";
+  }
+
+  async #change(key: string, after: ScopeEntry | undefined): Promise<void> {
+    if (this.#unsure) {
+      this.state = await loadScopeIndex(this.fs, this.dir, this.state.scope) ?? emptyState(this.state.scope);
+      this.#unsure = false;
+    }
+    const { state, fs, dir } = this;
+    const before = state.entries.get(key);
+    this.#last = { key, before, after };
+    if (after === undefined) state.entries.delete(key);
+    else state.entries.set(key, after);
+    const record: LogRecord = after === undefined ? { op: "delete", key } : {
+      op: "put",
+      key,
+      created: after.created_at_unix_ms,
+      updated: after.updated_at_unix_ms,
+      bytes: after.value_bytes,
+    };
+    const log = state.log;
+    const snapshotPath = join(dir, FILES.scopeIndex);
+    const logPath = join(dir, FILES.scopeLog);
+    let path = logPath;
+    try {
+      if (
+        state.snapshotVersion !== 2 || (log !== undefined && log.tornBytes > 0) ||
+        (log !== undefined && log.records + 1 >= Math.max(COMPACT_MIN_RECORDS, state.entries.size / 4))
+      ) {
+        path = snapshotPath;
+        await fs.writeFileAtomic(snapshotPath, encodeSnapshot(state.scope, state.generation + 1, state.entries.values()));
+        state.snapshotVersion = 2;
+        state.generation++;
+        state.log = undefined;
+        // A log left behind is older than the snapshot, which readers ignore; the next write replaces it.
+        await fs.remove(logPath).catch(() => false);
+      } else if (log === undefined) {
+        await fs.writeFileAtomic(logPath, concatBytes(encodeLogHeader(state.scope, state.generation), encodeLogRecord(record)));
+        state.log = { records: 1, tornBytes: 0 };
+      } else {
+        await fs.appendFile(logPath, encodeLogRecord(record));
+        log.records++;
+      }
+    } catch (e) {
+      if (before === undefined) state.entries.delete(key);
+      else state.entries.set(key, before);
+      this.#unsure = true;
+      await this.settled(undefined);
+      throw fsError(`write index of scope ${JSON.stringify(state.scope)}`, path, e);
+    }
+    await this.settled(state);
+  }
+}
+
+function same(a: ScopeEntry | undefined, b: ScopeEntry | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return a.key === b.key && a.created_at_unix_ms === b.created_at_unix_ms &&
+    a.updated_at_unix_ms === b.updated_at_unix_ms && a.value_bytes === b.value_bytes;
 }

@@ -1,0 +1,260 @@
+/**
+ * The scope index as a snapshot and an append-only log (docs/FORMAT.md §5.1): a put into a
+ * large scope appends one checksummed record instead of rewriting the index, a torn tail left
+ * by a crash is ignored and repaired, a damaged record is `corrupt`, old indexes are still read,
+ * and writers in other processes (other `Vault` objects) are never lost to a cached index.
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { appendFileSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Vault } from "../src/vault.ts";
+import { defaultFileSystem, type FileSystem } from "../src/platform/fs.ts";
+import { objectId, scopeDirName } from "../src/crypto/ids.ts";
+import { rejectsWith, tempDir, testKek } from "./helpers.ts";
+
+const KEK = testKek(11);
+const SCOPE = "ws:acme";
+
+async function fresh(label: string, fs?: FileSystem) {
+  const root = join(tempDir(label), "vault");
+  const vault = await Vault.open({ root, kek: KEK, ...(fs === undefined ? {} : { host: { fs } }) });
+  const dir = join(root, "scopes", scopeDirName(SCOPE));
+  return { root, vault, dir, snapshot: join(dir, "metadata.json"), log: join(dir, "metadata.log") };
+}
+
+const keysOf = async (vault: Vault, scope = SCOPE) => (await vault.listSecrets(scope)).map((m) => m.key);
+const lines = (path: string) => readFileSync(path, "utf8").split("\n");
+
+describe("scope index log", () => {
+  test("a put into an existing scope appends one checksummed record and leaves the snapshot alone", async () => {
+    assert.equal(crc32Hex(new TextEncoder().encode("123456789")), "cbf43926", "the CRC-32 check value");
+    const { vault, snapshot, log } = await fresh("log-append");
+    await vault.putSecret(SCOPE, "a", "1");
+    const before = readFileSync(snapshot);
+    const doc = JSON.parse(before.toString());
+    assert.deepEqual(Object.keys(doc), ["version", "scope", "generation", "entries"]);
+    assert.equal(doc.version, 2);
+    assert.equal(doc.generation, 1);
+    assert.equal(doc.entries.length, 1);
+    assert.deepEqual(doc.entries[0].slice(0, 1), ["a"]);
+    await vault.putSecret(SCOPE, "b", "22");
+    await vault.putSecret(SCOPE, "a", "333");
+    assert.ok(await vault.deleteSecret(SCOPE, "b"));
+    assert.deepEqual(readFileSync(snapshot), before, "the snapshot is not rewritten");
+    const text = lines(log);
+    assert.equal(text.pop(), "", "every line ends with a newline");
+    assert.equal(text.length, 4, "a header and three records");
+    for (const line of text) assert.match(line, /^[0-9a-f]{8} [[{]/);
+    assert.deepEqual(JSON.parse(text[0]!.slice(9)), { log: 1, scope: SCOPE, generation: 1 });
+    const records = text.slice(1).map((l) => JSON.parse(l.slice(9)) as unknown[]);
+    assert.deepEqual(records.map((r) => r.slice(0, 2)), [["put", "b"], ["put", "a"], ["delete", "b"]]);
+    assert.equal(records[1]![4], 3, "value_bytes");
+    assert.equal(records[1]![2], doc.entries[0][1], "an overwrite keeps created_at");
+    assert.deepEqual(await keysOf(vault), ["a"]);
+    using v = await vault.getSecret(SCOPE, "a");
+    assert.equal(v.text(), "333");
+  });
+
+  test("a torn tail is ignored by readers and cut off by the next write", async () => {
+    const { root, vault, log } = await fresh("log-torn");
+    for (const k of ["a", "b", "c"]) await vault.putSecret(SCOPE, k, k);
+    for (const torn of ['0badc0de ["put","x",1,1,1]', '12345678 ["put","x"', "0000", "\u0000\u0000\u0000"]) {
+      // Leave records in the log (the last write may have folded it into the snapshot).
+      await vault.putSecret(SCOPE, "e", "e");
+      assert.ok(await vault.deleteSecret(SCOPE, "e"));
+      const listed = await vault.listSecrets(SCOPE);
+      appendFileSync(log, torn);
+      const reader = await Vault.open({ root, kek: KEK });
+      assert.deepEqual(await reader.listSecrets(SCOPE), listed, JSON.stringify(torn));
+      assert.deepEqual(await vault.listSecrets(SCOPE), listed);
+      const writer = await Vault.open({ root, kek: KEK });
+      await writer.putSecret(SCOPE, "d", "d");
+      assert.deepEqual(await keysOf(reader), ["a", "b", "c", "d"]);
+      assert.ok(!existsSync(log) || !readFileSync(log, "utf8").includes(torn), "the torn bytes are gone");
+      assert.ok(await writer.deleteSecret(SCOPE, "d"));
+    }
+    // A record whose checksum is wrong but that ends with a newline is a torn tail too when it is last.
+    await vault.putSecret(SCOPE, "e", "e");
+    const listed = await vault.listSecrets(SCOPE);
+    appendFileSync(log, '0badc0de ["put","x",1,1,1]\n');
+    assert.deepEqual(await (await Vault.open({ root, kek: KEK })).listSecrets(SCOPE), listed);
+  });
+
+  test("a damaged record before the end makes the scope corrupt, and no write touches it", async () => {
+    const { root, vault, log } = await fresh("log-damaged");
+    for (const k of ["a", "b", "c", "d"]) await vault.putSecret(SCOPE, k, k);
+    await vault.putSecret("ws:fine", "k", "v");
+    const good = readFileSync(log, "utf8");
+    const parts = good.split("\n");
+    const damages = [
+      // a changed byte in a middle record
+      [parts[0], parts[1]!.replace('"b"', '"q"'), ...parts.slice(2)].join("\n"),
+      // a checksum that matches, but a record that breaks the key grammar
+      [parts[0], recordLine('["put","B/../x",1,1,1]'), ...parts.slice(1)].join("\n"),
+      // a header naming another scope
+      [recordLine('{"log":1,"scope":"ws:other","generation":1}'), ...parts.slice(1)].join("\n"),
+      // no header at all
+      parts.slice(1).join("\n"),
+    ];
+    for (const bad of damages) {
+      writeFileSync(log, bad);
+      const other = await Vault.open({ root, kek: KEK });
+      await rejectsWith(() => other.listSecrets(SCOPE), "corrupt", /corrupt/);
+      await rejectsWith(() => other.listSecrets(), "corrupt", /corrupt/);
+      await rejectsWith(() => other.putSecret(SCOPE, "e", "e"), "corrupt", /corrupt/);
+      await rejectsWith(() => other.deleteSecret(SCOPE, "a"), "corrupt", /corrupt/);
+      await rejectsWith(() => vault.putSecret(SCOPE, "e", "e"), "corrupt", /corrupt/);
+      assert.equal(readFileSync(log, "utf8"), bad, "nothing rewrote the damaged log");
+      assert.deepEqual(await keysOf(other, "ws:fine"), ["k"]);
+      using v = await other.getSecret(SCOPE, "a");
+      assert.equal(v.text(), "a", "the envelopes can still be read");
+    }
+  });
+
+  test("an index of version 1 is read as it is, and the first write makes it version 2", async () => {
+    const { root, vault, dir, snapshot, log } = await fresh("log-v1");
+    await vault.putSecret(SCOPE, "a", "1");
+    await vault.putSecret(SCOPE, "b", "2");
+    const v1 = {
+      version: 1,
+      scope: SCOPE,
+      entries: (await vault.listSecrets(SCOPE)).map((m) => ({
+        key: m.key,
+        object_id: objectId(SCOPE, m.key),
+        created_at_unix_ms: m.createdAtUnixMs,
+        updated_at_unix_ms: m.updatedAtUnixMs,
+        value_bytes: m.valueBytes,
+      })),
+    };
+    const listed = await vault.listSecrets(SCOPE);
+    writeFileSync(snapshot, JSON.stringify(v1));
+    if (existsSync(log)) writeFileSync(log, ""); // replaced below
+    const { rmSync } = await import("node:fs");
+    rmSync(log, { force: true });
+    const reader = await Vault.open({ root, kek: KEK });
+    assert.deepEqual(await reader.listSecrets(SCOPE), listed);
+    assert.deepEqual(await reader.listSecrets(), listed);
+    await reader.putSecret(SCOPE, "c", "3");
+    const doc = JSON.parse(readFileSync(snapshot, "utf8"));
+    assert.equal(doc.version, 2);
+    assert.deepEqual(doc.entries.map((e: unknown[]) => e[0]), ["a", "b", "c"]);
+    assert.deepEqual(
+      (await vault.listSecrets(SCOPE)).slice(0, 2),
+      listed,
+      "the other vault, whose cache predates the change, sees it too",
+    );
+    assert.ok(existsSync(dir));
+  });
+
+  test("a log older than the snapshot is ignored; a log newer than the snapshot is corrupt", async () => {
+    const { root, vault, snapshot, log } = await fresh("log-generations");
+    await vault.putSecret(SCOPE, "a", "1");
+    await vault.putSecret(SCOPE, "b", "2");
+    const oldLog = readFileSync(log);
+    // A crash between a compaction's new snapshot and the removal of the old log.
+    const doc = JSON.parse(readFileSync(snapshot, "utf8"));
+    const listed = await vault.listSecrets(SCOPE);
+    const folded = {
+      ...doc,
+      generation: 2,
+      entries: listed.map((m) => [m.key, m.createdAtUnixMs, m.updatedAtUnixMs, m.valueBytes]),
+    };
+    writeFileSync(snapshot, JSON.stringify(folded));
+    writeFileSync(log, [recordLine(`{"log":1,"scope":"${SCOPE}","generation":1}`), recordLine('["put","z",1,1,1]'), ""].join("\n"));
+    const reader = await Vault.open({ root, kek: KEK });
+    assert.deepEqual(await reader.listSecrets(SCOPE), listed, "the stale log is ignored");
+    await reader.putSecret(SCOPE, "c", "3");
+    assert.deepEqual(await keysOf(reader), ["a", "b", "c"]);
+    assert.match(lines(log)[0]!, /"generation":2/, "the next write starts a log for the new snapshot");
+    // A snapshot restored from an older backup, under a newer log.
+    writeFileSync(snapshot, JSON.stringify({ ...doc, generation: 1 }));
+    const third = await Vault.open({ root, kek: KEK });
+    await rejectsWith(() => third.listSecrets(SCOPE), "corrupt", /generation/);
+    writeFileSync(snapshot, JSON.stringify(folded));
+    assert.ok(oldLog.length > 0);
+  });
+
+  test("many writes fold the log into a new snapshot; the log stays bounded and nothing is lost", async () => {
+    const { root, vault, snapshot, log } = await fresh("log-compact");
+    const expected = new Map<string, string>();
+    for (let i = 0; i < 320; i++) {
+      const key = `k${i % 97}`;
+      if (i % 11 === 10) {
+        await vault.deleteSecret(SCOPE, key);
+        expected.delete(key);
+      } else {
+        await vault.putSecret(SCOPE, key, `v${i}`);
+        expected.set(key, `v${i}`);
+      }
+    }
+    const doc = JSON.parse(readFileSync(snapshot, "utf8"));
+    assert.ok(doc.generation >= 2, `compacted (generation ${doc.generation})`);
+    const records = existsSync(log) ? lines(log).length - 2 : 0;
+    assert.ok(records < 256, `the log holds ${records} records`);
+    const reader = await Vault.open({ root, kek: KEK });
+    assert.deepEqual(await keysOf(reader), [...expected.keys()].sort());
+    for (const [k, v] of expected) {
+      using got = await reader.getSecret(SCOPE, k);
+      assert.equal(got.text(), v);
+    }
+  });
+
+  test("writers in other Vault objects are never lost to a cached index", async () => {
+    const { root, vault } = await fresh("log-cache");
+    const other = await Vault.open({ root, kek: KEK });
+    const want: string[] = [];
+    for (let i = 0; i < 300; i++) {
+      const v = i % 3 === 0 ? other : vault; // the other writer compacts at its own pace
+      await v.putSecret(SCOPE, `k${String(i).padStart(3, "0")}`, "x");
+      want.push(`k${String(i).padStart(3, "0")}`);
+    }
+    assert.deepEqual(await keysOf(vault), want);
+    assert.deepEqual(await keysOf(other), want);
+    const created = (await vault.listSecrets(SCOPE))[0]!.createdAtUnixMs;
+    await other.putSecret(SCOPE, "k000", "y");
+    await vault.putSecret(SCOPE, "k000", "z");
+    assert.equal((await vault.listSecrets(SCOPE))[0]!.createdAtUnixMs, created);
+  });
+
+  test("in one process, a put into a scope of 3000 secrets reads its snapshot once, not per put", async () => {
+    let snapshotReads = 0;
+    const counting: FileSystem = {
+      ...defaultFileSystem,
+      readFile(path, max) {
+        if (path.endsWith("metadata.json")) snapshotReads++;
+        return defaultFileSystem.readFile(path, max);
+      },
+    };
+    const { root } = await fresh("log-cost");
+    const seeded = await Vault.open({ root, kek: KEK });
+    for (let i = 0; i < 30; i++) await seeded.putSecret(SCOPE, `seed${i}`, "s");
+    // Grow the snapshot without 3000 fsyncs: a version 2 snapshot written as a compaction would.
+    const dir = join(root, "scopes", scopeDirName(SCOPE));
+    const now = Date.now();
+    const entries = Array.from({ length: 3000 }, (_, i) => [`big.${String(i).padStart(5, "0")}`, now, now, 1]);
+    writeFileSync(join(dir, "metadata.json"), JSON.stringify({ version: 2, scope: SCOPE, generation: 9, entries }));
+    const { rmSync } = await import("node:fs");
+    rmSync(join(dir, "metadata.log"), { force: true });
+    const writer = await Vault.open({ root, kek: KEK, host: { fs: counting } });
+    for (let i = 0; i < 20; i++) await writer.putSecret(SCOPE, `new${i}`, "n");
+    assert.ok(snapshotReads <= 2, `the snapshot was read ${snapshotReads} times for 20 puts`);
+    assert.equal((await (await Vault.open({ root, kek: KEK })).listSecrets(SCOPE)).length, 3020);
+    assert.ok(statSync(join(dir, "metadata.log")).size < 4096);
+  });
+});
+
+/** A log line: CRC-32 (as zlib computes it) of the JSON text, a space, the text. */
+function recordLine(json: string): string {
+  return `${crc32Hex(new TextEncoder().encode(json))} ${json}`;
+}
+
+/** Bit-by-bit CRC-32 (reflected, polynomial 0xEDB88320), written plainly so it shares nothing with src/. */
+function crc32Hex(bytes: Uint8Array): string {
+  let crc = 0xffffffff;
+  for (const b of bytes) {
+    crc ^= b;
+    for (let i = 0; i < 8; i++) crc = crc & 1 ? (crc >>> 1) ^ 0xedb88320 : crc >>> 1;
+  }
+  return ((crc ^ 0xffffffff) >>> 0).toString(16).padStart(8, "0");
+}
