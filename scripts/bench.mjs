@@ -70,6 +70,20 @@ for (const name of only.length ? only : Object.keys(runtimes)) {
       `one scope: put at 100 000 = ${(one(10).put / one(100000).put).toFixed(2)}× put at 10 (≤ 1.5), ` +
       `list of 100 000 = ${(1000 / one(100000).list).toFixed(0)} ms (≤ 60)`,
   );
+  const mem = spawnSync(cmd, [...args, "listmem", data], { cwd: root, encoding: "utf8" });
+  if (mem.status === 0) {
+    const m = JSON.parse(mem.stdout.trim().split("\n").pop());
+    console.log(
+      `list of ${m.secrets} in a fresh process: ${m.ms.toFixed(0)} ms, peak memory +${
+        (m.peakBytes / 2 ** 20).toFixed(1)
+      } MiB ` +
+        `= ${(m.peakBytes / m.snapshotBytes).toFixed(2)}× the ${
+          (m.snapshotBytes / 2 ** 20).toFixed(1)
+        } MiB snapshot (≤ 3)`,
+    );
+  } else {
+    console.log(`list memory: not measured (${mem.stderr.trim().split("\n").pop()})`);
+  }
   const put10 = rows.find((x) => x.layout === "many_scopes" && x.n === 10).put;
   console.log(
     `durable-write floor (write+fsync+rename+fsync folder, same size): ${fmt(floor).trim()} ops/s; ` +

@@ -234,7 +234,9 @@ describe("fault injection: the index log (docs/FORMAT.md §5.1)", () => {
       appendFile(path, data) {
         const f = fault;
         fault = undefined;
-        return f !== undefined && path.endsWith("metadata.log") ? f(path, data) : defaultFileSystem.appendFile(path, data);
+        return f !== undefined && path.endsWith("metadata.log")
+          ? f(path, data)
+          : defaultFileSystem.appendFile(path, data);
       },
     };
     return { fs, next: (f: (path: string, data: Uint8Array) => Promise<void>) => (fault = f) };
@@ -248,9 +250,9 @@ describe("fault injection: the index log (docs/FORMAT.md §5.1)", () => {
     await v.putSecret("ws:acme", "a", "first");
     await v.putSecret("ws:acme", "b", "b"); // the log now exists: the next change is an append
     const listed = await v.listSecrets("ws:acme");
-    next(async (path, data) => {
+    next((path, data) => {
       appendFileSync(path, data.subarray(0, data.length - 7)); // half a record reached the disk
-      throw eio();
+      return Promise.reject(eio());
     });
     await rejectsWith(() => v.putSecret("ws:acme", "a", "second"), "io", /write index.*EIO/);
     using kept = await v.getSecret("ws:acme", "a");
@@ -275,9 +277,7 @@ describe("fault injection: the index log (docs/FORMAT.md §5.1)", () => {
     await rejectsWith(() => v.putSecret("global", "a", "new"), "io", /in place.*durably/);
     using got = await v.getSecret("global", "a");
     assert.equal(got.text(), "new");
-    next(async () => {
-      throw eio();
-    });
+    next(() => Promise.reject(eio()));
     // A delete whose append failed outright leaves the secret readable and listed.
     await rejectsWith(() => v.deleteSecret("global", "b"), "io", /EIO/);
     using still = await v.getSecret("global", "b");

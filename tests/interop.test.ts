@@ -6,8 +6,10 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
+import { appendFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { Vault } from "../src/vault.ts";
+import { scopeDirName } from "../src/crypto/ids.ts";
 import { randomBytes, rejectsWith, run, tempDir } from "./helpers.ts";
 
 const REF = "tests/interop/palyra_vault_ref.py";
@@ -86,6 +88,47 @@ describe("interop with the Python reference implementation", () => {
     const gone = await ref(root, idDir, ["get", "ws:acme", "another"]);
     assert.equal(gone.code, 1);
     assert.match(gone.stderr, /not_found/);
+  });
+
+  test("the scope index log: each side reads the other's records and compactions, and both ignore a torn tail", async () => {
+    const dir = tempDir("interop");
+    const root = join(dir, "vault");
+    const idDir = join(dir, "identity");
+    const scope = "ws:log";
+    const vault = await Vault.open({ root, identityRoot: idDir });
+    const pyList = async () => {
+      const r = await run([python, REF, "--root", root, "list"]);
+      assert.equal(r.code, 0, r.stderr);
+      return (JSON.parse(new TextDecoder().decode(r.stdout)) as Record<string, unknown>[])
+        .map((e) => [e.scope, e.key, e.created_at_unix_ms, e.updated_at_unix_ms, e.value_bytes]);
+    };
+    const ours = async () =>
+      (await (await Vault.open({ root, identityRoot: idDir })).listSecrets())
+        .map((m) => [m.scope, m.key, m.createdAtUnixMs, m.updatedAtUnixMs, m.valueBytes]);
+    for (const k of ["a", "b", "c"]) await vault.putSecret(scope, k, `value-${k}`);
+    assert.ok(await vault.deleteSecret(scope, "b"));
+    await vault.putSecret(scope, "a", "longer value of a");
+    assert.deepEqual(await pyList(), await ours(), "Python replays the library's records (CRC-32 by zlib)");
+    const put = await ref(root, idDir, ["put", scope, "d"], new TextEncoder().encode("from python"));
+    assert.equal(put.code, 0, put.stderr);
+    const logPath = join(root, "scopes", scopeDirName(scope), "metadata.log");
+    assert.match(readFileSync(logPath, "utf8"), /\["put","d",\d+,\d+,11\]\n$/, "Python appended a record");
+    using d = await (await Vault.open({ root, identityRoot: idDir })).getSecret(scope, "d");
+    assert.equal(d.text(), "from python");
+    const listed = await ours();
+    assert.deepEqual(listed.map((e) => e[1]), ["a", "c", "d"]);
+    assert.deepEqual(await pyList(), listed);
+    appendFileSync(logPath, '0123abcd ["put","zz",1,');
+    assert.deepEqual(await pyList(), listed, "Python ignores the torn tail");
+    assert.deepEqual(await ours(), listed, "the library ignores the torn tail");
+    const put2 = await ref(root, idDir, ["put", scope, "e"], new TextEncoder().encode("e"));
+    assert.equal(put2.code, 0, put2.stderr);
+    assert.deepEqual((await ours()).map((e) => e[1]), ["a", "c", "d", "e"], "Python folded the torn log away");
+    for (let i = 0; i < 300; i++) await vault.putSecret(scope, `n${i % 40}`, `v${i}`);
+    assert.ok(
+      JSON.parse(readFileSync(join(root, "scopes", scopeDirName(scope), "metadata.json"), "utf8")).generation >= 3,
+    );
+    assert.deepEqual(await pyList(), await ours(), "Python reads the library's compacted snapshot and new log");
   });
 
   test("an object Python moved to another key is rejected by the library", async () => {

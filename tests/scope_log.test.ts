@@ -161,7 +161,10 @@ describe("scope index log", () => {
       entries: listed.map((m) => [m.key, m.createdAtUnixMs, m.updatedAtUnixMs, m.valueBytes]),
     };
     writeFileSync(snapshot, JSON.stringify(folded));
-    writeFileSync(log, [recordLine(`{"log":1,"scope":"${SCOPE}","generation":1}`), recordLine('["put","z",1,1,1]'), ""].join("\n"));
+    writeFileSync(
+      log,
+      [recordLine(`{"log":1,"scope":"${SCOPE}","generation":1}`), recordLine('["put","z",1,1,1]'), ""].join("\n"),
+    );
     const reader = await Vault.open({ root, kek: KEK });
     assert.deepEqual(await reader.listSecrets(SCOPE), listed, "the stale log is ignored");
     await reader.putSecret(SCOPE, "c", "3");

@@ -350,6 +350,7 @@ describe("trust regressions (review of 3d5a40a)", () => {
     const index = join(root, "scopes", scopeDirName("global"), "metadata.json");
     truncateSync(index, 65 * 1024 * 1024);
     await rejectsWith(() => v.listSecrets("global"), "corrupt", /larger than/);
-    await rejectsWith(() => v.listSecrets(), "io");
+    // FORMAT.md §5: an index over 64 MiB is corrupt, whichever listing reads it (listing all scopes used to say io).
+    await rejectsWith(() => v.listSecrets(), "corrupt", /larger than/);
   });
 });

@@ -11,14 +11,7 @@ import { objectId, scopeDirName } from "../crypto/ids.ts";
 import type { FileSystem } from "../platform/fs.ts";
 import { secureDir } from "./folders.ts";
 import { acquireLock } from "./scope_lock.ts";
-import {
-  encodeSnapshot,
-  type IndexEntry,
-  loadScopeIndex,
-  MAX_INDEX_BYTES,
-  ScopeEntry,
-  type ScopeState,
-} from "./scope_index.ts";
+import { encodeSnapshot, type IndexEntry, loadScopeIndex, ScopeEntry, type ScopeState } from "./scope_index.ts";
 import { encodeLogHeader, encodeLogRecord, type LogRecord } from "./scope_log.ts";
 import { concatBytes } from "../crypto/encoding.ts";
 import type { BlobBackend } from "../backends/backend.ts";
@@ -161,7 +154,10 @@ export class ScopedLayout implements VaultLayout {
         throw new VaultError(
           "corrupt",
           `read index "${join(dir, FILES.scopeIndex)}" failed: its scope does not match its folder`,
-          { hint: "restore the scope's metadata.json and metadata.log from a backup; the envelopes in objects/ are untouched" },
+          {
+            hint:
+              "restore the scope's metadata.json and metadata.log from a backup; the envelopes in objects/ are untouched",
+          },
         );
       }
       for (const e of state.entries.values()) out.push(e);
@@ -275,14 +271,20 @@ class IndexWriter implements IndexView {
         (log !== undefined && log.records + 1 >= Math.max(COMPACT_MIN_RECORDS, state.entries.size / 4))
       ) {
         path = snapshotPath;
-        await fs.writeFileAtomic(snapshotPath, encodeSnapshot(state.scope, state.generation + 1, state.entries.values()));
+        await fs.writeFileAtomic(
+          snapshotPath,
+          encodeSnapshot(state.scope, state.generation + 1, state.entries.values()),
+        );
         state.snapshotVersion = 2;
         state.generation++;
         state.log = undefined;
         // A log left behind is older than the snapshot, which readers ignore; the next write replaces it.
         await fs.remove(logPath).catch(() => false);
       } else if (log === undefined) {
-        await fs.writeFileAtomic(logPath, concatBytes(encodeLogHeader(state.scope, state.generation), encodeLogRecord(record)));
+        await fs.writeFileAtomic(
+          logPath,
+          concatBytes(encodeLogHeader(state.scope, state.generation), encodeLogRecord(record)),
+        );
         state.log = { records: 1, tornBytes: 0 };
       } else {
         await fs.appendFile(logPath, encodeLogRecord(record));

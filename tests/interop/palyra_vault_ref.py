@@ -12,8 +12,8 @@ get   writes the exact value bytes to stdout.
 put   stores all of stdin's bytes (an aes_256_gcm envelope with a fresh DEK and nonces),
       under the scope's lock, atomically and durably.
 list  prints one JSON document [{"scope","key","created_at_unix_ms","updated_at_unix_ms",
-      "value_bytes"}] from every scopes/*/metadata.json, sorted by scope then key (in UTF-16
-      code-unit order, like JavaScript's string comparison).
+      "value_bytes"}] from every scope's index (scopes/*/metadata.json and metadata.log), sorted
+      by scope then key (in UTF-16 code-unit order, like JavaScript's string comparison).
 
 Scopes are taken as already canonical (`global`, `ws:acme`, `pr:alice`); no parsing is done.
 Exit codes: 0 success, 1 operational error (message on stderr), 2 usage error.
@@ -34,6 +34,7 @@ import socket
 import stat
 import sys
 import time
+import zlib
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -404,44 +405,175 @@ class ScopeLock:
 
 
 # --- index (FORMAT.md section 5.1) ----------------------------------------------------------
+#
+# A scope's index is a snapshot (metadata.json, version 1 or 2) and, for version 2, a log of the
+# changes since it (metadata.log): a header line naming the snapshot's generation, then one record
+# per change, each line "<crc32 as 8 hex> <json>\n". A torn last line is ignored.
 
-def read_index(path: str, scope: str) -> dict:
-    data = read_file(path)
-    if data is None:
-        return {"version": 1, "scope": scope, "entries": []}
+SNAPSHOT = "metadata.json"
+LOG = "metadata.log"
+COMPACT_MIN_RECORDS = 256
+
+
+def is_count(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+def entry_of(key, created, updated, value_bytes) -> dict:
+    return {"key": key, "created_at_unix_ms": created, "updated_at_unix_ms": updated, "value_bytes": value_bytes}
+
+
+def parse_snapshot(path: str, data: bytes, scope):
+    """(version, scope, generation, {key: entry}) of a snapshot of version 1 or 2."""
     try:
         doc = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
-        raise Failure(f"read index {path!r} failed: not valid UTF-8 JSON") from None
-    if not isinstance(doc, dict) or doc.get("version") != 1 or not isinstance(doc.get("entries"), list):
-        raise Failure(f"read index {path!r} failed: not a version 1 index")
-    if doc.get("scope") != scope:
-        raise Failure(f"read index {path!r} failed: it names scope {doc.get('scope')!r}, expected {scope!r}")
+        raise Failure(f"read index {path!r} failed: not valid UTF-8 JSON", "corrupt") from None
+    if not isinstance(doc, dict) or doc.get("version") not in (1, 2) or not isinstance(doc.get("entries"), list):
+        raise Failure(f"read index {path!r} failed: not a version 1 or 2 index", "corrupt")
+    named = doc.get("scope")
+    if not isinstance(named, str) or (scope is not None and named != scope):
+        raise Failure(f"read index {path!r} failed: it names scope {named!r}, expected {scope!r}", "corrupt")
+    version = doc["version"]
+    generation = doc.get("generation") if version == 2 else 0
+    if not is_count(generation) or (version == 2 and generation < 1):
+        raise Failure(f"read index {path!r} failed: bad generation", "corrupt")
+    entries = {}
     previous = None
     for i, e in enumerate(doc["entries"]):
-        ok = (isinstance(e, dict) and isinstance(e.get("key"), str) and isinstance(e.get("object_id"), str)
-              and OBJECT_ID_RE.match(e["object_id"]) is not None
-              and all(isinstance(e.get(f), int) and not isinstance(e.get(f), bool) and e[f] >= 0
-                      for f in ("created_at_unix_ms", "updated_at_unix_ms", "value_bytes")))
-        if not ok:
-            raise Failure(f"read index {path!r} failed: entry {i} is malformed")
-        if previous is not None and not previous < e["key"]:
-            raise Failure(f"read index {path!r} failed: entries are not sorted by key, or repeat one")
-        previous = e["key"]
-    return doc
+        if version == 2:
+            ok = (isinstance(e, list) and len(e) == 4 and isinstance(e[0], str) and KEY_RE.match(e[0])
+                  and all(is_count(x) for x in e[1:]))
+            entry = entry_of(*e) if ok else None
+        else:
+            ok = (isinstance(e, dict) and isinstance(e.get("key"), str) and KEY_RE.match(e["key"])
+                  and isinstance(e.get("object_id"), str) and OBJECT_ID_RE.match(e["object_id"]) is not None
+                  and all(is_count(e.get(f)) for f in ("created_at_unix_ms", "updated_at_unix_ms", "value_bytes")))
+            entry = entry_of(e["key"], e["created_at_unix_ms"], e["updated_at_unix_ms"], e["value_bytes"]) if ok else None
+        if entry is None:
+            raise Failure(f"read index {path!r} failed: entry {i} is malformed", "corrupt")
+        if previous is not None and not previous < entry["key"]:
+            raise Failure(f"read index {path!r} failed: entries are not sorted by key, or repeat one", "corrupt")
+        previous = entry["key"]
+        entries[entry["key"]] = entry
+    return version, named, generation, entries
 
 
-def encode_index(scope: str, entries: list) -> bytes:
-    doc = {"version": 1, "scope": scope, "entries": [
-        {
-            "key": e["key"],
-            "object_id": e["object_id"],
-            "created_at_unix_ms": e["created_at_unix_ms"],
-            "updated_at_unix_ms": e["updated_at_unix_ms"],
-            "value_bytes": e["value_bytes"],
-        } for e in sorted(entries, key=lambda e: e["key"])
-    ]}
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+def log_line(doc) -> bytes:
+    body = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return b"%08x " % zlib.crc32(body) + body + b"\n"
+
+
+def parse_log(path: str, data: bytes, scope):
+    """(scope, generation, records, torn_bytes); a damaged line before the last one is corrupt."""
+    lines = data.split(b"\n")
+    header = None
+    records = []
+    consumed = 0
+    for i, raw in enumerate(lines):
+        complete = i < len(lines) - 1  # the piece after the last newline has none
+        if not complete and raw == b"":
+            break
+        last = not complete or (i == len(lines) - 2 and lines[-1] == b"")
+        doc = None
+        if complete and len(raw) >= 10 and raw[8:9] == b" " and re.fullmatch(rb"[0-9a-f]{8}", raw[:8]):
+            body = raw[9:]
+            if int(raw[:8], 16) == zlib.crc32(body):
+                try:
+                    doc = json.loads(body.decode("utf-8"))
+                except (UnicodeDecodeError, ValueError):
+                    doc = None
+        if doc is None:
+            if last and header is not None:
+                break
+            raise Failure(f"read index {path!r} failed: line {i + 1} is damaged", "corrupt")
+        if header is None:
+            ok = (isinstance(doc, dict) and doc.get("log") == 1 and isinstance(doc.get("scope"), str)
+                  and (scope is None or doc["scope"] == scope) and is_count(doc.get("generation"))
+                  and doc["generation"] >= 1)
+            if not ok:
+                raise Failure(f"read index {path!r} failed: bad log header", "corrupt")
+            header = doc
+        else:
+            ok = (isinstance(doc, list) and len(doc) >= 2 and isinstance(doc[1], str) and KEY_RE.match(doc[1])
+                  and ((doc[0] == "put" and len(doc) == 5 and all(is_count(x) for x in doc[2:]))
+                       or (doc[0] == "delete" and len(doc) == 2)))
+            if not ok:
+                raise Failure(f"read index {path!r} failed: record {len(records) + 1} is malformed", "corrupt")
+            records.append(doc)
+        consumed += len(raw) + 1
+    if header is None:
+        raise Failure(f"read index {path!r} failed: the log has no header", "corrupt")
+    return header["scope"], header["generation"], records, len(data) - consumed
+
+
+def read_scope_index(scope_dir: str, scope):
+    """The index of one scope folder: {"scope", "version", "generation", "entries", "log"} or None.
+    The log is read before the snapshot, so a compaction in between shows as a stale log (read again)."""
+    snapshot_path = os.path.join(scope_dir, SNAPSHOT)
+    log_path = os.path.join(scope_dir, LOG)
+    for attempt in range(4):
+        log_data = read_file(log_path)
+        snap_data = read_file(snapshot_path)
+        if log_data is None and snap_data is None:
+            return None
+        version, named, generation, entries = (0, scope, 0, {}) if snap_data is None else \
+            parse_snapshot(snapshot_path, snap_data, scope)
+        log = None if log_data is None else parse_log(log_path, log_data, named)
+        if log is not None and log[1] > generation:
+            raise Failure(f"read index {log_path!r} failed: it follows generation {log[1]}, "
+                          f"metadata.json is generation {generation}", "corrupt")
+        if log is not None and log[1] < generation and attempt < 3:
+            continue
+        current = log if log is not None and log[1] == generation else None
+        for r in (current[2] if current else []):
+            if r[0] == "put":
+                entries[r[1]] = entry_of(*r[1:])
+            else:
+                entries.pop(r[1], None)
+        return {"scope": named if named is not None else log[0], "version": version, "generation": generation,
+                "entries": entries, "log": None if current is None else (len(current[2]), current[3])}
+    raise AssertionError("unreachable")
+
+
+def append_durably(path: str, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | NOFOLLOW)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def record_change(scope_dir: str, index: dict, key: str, entry) -> None:
+    """Writes one change (entry None: a delete) the way FORMAT.md section 5.1 describes."""
+    entries = index["entries"]
+    if entry is None:
+        entries.pop(key, None)
+        record = ["delete", key]
+    else:
+        entries[key] = entry
+        record = ["put", key, entry["created_at_unix_ms"], entry["updated_at_unix_ms"], entry["value_bytes"]]
+    log = index["log"]
+    log_path = os.path.join(scope_dir, LOG)
+    if index["version"] != 2 or (log is not None and (log[1] > 0 or log[0] + 1 >= max(COMPACT_MIN_RECORDS,
+                                                                                            len(entries) / 4))):
+        rows = [[e["key"], e["created_at_unix_ms"], e["updated_at_unix_ms"], e["value_bytes"]]
+                for e in sorted(entries.values(), key=lambda e: e["key"])]
+        doc = {"version": 2, "scope": index["scope"], "generation": index["generation"] + 1, "entries": rows}
+        write_file_atomic(os.path.join(scope_dir, SNAPSHOT),
+                          json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
+        try:
+            os.unlink(log_path)
+        except FileNotFoundError:
+            pass
+    elif log is None:
+        write_file_atomic(log_path, log_line({"log": 1, "scope": index["scope"], "generation": index["generation"]})
+                          + log_line(record))
+    else:
+        append_durably(log_path, log_line(record))
 
 
 # --- commands -------------------------------------------------------------------------------
@@ -483,23 +615,16 @@ def cmd_put(root: str, kek: bytes, scope: str, key: str, lock_timeout_ms: int) -
     ensure_dir(scope_dir)
     obj_id = object_id(scope, key)
     obj_path = os.path.join(objects, obj_id)
-    index_path = os.path.join(scope_dir, "metadata.json")
     with ScopeLock(os.path.join(scope_dir, ".metadata.lock"), lock_timeout_ms):
-        index = read_index(index_path, scope)
+        index = read_scope_index(scope_dir, scope) or \
+            {"scope": scope, "version": 0, "generation": 0, "entries": {}, "log": None}
         now = int(time.time() * 1000)
-        entries = [e for e in index["entries"] if e["key"] != key]
-        old = next((e for e in index["entries"] if e["key"] == key), None)
-        entries.append({
-            "key": key,
-            "object_id": obj_id,
-            "created_at_unix_ms": old["created_at_unix_ms"] if old is not None else now,
-            "updated_at_unix_ms": now,
-            "value_bytes": len(value),
-        })
+        old = index["entries"].get(key)
+        entry = entry_of(key, old["created_at_unix_ms"] if old is not None else now, now, len(value))
         previous_object = read_file(obj_path)
         write_file_atomic(obj_path, envelope)
         try:
-            write_file_atomic(index_path, encode_index(scope, entries))
+            record_change(scope_dir, index, key, entry)
         except BaseException:
             # The index did not change: put back the object it refers to (or none).
             if previous_object is not None:
@@ -525,24 +650,14 @@ def cmd_list(root: str) -> int:
     for name in names:
         if not SCOPE_DIR_RE.match(name):
             continue
-        path = os.path.join(scopes_root, name, "metadata.json")
-        data = read_file(path)
-        if data is None:
+        index = read_scope_index(os.path.join(scopes_root, name), None)
+        if index is None:
             continue
-        try:
-            scope = json.loads(data.decode("utf-8")).get("scope")
-        except (UnicodeDecodeError, ValueError, AttributeError):
-            raise Failure(f"read index {path!r} failed: not a JSON object") from None
+        scope = index["scope"]
         if not isinstance(scope, str) or scope_dir_name(scope) != name:
-            raise Failure(f"read index {path!r} failed: its scope does not match its folder")
-        for e in read_index(path, scope)["entries"]:
-            out.append({
-                "scope": scope,
-                "key": e["key"],
-                "created_at_unix_ms": e["created_at_unix_ms"],
-                "updated_at_unix_ms": e["updated_at_unix_ms"],
-                "value_bytes": e["value_bytes"],
-            })
+            raise Failure(f"read index in {name!r} failed: its scope does not match its folder", "corrupt")
+        for e in index["entries"].values():
+            out.append({"scope": scope, **e})
     out.sort(key=lambda e: (utf16_order(e["scope"]), utf16_order(e["key"])))
     sys.stdout.buffer.write((json.dumps(out, separators=(",", ":"), ensure_ascii=False) + "\n").encode("utf-8"))
     sys.stdout.buffer.flush()
