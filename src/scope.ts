@@ -259,6 +259,11 @@ export function toScope(scope: VaultScope | string): VaultScope {
   return parsed;
 }
 
+/** Whether `key` is a secret key of the grammar `[a-z0-9._-]{1,128}`. */
+export function isKey(key: string): boolean {
+  return key.length > 0 && key.length <= MAX_KEY_BYTES && KEY_RE.test(key);
+}
+
 /**
  * Checks a secret key against `[a-z0-9._-]{1,128}` and returns it.
  *

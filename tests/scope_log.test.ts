@@ -12,6 +12,10 @@ import { Vault } from "../src/vault.ts";
 import { defaultFileSystem, type FileSystem } from "../src/platform/fs.ts";
 import { objectId, scopeDirName } from "../src/crypto/ids.ts";
 import { rejectsWith, tempDir, testKek } from "./helpers.ts";
+import fc from "fast-check";
+import { encodeSnapshot, parseSnapshot, parseSnapshotJson, scanCanonical } from "../src/store/scope_index.ts";
+import { encodeLogHeader, encodeLogRecord, type LogRecord, parseLog } from "../src/store/scope_log.ts";
+import { VaultError } from "../src/errors.ts";
 
 const KEK = testKek(11);
 const SCOPE = "ws:acme";
@@ -261,3 +265,111 @@ function crc32Hex(bytes: Uint8Array): string {
   }
   return ((crc ^ 0xffffffff) >>> 0).toString(16).padStart(8, "0");
 }
+
+describe("scope index properties", () => {
+  const keyChar = fc.constantFrom(..."abcxyz0189._-");
+  const key = fc.array(keyChar, { minLength: 1, maxLength: 12 }).map((cs) => cs.join(""));
+  const count = fc.oneof(fc.nat(100), fc.constant(0), fc.integer({ min: 1e12, max: Number.MAX_SAFE_INTEGER }));
+  const entry = fc.tuple(key, count, count, count).map(([k, c, u, b]) => ({
+    key: k,
+    object_id: "",
+    created_at_unix_ms: c,
+    updated_at_unix_ms: u,
+    value_bytes: b,
+  }));
+  const entries = fc.uniqueArray(entry, { selector: (e) => e.key, maxLength: 8 });
+  const scope = fc.constantFrom("global", "ws:acme", "pr:alice", "ws:日本語 チーム", 'ws:q"uote');
+  /** Edits that keep the text JSON but may take it off the canonical form, or make it invalid. */
+  const edit = fc.constantFrom<(t: string) => string>(
+    (t) => t,
+    (t) => t.replace('["', '[ "'),
+    (t) => t.replace(",", ", "),
+    (t) => t.replace(/"([a-z])/, '"\\u00$1'.replace("$1", "61")),
+    (t) => t.replace(/,(\d)/, ",0$1"),
+    (t) => t.replace(/,(\d+)\]/, ",$1.0]"),
+    (t) => t.replace(/,(\d+)\]/, ",1e3]"),
+    (t) => t.replace(/,(\d+)\]/, ",-$1]"),
+    (t) => t.replace(/,(\d+)\]/, ",9007199254740993]"),
+    (t) => t.replace('"generation":', '"generation":0,"x":'),
+    (t) => t.replace(/\["([^"]+)"/, '["$1","$1"'),
+    (t) => t.replace(/\["[^"]+"/, '["A"'),
+    (t) => t.replace(/\["[^"]+"/, '["' + "k".repeat(129) + '"'),
+    (t) => t.replace("]]}", '],["zzzz",1,1,1]]}').replace("]]}", '],["a",1,1,1]]}'),
+    (t) => t.replace("]}", "] }"),
+    (t) => t.replace('"entries":[', '"entries":[["a",1,1,1],'),
+  );
+  const outcome = (f: () => unknown) => {
+    try {
+      return { ok: f() };
+    } catch (e) {
+      assert.ok(VaultError.is(e, "corrupt"), String(e));
+      return { error: "corrupt" };
+    }
+  };
+
+  test("the fast snapshot reader and JSON.parse agree on every text, canonical or not", () => {
+    fc.assert(
+      fc.property(scope, fc.integer({ min: 1, max: 99 }), entries, edit, (s, g, es, change) => {
+        const text = change(new TextDecoder().decode(encodeSnapshot(s, g, es)));
+        const bytes = new TextEncoder().encode(text);
+        const fast = outcome(() => parseSnapshot("p", undefined, bytes));
+        const json = outcome(() => parseSnapshotJson("p", undefined, bytes));
+        assert.deepEqual(fast, json, text);
+        const scanned = scanCanonical(text, undefined);
+        if (scanned !== undefined) assert.deepEqual({ ok: scanned }, json, text);
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
+  const record: fc.Arbitrary<LogRecord> = fc.oneof(
+    fc.tuple(key, count, count, count).map(([k, c, u, b]) => ({
+      op: "put" as const,
+      key: k,
+      created: c,
+      updated: u,
+      bytes: b,
+    })),
+    key.map((k) => ({ op: "delete" as const, key: k })),
+  );
+  const parse = (bytes: Uint8Array) =>
+    parseLog(bytes, (why) => new VaultError("corrupt", why), (x) => (typeof x === "string" ? x : undefined));
+
+  test("a log cut anywhere, or with one byte changed, reads as a prefix of its records or as corrupt", () => {
+    fc.assert(
+      fc.property(
+        fc.array(record, { minLength: 1, maxLength: 6 }),
+        fc.nat(),
+        fc.nat(255),
+        fc.boolean(),
+        (records, at, byte, cut) => {
+          const header = encodeLogHeader("ws:acme", 3);
+          const lines = records.map(encodeLogRecord);
+          const full = new Uint8Array([...header, ...lines.flatMap((l) => [...l])]);
+          assert.deepEqual(parse(full).records, records);
+          const i = at % full.length;
+          const damaged = cut ? full.slice(0, i) : full.slice();
+          if (!cut) damaged[i] = byte;
+          const got = outcome(() => parse(damaged));
+          if ("ok" in got) {
+            const read = (got.ok as { records: LogRecord[] }).records;
+            assert.deepEqual(read, records.slice(0, read.length), "a prefix, never a changed record");
+            if (cut) {
+              // Every record whose line is complete before the cut is read.
+              let end = header.length;
+              let whole = 0;
+              for (const l of lines) if ((end += l.length) <= i) whole++;
+              assert.equal(read.length, whole);
+            }
+          } else {
+            // Only damage before the last line makes it corrupt, or a newline written into the last
+            // line, which makes a line that is no longer last (a crash appends; it never adds a newline).
+            const lastStart = full.length - lines.at(-1)!.length;
+            assert.ok(i < lastStart || (!cut && byte === 0x0a), `corrupt for damage at ${i} of ${full.length}`);
+          }
+        },
+      ),
+      { numRuns: 3000 },
+    );
+  });
+});

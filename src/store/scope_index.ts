@@ -7,13 +7,13 @@
  * against the grammar before anything shows it to a user.
  */
 import { errnoCode, fsError, VaultError } from "../errors.ts";
-import { parseJsonObject, utf8 } from "../crypto/encoding.ts";
+import { fromUtf8, parseJsonObject, utf8 } from "../crypto/encoding.ts";
 import { isObjectId, objectId } from "../crypto/ids.ts";
-import { formatScope, parseScope, validateKey } from "../scope.ts";
+import { formatScope, isKey, parseScope } from "../scope.ts";
 import type { FileSystem } from "../platform/fs.ts";
 import { join } from "../platform/path.ts";
 import { FILES } from "./layout.ts";
-import { type LogRecord, parseLog } from "./scope_log.ts";
+import { type LogRecord, type ParsedLog, parseLog } from "./scope_log.ts";
 
 /** The largest index file read (about 300 000 entries); a bigger file is refused before it is read. */
 export const MAX_INDEX_BYTES = 64 * 1024 * 1024;
@@ -67,16 +67,6 @@ export function canonicalScope(text: unknown): string | undefined {
   }
 }
 
-/** Whether `text` is a key of the key grammar. */
-export function isKey(text: string): boolean {
-  try {
-    validateKey(text);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** A snapshot as read: version 1 (every entry spelled out) or 2 (lean, with a generation). */
 export interface Snapshot {
   version: 1 | 2;
@@ -91,6 +81,17 @@ export interface Snapshot {
  * must be `scope` when given), every key against the key grammar, the order.
  */
 export function parseSnapshot(path: string, scope: string | undefined, bytes: Uint8Array): Snapshot {
+  let text: string;
+  try {
+    text = fromUtf8(bytes);
+  } catch (e) {
+    throw corruptIndex(path, "not valid UTF-8 JSON", e);
+  }
+  return scanCanonical(text, scope) ?? parseSnapshotJson(path, scope, bytes);
+}
+
+/** `parseSnapshot` through `JSON.parse`, for every form a snapshot may take. */
+export function parseSnapshotJson(path: string, scope: string | undefined, bytes: Uint8Array): Snapshot {
   const d = parseJsonObject(bytes, (why, cause) => corruptIndex(path, why, cause));
   if (d.version !== 1 && d.version !== 2) {
     throw corruptIndex(path, `unsupported version ${JSON.stringify(d.version) ?? "undefined"}`);
@@ -118,6 +119,71 @@ export function parseSnapshot(path: string, scope: string | undefined, bytes: Ui
     entries[i] = entry;
   }
   return { version: d.version, scope: named, generation, entries };
+}
+
+const ENTRIES = ',"entries":[';
+const MAX_KEY_LENGTH = 128;
+
+/**
+ * A version 2 snapshot in exactly the form writers produce, read without
+ * building a JSON tree: listing a scope of 100 000 secrets is then mostly the
+ * cost of its result. `undefined` for any text that strays from that form
+ * (spaces, escapes, another field order, a bad entry), which `parseSnapshot`
+ * then reads with `JSON.parse` and judges.
+ */
+export function scanCanonical(text: string, scope: string | undefined): Snapshot | undefined {
+  const at = text.indexOf(ENTRIES);
+  if (at < 0 || !text.endsWith("]}")) return undefined;
+  let head: { version?: unknown; scope?: unknown; generation?: unknown };
+  try {
+    head = JSON.parse(text.slice(0, at) + "}");
+  } catch {
+    return undefined;
+  }
+  const named = canonicalScope(head.scope);
+  const generation = head.generation;
+  if (
+    head.version !== 2 || named === undefined || (scope !== undefined && named !== scope) || !isCount(generation) ||
+    generation < 1 || JSON.stringify({ version: 2, scope: named, generation }) !== text.slice(0, at) + "}"
+  ) {
+    return undefined;
+  }
+  const end = text.length - 2; // the "]" closing the entries
+  const entries: ScopeEntry[] = [];
+  let p = at + ENTRIES.length;
+  let previous = "";
+  let value = 0;
+  /** Reads a non-negative safe integer at `p` without leading zeros; false when there is none. */
+  const count = (): boolean => {
+    const start = p;
+    value = 0;
+    for (let c = text.charCodeAt(p); c >= 48 && c <= 57; c = text.charCodeAt(++p)) value = value * 10 + (c - 48);
+    const digits = p - start;
+    return digits > 0 && digits <= 16 && (digits === 1 || text.charCodeAt(start) !== 48) &&
+      value <= Number.MAX_SAFE_INTEGER;
+  };
+  while (p < end) {
+    if (entries.length > 0 && text.charCodeAt(p++) !== 44) return undefined; // ,
+    if (text.charCodeAt(p++) !== 91 || text.charCodeAt(p++) !== 34) return undefined; // ["
+    const start = p;
+    for (let c = text.charCodeAt(p); c !== 34; c = text.charCodeAt(++p)) {
+      // The key alphabet: a-z 0-9 . _ -
+      if (!((c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 46 || c === 95 || c === 45)) return undefined;
+    }
+    if (p === start || p - start > MAX_KEY_LENGTH) return undefined;
+    const key = text.slice(start, p);
+    if (entries.length > 0 && !(previous < key)) return undefined;
+    previous = key;
+    if (text.charCodeAt(++p) !== 44) return undefined; // ",
+    p++;
+    if (!count()) return undefined;
+    const created = value;
+    if (text.charCodeAt(p++) !== 44 || !count()) return undefined;
+    const updated = value;
+    if (text.charCodeAt(p++) !== 44 || !count() || text.charCodeAt(p++) !== 93) return undefined; // ]
+    entries.push(new ScopeEntry(named, key, created, updated, value));
+  }
+  return p === end ? { version: 2, scope: named, generation, entries } : undefined;
 }
 
 /** Version 2: `[key, created_at_unix_ms, updated_at_unix_ms, value_bytes]`. */
@@ -175,18 +241,22 @@ async function readPart(fs: FileSystem, path: string): Promise<Uint8Array | unde
 /** A writer compacting between a reader's two reads: retried this often before the log counts as stale. */
 const STALE_RETRIES = 3;
 
+/** The two files of a scope index as read together: a snapshot and the log that follows it. */
+interface IndexParts {
+  scope: string;
+  snapshot: Snapshot | undefined;
+  /** The log when it follows this snapshot; `undefined` when absent or stale. */
+  log: ParsedLog | undefined;
+}
+
 /**
- * Reads a scope's index from its folder: the log first, then the snapshot,
- * so that a compaction between the two reads shows as a log older than the
- * snapshot (read again) and never as a snapshot missing the log's changes.
- * With `scope` undefined, the scope is the one the files name. `undefined`
- * when the folder holds neither file.
+ * Reads a scope's index files: the log first, then the snapshot, so that a
+ * compaction between the two reads shows as a log older than the snapshot
+ * (read again) and never as a snapshot missing the log's changes. With
+ * `scope` undefined, the scope is the one the files name. `undefined` when
+ * the folder holds neither file.
  */
-export async function loadScopeIndex(
-  fs: FileSystem,
-  dir: string,
-  scope: string | undefined,
-): Promise<ScopeState | undefined> {
+async function readParts(fs: FileSystem, dir: string, scope: string | undefined): Promise<IndexParts | undefined> {
   const snapshotPath = join(dir, FILES.scopeIndex);
   const logPath = join(dir, FILES.scopeLog);
   for (let attempt = 0;; attempt++) {
@@ -202,7 +272,6 @@ export async function loadScopeIndex(
         const c = canonicalScope(s);
         return c !== undefined && (named === undefined || c === named) ? c : undefined;
       },
-      isKey,
     );
     const generation = snapshot?.generation ?? 0;
     if (log !== undefined && log.generation > generation) {
@@ -214,19 +283,60 @@ export async function loadScopeIndex(
       );
     }
     if (log !== undefined && log.generation < generation && attempt < STALE_RETRIES) continue;
-    const current = log !== undefined && log.generation === generation ? log : undefined;
-    const entries = new Map<string, ScopeEntry>();
-    const s = (snapshot?.scope ?? log?.scope)!;
-    for (const e of snapshot?.entries ?? []) entries.set(e.key, e);
-    for (const r of current?.records ?? []) apply(entries, s, r);
     return {
-      scope: s,
-      snapshotVersion: snapshot?.version ?? 0,
-      generation,
-      entries,
-      log: current === undefined ? undefined : { records: current.records.length, tornBytes: current.tornBytes },
+      scope: (snapshot?.scope ?? log?.scope)!,
+      snapshot,
+      log: log !== undefined && log.generation === generation ? log : undefined,
     };
   }
+}
+
+/** Reads a scope's index for a writer (see `readParts`); `undefined` when the folder holds neither file. */
+export async function loadScopeIndex(
+  fs: FileSystem,
+  dir: string,
+  scope: string | undefined,
+): Promise<ScopeState | undefined> {
+  const parts = await readParts(fs, dir, scope);
+  return parts === undefined ? undefined : stateOf(parts);
+}
+
+function stateOf(parts: IndexParts): ScopeState {
+  const { snapshot, log } = parts;
+  const entries = new Map<string, ScopeEntry>();
+  for (const e of snapshot?.entries ?? []) entries.set(e.key, e);
+  for (const r of log?.records ?? []) apply(entries, parts.scope, r);
+  return {
+    scope: parts.scope,
+    snapshotVersion: snapshot?.version ?? 0,
+    generation: snapshot?.generation ?? 0,
+    entries,
+    log: log === undefined ? undefined : { records: log.records.length, tornBytes: log.tornBytes },
+  };
+}
+
+/**
+ * The entries of a scope's index, for a reader, in no particular order; with
+ * no log records to apply, the snapshot's own list (no map is built).
+ */
+export async function readScopeEntries(
+  fs: FileSystem,
+  dir: string,
+  scope: string | undefined,
+): Promise<{ scope: string; entries: ScopeEntry[] } | undefined> {
+  const parts = await readParts(fs, dir, scope);
+  if (parts === undefined) return undefined;
+  if (parts.log === undefined || parts.log.records.length === 0) {
+    return { scope: parts.scope, entries: parts.snapshot?.entries ?? [] };
+  }
+  // Only the keys the log changed need a map; the snapshot's other entries stand as they are.
+  const changed = new Map<string, ScopeEntry | undefined>();
+  for (const r of parts.log.records) {
+    changed.set(r.key, r.op === "put" ? new ScopeEntry(parts.scope, r.key, r.created, r.updated, r.bytes) : undefined);
+  }
+  const entries = (parts.snapshot?.entries ?? []).filter((e) => !changed.has(e.key));
+  for (const e of changed.values()) if (e !== undefined) entries.push(e);
+  return { scope: parts.scope, entries };
 }
 
 /** Applies one log record; an overwrite keeps the entry's `created_at_unix_ms`, as writers record it. */

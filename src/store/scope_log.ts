@@ -7,6 +7,7 @@
  * torn last line; readers ignore it. A damaged line anywhere else is an error.
  */
 import { fromUtf8, utf8 } from "../crypto/encoding.ts";
+import { isKey } from "../scope.ts";
 
 /** One change to a scope's entries. */
 export type LogRecord =
@@ -83,13 +84,13 @@ function intact(bytes: Uint8Array, start: number, end: number): unknown {
 /**
  * Parses a log. `corrupt(why)` makes the error for a log that is damaged
  * before its last line, has no intact header, or holds a record of the wrong
- * form; `checkKey` refuses a key outside the key grammar.
+ * form; `checkScope` gives the canonical scope of the header, `undefined` when
+ * it is not a scope (or not the one expected).
  */
 export function parseLog(
   bytes: Uint8Array,
   corrupt: (why: string) => Error,
   checkScope: (scope: unknown) => string | undefined,
-  isKey: (key: string) => boolean,
 ): ParsedLog {
   let start = 0;
   let header: { scope: string; generation: number } | undefined;

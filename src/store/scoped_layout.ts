@@ -11,7 +11,14 @@ import { objectId, scopeDirName } from "../crypto/ids.ts";
 import type { FileSystem } from "../platform/fs.ts";
 import { secureDir } from "./folders.ts";
 import { acquireLock } from "./scope_lock.ts";
-import { encodeSnapshot, type IndexEntry, loadScopeIndex, ScopeEntry, type ScopeState } from "./scope_index.ts";
+import {
+  encodeSnapshot,
+  type IndexEntry,
+  loadScopeIndex,
+  readScopeEntries,
+  ScopeEntry,
+  type ScopeState,
+} from "./scope_index.ts";
 import { encodeLogHeader, encodeLogRecord, type LogRecord } from "./scope_log.ts";
 import { concatBytes } from "../crypto/encoding.ts";
 import type { BlobBackend } from "../backends/backend.ts";
@@ -132,8 +139,7 @@ export class ScopedLayout implements VaultLayout {
       });
       if (info === undefined) return [];
       await secureDir(this.fs, dir, `folder of scope ${JSON.stringify(scope)}`, { create: false });
-      const state = await loadScopeIndex(this.fs, dir, scope);
-      return state === undefined ? [] : [...state.entries.values()];
+      return (await readScopeEntries(this.fs, dir, scope))?.entries ?? [];
     }
     const scopesDir = join(this.root, FILES.scopesDir);
     let names: string[];
@@ -147,7 +153,7 @@ export class ScopedLayout implements VaultLayout {
     for (const name of names.filter((n) => SCOPE_DIR_RE.test(n)).sort()) {
       const dir = join(scopesDir, name);
       await secureDir(this.fs, dir, `scope folder "${name}"`, { create: false });
-      const state = await loadScopeIndex(this.fs, dir, undefined);
+      const state = await readScopeEntries(this.fs, dir, undefined);
       if (state === undefined) continue;
       // The folder name is derived from the scope: a mismatch means a moved or forged index.
       if (scopeDirName(state.scope) !== name) {
@@ -160,7 +166,7 @@ export class ScopedLayout implements VaultLayout {
           },
         );
       }
-      for (const e of state.entries.values()) out.push(e);
+      for (const e of state.entries) out.push(e);
     }
     return out;
   }
