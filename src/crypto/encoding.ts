@@ -121,7 +121,6 @@ type NativeBase64 = {
 };
 const nativeTo = (Uint8Array.prototype as NativeBase64).toBase64;
 const nativeFrom = (Uint8Array as unknown as { fromBase64?: (s: string) => Uint8Array }).fromBase64;
-const CANONICAL_CHARS = /^[A-Za-z0-9+/]*$/;
 
 /** Standard base64 without `=` padding. */
 export function toBase64(bytes: Uint8Array): string {
@@ -134,14 +133,14 @@ export function toBase64(bytes: Uint8Array): string {
  * trailing bits that are not zero).
  */
 export function fromBase64(text: string): Uint8Array | undefined {
-  if (nativeFrom === undefined) return fromBase64Portable(text);
-  // The built-in skips white space and accepts padding: only the canonical form is handed to it.
-  const rest = text.length % 4;
-  if (rest === 1 || !CANONICAL_CHARS.test(text)) return undefined;
-  if (rest > 1) {
-    // The unused low bits of the last character must be zero, or two strings would map to the same bytes.
-    const last = B64_INDEX[text.charCodeAt(text.length - 1)]!;
-    if ((last & (rest === 2 ? 0xf : 0x3)) !== 0) return undefined;
+  if (nativeFrom === undefined || nativeTo === undefined) return fromBase64Portable(text);
+  let bytes: Uint8Array;
+  try {
+    bytes = nativeFrom(text);
+  } catch {
+    return undefined;
   }
-  return nativeFrom(text);
+  // The built-in skips white space, accepts padding and ignores unused trailing bits, so that two strings
+  // could give the same bytes: the canonical string is the one the bytes encode back to.
+  return nativeTo.call(bytes, { omitPadding: true }) === text ? bytes : undefined;
 }
