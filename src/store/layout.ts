@@ -106,7 +106,7 @@ export interface VaultLayout {
   readIndex(scope: string): Promise<IndexView>;
   /** The envelope stored for `scope`/`key`; `not_found` when there is none. */
   readObject(scope: string, key: string): Promise<Uint8Array>;
-  /** Index entries, of one scope or all, in no particular order. */
+  /** Index entries, of one scope or all (the scoped layout gives them sorted by scope, then key). */
   list(scope?: string): Promise<ScopedEntry[]>;
   /** Whether the folder holds any secret (an index entry or a stored object). */
   holdsSecrets(): Promise<boolean>;

@@ -209,9 +209,11 @@ function fullEntry(scope: string, raw: unknown): ScopeEntry | undefined {
   return new ScopeEntry(scope, e.key, e.created_at_unix_ms, e.updated_at_unix_ms, e.value_bytes);
 }
 
+const byKey = (a: IndexEntry, b: IndexEntry) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+
 /** Serialises a version 2 snapshot; entries are sorted by key here. */
 export function encodeSnapshot(scope: string, generation: number, entries: Iterable<IndexEntry>): Uint8Array {
-  const rows = [...entries].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))
+  const rows = [...entries].sort(byKey)
     .map((e) => [e.key, e.created_at_unix_ms, e.updated_at_unix_ms, e.value_bytes]);
   return utf8(JSON.stringify({ version: 2, scope, generation, entries: rows }));
 }
@@ -316,8 +318,8 @@ function stateOf(parts: IndexParts): ScopeState {
 }
 
 /**
- * The entries of a scope's index, for a reader, in no particular order; with
- * no log records to apply, the snapshot's own list (no map is built).
+ * The entries of a scope's index, for a reader, sorted by key; with no log
+ * records to apply, the snapshot's own list (no map of the scope is built).
  */
 export async function readScopeEntries(
   fs: FileSystem,
@@ -334,8 +336,13 @@ export async function readScopeEntries(
   for (const r of parts.log.records) {
     changed.set(r.key, r.op === "put" ? new ScopeEntry(parts.scope, r.key, r.created, r.updated, r.bytes) : undefined);
   }
-  const entries = (parts.snapshot?.entries ?? []).filter((e) => !changed.has(e.key));
-  for (const e of changed.values()) if (e !== undefined) entries.push(e);
+  const kept = (parts.snapshot?.entries ?? []).filter((e) => !changed.has(e.key));
+  const added = [...changed.values()].filter((e) => e !== undefined).sort(byKey);
+  // Merge the two sorted lists.
+  const entries = new Array<ScopeEntry>(kept.length + added.length);
+  for (let i = 0, j = 0, o = 0; o < entries.length; o++) {
+    entries[o] = j >= added.length || (i < kept.length && kept[i]!.key < added[j]!.key) ? kept[i++]! : added[j++]!;
+  }
   return { scope: parts.scope, entries };
 }
 

@@ -149,7 +149,7 @@ export class ScopedLayout implements VaultLayout {
       if (errnoCode(e) === "ENOENT") return [];
       throw fsError("list scopes", scopesDir, e);
     }
-    const out: ScopedEntry[] = [];
+    const scopes: { scope: string; entries: ScopedEntry[] }[] = [];
     for (const name of names.filter((n) => SCOPE_DIR_RE.test(n)).sort()) {
       const dir = join(scopesDir, name);
       await secureDir(this.fs, dir, `scope folder "${name}"`, { create: false });
@@ -166,9 +166,9 @@ export class ScopedLayout implements VaultLayout {
           },
         );
       }
-      for (const e of state.entries) out.push(e);
+      scopes.push(state);
     }
-    return out;
+    return scopes.sort((a, b) => (a.scope < b.scope ? -1 : 1)).flatMap((s) => s.entries);
   }
 
   async holdsSecrets(): Promise<boolean> {
