@@ -42,7 +42,7 @@ import {
   recordBackend,
   selectBackend,
 } from "./backends/select.ts";
-import type { CommandRunner } from "./platform/subprocess.ts";
+import { type CommandRunner, runCommand } from "./platform/subprocess.ts";
 import { osPlatform } from "./platform/process.ts";
 
 /** Options of `Vault.open`. */
@@ -790,10 +790,6 @@ export async function migrateVault(options: MigrateOptions): Promise<MigrateResu
   }
 }
 
-/** Starts a process through `subprocess.ts`, loaded the first time a keychain tool is asked for. */
-const lazyRunCommand: CommandRunner = async (command, args, options) =>
-  await (await import("./platform/subprocess.ts")).runCommand(command, args, options);
-
 /** DPAPI protection of the identity store key, its module loaded only on Windows when first used. */
 function lazyDpapiProtection(run: CommandRunner): StoreKeyProtection {
   const load = async () => (await import("./backends/windows_dpapi.ts")).dpapiStoreKeyProtection(run);
@@ -838,7 +834,7 @@ async function openVault(options: VaultOptions): Promise<Vault> {
     // garbage collector does not move it.
     kek = pinnedCopy(options.kek);
   }
-  const run = given.run ?? lazyRunCommand;
+  const run = given.run ?? runCommand;
   const platform = given.platform ?? osPlatform();
   const identityHost: IdentityHost = {
     fs,

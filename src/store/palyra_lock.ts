@@ -14,7 +14,7 @@ import { FILES } from "./layout.ts";
 import { join } from "../platform/path.ts";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
 import { fromUtf8, utf8 } from "../crypto/encoding.ts";
-import type { HeldLock, LockHost } from "./scope_lock.ts";
+import { backOff, type HeldLock, type LockHost } from "./scope_lock.ts";
 
 const LOCK_LINE = /^pid=(\d+) ts_ms=(\d+)\n?$/;
 
@@ -82,7 +82,7 @@ export async function acquirePalyraLock(
 ): Promise<HeldLock> {
   const path = join(root, FILES.palyraLock);
   const start = host.now();
-  let delay = 1;
+  const wait = backOff(host, options.timeoutMs);
   let last: Seen | undefined;
   for (;;) {
     const content = `pid=${host.pid} ts_ms=${host.now()}\n`;
@@ -110,8 +110,7 @@ export async function acquirePalyraLock(
         { hint: `if that process is gone for good, remove "${path}"; or raise lockTimeoutMs` },
       );
     }
-    await host.sleep(Math.min(delay, options.timeoutMs - waited) * (0.5 + Math.random() / 2));
-    delay = Math.min(delay * 2, 25);
+    await wait(waited);
   }
 }
 

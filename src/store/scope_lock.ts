@@ -266,6 +266,19 @@ class Candidate {
 }
 
 /**
+ * The wait between two tries to take a lock (docs/FORMAT.md §5.4): jittered,
+ * from 1 ms doubling to 25 ms, capped so a released lock is noticed quickly,
+ * and never past the timeout.
+ */
+export function backOff(host: LockHost, timeoutMs: number): (waited: number) => Promise<void> {
+  let delay = 1;
+  return async (waited) => {
+    await host.sleep(Math.min(delay, timeoutMs - waited) * (0.5 + Math.random() / 2));
+    delay = Math.min(delay * 2, 25);
+  };
+}
+
+/**
  * Takes the lock at `path`, waiting with a short back-off and reclaiming
  * stale holders, for up to `options.timeoutMs`.
  */
@@ -276,7 +289,7 @@ export async function acquireLock(
   host: LockHost = processLockHost(fs),
 ): Promise<HeldLock> {
   const start = host.now();
-  let delay = 1;
+  const wait = backOff(host, options.timeoutMs);
   let lastSeen: Holder | undefined;
   const candidate = new Candidate(host, path);
   // Retries that skip the back-off (the name just became free), bounded so a
@@ -318,9 +331,7 @@ export async function acquireLock(
           { hint: `if that process is gone for good, remove the folder "${path}"; or raise lockTimeoutMs` },
         );
       }
-      // Jittered exponential back-off, capped so a released lock is noticed quickly.
-      await host.sleep(Math.min(delay, options.timeoutMs - waited) * (0.5 + Math.random() / 2));
-      delay = Math.min(delay * 2, 25);
+      await wait(waited);
     }
   } finally {
     // After a successful rename the folder is gone from its private name; this then does nothing.
