@@ -29,7 +29,13 @@ const denoTask = JSON.parse(spawnSync("cat", [join(root, "deno.json")], { encodi
 const denoFlags = denoTask.split(" deno run ")[1].replace(/ cli\.ts$/, "").split(" ");
 const get = ["get", "global", "openai_api_key"];
 const bunCompile = (entry, out) =>
-  must(spawnSync(bin("bun"), ["build", "--compile", entry, "--outfile", out], { cwd: root, encoding: "utf8" }), out) &&
+  must(
+    spawnSync(bin("bun"), ["build", "--compile", "--bytecode", "--format=esm", entry, "--outfile", out], {
+      cwd: root,
+      encoding: "utf8",
+    }),
+    out,
+  ) &&
   out;
 const pairs = [
   ["bun", [bin("bun"), join(work, "empty.ts")], [bin("bun"), join(root, "cli.ts"), ...get]],

@@ -7,11 +7,20 @@ import { ROOT, run, RUNTIMES, tempDir } from "./helpers.ts";
 export const CLI = join(ROOT, "cli.ts");
 let binary: Promise<string> | undefined;
 
-/** Builds the standalone binary offline with `bun build --compile`, once per test process. */
+/** Builds the standalone binary offline with `bun build --compile --bytecode` as `deno task compile:bun` does, once per test process. */
 function buildBinary(): Promise<string> {
   binary ??= (async () => {
     const out = join(tempDir("bin"), "palyra-secrets");
-    const r = await run([join(ROOT, "node_modules/.bin/bun"), "build", "--compile", CLI, "--outfile", out]);
+    const r = await run([
+      join(ROOT, "node_modules/.bin/bun"),
+      "build",
+      "--compile",
+      "--bytecode",
+      "--format=esm",
+      CLI,
+      "--outfile",
+      out,
+    ]);
     assert.equal(r.code, 0, r.stderr);
     return out;
   })();
