@@ -10,24 +10,29 @@ import { UsageError } from "./output.ts";
 export interface OptionSpec {
   readonly type: "string" | "boolean";
   readonly short?: string;
+  /** A string option that may be given more than once: its values are collected in order. */
+  readonly multiple?: boolean;
 }
 
 /** Options and positional arguments, as parsed. */
 export interface ParsedArgs {
   positionals: string[];
-  values: Record<string, string | boolean | undefined>;
+  values: Record<string, string | boolean | string[] | undefined>;
 }
 
 /**
  * Parses `argv` against `options`. With `strict`, an unknown option or a
  * missing value is a `UsageError` naming it; without, unknown options are
- * skipped (the first pass, which only looks for the command's name).
+ * skipped (the first pass, which only looks for the command's name). After
+ * `verbatimAfter` positionals, everything is positional as it is: the command
+ * line of a program to run, whose options are its own.
  */
 export function parseArgs(
   argv: readonly string[],
   options: Readonly<Record<string, OptionSpec>>,
   strict: boolean,
   command?: string,
+  verbatimAfter = Infinity,
 ): ParsedArgs {
   const values: ParsedArgs["values"] = {};
   const positionals: string[] = [];
@@ -55,6 +60,10 @@ export function parseArgs(
       }
     } else {
       positionals.push(arg);
+      if (positionals.length > verbatimAfter) {
+        positionals.push(...argv.slice(i + 1));
+        break;
+      }
       continue;
     }
     const spec = Object.hasOwn(options, name) ? options[name] : undefined;
@@ -78,7 +87,12 @@ export function parseArgs(
       value = next;
       i++;
     }
-    values[name] = value;
+    if (spec.multiple) {
+      const list = values[name];
+      values[name] = [...(Array.isArray(list) ? list : []), value as string];
+    } else {
+      values[name] = value;
+    }
   }
   return { positionals, values };
 }

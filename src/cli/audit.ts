@@ -1,17 +1,15 @@
 /** `palyra-secrets audit [--path FILE] [--strict]`. */
 import { auditConfig, type AuditReport } from "../config/audit.ts";
 import { findConfigFile } from "../config/locate.ts";
-import { errnoCode, VaultError } from "../errors.ts";
-import { readUserFile } from "../platform/fs.ts";
 import type { ParsedArgs } from "./args.ts";
-import { openVault } from "./common.ts";
+import { openVault, readUserText } from "./common.ts";
 import { EXIT, factLine, print, printJson } from "./output.ts";
 
 /** Audits a Palyra config file; exit 3 with `--strict` when a finding blocks. */
 export async function run(args: ParsedArgs): Promise<number> {
   const explicit = typeof args.values.path === "string" ? args.values.path : undefined;
   const path = await findConfigFile(explicit);
-  const text = await readConfigText(path);
+  const text = await readUserText(path, "config file", "pass --path with the config file");
   const report = await auditConfig(text, {
     path,
     vault: () => openVault(args),
@@ -21,27 +19,6 @@ export async function run(args: ParsedArgs): Promise<number> {
   if (args.values.json) await printJson(report);
   else await print(auditText(report));
   return args.values.strict && report.summary.blocking_findings > 0 ? EXIT.blocking : EXIT.ok;
-}
-
-async function readConfigText(path: string): Promise<string> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readUserFile(path);
-  } catch (e) {
-    const code = errnoCode(e);
-    throw new VaultError(
-      code === "ENOENT" ? "not_found" : "io",
-      `read config file "${path}" failed (${code ?? String(e)})`,
-      { hint: "pass --path with the config file" },
-    );
-  }
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    throw new VaultError("invalid_config", `read config file "${path}" failed: it is not valid UTF-8`, {
-      hint: "save the file as UTF-8",
-    });
-  }
 }
 
 function auditText(report: AuditReport): string {

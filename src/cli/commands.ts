@@ -13,6 +13,8 @@ export interface Command {
   readonly options: Readonly<Record<string, OptionSpec>>;
   readonly optionHelp?: string;
   readonly positionals: readonly [min: number, max: number];
+  /** Its positionals end with a program's command line, whose options are that program's. */
+  readonly takesCommandLine?: boolean;
   readonly load: () => Promise<{ run(args: ParsedArgs): Promise<number> }>;
 }
 
@@ -39,22 +41,51 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     load: () => import("./doctor.ts"),
   },
   set: {
-    usage: "set <scope> <key> [--force]",
+    usage: "set <scope> <key> | <scope>/<key> [--force]",
     summary: "store a secret; the value comes from stdin (exact bytes) or a hidden prompt",
     example: `printf '%s' "$OPENAI_API_KEY" | ${PROGRAM} set global openai_api_key`,
     options: { force: { type: "boolean" } },
     optionHelp: "  --force              replace a different value already stored under <scope> <key>",
-    positionals: [2, 2],
+    positionals: [1, 2],
     load: () => import("./set.ts"),
   },
   get: {
-    usage: "get <scope> <key> [--reveal]",
+    usage: "get <scope> <key> | <scope>/<key> [--reveal]",
     summary: "read a secret; redacted unless --reveal, which writes the exact bytes to stdout",
     example: `${PROGRAM} get ws:acme github_token --reveal`,
     options: { reveal: { type: "boolean" } },
     optionHelp: "  --reveal             write the secret's exact bytes to stdout",
-    positionals: [2, 2],
+    positionals: [1, 2],
     load: () => import("./get.ts"),
+  },
+  run: {
+    usage: "run [--env NAME=<ref>]… [--env-file FILE]… [--mask] -- <command> [args…]",
+    summary: "run a program with secrets added to its environment (never its arguments); exits with its code",
+    example: `${PROGRAM} run --env GITHUB_TOKEN=ws:acme/github_token -- node deploy.js`,
+    options: {
+      env: { type: "string", multiple: true },
+      "env-file": { type: "string", multiple: true },
+      mask: { type: "boolean" },
+    },
+    optionHelp: "  --env NAME=<ref>     add the secret <ref> (scope/key) as variable NAME; repeat for more\n" +
+      "  --env-file FILE      add the NAME=<ref> lines of a dotenv file (comments, blank lines, export)\n" +
+      "  --mask               replace each value in the program's output with <redacted> when the output is\n" +
+      "                       a pipe (a terminal gets the output untouched)",
+    positionals: [1, Infinity],
+    takesCommandLine: true,
+    load: () => import("./run.ts"),
+  },
+  inject: {
+    usage: "inject -i TEMPLATE [-o FILE]",
+    summary:
+      "copy a template, replacing each {{ vault://<scope>/<key> }} with its secret (to FILE, mode 0600, or stdout)",
+    example: `${PROGRAM} inject -i config.yaml.tpl -o config.yaml`,
+    options: { in: { type: "string", short: "i" }, out: { type: "string", short: "o" } },
+    optionHelp: "  -i, --in TEMPLATE    the template to read\n" +
+      "  -o, --out FILE       write here, atomically with mode 0600 (default: stdout); nothing is written\n" +
+      "                       unless every reference resolves",
+    positionals: [0, 0],
+    load: () => import("./inject.ts"),
   },
   list: {
     usage: "list [<scope>]",
@@ -65,11 +96,11 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     load: () => import("./list.ts"),
   },
   delete: {
-    usage: "delete <scope> <key>",
+    usage: "delete <scope> <key> | <scope>/<key>",
     summary: "delete a secret; prints deleted=false when it did not exist",
     example: `${PROGRAM} delete ws:acme github_token`,
     options: {},
-    positionals: [2, 2],
+    positionals: [1, 2],
     load: () => import("./delete.ts"),
   },
   migrate: {

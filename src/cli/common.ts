@@ -1,9 +1,11 @@
 /** What several commands share: the global options that open a vault, scope and key arguments, the value prompt. */
 import { Vault, type VaultOptions } from "../vault.ts";
-import { VaultError } from "../errors.ts";
+import { errnoCode, VaultError } from "../errors.ts";
+import { readUserFile } from "../platform/fs.ts";
+import { fromUtf8 } from "../crypto/encoding.ts";
 import { BACKEND_KINDS, type BackendKind } from "../backends/backend.ts";
 import type { LayoutName } from "../store/layout.ts";
-import { formatScope, parseScope, validateKey } from "../scope.ts";
+import { formatScope, parseScope, parseVaultRef, validateKey } from "../scope.ts";
 import type { ParsedArgs } from "./args.ts";
 import { EXIT, PROGRAM, UsageError } from "./output.ts";
 
@@ -44,13 +46,18 @@ export async function openVault(args: ParsedArgs): Promise<Vault> {
 }
 
 /** A layout name from an option, checked. */
-export function layoutArg(value: string | boolean | undefined, option: string): LayoutName {
+export function layoutArg(value: string | boolean | string[] | undefined, option: string): LayoutName {
   if (value === "scoped" || value === "palyra") return value;
   throw new UsageError(`${option} must be scoped or palyra; got ${JSON.stringify(value)}`);
 }
 
 /** Checks a scope and key from the command line before anything else happens. */
 export function scopeAndKey(args: ParsedArgs): [string, string] {
+  if (args.positionals.length === 1) {
+    // One argument is a reference: ws:acme/github_token, or vault://ws:acme/github_token.
+    const ref = parseVaultRef(args.positionals[0]!);
+    return [formatScope(ref.scope), ref.key];
+  }
   const scope = formatScope(parseScope(args.positionals[0]!));
   return [scope, validateKey(args.positionals[1]!)];
 }
@@ -87,4 +94,31 @@ export async function readValue(label: string, limit: number): Promise<Uint8Arra
     throw new UsageError("the value is empty; nothing was stored (pipe the value on stdin, or type it at the prompt)");
   }
   return value;
+}
+
+/**
+ * Reads a text file the user named (a config, an env file, a template):
+ * `not_found` or `io` naming it, `invalid_config` when it is not UTF-8.
+ */
+export async function readUserText(path: string, what: string, hint: string): Promise<string> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readUserFile(path);
+  } catch (e) {
+    const code = errnoCode(e);
+    throw new VaultError(
+      code === "ENOENT" ? "not_found" : "io",
+      `read ${what} "${path}" failed (${code ?? String(e)})`,
+      {
+        hint,
+      },
+    );
+  }
+  try {
+    return fromUtf8(bytes);
+  } catch {
+    throw new VaultError("invalid_config", `read ${what} "${path}" failed: it is not valid UTF-8`, {
+      hint: "save the file as UTF-8",
+    });
+  }
 }

@@ -64,7 +64,13 @@ function parse(argv: string[]): { name: string | undefined; command: Command | u
   if (name !== undefined && command === undefined) {
     throw new UsageError(`unknown command ${JSON.stringify(name)}; commands: ${Object.keys(COMMANDS).join(", ")}`);
   }
-  const parsed = parseArgs(argv, { ...GLOBAL_OPTIONS, ...(command?.options ?? {}) }, true, name);
+  const parsed = parseArgs(
+    argv,
+    { ...GLOBAL_OPTIONS, ...(command?.options ?? {}) },
+    true,
+    name,
+    command?.takesCommandLine ? 1 : Infinity,
+  );
   const args: ParsedArgs = { positionals: parsed.positionals.slice(1), values: parsed.values };
   if (command && !args.values.help) {
     const [min, max] = command.positionals;

@@ -15,6 +15,11 @@ export function writeStderr(data: string): Promise<void> {
   return os.write("stderr", data);
 }
 
+/** Writes bytes to standard output or error and resolves once they are handed to the OS. */
+export function writeStream(stream: "stdout" | "stderr", data: Uint8Array): Promise<void> {
+  return os.write(stream, data);
+}
+
 /** Ends the process with `code`. */
 export function exitProcess(code: number): never {
   return os.exit(code);
