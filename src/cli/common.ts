@@ -55,6 +55,11 @@ export function layoutArg(value: string | boolean | string[] | undefined, option
 export function scopeAndKey(args: ParsedArgs): [string, string] {
   if (args.positionals.length === 1) {
     // One argument is a reference: ws:acme/github_token, or vault://ws:acme/github_token.
+    if (!args.positionals[0]!.includes("/")) {
+      throw new UsageError(
+        `missing the key: give <scope> <key>, or one reference <scope>/<key> (got ${JSON.stringify(args.positionals[0])})`,
+      );
+    }
     const ref = parseVaultRef(args.positionals[0]!);
     return [formatScope(ref.scope), ref.key];
   }
