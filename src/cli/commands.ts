@@ -140,4 +140,12 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     positionals: [3, 3],
     load: () => import("./configure.ts"),
   },
+  completion: {
+    usage: "completion bash|zsh|fish",
+    summary: "print a completion script for the shell (commands and options)",
+    example: `source <(${PROGRAM} completion bash)`,
+    options: {},
+    positionals: [1, 1],
+    load: () => import("./completion.ts"),
+  },
 };

@@ -57,7 +57,9 @@ export function scopeAndKey(args: ParsedArgs): [string, string] {
     // One argument is a reference: ws:acme/github_token, or vault://ws:acme/github_token.
     if (!args.positionals[0]!.includes("/")) {
       throw new UsageError(
-        `missing the key: give <scope> <key>, or one reference <scope>/<key> (got ${JSON.stringify(args.positionals[0])})`,
+        `missing the key: give <scope> <key>, or one reference <scope>/<key> (got ${
+          JSON.stringify(args.positionals[0])
+        })`,
       );
     }
     const ref = parseVaultRef(args.positionals[0]!);
