@@ -109,8 +109,9 @@ for (const target of Object.keys(CLI_TARGETS) as CliTarget[]) {
       ];
       const child = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, ...box.env }, cwd: box.dir });
       let out = "";
-      // "exit", not "close": a child left running must not keep this test waiting on its pipes.
-      const done = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+      const done = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+      // A grandchild left running must not keep this test waiting on its pipes.
+      child.on("exit", () => setTimeout(() => child.stdout.destroy(), 5000).unref());
       const ready = new Promise<void>((resolve) => {
         child.stdout.on("data", (c: Uint8Array) => {
           out += new TextDecoder().decode(c);
@@ -119,7 +120,8 @@ for (const target of Object.keys(CLI_TARGETS) as CliTarget[]) {
       });
       const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
       await ready;
-      child.kill("SIGTERM");
+      // With the kill command, as a user or a service manager would (Deno's node:child_process signals otherwise).
+      assert.equal((await run(["kill", "-TERM", String(child.pid)])).code, 0);
       const code = await done;
       clearTimeout(timer);
       assert.equal(code, 7, out);
