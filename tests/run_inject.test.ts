@@ -12,7 +12,7 @@ import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
 import { CLI_TARGETS, type CliTarget } from "./cli_targets.ts";
-import { cliEnv, run, type RunResult, seedIdentity, tempDir } from "./helpers.ts";
+import { cliEnv, DENO_DOCUMENTED, denoWith, ROOT, run, type RunResult, seedIdentity, tempDir } from "./helpers.ts";
 import fc from "fast-check";
 import { OutputMasker } from "../src/mask.ts";
 import { concatBytes } from "../src/crypto/encoding.ts";
@@ -202,6 +202,24 @@ setTimeout(() => process.stdout.write(v.slice(7) + " end\\n"), 150);
     });
   });
 }
+
+describe("run under the documented Deno permissions", () => {
+  test("without --allow-run, run starts nothing and says which permission it needs; with it, the program runs", async () => {
+    const box = await sandbox();
+    const cli = (flags: readonly string[]) =>
+      run([...denoWith(flags, join(ROOT, "cli.ts")), "run", "--", "sh", "-c", "echo started"], {
+        env: box.env,
+        cwd: box.dir,
+      });
+    const narrow = await cli(DENO_DOCUMENTED);
+    assert.equal(narrow.code, 126, narrow.stderr);
+    assert.match(narrow.stderr, /--allow-run/);
+    assert.equal(new TextDecoder().decode(narrow.stdout), "");
+    const wide = await cli([...DENO_DOCUMENTED.filter((f) => !f.startsWith("--allow-run")), "--allow-run"]);
+    assert.equal(wide.code, 0, wide.stderr);
+    assert.equal(new TextDecoder().decode(wide.stdout), "started\n");
+  });
+});
 
 describe("references and masking, in the library", () => {
   test("get, set and delete take one reference as well as a scope and a key", async () => {
