@@ -52,6 +52,13 @@ const pairs = [
     ...get,
   ]],
 ];
+// `run` with one secret, against starting the same program bare (issue: run's overhead).
+const child = ["node", join(work, "empty.mjs")];
+const runWith = ["run", "--env", "OPENAI_API_KEY=global/openai_api_key", "--", ...child];
+pairs.push(
+  ["run: binary", child, [join(work, "palyra-secrets"), ...runWith]],
+  ["run: node", child, ["node", join(root, "bin", "palyra-secrets.mjs"), ...runWith]],
+);
 must(
   spawnSync(bin("bun"), [join(root, "cli.ts"), "set", "global", "openai_api_key"], { env, input: "sk-startup-bench" }),
   "seed",
@@ -71,7 +78,10 @@ for (let i = 0; i < ROUNDS; i++) {
   });
 }
 const median = (a) => [...a].sort((x, y) => x - y)[a.length >> 1];
-console.log(`\n## CLI start-up: palyra-secrets get vs an empty program (median of ${ROUNDS} interleaved runs)`);
+console.log(
+  `\n## CLI start-up: palyra-secrets get vs an empty program; run vs the same program started bare ` +
+    `(median of ${ROUNDS} interleaved runs)`,
+);
 console.log("runtime                   empty ms   get ms   ratio (target ≤ 2)");
 pairs.forEach(([name], j) => {
   const [e, g] = times[j].map(median);
