@@ -25,6 +25,7 @@ export {
   type AuditSummary,
   type FindingCode,
   type FindingSeverity,
+  orphanSecrets,
   type SecretLister,
 } from "./src/config/audit.ts";
 export {

@@ -1,5 +1,5 @@
 /** `palyra-secrets audit [--path FILE] [--strict]`. */
-import { auditConfig, type AuditReport } from "../config/audit.ts";
+import { auditConfig, type AuditReport, orphanSecrets } from "../config/audit.ts";
 import { findConfigFile } from "../config/locate.ts";
 import type { ParsedArgs } from "./args.ts";
 import { openVault, readUserText } from "./common.ts";
@@ -16,8 +16,12 @@ export async function run(args: ParsedArgs): Promise<number> {
     backupsOf: path,
     ...(path === "palyra.toml" ? {} : { pathArgument: path }),
   });
-  if (args.values.json) await printJson(report);
-  else await print(auditText(report));
+  // --orphans: the vault's secrets that no reference of this file names.
+  const orphans = args.values.orphans === true
+    ? orphanSecrets(report, await (await openVault(args)).listSecrets())
+    : undefined;
+  if (args.values.json) await printJson(orphans === undefined ? report : { ...report, orphans });
+  else await print(auditText(report) + (orphans === undefined ? "" : orphansText(orphans)));
   return args.values.strict && report.summary.blocking_findings > 0 ? EXIT.blocking : EXIT.ok;
 }
 
@@ -45,4 +49,9 @@ function auditText(report: AuditReport): string {
     ["info_findings", s.info_findings],
   ]);
   return out;
+}
+
+function orphansText(orphans: ReadonlyArray<{ scope: string; key: string }>): string {
+  return orphans.map((o) => factLine("audit", [["orphan_scope", o.scope], ["orphan_key", o.key]])).join("") +
+    factLine("audit", [["orphans", orphans.length]]);
 }

@@ -114,12 +114,13 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     load: () => import("./migrate.ts"),
   },
   audit: {
-    usage: "audit [--path FILE] [--strict]",
+    usage: "audit [--path FILE] [--strict] [--orphans]",
     summary: "find plaintext secrets and check vault references in a Palyra config (palyra.toml)",
     example: `${PROGRAM} audit --path palyra.toml --strict`,
-    options: { path: { type: "string" }, strict: { type: "boolean" } },
+    options: { path: { type: "string" }, strict: { type: "boolean" }, orphans: { type: "boolean" } },
     optionHelp: "  --path FILE          the config file (default: ./palyra.toml, else the user config)\n" +
-      "  --strict             exit 3 when there are blocking findings",
+      "  --strict             exit 3 when there are blocking findings\n" +
+      "  --orphans            also list the vault's secrets that no *_vault_ref of the file names",
     positionals: [0, 0],
     load: () => import("./audit.ts"),
   },

@@ -106,6 +106,30 @@ export interface AuditReport {
   references: AuditReference[];
 }
 
+/**
+ * The secrets of a vault that no `*_vault_ref` of an audited config names
+ * (`palyra-secrets audit --orphans`), sorted by scope, then key: candidates
+ * to delete once nothing else uses them.
+ *
+ * @example
+ * ```ts
+ * import { auditConfig, orphanSecrets, Vault } from "@palyra/vault";
+ * const vault = await Vault.open();
+ * const report = await auditConfig('key_vault_ref = "global/openai_api_key"\n', { path: "palyra.toml", vault });
+ * const unused = orphanSecrets(report, await vault.listSecrets());
+ * ```
+ */
+export function orphanSecrets(
+  report: Pick<AuditReport, "references">,
+  secrets: ReadonlyArray<{ scope: string; key: string }>,
+): Array<{ scope: string; key: string }> {
+  const named = new Set(
+    report.references.flatMap((r) => (r.scope === null || r.key === null ? [] : [`${r.scope}\u0000${r.key}`])),
+  );
+  return secrets.filter((s) => !named.has(`${s.scope}\u0000${s.key}`)).map((s) => ({ scope: s.scope, key: s.key }))
+    .sort((a, b) => (a.scope < b.scope ? -1 : a.scope > b.scope ? 1 : a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
 /** What the audit needs to know whether a secret exists. */
 export interface SecretLister {
   /** The secrets stored in `scope` (`global`, `ws:<id>`, `pr:<id>`); only their keys are read. */
