@@ -1,15 +1,9 @@
 /** Starting a user's program on Deno, with `Deno.Command`. */
 import { type ChildHost, type ForwardedSignal, type RunningChild, StartError } from "./child.ts";
+import type { DenoChild, DenoCommand } from "./deno_command.ts";
 
-interface DenoChild {
-  pid: number;
-  stdout: ReadableStream<Uint8Array>;
-  stderr: ReadableStream<Uint8Array>;
-  status: Promise<{ code: number; signal: string | null }>;
-  kill(signal: string): void;
-}
 interface DenoNs {
-  Command: new (cmd: string, opts: Record<string, unknown>) => { spawn(): DenoChild };
+  Command: DenoCommand;
   errors: { NotFound: new () => Error; NotCapable?: new () => Error; PermissionDenied: new () => Error };
   build: { os: string };
   addSignalListener(signal: string, handler: () => void): void;

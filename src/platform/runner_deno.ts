@@ -1,17 +1,10 @@
 /** Starting a process on Deno, with `Deno.Command`. */
 import { childEnv, type CommandRunner } from "./subprocess.ts";
+import type { DenoChild, DenoCommand } from "./deno_command.ts";
 import { decoder, notFound, readAll, timeoutOf, withTimeout } from "./runner_common.ts";
 
-interface DenoChild {
-  pid: number;
-  stdin: WritableStream<Uint8Array>;
-  stdout: ReadableStream<Uint8Array>;
-  stderr: ReadableStream<Uint8Array>;
-  status: Promise<{ code: number; signal: string | null }>;
-  kill(signal: string): void;
-}
 interface DenoNs {
-  Command: new (cmd: string, opts: Record<string, unknown>) => { spawn(): DenoChild };
+  Command: DenoCommand;
   errors: { NotFound: new () => Error };
   build: { os: string };
   kill(pid: number, signal: string): void;

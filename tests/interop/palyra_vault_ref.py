@@ -285,6 +285,14 @@ def read_file(path: str):
         return f.read()
 
 
+def write_all_durably(fd: int, data: bytes) -> None:
+    """Writes every byte (os.write may write fewer), then fsyncs."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.fsync(fd)
+
+
 def write_file_atomic(path: str, data: bytes) -> None:
     """Temporary file in the same folder (exclusive, 0600), fsync, rename over, fsync folder."""
     folder = os.path.dirname(path)
@@ -298,10 +306,7 @@ def write_file_atomic(path: str, data: bytes) -> None:
     try:
         try:
             os.fchmod(fd, FILE_MODE)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
+            write_all_durably(fd, data)
         finally:
             os.close(fd)
         os.replace(tmp, path)
@@ -539,10 +544,7 @@ def read_scope_index(scope_dir: str, scope):
 def append_durably(path: str, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | NOFOLLOW)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
+        write_all_durably(fd, data)
     finally:
         os.close(fd)
 
