@@ -29,6 +29,17 @@ export type { MigrateResult } from "./src/store/migrate.ts";
 export type { LayoutName } from "./src/store/layout.ts";
 export { VaultError, type VaultErrorCode } from "./src/errors.ts";
 export { SensitiveBytes } from "./src/crypto/sensitive.ts";
+export {
+  ageRecipientTypes,
+  EXPORT_FORMAT,
+  type ExportOptions,
+  type ExportResult,
+  exportVault,
+  type ImportConflict,
+  type ImportOptions,
+  type ImportResult,
+  importVault,
+} from "./src/export.ts";
 export { type EnvReference, parseEnvAssignment, parseEnvFile, ResolvedEnv, resolveEnv } from "./src/resolve_env.ts";
 export {
   formatScope,

@@ -298,7 +298,7 @@ export class Vault {
   }
 
   /** @internal the parts `migrateVault` works with. */
-  static _parts(v: Vault): MigrationParts & { exists: boolean } {
+  static _parts(v: Vault): MigrationParts & { exists: boolean; maxSecretBytes: number } {
     v.#check();
     return {
       fs: v.#fs,
@@ -309,6 +309,7 @@ export class Vault {
       kek: () => v.#kekForRead(),
       limits: { lockTimeoutMs: v.#limits.lockTimeoutMs, staleAfterMs: v.#limits.staleAfterMs },
       maxObjectBytes: maxEnvelopeBytes(v.#limits.maxSecretBytes),
+      maxSecretBytes: v.#limits.maxSecretBytes,
     };
   }
 
@@ -467,11 +468,33 @@ export class Vault {
    * console.log(meta.valueBytes, meta.replaced);
    * ```
    */
-  async putSecret(
+  putSecret(
     scope: VaultScope | string,
     key: string,
     value: Uint8Array | string,
     options: PutOptions = {},
+  ): Promise<PutResult> {
+    return this.#put(scope, key, value, options, undefined);
+  }
+
+  /** @internal `importVault`: a put that keeps the times the secret had where it was exported. */
+  static _putAt(
+    v: Vault,
+    scope: string,
+    key: string,
+    value: Uint8Array,
+    options: PutOptions,
+    times: { createdAtUnixMs: number; updatedAtUnixMs: number },
+  ): Promise<PutResult> {
+    return v.#put(scope, key, value, options, times);
+  }
+
+  async #put(
+    scope: VaultScope | string,
+    key: string,
+    value: Uint8Array | string,
+    options: PutOptions,
+    times: { createdAtUnixMs: number; updatedAtUnixMs: number } | undefined,
   ): Promise<PutResult> {
     this.#check();
     const parsed = toScope(scope);
@@ -548,8 +571,8 @@ export class Vault {
         const entry: IndexEntry = {
           key: k,
           object_id: id,
-          created_at_unix_ms: old?.created_at_unix_ms ?? now,
-          updated_at_unix_ms: now,
+          created_at_unix_ms: times?.createdAtUnixMs ?? old?.created_at_unix_ms ?? now,
+          updated_at_unix_ms: times?.updatedAtUnixMs ?? now,
           value_bytes: valueBytes,
         };
         try {

@@ -87,6 +87,38 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     positionals: [0, 0],
     load: () => import("./inject.ts"),
   },
+  export: {
+    usage: "export --to FILE (--passphrase | --recipient age1…) [<scope>…]",
+    summary: "write the secrets (of every scope, or those given) into an age file that `age -d` opens",
+    example: `${PROGRAM} export --to backup.age --recipient "$(age-keygen -y key.txt)"`,
+    options: {
+      to: { type: "string" },
+      passphrase: { type: "boolean" },
+      recipient: { type: "string", multiple: true },
+    },
+    optionHelp: "  --to FILE            write the age file here, atomically with mode 0600\n" +
+      "  --passphrase         encrypt to a passphrase, read from a hidden prompt (twice) or stdin\n" +
+      "  --recipient age1…    encrypt to this age recipient (age-keygen -y); repeat for more",
+    positionals: [0, Infinity],
+    load: () => import("./export.ts"),
+  },
+  import: {
+    usage: "import --from FILE [--identity FILE]… [--on-conflict fail|skip|overwrite]",
+    summary: "read an age file made by export or age -e into the vault; all or nothing per scope",
+    example: `${PROGRAM} import --from backup.age --identity key.txt --on-conflict skip`,
+    options: {
+      from: { type: "string" },
+      identity: { type: "string", multiple: true },
+      "on-conflict": { type: "string" },
+    },
+    optionHelp: "  --from FILE          the age file (binary or armored)\n" +
+      "  --identity FILE      an age identity file (age-keygen); without it, a passphrase is read from a\n" +
+      "                       hidden prompt or stdin\n" +
+      "  --on-conflict MODE   a key holding a different value: fail (default; nothing is imported), skip,\n" +
+      "                       or overwrite",
+    positionals: [0, 0],
+    load: () => import("./import.ts"),
+  },
   list: {
     usage: "list [<scope>]",
     summary: "list keys with their created and updated times; every scope when none is given",

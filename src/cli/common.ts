@@ -129,3 +129,57 @@ export async function readUserText(path: string, what: string, hint: string): Pr
     });
   }
 }
+
+const MAX_PASSPHRASE_BYTES = 4096;
+
+/**
+ * A passphrase for `export`/`import`: a hidden prompt on a terminal (asked
+ * twice when `confirm`), else the first line of stdin. Never an argument.
+ */
+export async function readPassphrase(purpose: string, confirm: boolean): Promise<string> {
+  const { readAllStdin, readHiddenLine, stdinIsTerminal } = await import("../platform/prompt.ts");
+  const ask = async (prompt: string): Promise<Uint8Array> => {
+    const input = await readHiddenLine(prompt);
+    if (input.kind === "cancelled") throw new UsageError("cancelled", undefined, EXIT.interrupted);
+    if (input.kind === "continued") throw new UsageError("the passphrase went on after the end of the line");
+    return input.bytes;
+  };
+  let bytes: Uint8Array;
+  if (stdinIsTerminal()) {
+    bytes = await ask(`Passphrase ${purpose} (input hidden): `);
+    if (confirm) {
+      const again = await ask("The same passphrase again: ");
+      const same = again.length === bytes.length && again.every((b, i) => b === bytes[i]);
+      again.fill(0);
+      if (!same) {
+        bytes.fill(0);
+        throw new UsageError("the two passphrases differ; nothing was written");
+      }
+    }
+  } else {
+    bytes = await readAllStdin(MAX_PASSPHRASE_BYTES);
+    // `echo "$PASS" |` ends it with a line break that is not part of it.
+    let end = bytes.length;
+    if (bytes[end - 1] === 0x0a) end--;
+    if (bytes[end - 1] === 0x0d) end--;
+    if (bytes.length > MAX_PASSPHRASE_BYTES || bytes.subarray(0, end).includes(0x0a)) {
+      bytes.fill(0);
+      throw new UsageError(`the passphrase on stdin must be one line of at most ${MAX_PASSPHRASE_BYTES} bytes`);
+    }
+    const line = bytes.slice(0, end);
+    bytes.fill(0);
+    bytes = line;
+  }
+  try {
+    if (bytes.length === 0) {
+      throw new UsageError("the passphrase is empty (type it at the prompt, or pipe it on stdin)");
+    }
+    try {
+      return fromUtf8(bytes);
+    } catch {
+      throw new UsageError("the passphrase is not valid UTF-8");
+    }
+  } finally {
+    bytes.fill(0);
+  }
+}

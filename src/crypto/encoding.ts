@@ -90,6 +90,27 @@ export function toBase64Portable(bytes: Uint8Array): string {
   return s;
 }
 
+const B64_CODES = utf8(B64);
+
+/**
+ * Standard base64 with `=` padding, as ASCII bytes rather than a string: the
+ * caller can zero-fill the result, which it cannot do to a string, so a value
+ * encoded this way (an export document) leaves no copy in the heap.
+ */
+export function toBase64PaddedBytes(bytes: Uint8Array): Uint8Array {
+  const out = new Uint8Array(Math.ceil(bytes.length / 3) * 4);
+  let o = 0;
+  for (let i = 0; i < bytes.length; i += 3) {
+    const left = bytes.length - i;
+    const n = (bytes[i]! << 16) | ((left > 1 ? bytes[i + 1]! : 0) << 8) | (left > 2 ? bytes[i + 2]! : 0);
+    out[o++] = B64_CODES[n >> 18]!;
+    out[o++] = B64_CODES[(n >> 12) & 63]!;
+    out[o++] = left > 1 ? B64_CODES[(n >> 6) & 63]! : 0x3d;
+    out[o++] = left > 2 ? B64_CODES[n & 63]! : 0x3d;
+  }
+  return out;
+}
+
 /** Decodes canonical unpadded base64 in portable code (the fallback, and the reference in tests). */
 export function fromBase64Portable(text: string): Uint8Array | undefined {
   const len = text.length;
