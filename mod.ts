@@ -40,6 +40,7 @@ export {
   type ImportResult,
   importVault,
 } from "./src/export.ts";
+export { type RekeyOptions, type RekeyResult, rekeyVault } from "./src/rekey.ts";
 export { type EnvReference, parseEnvAssignment, parseEnvFile, ResolvedEnv, resolveEnv } from "./src/resolve_env.ts";
 export {
   formatScope,

@@ -298,7 +298,9 @@ export class Vault {
   }
 
   /** @internal the parts `migrateVault` works with. */
-  static _parts(v: Vault): MigrationParts & { exists: boolean; maxSecretBytes: number } {
+  static _parts(
+    v: Vault,
+  ): MigrationParts & { exists: boolean; maxSecretBytes: number; identityHost: IdentityHost } {
     v.#check();
     return {
       fs: v.#fs,
@@ -310,6 +312,7 @@ export class Vault {
       limits: { lockTimeoutMs: v.#limits.lockTimeoutMs, staleAfterMs: v.#limits.staleAfterMs },
       maxObjectBytes: maxEnvelopeBytes(v.#limits.maxSecretBytes),
       maxSecretBytes: v.#limits.maxSecretBytes,
+      identityHost: v.#pending.identityHost,
     };
   }
 

@@ -49,6 +49,7 @@ describe("completion", () => {
         "inject",
         "list",
         "migrate",
+        "rekey",
         "run",
         "set",
       ]);

@@ -22,6 +22,7 @@ export interface Command {
 export const GLOBAL_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   "vault-dir": { type: "string" },
   "identity-dir": { type: "string" },
+  "kek-file": { type: "string" },
   backend: { type: "string" },
   layout: { type: "string" },
   "max-bytes": { type: "string" },
@@ -144,6 +145,18 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     optionHelp: "  --to LAYOUT          scoped (every scope kind) | palyra (shared with Palyra's daemon)",
     positionals: [0, 0],
     load: () => import("./migrate.ts"),
+  },
+  rekey: {
+    usage: "rekey --to-identity DIR | --to-kek-file FILE",
+    summary: "wrap every data key under a new key (values untouched); run again to finish after a crash",
+    example: `${PROGRAM} rekey --to-identity ~/.local/state/palyra/identity-2027`,
+    options: { "to-identity": { type: "string" }, "to-kek-file": { type: "string" } },
+    optionHelp:
+      "  --to-identity DIR    the identity folder to key the vault to (an identity is made there if none);\n" +
+      "                       afterwards use --identity-dir DIR\n" +
+      "  --to-kek-file FILE   a 32-byte key (raw, or 64 hex); afterwards use --kek-file FILE",
+    positionals: [0, 0],
+    load: () => import("./rekey.ts"),
   },
   audit: {
     usage: "audit [--path FILE] [--strict] [--orphans]",

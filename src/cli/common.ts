@@ -31,10 +31,46 @@ export function folderOptions(args: ParsedArgs): { root?: string; identityRoot?:
   };
 }
 
+/**
+ * Reads a KEK file (README "Re-keying"): 32 raw bytes, or 64 hex characters
+ * and an optional line break. The caller wipes the result.
+ */
+export async function readKekFile(path: string, option: string): Promise<Uint8Array> {
+  let bytes: Uint8Array;
+  try {
+    bytes = await readUserFile(path);
+  } catch (e) {
+    const code = errnoCode(e);
+    throw new VaultError(code === "ENOENT" ? "not_found" : "io", `read KEK file "${path}" failed (${code ?? e})`, {
+      hint: `pass ${option} with a file of 32 random bytes (head -c 32 /dev/urandom > kek.bin)`,
+    });
+  }
+  try {
+    if (bytes.length === 32) return bytes.slice();
+    let end = bytes.length;
+    if (bytes[end - 1] === 0x0a) end--;
+    if (bytes[end - 1] === 0x0d) end--;
+    if (end === 64 && bytes.subarray(0, 64).every((b) => (b >= 0x30 && b <= 0x39) || (b >= 0x61 && b <= 0x66))) {
+      const out = new Uint8Array(32);
+      const nibble = (b: number) => (b <= 0x39 ? b - 0x30 : b - 0x61 + 10);
+      for (let i = 0; i < 32; i++) out[i] = (nibble(bytes[2 * i]!) << 4) | nibble(bytes[2 * i + 1]!);
+      return out;
+    }
+    throw new VaultError(
+      "crypto",
+      `read KEK file "${path}" failed: it holds ${bytes.length} bytes, not a 32-byte key (raw, or 64 lowercase hex)`,
+      { hint: "make one with: head -c 32 /dev/urandom > kek.bin (and keep it as safe as the vault's identity)" },
+    );
+  } finally {
+    bytes.fill(0);
+  }
+}
+
 /** Opens the vault the global options name. */
 export async function openVault(args: ParsedArgs): Promise<Vault> {
   const options: VaultOptions = { maxSecretBytes: maxBytes(args), ...folderOptions(args) };
   const v = args.values;
+  if (typeof v["kek-file"] === "string") options.kek = await readKekFile(v["kek-file"], "--kek-file");
   if (typeof v.backend === "string") {
     if (!BACKEND_CHOICES.includes(v.backend)) {
       throw new UsageError(`--backend must be one of ${BACKEND_CHOICES.join(", ")}; got ${JSON.stringify(v.backend)}`);
@@ -42,7 +78,11 @@ export async function openVault(args: ParsedArgs): Promise<Vault> {
     options.backend = v.backend as BackendKind;
   }
   if (v.layout !== undefined) options.layout = layoutArg(v.layout, "--layout");
-  return await Vault.open(options);
+  try {
+    return await Vault.open(options);
+  } finally {
+    options.kek?.fill(0); // the vault keeps its own copy
+  }
 }
 
 /** A layout name from an option, checked. */

@@ -14,6 +14,7 @@ import { escapeUnsafe, EXIT, print, printJson, PROGRAM, UsageError } from "./out
 const GLOBAL_HELP = `Global options:
   --vault-dir DIR      vault folder (default: PALYRA_VAULT_DIR, else beside the identity folder)
   --identity-dir DIR   identity folder (default: PALYRA_IDENTITY_DIR, else ~/.local/state/palyra/identity)
+  --kek-file FILE      open the vault with this 32-byte key instead of the identity (after rekey --to-kek-file)
   --backend KIND       auto | encrypted_file | linux_secret_service | macos_keychain | windows_dpapi
   --layout LAYOUT      scoped | palyra: the layout a new vault is created in (default scoped;
                        palyra is the layout of Palyra's daemon); an existing vault keeps its own

@@ -23,6 +23,8 @@ import {
   dekFailure,
   encodeEnvelope,
   type EnvelopeAlgorithm,
+  NONCE_BYTES,
+  randomBytes,
   type SealParts,
   sealParts,
   TAG_BYTES,
@@ -207,6 +209,46 @@ export async function openEnvelopeAsync(
       : AEADS[env.algorithm](dek, env.secretNonce, env.aad).decrypt(env.secretSealed);
   } catch {
     throw valueFailure(env);
+  } finally {
+    dek.fill(0);
+  }
+}
+
+/**
+ * Wraps an envelope's data key under `newKek` (docs/FORMAT.md §3) and names
+ * it by `newId`, leaving the value's nonce, ciphertext and tag byte for byte
+ * as they are: a re-key never decrypts a value. Returns `undefined` when the
+ * data key already opens with `newKek` (an envelope a re-key did before), and
+ * throws `crypto` when it opens with neither key.
+ */
+export function rewrapEnvelope(
+  oldKek: Uint8Array,
+  newKek: Uint8Array,
+  newId: string,
+  scope: string,
+  key: string,
+  bytes: Uint8Array,
+): Uint8Array | undefined {
+  checkKek(newKek);
+  const env = decodeFor(oldKek, scope, key, bytes);
+  const aead = AEADS[env.algorithm];
+  try {
+    aead(newKek, env.dekNonce, env.aad).decrypt(env.dekSealed).fill(0);
+    return undefined;
+  } catch {
+    // Not yet under the new key: unwrap with the old one below.
+  }
+  const dek = unwrapDek(oldKek, env, undefined);
+  try {
+    const dekNonce = randomBytes(NONCE_BYTES);
+    const wrapped = aead(newKek, dekNonce, env.aad).encrypt(dek);
+    return encodeEnvelope(
+      env.algorithm,
+      newId,
+      { aad: env.aad, dek, secretNonce: env.secretNonce, dekNonce },
+      env.secretSealed,
+      wrapped,
+    );
   } finally {
     dek.fill(0);
   }

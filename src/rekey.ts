@@ -1,0 +1,162 @@
+/**
+ * Re-keying a vault (docs/FORMAT.md §5.5): every data key is wrapped again
+ * under a new KEK, one envelope at a time, each replaced atomically and named
+ * by the new `kek_id`. Values are never decrypted or re-encrypted. A crash
+ * leaves each secret under one of the two keys; running the re-key again
+ * (still with the old key) skips what is done and finishes.
+ */
+import { VaultError } from "./errors.ts";
+import { openEnvelopeAsync, rewrapEnvelope } from "./crypto/envelope.ts";
+import { kekId, KEY_BYTES } from "./crypto/kdf.ts";
+import { pinnedCopy } from "./crypto/sensitive.ts";
+import { identityKek, loadOrCreateIdentity } from "./store/identity_store.ts";
+import { Vault } from "./vault.ts";
+
+/**
+ * The key to re-key to: a raw 32-byte KEK, or an identity folder (made when
+ * it holds no identity yet) whose KEK the vault will then be opened with.
+ *
+ * @example
+ * ```ts
+ * import type { RekeyOptions } from "@palyra/vault";
+ * const options: RekeyOptions = { toIdentity: "/srv/palyra/identity-2027" };
+ * ```
+ */
+export interface RekeyOptions {
+  /** The new 32-byte KEK (copied; the caller keeps its own). */
+  toKek?: Uint8Array;
+  /** The identity folder whose KEK to use; an identity is created there when it has none. */
+  toIdentity?: string;
+}
+
+/** What `rekeyVault` did. */
+export interface RekeyResult {
+  /** Secrets the index names. */
+  secrets: number;
+  /** Envelopes wrapped again by this run. */
+  rewrapped: number;
+  /** Envelopes already under the new key (a run before this one was interrupted). */
+  alreadyDone: number;
+  /** The new key's `kek_id` (docs/FORMAT.md §2). */
+  kekId: string;
+}
+
+/**
+ * Wraps every data key of the vault under a new KEK, in two phases: first
+ * each envelope is rewritten under the new key (skipping those a previous,
+ * interrupted run did), then every secret is opened with the new key to
+ * prove it. Afterwards open the vault with the new key: `identityRoot` set to
+ * `toIdentity`, or `kek` set to `toKek`. The `vault` passed in keeps the old
+ * key and can no longer read the secrets.
+ *
+ * @throws {VaultError} `crypto` naming the secrets that open with neither key (nothing else is
+ * left undone; see `fsck`); `conflict` for a vault in Palyra's layout, whose key is the daemon's.
+ * @example
+ * ```ts
+ * import { rekeyVault, Vault } from "@palyra/vault";
+ * const old = await Vault.open({ identityRoot: "/srv/palyra/identity" });
+ * const done = await rekeyVault(old, { toIdentity: "/srv/palyra/identity-2027" });
+ * old.close();
+ * using vault = await Vault.open({ identityRoot: "/srv/palyra/identity-2027" });
+ * console.log(done.rewrapped, done.kekId);
+ * ```
+ */
+export async function rekeyVault(vault: Vault, options: RekeyOptions): Promise<RekeyResult> {
+  const action = "rekey vault";
+  const parts = Vault._parts(vault);
+  if ((options.toKek === undefined) === (options.toIdentity === undefined)) {
+    throw new TypeError(`${action} failed: give toKek or toIdentity, exactly one`);
+  }
+  if (parts.layout.name === "palyra") {
+    throw new VaultError("conflict", `${action} failed: "${parts.root}" is in the layout of Palyra's daemon`, {
+      hint: "its key is derived from the daemon's identity; convert it first (palyra-secrets migrate --to scoped)",
+    });
+  }
+  if (!parts.exists) {
+    throw new VaultError("not_found", `${action} failed: there is no vault at "${parts.root}"`, {
+      hint: "check the vault folder (--vault-dir, PALYRA_VAULT_DIR)",
+    });
+  }
+  let newKek: Uint8Array;
+  if (options.toKek !== undefined) {
+    if (!(options.toKek instanceof Uint8Array) || options.toKek.length !== KEY_BYTES) {
+      throw new TypeError(`${action} failed: toKek must be ${KEY_BYTES} bytes`);
+    }
+    newKek = pinnedCopy(options.toKek);
+  } else {
+    newKek = identityKek(await loadOrCreateIdentity(parts.identityHost, options.toIdentity!));
+  }
+  try {
+    const oldKek = await parts.kek();
+    const newId = kekId(newKek);
+    const layout = parts.layout;
+    const entries = await layout.list();
+    const failed: string[] = [];
+    let rewrapped = 0;
+    let alreadyDone = 0;
+    // Phase 1: each envelope rewritten under the new key, one scope's lock at a time.
+    const scopes = [...new Set(entries.map((e) => e.scope))];
+    for (const scope of scopes) {
+      await layout.locked(scope, "write", async () => {
+        for (const e of entries) {
+          if (e.scope !== scope) continue;
+          let bytes: Uint8Array;
+          try {
+            bytes = await layout.objects.get(e.object_id);
+          } catch (err) {
+            if (VaultError.is(err, "not_found")) continue; // deleted meanwhile
+            throw err;
+          }
+          let next: Uint8Array | undefined;
+          try {
+            next = rewrapEnvelope(oldKek, newKek, newId, scope, e.key, bytes);
+          } catch (err) {
+            if (!VaultError.is(err, "crypto")) throw err;
+            failed.push(`${scope}/${e.key}`);
+            continue;
+          }
+          if (next === undefined) {
+            alreadyDone++;
+            continue;
+          }
+          await layout.objects.put(e.object_id, next);
+          rewrapped++;
+        }
+      });
+    }
+    // Phase 2: every secret opens with the new key, value and all.
+    for (const e of entries) {
+      if (failed.includes(`${e.scope}/${e.key}`)) continue;
+      let bytes: Uint8Array;
+      try {
+        bytes = await layout.objects.get(e.object_id);
+      } catch (err) {
+        if (VaultError.is(err, "not_found")) continue;
+        throw err;
+      }
+      try {
+        (await openEnvelopeAsync(newKek, e.scope, e.key, bytes, newId)).fill(0);
+      } catch (err) {
+        if (!VaultError.is(err, "crypto")) throw err;
+        failed.push(`${e.scope}/${e.key}`);
+      }
+    }
+    if (failed.length > 0) {
+      throw new VaultError(
+        "crypto",
+        `${action} failed: ${failed.length} secret${
+          failed.length === 1 ? " does" : "s do"
+        } not open with the new key: ${failed.slice(0, 5).join(", ")}${
+          failed.length > 5 ? `, and ${failed.length - 5} more` : ""
+        }`,
+        {
+          hint: "the others are under the new key; a secret written with the old key during the re-key is fixed by " +
+            "running rekey again, a damaged one is found and moved aside by palyra-secrets fsck --repair",
+        },
+      );
+    }
+    return { secrets: entries.length, rewrapped, alreadyDone, kekId: newId };
+  } finally {
+    newKek.fill(0);
+  }
+}

@@ -1,0 +1,182 @@
+/**
+ * Re-keying (docs/FORMAT.md §5.5): every data key is wrapped under the new key and the values'
+ * ciphertext is left byte for byte; afterwards every secret opens with the new key only. A
+ * `palyra-secrets rekey` killed with SIGKILL at a random point leaves each secret under one of the
+ * two keys, and a second `rekey` finishes, on each CLI target.
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Buffer } from "node:buffer";
+import process from "node:process";
+import { Vault } from "../src/vault.ts";
+import { rekeyVault } from "../src/rekey.ts";
+import { CLI_TARGETS, type CliTarget } from "./cli_targets.ts";
+import { cliEnv, randomBytes, rejectsWith, run, seedIdentity, tempDir, testKek } from "./helpers.ts";
+
+const value = (i: number) => `value-${i}-${"x".repeat(i % 7)}`;
+
+/** Every envelope file of the vault, by name. */
+function envelopes(root: string): Map<string, Record<string, unknown>> {
+  const dir = join(root, "objects");
+  return new Map(
+    readdirSync(dir).filter((n) => n.startsWith("obj_")).map((n) => [
+      n,
+      JSON.parse(readFileSync(join(dir, n), "utf8")),
+    ]),
+  );
+}
+
+/** Which of the two keys each secret opens with: "old", "new", or "neither". */
+async function whichKey(root: string, oldKek: Uint8Array, newKek: Uint8Array, n: number): Promise<string[]> {
+  const old = await Vault.open({ root, kek: oldKek });
+  const neu = await Vault.open({ root, kek: newKek });
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const opens = async (v: Vault) => {
+      try {
+        using got = await v.getSecret("ws:acme", `k${i}`);
+        assert.equal(got.text(), value(i));
+        return true;
+      } catch (e) {
+        if (e instanceof Error && "code" in e && e.code === "crypto") return false;
+        throw e;
+      }
+    };
+    const [o, w] = [await opens(old), await opens(neu)];
+    out.push(o && w ? "both" : o ? "old" : w ? "new" : "neither");
+  }
+  old.close();
+  neu.close();
+  return out;
+}
+
+describe("rekey (library)", () => {
+  test("wraps every data key under the new key; values' ciphertext untouched; old key opens nothing", async () => {
+    const root = join(tempDir("rekey"), "vault");
+    const oldKek = testKek(1);
+    const newKek = testKek(2);
+    const vault = await Vault.open({ root, kek: oldKek, backend: "encrypted_file" });
+    for (let i = 0; i < 5; i++) await vault.putSecret("ws:acme", `k${i}`, value(i));
+    await vault.putSecret("global", "big", randomBytes(64 * 1024));
+    const before = envelopes(root);
+    const done = await rekeyVault(vault, { toKek: newKek });
+    assert.equal(done.secrets, 6);
+    assert.equal(done.rewrapped, 6);
+    assert.equal(done.alreadyDone, 0);
+    const after = envelopes(root);
+    assert.deepEqual([...after.keys()].sort(), [...before.keys()].sort());
+    for (const [name, env] of after) {
+      const old = before.get(name)!;
+      for (const f of ["aad_b64", "secret_nonce_b64", "secret_ciphertext_b64", "secret_mac_b64", "algorithm"]) {
+        assert.equal(env[f], old[f], `${name} ${f}`);
+      }
+      assert.notEqual(env.dek_ciphertext_b64, old.dek_ciphertext_b64);
+      assert.notEqual(env.dek_nonce_b64, old.dek_nonce_b64);
+      assert.equal(env.kek_id, done.kekId);
+      assert.notEqual(old.kek_id, done.kekId);
+    }
+    assert.deepEqual(await whichKey(root, oldKek, newKek, 5), Array(5).fill("new"));
+    // A second run finds everything done and changes no file.
+    const again = await rekeyVault(vault, { toKek: newKek });
+    assert.deepEqual([again.rewrapped, again.alreadyDone], [0, 6]);
+    assert.deepEqual(envelopes(root), after);
+  });
+
+  test("to an identity folder: an identity is made there, and the vault opens with it", async () => {
+    const dir = tempDir("rekey-id");
+    const root = join(dir, "vault");
+    await seedIdentity(join(dir, "old-id"));
+    const vault = await Vault.open({ root, identityRoot: join(dir, "old-id"), backend: "encrypted_file" });
+    await vault.putSecret("global", "token", "tok-1d");
+    await rekeyVault(vault, { toIdentity: join(dir, "new-id") });
+    const reopened = await Vault.open({ root, identityRoot: join(dir, "new-id") });
+    using got = await reopened.getSecret("global", "token");
+    assert.equal(got.text(), "tok-1d");
+    const old = await Vault.open({ root, identityRoot: join(dir, "old-id") });
+    await rejectsWith(() => old.getSecret("global", "token"), "crypto", /kek_id/);
+  });
+
+  test("a damaged envelope is named, the others are re-keyed; bad options are refused", async () => {
+    const root = join(tempDir("rekey-bad"), "vault");
+    const vault = await Vault.open({ root, kek: testKek(3), backend: "encrypted_file" });
+    for (let i = 0; i < 3; i++) await vault.putSecret("ws:acme", `k${i}`, value(i));
+    const objects = join(root, "objects");
+    const victim = readdirSync(objects).find((n) => n.startsWith("obj_"))!;
+    const env = JSON.parse(readFileSync(join(objects, victim), "utf8"));
+    env.dek_mac_b64 = env.dek_mac_b64.replace(/^./, (c: string) => (c === "A" ? "B" : "A"));
+    writeFileSync(join(objects, victim), JSON.stringify(env));
+    const e = await rejectsWith(() => rekeyVault(vault, { toKek: testKek(4) }), "crypto", /1 secret does not open/);
+    assert.match(e.message, /ws:acme\/k\d/);
+    const kinds = await whichKey(root, testKek(3), testKek(4), 3);
+    assert.deepEqual(kinds.filter((k) => k === "new").length, 2);
+    await assert.rejects(() => rekeyVault(vault, {}), TypeError);
+    await assert.rejects(() => rekeyVault(vault, { toKek: new Uint8Array(16) }), TypeError);
+  });
+});
+
+const SECRETS = 120;
+
+for (const target of Object.keys(CLI_TARGETS) as CliTarget[]) {
+  describe(`rekey on ${target}`, () => {
+    test("SIGKILL at a random point, then a second rekey finishes; the new key only opens every secret", async () => {
+      for (let round = 0; round < 2; round++) {
+        const dir = tempDir("rekey-kill");
+        const env = cliEnv(dir);
+        await seedIdentity(env.PALYRA_IDENTITY_DIR);
+        const vault = await Vault.open({ root: env.PALYRA_VAULT_DIR, identityRoot: env.PALYRA_IDENTITY_DIR });
+        for (let i = 0; i < SECRETS; i++) await vault.putSecret("ws:acme", `k${i}`, value(i));
+        const oldKek = await (Vault._parts(vault).kek)();
+        const newKek = randomBytes(32);
+        const kekFile = join(dir, "kek.hex");
+        writeFileSync(kekFile, Buffer.from(newKek).toString("hex") + "\n");
+        const objects = join(env.PALYRA_VAULT_DIR, "objects");
+        const mtime = statSync(objects).mtimeMs;
+        const cmd = [...(await CLI_TARGETS[target]()), "rekey", "--to-kek-file", kekFile];
+        const child = spawn(cmd[0]!, cmd.slice(1), { env: { ...process.env, ...env }, stdio: "ignore" });
+        const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+        let ended = false;
+        void exited.then(() => (ended = true));
+        // Wait for the first envelope to be replaced (the objects folder changes), then a random while more.
+        const deadline = Date.now() + 60_000;
+        while (!ended && statSync(objects).mtimeMs === mtime && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 2));
+        }
+        await new Promise((r) => setTimeout(r, Math.floor(Math.random() * 40)));
+        child.kill("SIGKILL");
+        await exited;
+        const mid = await whichKey(env.PALYRA_VAULT_DIR, oldKek, newKek, SECRETS);
+        assert.ok(mid.every((k) => k === "old" || k === "new"), `after the kill: ${mid.join(",")}`);
+        const second = await run([...(await CLI_TARGETS[target]()), "rekey", "--to-kek-file", kekFile, "--json"], {
+          env,
+        });
+        assert.equal(second.code, 0, second.stderr);
+        const report = JSON.parse(new TextDecoder().decode(second.stdout));
+        assert.equal(report.secrets, SECRETS);
+        assert.equal(report.already_done, mid.filter((k) => k === "new").length);
+        assert.equal(report.rewrapped, mid.filter((k) => k === "old").length);
+        assert.deepEqual(await whichKey(env.PALYRA_VAULT_DIR, oldKek, newKek, SECRETS), Array(SECRETS).fill("new"));
+        // The CLI opens it with the new key, and not with the identity any more.
+        const got = await run([
+          ...(await CLI_TARGETS[target]()),
+          "get",
+          "ws:acme/k7",
+          "--reveal",
+          "--kek-file",
+          kekFile,
+        ], {
+          env,
+        });
+        assert.equal(got.code, 0, got.stderr);
+        assert.equal(new TextDecoder().decode(got.stdout), value(7));
+        const old = await run([...(await CLI_TARGETS[target]()), "get", "ws:acme/k7"], { env });
+        assert.equal(old.code, 1);
+        assert.match(old.stderr, /crypto/);
+        vault.close();
+        oldKek.fill(0);
+      }
+    });
+  });
+}
