@@ -40,6 +40,14 @@ export {
   type ImportResult,
   importVault,
 } from "./src/export.ts";
+export {
+  checkVault,
+  type FsckCode,
+  type FsckFinding,
+  type FsckOptions,
+  type FsckRepair,
+  type FsckReport,
+} from "./src/fsck.ts";
 export { type RekeyOptions, type RekeyResult, rekeyVault } from "./src/rekey.ts";
 export { type EnvReference, parseEnvAssignment, parseEnvFile, ResolvedEnv, resolveEnv } from "./src/resolve_env.ts";
 export {

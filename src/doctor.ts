@@ -5,7 +5,7 @@
  * (an identity file others may read, files left behind by a crash). It reads
  * no secret and changes nothing.
  */
-import { FILES } from "./store/layout.ts";
+import { FILES, LEFTOVER_RE } from "./store/layout.ts";
 import { dirname, join, sep } from "./platform/path.ts";
 import { defaultFileSystem, type FileSystem } from "./platform/fs.ts";
 import { defaultIdentityDir, envVar } from "./platform/env.ts";
@@ -45,7 +45,10 @@ export interface LockReport {
 
 /** Something doctor found that needs the user's attention. */
 export interface DoctorProblem {
-  /** `identity_file_mode`, `leftover_temporary`, `legacy_lock_file` or `stale_lock`. */
+  /**
+   * `identity_file_mode`, `leftover_temporary`, `legacy_lock_file`, `stale_lock`, or `fsck_<code>` for what
+   * `fsck` would find without opening a secret (`fsck_orphan_object`, `fsck_missing_object`, …; see `FsckCode`).
+   */
   code: string;
   /** The file or folder the problem is about. */
   path: string;
@@ -85,6 +88,8 @@ export interface DoctorOptions {
   root?: string;
   /** Identity folder. Default: `PALYRA_IDENTITY_DIR`, else the platform's default (as `Vault.open`). */
   identityRoot?: string;
+  /** The largest value the vault holds (as `Vault.open`'s `maxSecretBytes`): larger objects are reported. Default 65536. */
+  maxSecretBytes?: number;
   /** @internal */
   fs?: FileSystem;
   /** @internal */
@@ -171,7 +176,7 @@ export async function diagnose(options: DoctorOptions = {}): Promise<DoctorRepor
       const path = join(dir, name);
       if (name === FILES.scopeLock) {
         locks.push(await describeLock(fs, path));
-      } else if (/\.tmp$|\.removing$|\.reclaim$/.test(name)) {
+      } else if (LEFTOVER_RE.test(name)) {
         problems.push({
           code: "leftover_temporary",
           path,
@@ -179,6 +184,21 @@ export async function diagnose(options: DoctorOptions = {}): Promise<DoctorRepor
           hint: `remove it once no palyra process is running (rm -r "${path}")`,
         });
       }
+    }
+  }
+  if (layout === "scoped" && backendInUse === "encrypted_file") {
+    // What fsck would find without the key (leftovers are listed above already).
+    const { inspectFolder } = await import("./fsck.ts");
+    const { maxEnvelopeBytes } = await import("./vault.ts");
+    for (const f of await inspectFolder(fs, root, maxEnvelopeBytes(options.maxSecretBytes ?? 65536))) {
+      if (f.code === "leftover") continue;
+      const what = f.scope === null ? "" : ` (${f.scope}${f.key === null ? "" : `/${f.key}`})`;
+      problems.push({
+        code: `fsck_${f.code}`,
+        path: f.path,
+        message: f.message + what,
+        hint: "palyra-secrets fsck shows every finding; fsck --repair fixes what is safe to fix",
+      });
     }
   }
   const palyraLock = join(root, FILES.palyraLock);

@@ -44,6 +44,7 @@ describe("completion", () => {
         "delete",
         "doctor",
         "export",
+        "fsck",
         "get",
         "import",
         "inject",

@@ -158,6 +158,17 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     positionals: [0, 0],
     load: () => import("./rekey.ts"),
   },
+  fsck: {
+    usage: "fsck [--repair]",
+    summary: "check that every secret's index entry and object agree and open; --repair fixes what is safe to fix",
+    example: `${PROGRAM} fsck --repair`,
+    options: { repair: { type: "boolean" } },
+    optionHelp: "  --repair             rebuild index entries from the objects, move unreadable files aside as\n" +
+      "                       <name>.corrupt-<n>, remove leftovers older than a minute; never deletes a\n" +
+      "                       secret that opens (exit 3 while findings stand)",
+    positionals: [0, 0],
+    load: () => import("./fsck.ts"),
+  },
   audit: {
     usage: "audit [--path FILE] [--strict] [--orphans]",
     summary: "find plaintext secrets and check vault references in a Palyra config (palyra.toml)",

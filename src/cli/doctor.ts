@@ -1,12 +1,12 @@
 /** `palyra-secrets doctor`. */
 import { diagnose, type DoctorReport } from "../doctor.ts";
 import type { ParsedArgs } from "./args.ts";
-import { folderOptions } from "./common.ts";
+import { folderOptions, maxBytes } from "./common.ts";
 import { EXIT, factLine, print, printJson } from "./output.ts";
 
 /** Reports the runtime, folders, backends and locks; reads no secret. */
 export async function run(args: ParsedArgs): Promise<number> {
-  const report = await diagnose(folderOptions(args));
+  const report = await diagnose({ ...folderOptions(args), maxSecretBytes: maxBytes(args) });
   if (args.values.json) await printJson(report);
   else await print(doctorText(report));
   return EXIT.ok;

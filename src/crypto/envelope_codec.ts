@@ -184,3 +184,39 @@ export function dekFailure(env: DecodedEnvelope, ours: string): VaultError {
 export function valueFailure(env: DecodedEnvelope): VaultError {
   return env.fail("authentication of the value failed (the object was modified)");
 }
+
+const AAD_PREFIX = "palyra.vault.v1|";
+
+/**
+ * Where an envelope says it belongs, read from its AAD (docs/FORMAT.md §1)
+ * without decrypting anything: `undefined` when it is not an envelope or its
+ * AAD is not of that form. Keys hold no `|`, so the key is what follows the
+ * last one. Nothing here is authenticated until the envelope is opened.
+ */
+export function envelopePlace(
+  bytes: Uint8Array,
+): { scope: string; key: string; kekId: string | undefined } | undefined {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(fromUtf8(bytes));
+  } catch {
+    return undefined;
+  }
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) return undefined;
+  const env = doc as Record<string, unknown>;
+  const aad = typeof env.aad_b64 === "string" ? fromBase64(env.aad_b64) : undefined;
+  if (aad === undefined) return undefined;
+  let text: string;
+  try {
+    text = fromUtf8(aad);
+  } catch {
+    return undefined;
+  }
+  const bar = text.lastIndexOf("|");
+  if (!text.startsWith(AAD_PREFIX) || bar < AAD_PREFIX.length) return undefined;
+  return {
+    scope: text.slice(AAD_PREFIX.length, bar),
+    key: text.slice(bar + 1),
+    kekId: typeof env.kek_id === "string" ? env.kek_id : undefined,
+  };
+}

@@ -60,6 +60,12 @@ export const FILES = {
   v01LegacyIdentity: "ca/state.json",
 } as const;
 
+/** Names of what a process that stopped mid-write leaves behind (§5.2, §5.4): temporary files and lock folders. */
+export const LEFTOVER_RE = /\.tmp$|\.removing$|\.reclaim$/;
+
+/** A scope folder's name (§1): `s_` and 32 hex characters. */
+export const SCOPE_DIR_RE = /^s_[0-9a-f]{32}$/;
+
 /** Palyra's objects store, relative to the vault folder. */
 export const PALYRA_OBJECTS_STORE = `${FILES.objectsDir}/${FILES.palyraObjectsStore}`;
 

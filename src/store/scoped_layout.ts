@@ -4,7 +4,7 @@
  * write's cost does not grow with the secrets of other scopes and writers to
  * different scopes never wait for each other. Reads take no lock.
  */
-import { FILES } from "./layout.ts";
+import { FILES, SCOPE_DIR_RE } from "./layout.ts";
 import { join } from "../platform/path.ts";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
 import { objectId, scopeDirName } from "../crypto/ids.ts";
@@ -23,8 +23,6 @@ import { encodeLogHeader, encodeLogRecord, type LogRecord } from "./scope_log.ts
 import { concatBytes } from "../crypto/encoding.ts";
 import type { BlobBackend } from "../backends/backend.ts";
 import { type ChangeOutcome, type IndexView, inTurn, type ScopedEntry, type VaultLayout } from "./layout.ts";
-
-const SCOPE_DIR_RE = /^s_[0-9a-f]{32}$/;
 
 /** Lock settings of a layout. */
 export interface LockLimits {

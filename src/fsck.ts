@@ -1,0 +1,536 @@
+/**
+ * `fsck` (docs/FORMAT.md §5.6): every index entry has an object that opens
+ * for its scope and key, every object is named by an index, and nothing is
+ * left over from a crash. A repair rebuilds index entries from the envelopes'
+ * AAD, moves unreadable files aside as `<name>.corrupt-<n>`, removes
+ * leftovers older than a minute, and never deletes a readable secret.
+ */
+import { VaultError } from "./errors.ts";
+import { openEnvelopeAsync } from "./crypto/envelope.ts";
+import { envelopePlace } from "./crypto/envelope_codec.ts";
+import { kekId } from "./crypto/kdf.ts";
+import { objectId, scopeDirName } from "./crypto/ids.ts";
+import { formatScope, parseScope, validateKey } from "./scope.ts";
+import type { FileSystem } from "./platform/fs.ts";
+import { join } from "./platform/path.ts";
+import { FILES, LEFTOVER_RE, SCOPE_DIR_RE, type VaultLayout } from "./store/layout.ts";
+import { loadScopeIndex, type ScopeEntry } from "./store/scope_index.ts";
+import { Vault } from "./vault.ts";
+
+/**
+ * What `fsck` found:
+ * - `index_corrupt`: a scope's index files do not parse (or name another scope);
+ * - `missing_object`: an index entry whose object does not exist;
+ * - `unreadable_object`: an object that is not an envelope, is stored under another scope or key's name, or does not
+ *   authenticate under the vault's key;
+ * - `foreign_key`: an object sealed with another key (`kek_id`): left alone, since another key may open it;
+ * - `orphan_object`: an object that no index entry names (a put that stopped before its index write, or a lost index);
+ * - `size_mismatch`: an entry whose `value_bytes` differs from the value;
+ * - `leftover`: a temporary file or folder left by a process that stopped mid-write.
+ *
+ * @example
+ * ```ts
+ * import type { FsckCode } from "@palyra/vault";
+ * const code: FsckCode = "orphan_object";
+ * ```
+ */
+export type FsckCode =
+  | "index_corrupt"
+  | "missing_object"
+  | "unreadable_object"
+  | "foreign_key"
+  | "orphan_object"
+  | "size_mismatch"
+  | "leftover";
+
+/** What a repair did about a finding: `none` without `repair`; `left` when it is not safe to change. */
+export type FsckRepair =
+  | "none"
+  | "left"
+  | "entry_added"
+  | "entry_removed"
+  | "entry_fixed"
+  | "moved_aside"
+  | "removed"
+  | "index_rebuilt";
+
+/** One thing `fsck` found, and what a repair did about it. */
+export interface FsckFinding {
+  /** What kind of problem it is. */
+  code: FsckCode;
+  /** The file or folder it is about. */
+  path: string;
+  /** The scope involved, when known. */
+  scope: string | null;
+  /** The key involved, when known. */
+  key: string | null;
+  /** What is wrong, in words. Never a value. */
+  message: string;
+  /** What a repair did about it. */
+  repair: FsckRepair;
+}
+
+/** What `checkVault` found and did. */
+export interface FsckReport {
+  /** Index entries checked. */
+  secrets: number;
+  /** Object files looked at (encrypted_file backend in the scoped layout; otherwise the objects the entries name). */
+  objects: number;
+  /** Everything found, in the order found. */
+  findings: FsckFinding[];
+  /** Findings a repair resolved. */
+  repaired: number;
+  /** Findings still standing (all of them without `repair`). */
+  unresolved: number;
+}
+
+/**
+ * Options of `checkVault`.
+ *
+ * @example
+ * ```ts
+ * import type { FsckOptions } from "@palyra/vault";
+ * const options: FsckOptions = { repair: true };
+ * ```
+ */
+export interface FsckOptions {
+  /** Repair what can be repaired safely. Default `false`: only report. */
+  repair?: boolean;
+}
+
+/** A leftover younger than this may belong to a writer still running, and is left alone. */
+const LEFTOVER_MIN_AGE_MS = 60_000;
+
+/** What one object file holds, as far as fsck could tell. */
+interface ObjectState {
+  path: string;
+  name: string;
+  /** Its place by its AAD when that matches its file name. */
+  place: { scope: string; key: string } | undefined;
+  /** `ok`: opens (size known); `foreign`: sealed with another key; `bad`: unreadable; `unchecked`: no key to try. */
+  status: "ok" | "foreign" | "bad" | "unchecked";
+  why: string;
+  valueBytes: number;
+  mtimeMs: number;
+  referenced: boolean;
+}
+
+interface Context {
+  fs: FileSystem;
+  root: string;
+  kek: Uint8Array | undefined;
+  maxObjectBytes: number;
+  findings: FsckFinding[];
+}
+
+/** Reads an object file and judges it, without keeping its bytes. */
+async function judgeObject(ctx: Context, dir: string, name: string): Promise<ObjectState> {
+  const path = join(dir, name);
+  const info = await ctx.fs.lstat(path);
+  const state: ObjectState = {
+    path,
+    name,
+    place: undefined,
+    status: "bad",
+    why: "",
+    valueBytes: 0,
+    mtimeMs: info?.mtimeMs ?? 0,
+    referenced: false,
+  };
+  if (info === undefined || !info.isFile) {
+    state.why = "it is not a regular file";
+    return state;
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = await ctx.fs.readFile(path, ctx.maxObjectBytes);
+  } catch (e) {
+    if ((e as { code?: string }).code === "EFBIG") {
+      state.why = "it is larger than any envelope this vault writes";
+      return state;
+    }
+    throw e;
+  }
+  const place = envelopePlace(bytes);
+  if (place === undefined) {
+    state.why = "it is not an envelope (its JSON or AAD does not parse)";
+    return state;
+  }
+  let scope: string;
+  try {
+    scope = formatScope(parseScope(place.scope));
+    validateKey(place.key);
+  } catch {
+    state.why = "its AAD names no valid scope and key";
+    return state;
+  }
+  if (scope !== place.scope || objectId(scope, place.key) !== name) {
+    state.why = "its AAD names another scope or key than its file name";
+    return state;
+  }
+  state.place = { scope, key: place.key };
+  if (ctx.kek === undefined) {
+    state.status = "unchecked";
+    return state;
+  }
+  const ours = kekId(ctx.kek);
+  try {
+    const value = await openEnvelopeAsync(ctx.kek, scope, place.key, bytes, ours);
+    state.valueBytes = value.length;
+    value.fill(0);
+    state.status = "ok";
+  } catch (e) {
+    if (!VaultError.is(e, "crypto")) throw e;
+    // Another key may open it (a re-key half done, another identity): never judged unreadable here.
+    if (place.kekId !== ours) {
+      state.status = "foreign";
+      state.why = place.kekId === undefined
+        ? "it does not open with this vault's key and names no key (kek_id)"
+        : `it is sealed with kek_id ${JSON.stringify(place.kekId)}, not this vault's ${JSON.stringify(ours)}`;
+    } else {
+      state.why = "it does not authenticate under this vault's key (it was modified)";
+    }
+  }
+  return state;
+}
+
+async function names(fs: FileSystem, dir: string): Promise<string[]> {
+  return (await fs.readDir(dir).catch(() => [] as string[])).sort();
+}
+
+/** `<path>.corrupt-<n>` with the first free `n`. */
+async function moveAside(fs: FileSystem, dir: string, name: string): Promise<void> {
+  for (let n = 1;; n++) {
+    const target = join(dir, `${name}.corrupt-${n}`);
+    if ((await fs.lstat(target)) !== undefined) continue;
+    await fs.rename(join(dir, name), target);
+    await fs.syncDir(dir);
+    return;
+  }
+}
+
+/** Removes a leftover file, or a leftover folder with the files in it. */
+async function removeLeftover(fs: FileSystem, path: string): Promise<void> {
+  const info = await fs.lstat(path);
+  if (info === undefined) return;
+  if (info.isDirectory) {
+    for (const n of await names(fs, path)) await fs.remove(join(path, n));
+    await fs.rmdir(path);
+  } else {
+    await fs.remove(path);
+  }
+}
+
+/**
+ * The findings that need no key (docs/FORMAT.md §5.6): corrupt indexes,
+ * entries without objects, objects without entries or under the wrong name,
+ * leftovers. `doctor` reports these; it opens no secret.
+ *
+ * @internal
+ */
+export async function inspectFolder(fs: FileSystem, root: string, maxObjectBytes: number): Promise<FsckFinding[]> {
+  const ctx: Context = { fs, root, kek: undefined, maxObjectBytes, findings: [] };
+  await scan(ctx, undefined, false);
+  return ctx.findings;
+}
+
+/** The scan of a scoped vault folder with its objects in `objects/`, and the repair of what it found. */
+async function scan(ctx: Context, layout: VaultLayout | undefined, repair: boolean): Promise<number> {
+  const { fs, root, findings } = ctx;
+  const scopesDir = join(root, FILES.scopesDir);
+  const objectsDir = join(root, FILES.objectsDir);
+  const found = (f: Omit<FsckFinding, "repair">): FsckFinding => {
+    const finding: FsckFinding = { ...f, repair: "none" };
+    findings.push(finding);
+    return finding;
+  };
+  // Leftovers, everywhere a writer makes temporary names.
+  const scopeFolders = (await names(fs, scopesDir)).filter((n) => SCOPE_DIR_RE.test(n));
+  const leftovers: FsckFinding[] = [];
+  for (const dir of [root, scopesDir, objectsDir, ...scopeFolders.map((n) => join(scopesDir, n))]) {
+    for (const name of await names(fs, dir)) {
+      if (!LEFTOVER_RE.test(name)) continue;
+      leftovers.push(found({
+        code: "leftover",
+        path: join(dir, name),
+        scope: null,
+        key: null,
+        message: "a temporary file or folder left by a process that stopped mid-write",
+      }));
+    }
+  }
+  // The indexes.
+  const indexes = new Map<string, { scope: string; entries: Map<string, ScopeEntry> }>();
+  const corrupt = new Map<string, FsckFinding>();
+  for (const name of scopeFolders) {
+    const dir = join(scopesDir, name);
+    try {
+      const state = await loadScopeIndex(fs, dir, undefined);
+      if (state === undefined) continue;
+      if (scopeDirName(state.scope) !== name) {
+        throw new VaultError("corrupt", `its scope ${JSON.stringify(state.scope)} does not match its folder`);
+      }
+      indexes.set(name, { scope: state.scope, entries: state.entries });
+    } catch (e) {
+      if (!VaultError.is(e, "corrupt")) throw e;
+      corrupt.set(
+        name,
+        found({
+          code: "index_corrupt",
+          path: dir,
+          scope: null,
+          key: null,
+          message: `the scope's index cannot be read: ${e.message}`,
+        }),
+      );
+    }
+  }
+  // The objects.
+  const objects = new Map<string, ObjectState>();
+  for (const name of await names(fs, objectsDir)) {
+    if (/^obj_[0-9a-f]{64}$/.test(name)) objects.set(name, await judgeObject(ctx, objectsDir, name));
+  }
+  // Entries against objects.
+  type Plan = { add: ObjectState[]; remove: string[]; fix: Array<[ScopeEntry, number]>; rebuild: boolean };
+  const plans = new Map<string, Plan>();
+  const plan = (scope: string): Plan => {
+    let p = plans.get(scope);
+    if (p === undefined) plans.set(scope, p = { add: [], remove: [], fix: [], rebuild: false });
+    return p;
+  };
+  const repairs = new Map<FsckFinding, () => void>();
+  const asideFirst: ObjectState[] = [];
+  const unnamed: string[] = [];
+  let secrets = 0;
+  for (const { scope, entries } of indexes.values()) {
+    for (const entry of entries.values()) {
+      secrets++;
+      const obj = objects.get(entry.object_id);
+      const where = { scope, key: entry.key };
+      if (obj === undefined) {
+        const f = found({
+          code: "missing_object",
+          path: join(objectsDir, entry.object_id),
+          ...where,
+          message: "the index names this secret, but its object does not exist",
+        });
+        plan(scope).remove.push(entry.key);
+        repairs.set(f, () => (f.repair = "entry_removed"));
+        continue;
+      }
+      obj.referenced = true;
+      if (obj.status === "bad") {
+        const f = found({ code: "unreadable_object", path: obj.path, ...where, message: obj.why });
+        plan(scope).remove.push(entry.key);
+        asideFirst.push(obj);
+        repairs.set(f, () => (f.repair = "moved_aside"));
+      } else if (obj.status === "foreign") {
+        found({ code: "foreign_key", path: obj.path, ...where, message: obj.why }).repair = repair ? "left" : "none";
+      } else if (obj.status === "ok" && obj.valueBytes !== entry.value_bytes) {
+        const f = found({
+          code: "size_mismatch",
+          path: obj.path,
+          ...where,
+          message: `the index says ${entry.value_bytes} bytes, the value has ${obj.valueBytes}`,
+        });
+        plan(scope).fix.push([entry, obj.valueBytes]);
+        repairs.set(f, () => (f.repair = "entry_fixed"));
+      }
+    }
+  }
+  for (const [name, f] of corrupt) {
+    // Rebuilt from the objects whose AAD names a scope of this folder.
+    const scope = [...objects.values()].find((o) => o.place !== undefined && scopeDirName(o.place.scope) === name)
+      ?.place?.scope;
+    if (scope === undefined) {
+      // No object of this folder opens: there is nothing to rebuild from. Writers refuse an index they cannot
+      // read, so none is changing it; the files are kept beside it and the scope starts empty.
+      repairs.set(f, () => (f.repair = "moved_aside"));
+      unnamed.push(name);
+      continue;
+    }
+    f.scope = scope;
+    plan(scope).rebuild = true;
+    repairs.set(f, () => (f.repair = "index_rebuilt"));
+  }
+  for (const obj of objects.values()) {
+    if (obj.referenced) continue;
+    const where = { scope: obj.place?.scope ?? null, key: obj.place?.key ?? null };
+    if (obj.status === "bad") {
+      const f = found({ code: "unreadable_object", path: obj.path, ...where, message: obj.why });
+      asideFirst.push(obj);
+      repairs.set(f, () => (f.repair = "moved_aside"));
+      continue;
+    }
+    const f = found({
+      code: "orphan_object",
+      path: obj.path,
+      ...where,
+      message: obj.status === "foreign"
+        ? `no index entry names it, and ${obj.why}`
+        : "no index entry names it (a write that stopped before its index was written, or a lost index)",
+    });
+    if (obj.status === "ok") {
+      plan(obj.place!.scope).add.push(obj);
+      repairs.set(f, () => (f.repair = "entry_added"));
+    } else if (repair) {
+      f.repair = "left";
+    }
+  }
+  if (!repair || layout === undefined) return secrets;
+  // Repairs: unreadable objects aside, then each scope's index under its lock, then old leftovers.
+  for (const obj of asideFirst) await moveAside(fs, objectsDir, obj.name);
+  for (const name of unnamed) {
+    const dir = join(scopesDir, name);
+    for (const file of [FILES.scopeIndex, FILES.scopeLog]) {
+      if ((await fs.lstat(join(dir, file))) !== undefined) await moveAside(fs, dir, file);
+    }
+  }
+  for (const [scope, p] of [...plans].sort(([a], [b]) => (a < b ? -1 : 1))) {
+    await layout.locked(scope, "write", async () => {
+      const dir = join(scopesDir, scopeDirName(scope));
+      if (p.rebuild) {
+        for (const file of [FILES.scopeIndex, FILES.scopeLog]) {
+          if ((await fs.lstat(join(dir, file))) !== undefined) await moveAside(fs, dir, file);
+        }
+      }
+      const index = await layout.readIndex(scope);
+      for (const key of p.remove) if (index.find(scope, key) !== undefined) await index.delete(scope, key);
+      for (const [e, bytes] of p.fix) {
+        await index.put(scope, {
+          key: e.key,
+          object_id: e.object_id,
+          created_at_unix_ms: e.created_at_unix_ms,
+          updated_at_unix_ms: e.updated_at_unix_ms,
+          value_bytes: bytes,
+        });
+      }
+      for (const obj of p.add) {
+        const key = obj.place!.key;
+        // A writer may have named it meanwhile: its own entry stands.
+        if (index.find(scope, key) !== undefined) continue;
+        if ((await fs.lstat(obj.path)) === undefined) continue;
+        const t = Math.trunc(obj.mtimeMs);
+        await index.put(scope, {
+          key,
+          object_id: obj.name,
+          created_at_unix_ms: t,
+          updated_at_unix_ms: t,
+          value_bytes: obj.valueBytes,
+        });
+      }
+    });
+  }
+  for (const mark of repairs.values()) mark();
+  const now = Date.now();
+  for (const f of leftovers) {
+    const info = await fs.lstat(f.path);
+    if (info === undefined) continue;
+    if (now - info.mtimeMs < LEFTOVER_MIN_AGE_MS) {
+      f.repair = "left";
+      continue;
+    }
+    await removeLeftover(fs, f.path);
+    f.repair = "removed";
+  }
+  return secrets;
+}
+
+/**
+ * Checks a vault (docs/FORMAT.md §5.6): every index entry has an object that
+ * opens for its scope and key with the vault's key, every object is named by
+ * an index, sizes agree, and nothing is left over from a crash. With
+ * `repair`, entries are rebuilt from the envelopes' AAD (a lost or corrupt
+ * index included), unreadable files are moved aside as `<name>.corrupt-<n>`,
+ * leftovers older than a minute are removed; a secret that opens is never
+ * moved or deleted, and an object sealed with another key is left alone.
+ *
+ * Orphans, leftovers and index rebuilding need the `encrypted_file` backend in
+ * the scoped layout; elsewhere the entries and their objects are checked, and
+ * `repair` is refused.
+ *
+ * @throws {VaultError} `not_found` when there is no vault; `backend_unavailable` for `repair` outside the
+ * encrypted_file backend in the scoped layout.
+ * @example
+ * ```ts
+ * import { checkVault, Vault } from "@palyra/vault";
+ * using vault = await Vault.open();
+ * const report = await checkVault(vault);
+ * for (const f of report.findings) console.log(f.code, f.scope, f.key, f.message);
+ * ```
+ */
+export async function checkVault(vault: Vault, options: FsckOptions = {}): Promise<FsckReport> {
+  const parts = Vault._parts(vault);
+  const repair = options.repair === true;
+  if (!parts.exists) {
+    throw new VaultError("not_found", `check vault failed: there is no vault at "${parts.root}"`, {
+      hint: "check the vault folder (--vault-dir, PALYRA_VAULT_DIR)",
+    });
+  }
+  const kek = await parts.kek();
+  const ctx: Context = { fs: parts.fs, root: parts.root, kek, maxObjectBytes: parts.maxObjectBytes, findings: [] };
+  const files = parts.layout.name === "scoped" && parts.backendKind === "encrypted_file";
+  let secrets: number;
+  let objects: number;
+  if (files) {
+    secrets = await scan(ctx, parts.layout, repair);
+    objects = (await names(parts.fs, join(parts.root, FILES.objectsDir))).filter((n) => /^obj_[0-9a-f]{64}$/.test(n))
+      .length;
+  } else {
+    if (repair) {
+      throw new VaultError(
+        "backend_unavailable",
+        `check vault failed: --repair works on the encrypted_file backend in the scoped layout, not on this ${parts.backendKind} vault in the ${parts.layout.name} layout`,
+        { hint: "run it without --repair to see what is wrong" },
+      );
+    }
+    const entries = await parts.layout.list();
+    const ours = kekId(kek);
+    for (const e of entries) {
+      let bytes: Uint8Array;
+      const where = { path: e.object_id, scope: e.scope, key: e.key, repair: "none" as const };
+      try {
+        bytes = await parts.layout.objects.get(e.object_id);
+      } catch (err) {
+        if (!VaultError.is(err, "not_found")) throw err;
+        ctx.findings.push({
+          code: "missing_object",
+          ...where,
+          message: "the index names this secret, but its object does not exist",
+        });
+        continue;
+      }
+      try {
+        const value = await openEnvelopeAsync(kek, e.scope, e.key, bytes, ours);
+        if (value.length !== e.value_bytes) {
+          ctx.findings.push({
+            code: "size_mismatch",
+            ...where,
+            message: `the index says ${e.value_bytes} bytes, the value has ${value.length}`,
+          });
+        }
+        value.fill(0);
+      } catch (err) {
+        if (!VaultError.is(err, "crypto")) throw err;
+        const place = envelopePlace(bytes);
+        ctx.findings.push({
+          code: place !== undefined && place.kekId !== undefined && place.kekId !== ours
+            ? "foreign_key"
+            : "unreadable_object",
+          ...where,
+          message: err.message,
+        });
+      }
+    }
+    secrets = entries.length;
+    objects = entries.length;
+  }
+  const standing = (f: FsckFinding) => f.repair === "none" || f.repair === "left";
+  return {
+    secrets,
+    objects,
+    findings: ctx.findings,
+    repaired: ctx.findings.filter((f) => !standing(f)).length,
+    unresolved: ctx.findings.filter(standing).length,
+  };
+}
