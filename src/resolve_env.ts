@@ -125,37 +125,63 @@ export async function resolveEnv(
   const list = Array.isArray(refs)
     ? refs as readonly EnvReference[]
     : Object.entries(refs).map(([name, ref]) => parseEnvAssignment(`${name}=${ref}`, "resolveEnv"));
+  const secrets = await resolveAll(
+    vault,
+    list.map((r) => r.ref),
+    (i) => `${list[i]!.name}=${list[i]!.ref}`,
+    (n) => `resolve ${n === 1 ? "a reference" : `${n} references`}`,
+    (bytes) =>
+      isEnvText(bytes) ? undefined : "its value is not UTF-8 text without NUL bytes, which a variable cannot hold",
+  );
   const values = new Map<string, SensitiveBytes>();
-  const failures: { name: string; ref: string; error: VaultError }[] = [];
-  for (const { name, ref } of list) {
+  secrets.forEach((secret, i) => {
+    const name = list[i]!.name;
+    values.get(name)?.[Symbol.dispose](); // the last of two assignments wins, as in a shell
+    values.set(name, secret);
+  });
+  return new ResolvedEnv(values);
+}
+
+/**
+ * Resolves every reference in order, reporting all failures at once: one
+ * error with the first failure's code that names each failed reference by
+ * `label(i)`, after wiping whatever did resolve. `refuse` may reject a value
+ * (its reason becomes that reference's failure). Shared by `run`, `inject`
+ * and `resolveEnv`, so none of them starts or writes anything on a miss.
+ */
+export async function resolveAll(
+  vault: Vault,
+  refs: readonly string[],
+  label: (i: number) => string,
+  action: (failures: number) => string,
+  refuse?: (bytes: Uint8Array) => string | undefined,
+): Promise<SensitiveBytes[]> {
+  const values: SensitiveBytes[] = [];
+  const failures: { at: number; error: VaultError }[] = [];
+  for (const [i, ref] of refs.entries()) {
     try {
       const secret = await vault.resolve(ref);
-      if (!isEnvText(secret.bytes)) {
+      const why = refuse?.(secret.bytes);
+      if (why !== undefined) {
         secret[Symbol.dispose]();
-        throw new VaultError(
-          "invalid_ref",
-          "its value is not UTF-8 text without NUL bytes, which a variable cannot hold",
-        );
+        throw new VaultError("invalid_ref", why);
       }
-      values.get(name)?.[Symbol.dispose](); // the last of two assignments wins, as in a shell
-      values.set(name, secret);
+      values.push(secret);
     } catch (e) {
       if (!(e instanceof VaultError)) throw e;
-      failures.push({ name, ref, error: e });
+      failures.push({ at: i, error: e });
     }
   }
   if (failures.length > 0) {
-    for (const v of values.values()) v[Symbol.dispose]();
+    for (const v of values) v[Symbol.dispose]();
     const first = failures[0]!.error;
     throw new VaultError(
       first.code,
-      `resolve ${failures.length === 1 ? "a reference" : `${failures.length} references`} failed: ${
-        failures.map((f) => `${f.name}=${f.ref} (${f.error.message})`).join("; ")
-      }`,
+      `${action(failures.length)} failed: ${failures.map((f) => `${label(f.at)} (${f.error.message})`).join("; ")}`,
       { hint: first.hint ?? "store the missing secrets, or fix the references", cause: first },
     );
   }
-  return new ResolvedEnv(values);
+  return values;
 }
 
 function isEnvText(bytes: Uint8Array): boolean {

@@ -36,15 +36,11 @@ export function folderOptions(args: ParsedArgs): { root?: string; identityRoot?:
  * and an optional line break. The caller wipes the result.
  */
 export async function readKekFile(path: string, option: string): Promise<Uint8Array> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readUserFile(path);
-  } catch (e) {
-    const code = errnoCode(e);
-    throw new VaultError(code === "ENOENT" ? "not_found" : "io", `read KEK file "${path}" failed (${code ?? e})`, {
-      hint: `pass ${option} with a file of 32 random bytes (head -c 32 /dev/urandom > kek.bin)`,
-    });
-  }
+  const bytes = await readUserBytes(
+    path,
+    "KEK file",
+    `pass ${option} with a file of 32 random bytes (head -c 32 /dev/urandom > kek.bin)`,
+  );
   try {
     if (bytes.length === 32) return bytes.slice();
     let end = bytes.length;
@@ -143,14 +139,10 @@ export async function readValue(label: string, limit: number): Promise<Uint8Arra
   return value;
 }
 
-/**
- * Reads a text file the user named (a config, an env file, a template):
- * `not_found` or `io` naming it, `invalid_config` when it is not UTF-8.
- */
-export async function readUserText(path: string, what: string, hint: string): Promise<string> {
-  let bytes: Uint8Array;
+/** Reads a file the user named: `not_found` or `io` naming it, with `hint`. */
+export async function readUserBytes(path: string, what: string, hint: string): Promise<Uint8Array> {
   try {
-    bytes = await readUserFile(path);
+    return await readUserFile(path);
   } catch (e) {
     const code = errnoCode(e);
     throw new VaultError(
@@ -161,6 +153,14 @@ export async function readUserText(path: string, what: string, hint: string): Pr
       },
     );
   }
+}
+
+/**
+ * Reads a text file the user named (a config, an env file, a template):
+ * `not_found` or `io` naming it, `invalid_config` when it is not UTF-8.
+ */
+export async function readUserText(path: string, what: string, hint: string): Promise<string> {
+  const bytes = await readUserBytes(path, what, hint);
   try {
     return fromUtf8(bytes);
   } catch {

@@ -1,9 +1,7 @@
 /** `palyra-secrets import --from FILE [--identity FILE]… [--on-conflict fail|skip|overwrite]`. */
 import { ageRecipientTypes, type ImportConflict, type ImportOptions, importVault } from "../export.ts";
-import { errnoCode, VaultError } from "../errors.ts";
-import { readUserFile } from "../platform/fs.ts";
 import type { ParsedArgs } from "./args.ts";
-import { openVault, readPassphrase, readUserText } from "./common.ts";
+import { openVault, readPassphrase, readUserBytes, readUserText } from "./common.ts";
 import { EXIT, factLine, print, printJson, UsageError } from "./output.ts";
 
 const CONFLICT_CHOICES: readonly ImportConflict[] = ["fail", "skip", "overwrite"];
@@ -17,15 +15,7 @@ export async function run(args: ParsedArgs): Promise<number> {
     throw new UsageError(`--on-conflict must be fail, skip or overwrite; got ${JSON.stringify(conflict)}`, "import");
   }
   const identityFiles = (args.values.identity as string[] | undefined) ?? [];
-  let file: Uint8Array;
-  try {
-    file = await readUserFile(from);
-  } catch (e) {
-    const code = errnoCode(e);
-    throw new VaultError(code === "ENOENT" ? "not_found" : "io", `read import file "${from}" failed (${code ?? e})`, {
-      hint: "pass --from with the file that export (or age -e) wrote",
-    });
-  }
+  const file = await readUserBytes(from, "import file", "pass --from with the file that export (or age -e) wrote");
   const options: ImportOptions = { onConflict: conflict as ImportConflict };
   if (identityFiles.length > 0) {
     options.identities = await Promise.all(

@@ -1,5 +1,6 @@
 /** `palyra-secrets inject -i TEMPLATE [-o FILE]`. */
-import { fsError, VaultError } from "../errors.ts";
+import { fsError } from "../errors.ts";
+import { resolveAll } from "../resolve_env.ts";
 import { concatBytes, utf8 } from "../crypto/encoding.ts";
 import type { SensitiveBytes } from "../crypto/sensitive.ts";
 import { defaultFileSystem } from "../platform/fs.ts";
@@ -33,23 +34,9 @@ export async function run(args: ParsedArgs): Promise<number> {
     if (refs.length > 0) {
       const vault = await openVault(args);
       try {
-        const failures: string[] = [];
-        let first: VaultError | undefined;
-        for (const ref of refs) {
-          try {
-            values.push(await vault.resolve(ref));
-          } catch (e) {
-            if (!(e instanceof VaultError)) throw e;
-            first ??= e;
-            failures.push(`${ref} (${e.message})`);
-          }
-        }
-        if (first !== undefined) {
-          throw new VaultError(first.code, `inject template "${input}" failed: ${failures.join("; ")}`, {
-            hint: first.hint ?? "store the missing secrets, or fix the references; nothing was written",
-            cause: first,
-          });
-        }
+        values.push(
+          ...await resolveAll(vault, refs, (i) => refs[i]!, () => `inject template "${input}"`),
+        );
       } finally {
         vault.close();
       }
