@@ -6,6 +6,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import { Buffer } from "node:buffer";
 import { run, tempDir } from "./helpers.ts";
 import { CLI_TARGETS } from "./cli_targets.ts";
 
@@ -122,6 +124,70 @@ for (const [target, argv] of Object.entries(TARGETS)) {
       }
       const none = await run([...cli, "get", "global", "cut_key"], { env });
       assert.equal(none.code, 1, "nothing was stored, not even the first line");
+    });
+
+    test("export --passphrase asks twice at a hidden prompt; the real `age -d` and import open the file", async () => {
+      const dir = tempDir("tty-export");
+      const env = { PALYRA_VAULT_DIR: join(dir, "vault"), PALYRA_IDENTITY_DIR: join(dir, "identity") };
+      const cli = await argv();
+      assert.equal((await run([...cli, "set", "ws:acme/token"], { env, input: "tok-tty-export" })).code, 0);
+      const file = join(dir, "backup.age");
+      const typeTwice = async (t: Awaited<ReturnType<typeof terminal>>, first: string, second: string) => {
+        await t.waitFor(/Passphrase for the export \(input hidden\):/);
+        await t.type(first);
+        await t.key("Enter");
+        await t.waitFor(/The same passphrase again:/);
+        await t.type(second);
+        await t.key("Enter");
+        return await t.waitFor(/EXIT=\d+/);
+      };
+      const differ = await terminal([...cli, "export", "--to", file, "--passphrase"], env);
+      try {
+        const screen = await typeTwice(differ, "pass-one-tty", "pass-two-tty");
+        assert.match(screen, /EXIT=2/);
+        assert.match(screen, /the two passphrases differ; nothing was written/);
+        assert.doesNotMatch(screen, /pass-one|pass-two/);
+      } finally {
+        await differ.close();
+      }
+      assert.equal(existsSync(file), false);
+      const same = await terminal([...cli, "export", "--to", file, "--passphrase"], env);
+      try {
+        const screen = await typeTwice(same, "correct-tty-pass", "correct-tty-pass");
+        assert.match(screen, /EXIT=0/);
+        assert.match(screen, /secrets\.export to=\S+ secrets=1 scopes=ws:acme/);
+        assert.doesNotMatch(screen, /correct-tty/);
+      } finally {
+        await same.close();
+      }
+      // The age tool reads a passphrase only from a terminal: it gets one here.
+      const plain = join(dir, "doc.json");
+      const age = await terminal(["age", "-d", "-o", plain, file], {});
+      try {
+        await age.waitFor(/passphrase/i);
+        await age.type("correct-tty-pass");
+        await age.key("Enter");
+        assert.match(await age.waitFor(/EXIT=\d+/), /EXIT=0/);
+      } finally {
+        await age.close();
+      }
+      const doc = JSON.parse(readFileSync(plain, "utf8"));
+      assert.equal(doc.format, "palyra.vault.export.v1");
+      assert.equal(Buffer.from(doc.secrets[0].value_b64, "base64").toString(), "tok-tty-export");
+      const other = { ...env, PALYRA_VAULT_DIR: join(dir, "vault2") };
+      const imp = await terminal([...cli, "import", "--from", file], other);
+      try {
+        await imp.waitFor(/Passphrase for "[^"]+" \(input hidden\):/);
+        await imp.type("correct-tty-pass");
+        await imp.key("Enter");
+        const screen = await imp.waitFor(/EXIT=\d+/);
+        assert.match(screen, /EXIT=0/);
+        assert.match(screen, /imported=1/);
+      } finally {
+        await imp.close();
+      }
+      const got = await run([...cli, "get", "ws:acme/token", "--reveal"], { env: other });
+      assert.equal(new TextDecoder().decode(got.stdout), "tok-tty-export");
     });
   });
 }
