@@ -174,6 +174,31 @@ setTimeout(() => process.stdout.write(v.slice(7) + " end\\n"), 150);
       assert.ok(text(plain).includes(TOKEN), "without --mask the output is the child's own");
     });
 
+    test("run --mask ends when the program does, though a background process of it holds the pipe", async () => {
+      const box = await sandbox();
+      await seed(box);
+      const hold = String(1200 + Object.keys(CLI_TARGETS).indexOf(target)); // a sleep this test alone starts
+      const started = Date.now();
+      try {
+        const r = await cli(box, [
+          "run",
+          "--mask",
+          "--env",
+          "API_TOKEN=ws:acme/api_token",
+          "--",
+          "sh",
+          "-c",
+          `echo "t=$API_TOKEN"; sleep ${hold} & exit 5`,
+        ]);
+        assert.equal(r.code, 5, r.stderr);
+        assert.equal(text(r), "t=<redacted>\n");
+        // Before: run waited for the pipe to close, i.e. for the sleep to end (20 minutes).
+        assert.ok(Date.now() - started < 120_000, "run returned while the background sleep still runs");
+      } finally {
+        await run(["pkill", "-f", `^sleep ${hold}$`]);
+      }
+    });
+
     test("inject: a template is rendered exactly, mode 0600; one missing reference writes nothing", async () => {
       const box = await sandbox();
       await seed(box);

@@ -76,15 +76,55 @@ async function start(
   started.child = child;
   if (started.early !== undefined) child.kill(started.early);
   try {
-    const pump = async (stream: "stdout" | "stderr") => {
+    let lastData = Date.now();
+    const pump = (stream: "stdout" | "stderr") => {
       const masker = new OutputMasker(mask);
-      await child.read(stream, (chunk) => writeStream(stream, masker.push(chunk)));
-      const rest = masker.end();
-      if (rest.length > 0) await writeStream(stream, rest);
+      let open = true;
+      const done = child.read(stream, async (chunk) => {
+        lastData = Date.now();
+        // After the end below nothing more is passed on: it could not be masked whole.
+        if (open) await writeStream(stream, masker.push(chunk));
+      });
+      const end = async () => {
+        if (!open) return;
+        open = false;
+        const rest = masker.end();
+        if (rest.length > 0) await writeStream(stream, rest);
+      };
+      return { done: done.then(end), end };
     };
-    const [code] = await Promise.all([child.exit, pump("stdout"), pump("stderr")]);
+    const pumps = [pump("stdout"), pump("stderr")];
+    const code = await child.exit;
+    lastData = Math.max(lastData, Date.now());
+    // A program's background process may hold the pipe open long after it exits: pass on what comes
+    // while output keeps flowing, and stop once it has been quiet for a moment.
+    let quiet: ReturnType<typeof setTimeout> | undefined;
+    const settled = new Promise<void>((resolve) => {
+      // Quiet twice in a row, with the event loop between: a stalled loop (a loaded machine) that wakes up late
+      // reads what the pipe holds before the output is judged quiet.
+      let once = false;
+      const check = () => {
+        const idle = Date.now() - lastData;
+        if (idle < OUTPUT_GRACE_MS) {
+          once = false;
+          quiet = setTimeout(check, OUTPUT_GRACE_MS - idle);
+        } else if (!once) {
+          once = true;
+          quiet = setTimeout(check, 20);
+        } else {
+          resolve();
+        }
+      };
+      check();
+    });
+    await Promise.race([Promise.all(pumps.map((p) => p.done)), settled]);
+    clearTimeout(quiet);
+    for (const p of pumps) await p.end();
     return code;
   } finally {
     stop();
   }
 }
+
+/** How long piped output may stay quiet after the program exits before `run` stops passing it on. */
+const OUTPUT_GRACE_MS = 1000;

@@ -16,7 +16,8 @@ export const nodeChildHost: ChildHost = {
         windowsHide: false,
       });
       const exit = new Promise<number>((done) => {
-        child.on("close", (code, signal) => {
+        // "exit", not "close": a background process of the program may keep its output pipes open long after.
+        child.on("exit", (code, signal) => {
           done(code ?? 128 + (signal === null ? 0 : constants.signals[signal] ?? 0));
         });
       });
