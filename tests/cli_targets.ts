@@ -31,7 +31,8 @@ function buildBinary(): Promise<string> {
 export const CLI_TARGETS = {
   deno: () => Promise.resolve(RUNTIMES.deno(CLI)),
   bun: () => Promise.resolve(RUNTIMES.bun(CLI)),
-  node: () => Promise.resolve(RUNTIMES.node(CLI)),
+  // What `npx palyra-secrets` runs: the bin script on the JavaScript build (rebuilt first when a source is newer).
+  node: () => Promise.resolve(["node", join(ROOT, "bin", "palyra-secrets.mjs")]),
   binary: async () => [await buildBinary()],
 } as const;
 

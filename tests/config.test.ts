@@ -19,8 +19,8 @@ import { parsePath } from "../src/config/toml.ts";
 import { validateKey } from "../src/scope.ts";
 import { Vault } from "../src/vault.ts";
 import { defaultFileSystem } from "../src/platform/fs.ts";
-import { cliEnv, rejectsWith, ROOT, run, RUNTIMES, tempDir, testKek } from "./helpers.ts";
-import { CLI } from "./cli_targets.ts";
+import { cliEnv, rejectsWith, ROOT, run, tempDir, testKek } from "./helpers.ts";
+import { CLI_TARGETS } from "./cli_targets.ts";
 
 const FIXTURES = join(ROOT, "tests", "fixtures");
 const fixture = (name: string) => readFileSync(join(FIXTURES, name), "utf8");
@@ -542,9 +542,10 @@ describe("configure and the config file", () => {
     await vault.putSecret("global", "first", "x");
     vault.close();
     const runtimes = ["deno", "bun", "node", "bun"] as const;
+    const commands = await Promise.all(runtimes.map((r) => CLI_TARGETS[r]()));
     const results = await Promise.all(
       names.map((n, i) =>
-        run([...RUNTIMES[runtimes[i]!](CLI), "configure", `${n}_token`, "global", n, "--from-config", "--path", path], {
+        run([...commands[i]!, "configure", `${n}_token`, "global", n, "--from-config", "--path", path], {
           env,
           cwd: dir,
         })

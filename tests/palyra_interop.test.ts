@@ -22,10 +22,10 @@ import {
   run,
   type RunResult,
   type RuntimeName,
-  RUNTIMES,
   tempDir,
   unhex,
 } from "./helpers.ts";
+import { CLI_TARGETS } from "./cli_targets.ts";
 
 const REF = join(ROOT, "tests", "interop", "palyra_state_ref.py");
 const enc = (s: string) => new TextEncoder().encode(s);
@@ -341,8 +341,8 @@ describe("Palyra state folder interop with the Python reference (docs/FORMAT.md 
       true,
     ]]);
     const before = [snapshot(root, true), snapshot(idDir)];
-    const cli = (a: string[]) =>
-      run([...RUNTIMES[currentRuntime()](join(ROOT, "cli.ts")), ...a], { env, cwd: dir, timeoutMs: 60_000 });
+    const cmd = await CLI_TARGETS[currentRuntime()]();
+    const cli = (a: string[]) => run([...cmd, ...a], { env, cwd: dir, timeoutMs: 60_000 });
 
     const got = await cli(["get", "global", "openai_api_key", "--reveal"]);
     assert.equal(got.code, 0, got.stderr);
