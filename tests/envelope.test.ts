@@ -4,8 +4,18 @@ import assert from "node:assert/strict";
 import { inspect } from "node:util";
 import fc from "fast-check";
 import { openEnvelope, sealEnvelope } from "../src/crypto/envelope.ts";
-import { fromBase64, fromBase64Portable, fromUtf8, toBase64, toBase64Portable, utf8 } from "../src/crypto/encoding.ts";
+import {
+  fromBase64,
+  fromBase64Fallback,
+  fromBase64Portable,
+  fromUtf8,
+  toBase64,
+  toBase64Fallback,
+  toBase64Portable,
+  utf8,
+} from "../src/crypto/encoding.ts";
 import { SensitiveBytes } from "../src/crypto/sensitive.ts";
+import { encodeEnvelope } from "../src/crypto/envelope_codec.ts";
 import { randomBytes, rejectsWith, testKek } from "./helpers.ts";
 
 const KEK = testKek(1);
@@ -55,6 +65,36 @@ describe("envelope", () => {
       assert.doesNotMatch(env[f], /=/);
       assert.equal(fromBase64(env[f])!.length, n, f);
     }
+  });
+
+  test("the envelope's bytes are JSON.stringify of its fields in order, for any parts", () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 90 }),
+        fc.uint8Array({ minLength: 16, maxLength: 300 }),
+        fc.option(fc.stringMatching(/^[0-9a-f]{16}$/), { nil: null }),
+        fc.constantFrom("aes_256_gcm" as const, "chacha20_poly1305" as const),
+        (aad, secret, id, algorithm) => {
+          const parts = { aad, dek: randomBytes(32), secretNonce: randomBytes(12), dekNonce: randomBytes(12) };
+          const wrapped = randomBytes(48);
+          const b64 = (b: Uint8Array) => toBase64Portable(b);
+          const expected = JSON.stringify({
+            version: 1,
+            algorithm,
+            ...(id === null ? {} : { kek_id: id }),
+            aad_b64: b64(aad),
+            secret_nonce_b64: b64(parts.secretNonce),
+            secret_ciphertext_b64: b64(secret.subarray(0, secret.length - 16)),
+            secret_mac_b64: b64(secret.subarray(secret.length - 16)),
+            dek_nonce_b64: b64(parts.dekNonce),
+            dek_ciphertext_b64: b64(wrapped.subarray(0, 32)),
+            dek_mac_b64: b64(wrapped.subarray(32)),
+          });
+          assert.equal(fromUtf8(encodeEnvelope(algorithm, id, parts, secret, wrapped)), expected);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 
   test("every seal uses a fresh data key and nonces", () => {
@@ -197,13 +237,16 @@ describe("strict base64", () => {
     for (const bad of ["A", "AB=", "AB==", "A B", "AB-_", "ABC\n", "AR"]) assert.equal(fromBase64(bad), undefined, bad);
   });
 
-  test("the runtime's built-in base64 (where it has one) and the portable code give the same answers", () => {
-    // Deno and Bun use Uint8Array.prototype.toBase64 / Uint8Array.fromBase64; Node 20 the portable code.
+  test("the runtime's built-in base64, the fallback and the portable code give the same answers", () => {
+    // Deno and Bun use Uint8Array.prototype.toBase64 / Uint8Array.fromBase64; Node 20 the fallback (a table
+    // and atob); the portable loop is the reference.
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 300 }), (b) => {
         const s = toBase64Portable(b);
         assert.equal(toBase64(b), s);
+        assert.equal(toBase64Fallback(b), s);
         assert.deepEqual(fromBase64(s), fromBase64Portable(s));
+        assert.deepEqual(fromBase64Fallback(s), fromBase64Portable(s));
       }),
       { numRuns: 500 },
     );
@@ -211,6 +254,7 @@ describe("strict base64", () => {
     fc.assert(
       fc.property(fc.string({ unit: fc.constantFrom(..."AQgwZz09+/=-_ \n\t."), maxLength: 12 }), (t) => {
         assert.deepEqual(fromBase64(t), fromBase64Portable(t), JSON.stringify(t));
+        assert.deepEqual(fromBase64Fallback(t), fromBase64Portable(t), JSON.stringify(t));
       }),
       { numRuns: 3000 },
     );

@@ -73,19 +73,18 @@ export function encodeEnvelope(
   secret: Uint8Array,
   wrapped: Uint8Array,
 ): Uint8Array {
-  const envelope: Envelope = {
-    version: 1,
-    algorithm,
-    ...(id === null ? {} : { kek_id: id }),
-    aad_b64: toBase64(parts.aad),
-    secret_nonce_b64: toBase64(parts.secretNonce),
-    secret_ciphertext_b64: toBase64(secret.subarray(0, secret.length - TAG_BYTES)),
-    secret_mac_b64: toBase64(secret.subarray(secret.length - TAG_BYTES)),
-    dek_nonce_b64: toBase64(parts.dekNonce),
-    dek_ciphertext_b64: toBase64(wrapped.subarray(0, wrapped.length - TAG_BYTES)),
-    dek_mac_b64: toBase64(wrapped.subarray(wrapped.length - TAG_BYTES)),
-  };
-  return utf8(JSON.stringify(envelope));
+  // The bytes JSON.stringify gives for an `Envelope` with its fields in this order. Written out, because
+  // base64 needs no escaping and JSON.stringify scanning an 87 KB string for escapes cost Node 100 µs.
+  const head = `{"version":1,"algorithm":${JSON.stringify(algorithm)}` +
+    (id === null ? "" : `,"kek_id":${JSON.stringify(id)}`);
+  return utf8(
+    `${head},"aad_b64":"${toBase64(parts.aad)}","secret_nonce_b64":"${toBase64(parts.secretNonce)}",` +
+      `"secret_ciphertext_b64":"${toBase64(secret.subarray(0, secret.length - TAG_BYTES))}",` +
+      `"secret_mac_b64":"${toBase64(secret.subarray(secret.length - TAG_BYTES))}",` +
+      `"dek_nonce_b64":"${toBase64(parts.dekNonce)}",` +
+      `"dek_ciphertext_b64":"${toBase64(wrapped.subarray(0, wrapped.length - TAG_BYTES))}",` +
+      `"dek_mac_b64":"${toBase64(wrapped.subarray(wrapped.length - TAG_BYTES))}"}`,
+  );
 }
 
 /** A parsed envelope, checked against the scope and key it is opened for. */
