@@ -14,8 +14,19 @@ import { Vault } from "../src/vault.ts";
 import { ageRecipientTypes, EXPORT_FORMAT, exportVault, importVault } from "../src/export.ts";
 import { defaultFileSystem, type FileSystem } from "../src/platform/fs.ts";
 import { toBase64PaddedBytes } from "../src/crypto/encoding.ts";
-import { cliEnv, rejectsWith, run, type RunResult, seedIdentity, tempDir, testKek } from "./helpers.ts";
-import { CLI_TARGETS, type CliTarget } from "./cli_targets.ts";
+import {
+  cliEnv,
+  DENO_DOCUMENTED,
+  denoWith,
+  randomBytes,
+  rejectsWith,
+  run,
+  type RunResult,
+  seedIdentity,
+  tempDir,
+  testKek,
+} from "./helpers.ts";
+import { CLI, CLI_TARGETS, type CliTarget } from "./cli_targets.ts";
 import { statSync } from "node:fs";
 
 const ALL_BYTES = Uint8Array.from({ length: 256 }, (_, i) => i);
@@ -395,3 +406,31 @@ for (const target of Object.keys(CLI_TARGETS) as CliTarget[]) {
     });
   });
 }
+
+describe("under the README's Deno permissions", () => {
+  test("export, import, fsck and rekey need no flag beyond those the README documents", async () => {
+    const dir = tempDir("deno-flags");
+    const env = cliEnv(dir);
+    await seedIdentity(env.PALYRA_IDENTITY_DIR);
+    const cli = (args: string[], input?: string) =>
+      run([...denoWith(DENO_DOCUMENTED, CLI), ...args], { env, cwd: dir, ...(input === undefined ? {} : { input }) });
+    const ok = (r: RunResult) => {
+      assert.equal(r.code, 0, r.stderr);
+      return new TextDecoder().decode(r.stdout);
+    };
+    ok(await cli(["set", "ws:acme/token"], "tok-deno-flags"));
+    const id = await keygen(dir);
+    const file = join(dir, "b.age");
+    ok(await cli(["export", "--to", file, "--recipient", id.recipient]));
+    const other = join(dir, "vault2");
+    assert.match(ok(await cli(["import", "--from", file, "--identity", id.file, "--vault-dir", other])), /imported=1/);
+    assert.match(ok(await cli(["fsck", "--vault-dir", other])), /findings=0/);
+    const kek = join(dir, "kek.bin");
+    writeFileSync(kek, randomBytes(32));
+    assert.match(ok(await cli(["rekey", "--to-kek-file", kek, "--vault-dir", other])), /rewrapped=1/);
+    assert.equal(
+      ok(await cli(["get", "ws:acme/token", "--reveal", "--kek-file", kek, "--vault-dir", other])),
+      "tok-deno-flags",
+    );
+  });
+});
