@@ -46,7 +46,7 @@ export interface LockReport {
 /** Something doctor found that needs the user's attention. */
 export interface DoctorProblem {
   /**
-   * `identity_file_mode`, `leftover_temporary`, `legacy_lock_file`, `stale_lock`, or `fsck_<code>` for what
+   * `identity_file_mode`, `leftover_temporary`, `legacy_lock_file`, `stale_lock`, `fsck_failed`, or `fsck_<code>` for what
    * `fsck` would find without opening a secret (`fsck_orphan_object`, `fsck_missing_object`, …; see `FsckCode`).
    */
   code: string;
@@ -190,7 +190,16 @@ export async function diagnose(options: DoctorOptions = {}): Promise<DoctorRepor
     // What fsck would find without the key (leftovers are listed above already).
     const { inspectFolder } = await import("./fsck.ts");
     const { maxEnvelopeBytes } = await import("./vault.ts");
-    for (const f of await inspectFolder(fs, root, maxEnvelopeBytes(options.maxSecretBytes ?? 65536))) {
+    const findings = await inspectFolder(fs, root, maxEnvelopeBytes(options.maxSecretBytes ?? 65536)).catch((e) => {
+      problems.push({
+        code: "fsck_failed",
+        path: root,
+        message: `the vault folder could not be checked: ${(e as Error).message}`,
+        hint: "fix the folder's permissions (or the disk), then run palyra-secrets fsck",
+      });
+      return [];
+    });
+    for (const f of findings) {
       if (f.code === "leftover") continue;
       const what = f.scope === null ? "" : ` (${f.scope}${f.key === null ? "" : `/${f.key}`})`;
       problems.push({

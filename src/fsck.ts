@@ -5,7 +5,7 @@
  * AAD, moves unreadable files aside as `<name>.corrupt-<n>`, removes
  * leftovers older than a minute, and never deletes a readable secret.
  */
-import { VaultError } from "./errors.ts";
+import { errnoCode, fsError, VaultError } from "./errors.ts";
 import { openEnvelopeAsync } from "./crypto/envelope.ts";
 import { envelopePlace } from "./crypto/envelope_codec.ts";
 import { kekId } from "./crypto/kdf.ts";
@@ -194,8 +194,15 @@ async function judgeObject(ctx: Context, dir: string, name: string): Promise<Obj
   return state;
 }
 
+/** A folder's names, sorted; none when it does not exist. Any other failure stops fsck: a folder that could
+ * not be read must never look empty to a repair. */
 async function names(fs: FileSystem, dir: string): Promise<string[]> {
-  return (await fs.readDir(dir).catch(() => [] as string[])).sort();
+  try {
+    return (await fs.readDir(dir)).sort();
+  } catch (e) {
+    if (errnoCode(e) === "ENOENT") return [];
+    throw fsError("list folder", dir, e);
+  }
 }
 
 /** `<path>.corrupt-<n>` with the first free `n`. */
@@ -291,7 +298,12 @@ async function scan(ctx: Context, layout: VaultLayout | undefined, repair: boole
     if (/^obj_[0-9a-f]{64}$/.test(name)) objects.set(name, await judgeObject(ctx, objectsDir, name));
   }
   // Entries against objects.
-  type Plan = { add: ObjectState[]; remove: string[]; fix: Array<[ScopeEntry, number]>; rebuild: boolean };
+  type Plan = {
+    add: ObjectState[];
+    remove: Array<[string, FsckFinding]>;
+    fix: Array<[ScopeEntry, number]>;
+    rebuild: boolean;
+  };
   const plans = new Map<string, Plan>();
   const plan = (scope: string): Plan => {
     let p = plans.get(scope);
@@ -314,14 +326,14 @@ async function scan(ctx: Context, layout: VaultLayout | undefined, repair: boole
           ...where,
           message: "the index names this secret, but its object does not exist",
         });
-        plan(scope).remove.push(entry.key);
+        plan(scope).remove.push([entry.key, f]);
         repairs.set(f, () => (f.repair = "entry_removed"));
         continue;
       }
       obj.referenced = true;
       if (obj.status === "bad") {
         const f = found({ code: "unreadable_object", path: obj.path, ...where, message: obj.why });
-        plan(scope).remove.push(entry.key);
+        plan(scope).remove.push([entry.key, f]);
         asideFirst.push(obj);
         repairs.set(f, () => (f.repair = "moved_aside"));
       } else if (obj.status === "foreign") {
@@ -395,7 +407,16 @@ async function scan(ctx: Context, layout: VaultLayout | undefined, repair: boole
         }
       }
       const index = await layout.readIndex(scope);
-      for (const key of p.remove) if (index.find(scope, key) !== undefined) await index.delete(scope, key);
+      for (const [key, f] of p.remove) {
+        if (index.find(scope, key) === undefined) continue;
+        // Only an entry whose object is still absent (or was moved aside above) loses it: one a writer put
+        // back meanwhile keeps its entry.
+        if ((await fs.lstat(join(objectsDir, objectId(scope, key)))) !== undefined) {
+          repairs.set(f, () => (f.repair = "left"));
+          continue;
+        }
+        await index.delete(scope, key);
+      }
       for (const [e, bytes] of p.fix) {
         await index.put(scope, {
           key: e.key,

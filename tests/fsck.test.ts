@@ -15,7 +15,8 @@ import { checkVault } from "../src/fsck.ts";
 import { diagnose } from "../src/doctor.ts";
 import { objectId, scopeDirName } from "../src/crypto/ids.ts";
 import { CLI_TARGETS, type CliTarget } from "./cli_targets.ts";
-import { cliEnv, randomBytes, run, seedIdentity, tempDir, testKek } from "./helpers.ts";
+import { cliEnv, randomBytes, rejectsWith, run, seedIdentity, tempDir, testKek } from "./helpers.ts";
+import { defaultFileSystem, type FileSystem } from "../src/platform/fs.ts";
 
 const KEK = testKek(9);
 const SEED: Array<[string, string, Uint8Array]> = [
@@ -156,6 +157,21 @@ describe("fsck (library)", () => {
     assert.deepEqual(fixed.findings.map((f) => [f.path, f.repair]).sort(), [[fresh, "left"], [old, "removed"]].sort());
     assert.equal(existsSync(old), false);
     assert.equal(existsSync(fresh), true);
+  });
+
+  test("regression: a folder that cannot be read stops fsck; a repair never reads it as empty", async () => {
+    const { root } = await seeded("unreadable-dir");
+    const failing: FileSystem = {
+      ...defaultFileSystem,
+      readDir: (path) =>
+        path.endsWith("objects")
+          ? Promise.reject(Object.assign(new Error("injected EIO"), { code: "EIO" }))
+          : defaultFileSystem.readDir(path),
+    };
+    const vault = await Vault.open({ root, kek: KEK, backend: "encrypted_file", host: { fs: failing } });
+    await rejectsWith(() => checkVault(vault, { repair: true }), "io", /list folder.*objects.*EIO/);
+    // Before, the objects looked absent and the repair removed every entry.
+    assert.equal((await vault.listSecrets()).length, 5);
   });
 
   test("doctor reports what fsck would find, opening no secret", async () => {
