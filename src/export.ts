@@ -427,13 +427,16 @@ export async function importVault(vault: Vault, file: Uint8Array, options: Impor
     );
   }
   let incoming: Incoming[];
+  const parts = Vault._parts(vault);
   try {
-    incoming = readDocument(plain, Vault._parts(vault).maxSecretBytes);
+    incoming = readDocument(plain, parts.maxSecretBytes);
   } finally {
     plain.fill(0);
   }
   const found = new Map<Incoming, Found>();
   try {
+    // A scope this vault's layout cannot hold (Palyra's layout has no ws: or pr:) refuses the file before any write.
+    for (const s of new Set(incoming.map((i) => i.scope))) parts.layout.checkScope(parseScope(s));
     // Compare everything first: with "fail", one different value anywhere writes nothing.
     const metaOf = new Map<string, Map<string, SecretMetadata>>();
     for (const s of new Set(incoming.map((i) => i.scope))) {

@@ -306,6 +306,21 @@ describe("export and import (age)", () => {
     await assert.rejects(() => exportVault(dst, { passphrase: "p", recipients: [id.recipient] }), TypeError);
   });
 
+  test("a scope the vault's layout cannot hold refuses the whole file before anything is written", async () => {
+    const src = await open("layout-src");
+    await src.putSecret("global", "a", "va");
+    await src.putSecret("ws:acme", "b", "vb"); // Palyra's layout has no ws: scopes
+    const { file } = await exportVault(src, { passphrase: "p", scryptWorkFactor: FAST });
+    const dst = await Vault.open({
+      root: join(tempDir("layout-dst"), "vault"),
+      kek: testKek(5),
+      backend: "encrypted_file",
+      layout: "palyra",
+    });
+    await rejectsWith(() => importVault(dst, file, { passphrase: "p" }), "invalid_scope");
+    await rejectsWith(() => dst.listSecrets(), "not_found"); // not even global/a
+  });
+
   test("padded base64 bytes match the runtime's base64 for every length around a block", () => {
     for (let n = 0; n < 70; n++) {
       const bytes = Uint8Array.from({ length: n }, (_, i) => (i * 97 + n) & 255);
