@@ -166,7 +166,8 @@ describe("export and import (age)", () => {
       const path = join(dir, armor ? "doc.age.asc" : "doc.age");
       const r = await run(["age", "-e", ...(armor ? ["-a"] : []), "-r", id.recipient, "-o", path, plain]);
       assert.equal(r.code, 0, r.stderr);
-      const file = new Uint8Array(readFileSync(path));
+      // A Node Buffer, as readFileSync gives it, for the armored file; a plain Uint8Array for the binary one.
+      const file = armor ? readFileSync(path) : new Uint8Array(readFileSync(path));
       const other = await keygen(dir, `other-${armor}.txt`);
       const dst = await open(`dst-${armor}`);
       await rejectsWith(
