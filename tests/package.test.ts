@@ -37,6 +37,7 @@ describe("package", () => {
       "@noble/ciphers",
       "@noble/hashes",
       "@peculiar/x509",
+      "age-encryption", // export and import (the age format), by age's author, on the same @noble packages
       "reflect-metadata",
       "toml-eslint-parser",
     ]);
@@ -47,7 +48,21 @@ describe("package", () => {
   });
 
   test('the public API (README, "API") is exported', () => {
-    for (const name of ["Vault", "VaultError", "SensitiveBytes", "parseScope", "formatScope", "parseVaultRef"]) {
+    for (
+      const name of [
+        "Vault",
+        "VaultError",
+        "SensitiveBytes",
+        "parseScope",
+        "formatScope",
+        "parseVaultRef",
+        "resolveEnv",
+        "exportVault",
+        "importVault",
+        "rekeyVault",
+        "checkVault",
+      ]
+    ) {
       assert.equal(typeof (api as Record<string, unknown>)[name], "function", name);
     }
   });
