@@ -38,3 +38,14 @@ export const CLI_TARGETS = {
 
 /** A target's name. */
 export type CliTarget = keyof typeof CLI_TARGETS;
+
+/**
+ * The targets a slow test (scrypt at age's work factor, a process killed many times) runs here: the
+ * runtime this test file runs on, plus the compiled binary under Bun. Over the three runtimes of
+ * `npm test` each target is still run once; the other CLI tests run every target on every runtime.
+ */
+export function ownTargets(): CliTarget[] {
+  const g = globalThis as Record<string, unknown>;
+  const own: CliTarget = "Deno" in g ? "deno" : "Bun" in g ? "bun" : "node";
+  return own === "bun" ? ["bun", "binary"] : [own];
+}

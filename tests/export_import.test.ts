@@ -26,7 +26,7 @@ import {
   tempDir,
   testKek,
 } from "./helpers.ts";
-import { CLI, CLI_TARGETS, type CliTarget } from "./cli_targets.ts";
+import { CLI, CLI_TARGETS, ownTargets } from "./cli_targets.ts";
 import { statSync } from "node:fs";
 
 const ALL_BYTES = Uint8Array.from({ length: 256 }, (_, i) => i);
@@ -330,7 +330,7 @@ describe("export and import (age)", () => {
   });
 });
 
-for (const target of Object.keys(CLI_TARGETS) as CliTarget[]) {
+for (const target of ownTargets()) {
   describe(`export and import on ${target}`, () => {
     const box = async (label: string) => {
       const dir = tempDir(label);
