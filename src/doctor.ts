@@ -17,7 +17,7 @@ import { runtimeVersion } from "./platform/runtime.ts";
 import { type CommandRunner, runCommand } from "./platform/subprocess.ts";
 import { BACKEND_KINDS } from "./backends/backend.ts";
 import { autoKind, type BackendAvailability, backendAvailability, readBackendMarker } from "./backends/select.ts";
-import { inspectLock, lockHostName } from "./store/scope_lock.ts";
+import { holderState } from "./store/scope_lock.ts";
 
 /** A folder as doctor sees it. */
 export interface FolderReport {
@@ -268,18 +268,13 @@ async function describePalyraLock(fs: FileSystem, path: string): Promise<LockRep
 }
 
 async function describeLock(fs: FileSystem, path: string): Promise<LockReport> {
-  const found = await inspectLock(fs, path).catch(() => undefined);
+  const found = await holderState(fs, path);
   const info = found?.info;
-  let holderState: LockReport["holderState"] = "unknown";
-  if (info !== undefined && info.host === lockHostName()) {
-    const alive = await isProcessAlive(info.pid, info.tsMs);
-    holderState = alive === undefined ? "unknown" : alive ? "alive" : "dead";
-  }
   return {
     path,
     holder: info === undefined ? "unreadable lock file" : `pid ${info.pid} on ${info.host}`,
     ageMs: found === undefined ? null : Date.now() - Math.min(info?.tsMs ?? found.mtimeMs, found.mtimeMs),
-    holderState,
+    holderState: found?.state ?? "unknown",
     legacy: found?.legacy ?? false,
   };
 }

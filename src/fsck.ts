@@ -15,6 +15,7 @@ import type { FileSystem } from "./platform/fs.ts";
 import { join } from "./platform/path.ts";
 import { FILES, LEFTOVER_RE, SCOPE_DIR_RE, type VaultLayout } from "./store/layout.ts";
 import { loadScopeIndex, type ScopeEntry } from "./store/scope_index.ts";
+import { holderState } from "./store/scope_lock.ts";
 import { Vault } from "./vault.ts";
 
 /**
@@ -292,6 +293,23 @@ async function scan(ctx: Context, layout: VaultLayout | undefined, repair: boole
       );
     }
   }
+  // Locks whose holder is gone (a process killed while writing): the next writer reclaims them.
+  const staleLocks: Array<[string, FsckFinding]> = [];
+  for (const name of scopeFolders) {
+    const path = join(scopesDir, name, FILES.scopeLock);
+    const held = await holderState(fs, path);
+    if (held?.state !== "dead") continue;
+    staleLocks.push([
+      name,
+      found({
+        code: "leftover",
+        path,
+        scope: indexes.get(name)?.scope ?? null,
+        key: null,
+        message: `a lock whose holder (pid ${held.info?.pid} on ${held.info?.host}) is gone`,
+      }),
+    ]);
+  }
   // The objects.
   const objects = new Map<string, ObjectState>();
   for (const name of await names(fs, objectsDir)) {
@@ -443,6 +461,16 @@ async function scan(ctx: Context, layout: VaultLayout | undefined, repair: boole
     });
   }
   for (const mark of repairs.values()) mark();
+  for (const [name, f] of staleLocks) {
+    const scope = indexes.get(name)?.scope ?? f.scope;
+    if (scope === null) {
+      f.repair = "left";
+      continue;
+    }
+    // Taking the lock reclaims a dead holder's (docs/FORMAT.md §5.4), exactly as a writer would.
+    await layout.locked(scope, "write", () => Promise.resolve());
+    f.repair = "removed";
+  }
   const now = Date.now();
   for (const f of leftovers) {
     const info = await fs.lstat(f.path);

@@ -6,7 +6,9 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import process from "node:process";
+import { hostName } from "../src/platform/process.ts";
 import { join } from "node:path";
 import { Buffer } from "node:buffer";
 import fc from "fast-check";
@@ -172,6 +174,30 @@ describe("fsck (library)", () => {
     await rejectsWith(() => checkVault(vault, { repair: true }), "io", /list folder.*objects.*EIO/);
     // Before, the objects looked absent and the repair removed every entry.
     assert.equal((await vault.listSecrets()).length, 5);
+  });
+
+  test("a lock whose holder is gone is listed, and a repair reclaims it; a live holder's lock is not listed", async () => {
+    const { root, vault } = await seeded("stale-lock");
+    const dead = Number(new TextDecoder().decode((await run(["node", "-e", "console.log(process.pid)"])).stdout));
+    const host = hostName().replace(/\s/g, "_");
+    const plant = (scope: string, pid: number) => {
+      const lock = join(scopeDir(root, scope), ".metadata.lock");
+      mkdirSync(lock, { mode: 0o700 });
+      writeFileSync(
+        join(lock, "0123456789abcdef"),
+        `pid=${pid} host=${host} ts_ms=${Date.now()} nonce=0123456789abcdef\n`,
+      );
+      return lock;
+    };
+    const stale = plant("ws:acme", dead);
+    const live = plant("pr:bob", process.pid);
+    const seen = await checkVault(vault);
+    assert.deepEqual(seen.findings.map((f) => [f.code, f.scope, f.path]), [["leftover", "ws:acme", stale]]);
+    const fixed = await checkVault(vault, { repair: true });
+    assert.equal(fixed.findings[0]!.repair, "removed");
+    assert.equal(existsSync(stale), false);
+    assert.equal(existsSync(live), true);
+    rmSync(live, { recursive: true });
   });
 
   test("doctor reports what fsck would find, opening no secret", async () => {

@@ -180,6 +180,25 @@ export async function inspectLock(
   return { info: parseBytes(h.bytes), mtimeMs: h.mtimeMs, legacy: h.marker === undefined };
 }
 
+/**
+ * Who holds the lock at `path` and whether that process still runs: `dead` only for a holder on this host
+ * whose pid is not running (the next writer reclaims it at once); `unknown` for another host or an
+ * unreadable marker. `undefined` when no lock is held.
+ */
+export async function holderState(fs: FileSystem, path: string): Promise<
+  | { info: LockInfo | undefined; mtimeMs: number; legacy: boolean; state: "alive" | "dead" | "unknown" }
+  | undefined
+> {
+  const found = await inspectLock(fs, path).catch(() => undefined);
+  if (found === undefined) return undefined;
+  let state: "alive" | "dead" | "unknown" = "unknown";
+  if (found.info !== undefined && found.info.host === lockHostName()) {
+    const alive = await isProcessAlive(found.info.pid, found.info.tsMs);
+    state = alive === undefined ? "unknown" : alive ? "alive" : "dead";
+  }
+  return { ...found, state };
+}
+
 /** Removes the folder at `path` if it is empty; anything else is left alone. */
 async function removeIfEmpty(fs: FileSystem, path: string): Promise<void> {
   try {
