@@ -10,7 +10,7 @@
 import { VaultError } from "./errors.ts";
 import {
   concatBytes,
-  fromBase64,
+  fromPaddedBase64,
   fromUtf8,
   parseJsonObject,
   sameBytes,
@@ -294,15 +294,6 @@ function identityLines(identities: readonly string[]): string[] {
 }
 
 const isTime = (v: unknown): v is number => typeof v === "number" && Number.isSafeInteger(v) && v >= 0;
-
-/** Decodes canonical padded base64 (what `exportVault` and Python's `b64encode` write). */
-function fromPaddedBase64(text: string): Uint8Array | undefined {
-  let end = text.length;
-  while (end > 0 && text.length - end < 2 && text.charCodeAt(end - 1) === 0x3d) end--;
-  const core = text.slice(0, end);
-  if ((text.length - end) !== (4 - (core.length % 4)) % 4) return undefined;
-  return fromBase64(core);
-}
 
 /** The secrets of a decrypted document, checked whole before anything is written. */
 function readDocument(plain: Uint8Array, maxSecretBytes: number): Incoming[] {

@@ -120,6 +120,8 @@ interface Context {
   fs: FileSystem;
   root: string;
   kek: Uint8Array | undefined;
+  /** The `kek_id` of `kek`, computed once (hashing the KEK per object would copy it per object). */
+  kekId: string | undefined;
   maxObjectBytes: number;
   findings: FsckFinding[];
 }
@@ -174,7 +176,7 @@ async function judgeObject(ctx: Context, dir: string, name: string): Promise<Obj
     state.status = "unchecked";
     return state;
   }
-  const ours = kekId(ctx.kek);
+  const ours = ctx.kekId!;
   try {
     const value = await openEnvelopeAsync(ctx.kek, scope, place.key, bytes, ours);
     state.valueBytes = value.length;
@@ -237,7 +239,7 @@ async function removeLeftover(fs: FileSystem, path: string): Promise<void> {
  * @internal
  */
 export async function inspectFolder(fs: FileSystem, root: string, maxObjectBytes: number): Promise<FsckFinding[]> {
-  const ctx: Context = { fs, root, kek: undefined, maxObjectBytes, findings: [] };
+  const ctx: Context = { fs, root, kek: undefined, kekId: undefined, maxObjectBytes, findings: [] };
   await scan(ctx, undefined, false);
   return ctx.findings;
 }
@@ -517,7 +519,15 @@ export async function checkVault(vault: Vault, options: FsckOptions = {}): Promi
     });
   }
   const kek = await parts.kek();
-  const ctx: Context = { fs: parts.fs, root: parts.root, kek, maxObjectBytes: parts.maxObjectBytes, findings: [] };
+  const ours = kekId(kek);
+  const ctx: Context = {
+    fs: parts.fs,
+    root: parts.root,
+    kek,
+    kekId: ours,
+    maxObjectBytes: parts.maxObjectBytes,
+    findings: [],
+  };
   const files = parts.layout.name === "scoped" && parts.backendKind === "encrypted_file";
   let secrets: number;
   let objects: number;
@@ -534,7 +544,6 @@ export async function checkVault(vault: Vault, options: FsckOptions = {}): Promi
       );
     }
     const entries = await parts.layout.list();
-    const ours = kekId(kek);
     for (const e of entries) {
       let bytes: Uint8Array;
       const where = { path: e.object_id, scope: e.scope, key: e.key, repair: "none" as const };

@@ -2,7 +2,7 @@
 import { Vault, type VaultOptions } from "../vault.ts";
 import { errnoCode, VaultError } from "../errors.ts";
 import { readUserFile } from "../platform/fs.ts";
-import { fromUtf8 } from "../crypto/encoding.ts";
+import { fromUtf8, sameBytes } from "../crypto/encoding.ts";
 import { BACKEND_KINDS, type BackendKind } from "../backends/backend.ts";
 import type { LayoutName } from "../store/layout.ts";
 import { formatScope, parseScope, parseVaultRef, validateKey } from "../scope.ts";
@@ -43,9 +43,7 @@ export async function readKekFile(path: string, option: string): Promise<Uint8Ar
   );
   try {
     if (bytes.length === 32) return bytes.slice();
-    let end = bytes.length;
-    if (bytes[end - 1] === 0x0a) end--;
-    if (bytes[end - 1] === 0x0d) end--;
+    const end = lineLength(bytes);
     if (end === 64 && bytes.subarray(0, 64).every((b) => (b >= 0x30 && b <= 0x39) || (b >= 0x61 && b <= 0x66))) {
       const out = new Uint8Array(32);
       const nibble = (b: number) => (b <= 0x39 ? b - 0x30 : b - 0x61 + 10);
@@ -172,6 +170,14 @@ export async function readUserText(path: string, what: string, hint: string): Pr
 
 const MAX_PASSPHRASE_BYTES = 4096;
 
+/** The length of `bytes` without one final line break (LF or CRLF), as `echo` and editors leave it. */
+function lineLength(bytes: Uint8Array): number {
+  let end = bytes.length;
+  if (bytes[end - 1] === 0x0a) end--;
+  if (bytes[end - 1] === 0x0d) end--;
+  return end;
+}
+
 /**
  * A passphrase for `export`/`import`: a hidden prompt on a terminal (asked
  * twice when `confirm`), else the first line of stdin. Never an argument.
@@ -189,7 +195,7 @@ export async function readPassphrase(purpose: string, confirm: boolean): Promise
     bytes = await ask(`Passphrase ${purpose} (input hidden): `);
     if (confirm) {
       const again = await ask("The same passphrase again: ");
-      const same = again.length === bytes.length && again.every((b, i) => b === bytes[i]);
+      const same = sameBytes(again, bytes);
       again.fill(0);
       if (!same) {
         bytes.fill(0);
@@ -199,9 +205,7 @@ export async function readPassphrase(purpose: string, confirm: boolean): Promise
   } else {
     bytes = await readAllStdin(MAX_PASSPHRASE_BYTES);
     // `echo "$PASS" |` ends it with a line break that is not part of it.
-    let end = bytes.length;
-    if (bytes[end - 1] === 0x0a) end--;
-    if (bytes[end - 1] === 0x0d) end--;
+    const end = lineLength(bytes);
     if (bytes.length > MAX_PASSPHRASE_BYTES || bytes.subarray(0, end).includes(0x0a)) {
       bytes.fill(0);
       throw new UsageError(`the passphrase on stdin must be one line of at most ${MAX_PASSPHRASE_BYTES} bytes`);

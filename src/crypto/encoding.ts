@@ -211,3 +211,12 @@ export function fromBase64(text: string): Uint8Array | undefined {
   if (unused !== 0 && (B64_INDEX[text.charCodeAt(len - 1)]! & unused) !== 0) return undefined;
   return bytes;
 }
+
+/** Decodes canonical padded base64 (what `exportVault` and Python's `b64encode` write). */
+export function fromPaddedBase64(text: string): Uint8Array | undefined {
+  let end = text.length;
+  while (end > 0 && text.length - end < 2 && text.charCodeAt(end - 1) === 0x3d) end--;
+  const core = text.slice(0, end);
+  if ((text.length - end) !== (4 - (core.length % 4)) % 4) return undefined;
+  return fromBase64(core);
+}
