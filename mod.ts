@@ -27,6 +27,7 @@ export {
 export type { FileInfo, FileSystem } from "./src/platform/fs.ts";
 export type { MigrateResult } from "./src/store/migrate.ts";
 export type { LayoutName } from "./src/store/layout.ts";
+export type { CipherEngine } from "./src/crypto/envelope_async.ts";
 export { VaultError, type VaultErrorCode } from "./src/errors.ts";
 export { SensitiveBytes } from "./src/crypto/sensitive.ts";
 export {

@@ -3,7 +3,7 @@
 // the CLI's start-up cost (targets: ≤ 2× on each runtime and for the compiled binary). Runs are
 // interleaved and the median of each is kept, because these machines are noisy.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -25,12 +25,14 @@ const must = (r, what) => {
   return r;
 };
 // The README's Deno permissions, from `deno task cli`.
-const denoTask = JSON.parse(spawnSync("cat", [join(root, "deno.json")], { encoding: "utf8" }).stdout).tasks.cli;
-const denoFlags = denoTask.split(" deno run ")[1].replace(/ cli\.ts$/, "").split(" ");
+const tasks = JSON.parse(readFileSync(join(root, "deno.json"), "utf8")).tasks;
+const denoFlags = tasks.cli.split(" deno run ")[1].replace(/ cli\.ts$/, "").split(" ");
 const get = ["get", "global", "openai_api_key"];
+// The README's offline binary: the flags `deno task compile:bun` gives bun build.
+const compileFlags = /\bbun build (.*) cli\.ts /.exec(tasks["compile:bun"])[1].split(" ");
 const bunCompile = (entry, out) =>
   must(
-    spawnSync(bin("bun"), ["build", "--compile", "--bytecode", "--format=esm", entry, "--outfile", out], {
+    spawnSync(bin("bun"), ["build", ...compileFlags, entry, "--outfile", out], {
       cwd: root,
       encoding: "utf8",
     }),

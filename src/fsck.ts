@@ -6,7 +6,7 @@
  * leftovers older than a minute, and never deletes a readable secret.
  */
 import { errnoCode, fsError, VaultError } from "./errors.ts";
-import { openEnvelopeAsync } from "./crypto/envelope.ts";
+import { EnvelopeCipher } from "./crypto/envelope_async.ts";
 import { envelopePlace } from "./crypto/envelope_codec.ts";
 import { kekId } from "./crypto/kdf.ts";
 import { objectId, scopeDirName } from "./crypto/ids.ts";
@@ -119,8 +119,9 @@ interface ObjectState {
 interface Context {
   fs: FileSystem;
   root: string;
-  kek: Uint8Array | undefined;
-  /** The `kek_id` of `kek`, computed once (hashing the KEK per object would copy it per object). */
+  /** Opens objects under the vault's KEK; `undefined` when fsck has no key (doctor). */
+  cipher: EnvelopeCipher | undefined;
+  /** The `kek_id` of that KEK, computed once (hashing the KEK per object would copy it per object). */
   kekId: string | undefined;
   maxObjectBytes: number;
   findings: FsckFinding[];
@@ -172,13 +173,13 @@ async function judgeObject(ctx: Context, dir: string, name: string): Promise<Obj
     return state;
   }
   state.place = { scope, key: place.key };
-  if (ctx.kek === undefined) {
+  if (ctx.cipher === undefined) {
     state.status = "unchecked";
     return state;
   }
   const ours = ctx.kekId!;
   try {
-    const value = await openEnvelopeAsync(ctx.kek, scope, place.key, bytes, ours);
+    const value = await ctx.cipher.open(scope, place.key, bytes);
     state.valueBytes = value.length;
     value.fill(0);
     state.status = "ok";
@@ -239,7 +240,7 @@ async function removeLeftover(fs: FileSystem, path: string): Promise<void> {
  * @internal
  */
 export async function inspectFolder(fs: FileSystem, root: string, maxObjectBytes: number): Promise<FsckFinding[]> {
-  const ctx: Context = { fs, root, kek: undefined, kekId: undefined, maxObjectBytes, findings: [] };
+  const ctx: Context = { fs, root, cipher: undefined, kekId: undefined, maxObjectBytes, findings: [] };
   await scan(ctx, undefined, false);
   return ctx.findings;
 }
@@ -523,7 +524,7 @@ export async function checkVault(vault: Vault, options: FsckOptions = {}): Promi
   const ctx: Context = {
     fs: parts.fs,
     root: parts.root,
-    kek,
+    cipher: new EnvelopeCipher(kek, parts.kekEngine, ours),
     kekId: ours,
     maxObjectBytes: parts.maxObjectBytes,
     findings: [],
@@ -559,7 +560,7 @@ export async function checkVault(vault: Vault, options: FsckOptions = {}): Promi
         continue;
       }
       try {
-        const value = await openEnvelopeAsync(kek, e.scope, e.key, bytes, ours);
+        const value = await ctx.cipher!.open(e.scope, e.key, bytes);
         if (value.length !== e.value_bytes) {
           ctx.findings.push({
             code: "size_mismatch",

@@ -6,7 +6,8 @@
  * (still with the old key) skips what is done and finishes.
  */
 import { VaultError } from "./errors.ts";
-import { openEnvelopeAsync, rewrapEnvelope } from "./crypto/envelope.ts";
+import { rewrapEnvelope } from "./crypto/envelope.ts";
+import { EnvelopeCipher } from "./crypto/envelope_async.ts";
 import { kekId, KEY_BYTES } from "./crypto/kdf.ts";
 import { pinnedCopy } from "./crypto/sensitive.ts";
 import { identityKek, loadOrCreateIdentity } from "./store/identity_store.ts";
@@ -125,6 +126,7 @@ export async function rekeyVault(vault: Vault, options: RekeyOptions): Promise<R
       });
     }
     // Phase 2: every secret opens with the new key, value and all.
+    const check = new EnvelopeCipher(newKek, "noble", newId);
     for (const e of entries) {
       if (failed.includes(`${e.scope}/${e.key}`)) continue;
       let bytes: Uint8Array;
@@ -135,7 +137,7 @@ export async function rekeyVault(vault: Vault, options: RekeyOptions): Promise<R
         throw err;
       }
       try {
-        (await openEnvelopeAsync(newKek, e.scope, e.key, bytes, newId)).fill(0);
+        (await check.open(e.scope, e.key, bytes)).fill(0);
       } catch (err) {
         if (!VaultError.is(err, "crypto")) throw err;
         failed.push(`${e.scope}/${e.key}`);

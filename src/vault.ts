@@ -10,9 +10,9 @@ import { FILES } from "./store/layout.ts";
 import { dirname, join, resolve } from "./platform/path.ts";
 import { fsError, VaultError } from "./errors.ts";
 import { sameBytes, utf8 } from "./crypto/encoding.ts";
-import { openEnvelopeAsync, sealEnvelopeAsync } from "./crypto/envelope.ts";
+import { type CipherEngine, EnvelopeCipher } from "./crypto/envelope_async.ts";
 import { objectId } from "./crypto/ids.ts";
-import { kekId, KEY_BYTES } from "./crypto/kdf.ts";
+import { KEY_BYTES } from "./crypto/kdf.ts";
 import { pinnedCopy, SensitiveBytes } from "./crypto/sensitive.ts";
 import { formatScope, parseVaultRef, toScope, validateKey, type VaultScope } from "./scope.ts";
 import { defaultFileSystem, type FileSystem } from "./platform/fs.ts";
@@ -66,6 +66,16 @@ export interface VaultOptions {
    * daemon. An existing vault is opened in the layout it has; asking for another is an error.
    */
   layout?: LayoutName;
+  /**
+   * Where the KEK does its work, with values under 4 KiB. `"noble"` (the
+   * default): in `@noble/ciphers`, in memory the vault wipes on `close()`;
+   * loading it costs a process about 20 ms once. `"webcrypto"`: in one
+   * non-extractable WebCrypto key object, with no such load; the runtime
+   * keeps a copy of the key there that is not wiped when freed (README,
+   * "Threat model"). The CLI, whose process ends with the command, uses
+   * `"webcrypto"`. Either way the envelopes are the same bytes.
+   */
+  kekEngine?: CipherEngine;
   /**
    * What the vault uses of the machine, each part replaceable: the file layer,
    * the process runner (keychain tools) and the platform name. Default: this
@@ -132,6 +142,8 @@ interface Limits {
   maxSecretBytes: number;
   lockTimeoutMs: number;
   staleAfterMs: number;
+  /** Not a limit, but fixed at open like them: where the KEK works (`VaultOptions.kekEngine`). */
+  kekEngine: CipherEngine;
 }
 
 /** The largest envelope a value of `maxSecretBytes` can give: base64 of the value plus the fixed fields. */
@@ -145,6 +157,11 @@ function positive(name: string, value: number | undefined, fallback: number): nu
     throw new RangeError(`open vault failed: ${name} must be a non-negative integer, got ${String(value)}`);
   }
   return value;
+}
+
+function engine(value: CipherEngine | undefined): CipherEngine {
+  if (value === undefined || value === "noble" || value === "webcrypto") return value ?? "noble";
+  throw new RangeError(`open vault failed: kekEngine must be "noble" or "webcrypto", got ${JSON.stringify(value)}`);
 }
 
 function toMetadata(scope: string, e: IndexEntry): SecretMetadata {
@@ -244,7 +261,8 @@ export class Vault {
   /** Absolute path of the vault folder. */
   readonly root: string;
   #kek: Uint8Array | undefined;
-  #kekId: string | undefined;
+  /** Seals and opens under `#kek`; made with it, dropped with it. */
+  #cipher: EnvelopeCipher | undefined;
   #layout: VaultLayout;
   readonly #fs: FileSystem;
   readonly #limits: Limits;
@@ -265,7 +283,7 @@ export class Vault {
     this.root = root;
     this.#exists = exists;
     this.#kek = kek;
-    this.#kekId = kek === undefined ? undefined : kekId(kek);
+    this.#cipher = kek === undefined ? undefined : new EnvelopeCipher(kek, limits.kekEngine);
     this.#layout = layout;
     this.#fs = fs;
     this.#limits = limits;
@@ -300,7 +318,7 @@ export class Vault {
   /** @internal the parts `migrateVault` works with. */
   static _parts(
     v: Vault,
-  ): MigrationParts & { exists: boolean; maxSecretBytes: number; identityHost: IdentityHost } {
+  ): MigrationParts & { exists: boolean; maxSecretBytes: number; identityHost: IdentityHost; kekEngine: CipherEngine } {
     v.#check();
     return {
       fs: v.#fs,
@@ -313,6 +331,7 @@ export class Vault {
       maxObjectBytes: maxEnvelopeBytes(v.#limits.maxSecretBytes),
       maxSecretBytes: v.#limits.maxSecretBytes,
       identityHost: v.#pending.identityHost,
+      kekEngine: v.#limits.kekEngine,
     };
   }
 
@@ -402,7 +421,7 @@ export class Vault {
   #useIdentity(identity: DeviceIdentity): void {
     const kek = identityKek(identity);
     this.#kek = kek;
-    this.#kekId = kekId(kek);
+    this.#cipher = new EnvelopeCipher(kek, this.#limits.kekEngine);
   }
 
   /**
@@ -417,6 +436,12 @@ export class Vault {
       this.#useIdentity(identity);
     }
     return this.#kek!;
+  }
+
+  /** The cipher for opening a stored object (see `#kekForRead`). */
+  async #cipherForRead(): Promise<EnvelopeCipher> {
+    await this.#kekForRead();
+    return this.#cipher!;
   }
 
   async #readPrevious(id: string): Promise<Uint8Array | undefined> {
@@ -513,16 +538,9 @@ export class Vault {
     try {
       if (valueBytes > this.#limits.maxSecretBytes) throw this.#tooLarge(k, s, valueBytes);
       await this.#create();
-      const kek = this.#kek!;
+      const cipher = this.#cipher!;
       const layout = this.#layout;
-      const envelope = await sealEnvelopeAsync(
-        kek,
-        s,
-        k,
-        bytes,
-        layout.algorithm,
-        layout.writesKekId ? this.#kekId : null,
-      );
+      const envelope = await cipher.seal(s, k, bytes, layout.algorithm, layout.writesKekId ? undefined : null);
       const backend = layout.objects;
       const limit = backend.maxPayloadBytes;
       if (limit !== undefined && envelope.length > limit) {
@@ -545,7 +563,7 @@ export class Vault {
           let same = false;
           if (previous !== undefined) {
             try {
-              const current = await openEnvelopeAsync(kek, s, k, previous, this.#kekId);
+              const current = await cipher.open(s, k, previous);
               same = sameBytes(current, bytes);
               current.fill(0);
             } catch {
@@ -641,8 +659,8 @@ export class Vault {
       }
       throw e;
     }
-    const kek = await this.#kekForRead();
-    return new SensitiveBytes(await openEnvelopeAsync(kek, s, k, envelope, this.#kekId));
+    const cipher = await this.#cipherForRead();
+    return new SensitiveBytes(await cipher.open(s, k, envelope));
   }
 
   /**
@@ -754,6 +772,7 @@ export class Vault {
   close(): void {
     this.#kek?.fill(0);
     this.#kek = undefined;
+    this.#cipher = undefined;
     this.#closed = true;
   }
 
@@ -833,6 +852,7 @@ async function openVault(options: VaultOptions): Promise<Vault> {
     maxSecretBytes: positive("maxSecretBytes", options.maxSecretBytes, DEFAULT_MAX_SECRET_BYTES),
     lockTimeoutMs: positive("lockTimeoutMs", options.lockTimeoutMs, DEFAULT_LOCK_TIMEOUT_MS),
     staleAfterMs: positive("staleAfterMs", options.staleAfterMs, DEFAULT_STALE_AFTER_MS),
+    kekEngine: engine(options.kekEngine),
   };
   const custom = typeof options.backend === "object" && options.backend !== null ? options.backend : undefined;
   if (custom !== undefined && options.root === undefined) {

@@ -1,5 +1,6 @@
 /** The ways the CLI is run in tests: each runtime on cli.ts, and a standalone binary. */
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT, run, RUNTIMES, tempDir } from "./helpers.ts";
 
@@ -7,20 +8,20 @@ import { ROOT, run, RUNTIMES, tempDir } from "./helpers.ts";
 export const CLI = join(ROOT, "cli.ts");
 let binary: Promise<string> | undefined;
 
-/** Builds the standalone binary offline with `bun build --compile --bytecode` as `deno task compile:bun` does, once per test process. */
+/** The flags `deno task compile:bun` gives `bun build` (the README's offline binary), read from deno.json. */
+function compileFlags(): string[] {
+  const task = (JSON.parse(readFileSync(join(ROOT, "deno.json"), "utf8")) as { tasks: Record<string, string> })
+    .tasks["compile:bun"]!;
+  const flags = /\bbun build (.*) cli\.ts /.exec(task)?.[1];
+  assert.ok(flags !== undefined, `deno.json's compile:bun task builds cli.ts with bun build: ${task}`);
+  return flags.split(" ");
+}
+
+/** Builds the standalone binary offline as `deno task compile:bun` does, once per test process. */
 function buildBinary(): Promise<string> {
   binary ??= (async () => {
     const out = join(tempDir("bin"), "palyra-secrets");
-    const r = await run([
-      join(ROOT, "node_modules/.bin/bun"),
-      "build",
-      "--compile",
-      "--bytecode",
-      "--format=esm",
-      CLI,
-      "--outfile",
-      out,
-    ]);
+    const r = await run([join(ROOT, "node_modules/.bin/bun"), "build", ...compileFlags(), CLI, "--outfile", out]);
     assert.equal(r.code, 0, r.stderr);
     return out;
   })();

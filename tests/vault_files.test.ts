@@ -230,6 +230,31 @@ describe("options", () => {
     await assert.rejects(() => Vault.open({ root, kek: KEK, lockTimeoutMs: 1.5 }), RangeError);
   });
 
+  test("both KEK engines read and write one vault: the same envelopes, small and large", async () => {
+    const root = join(tempDir("engine"), "vault");
+    const web = await Vault.open({ root, kek: KEK, kekEngine: "webcrypto" });
+    const noble = await Vault.open({ root, kek: KEK, kekEngine: "noble" });
+    const small = "sk-small";
+    const large = new Uint8Array(5000).map((_, i) => i % 251);
+    await web.putSecret("global", "from_web", small);
+    await web.putSecret("global", "large_from_web", large);
+    await noble.putSecret("global", "from_noble", small);
+    for (const v of [web, noble]) {
+      assert.equal((await v.getSecret("global", "from_web")).text(), small);
+      assert.equal((await v.getSecret("global", "from_noble")).text(), small);
+      assert.deepEqual((await v.getSecret("global", "large_from_web")).bytes, large);
+    }
+    // What either wrote opens with the synchronous reference implementation too.
+    const path = join(root, "objects", objectId("global", "from_web"));
+    assert.equal(new TextDecoder().decode(openEnvelope(KEK, "global", "from_web", readFileSync(path))), small);
+    web.close();
+    noble.close();
+    await assert.rejects(
+      () => Vault.open({ root, kek: KEK, kekEngine: "aes" as "noble" }),
+      (e: unknown) => e instanceof RangeError && /kekEngine must be "noble" or "webcrypto"/.test(e.message),
+    );
+  });
+
   test("a closed vault refuses every operation", async () => {
     const v = await Vault.open({ root: join(tempDir("opt"), "vault"), kek: KEK });
     await v.putSecret("global", "k", "v");

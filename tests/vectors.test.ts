@@ -14,13 +14,8 @@ import { gcm } from "@noble/ciphers/aes.js";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { deriveKek, kekId } from "../src/crypto/kdf.ts";
 import { envelopeAad, objectId, scopeDirName } from "../src/crypto/ids.ts";
-import {
-  openEnvelope,
-  openEnvelopeAsync,
-  sealEnvelope,
-  sealEnvelopeAsync,
-  WEBCRYPTO_MIN_BYTES,
-} from "../src/crypto/envelope.ts";
+import { openEnvelope, sealEnvelope } from "../src/crypto/envelope.ts";
+import { type CipherEngine, EnvelopeCipher, WEBCRYPTO_MIN_BYTES } from "../src/crypto/envelope_async.ts";
 import { fromBase64, toBase64, toHex, utf8 } from "../src/crypto/encoding.ts";
 import { VaultError } from "../src/errors.ts";
 
@@ -92,6 +87,9 @@ interface HkdfCase {
 }
 
 const V = readJson("palyra_vectors.json") as PalyraVectors;
+
+/** The two engines the vault's cipher runs small values and data keys on. */
+const ENGINES: readonly CipherEngine[] = ["webcrypto", "noble"];
 
 const ENVELOPE_FIELDS = [
   "version",
@@ -205,16 +203,19 @@ describe("known-answer vectors from Python cryptography", () => {
       assert.throws(() => openEnvelope(wrongKek, v.scope, v.key, bytes), isCryptoError, "other KEK");
     });
 
-    test(`${label} opens to its value through the async path too, and only for its scope, key and KEK`, async () => {
+    test(`${label} opens to its value through the vault's cipher too (WebCrypto and noble), and only for its scope, key and KEK`, async () => {
       const kek = fromHex(v.kek_hex);
       const bytes = utf8(v.envelope);
-      assert.deepEqual(await openEnvelopeAsync(kek, v.scope, v.key, bytes), value);
-      const refuses = (p: Promise<unknown>, what: string) => assert.rejects(p, isCryptoError, what);
-      await refuses(openEnvelopeAsync(kek, otherScope(v.scope), v.key, bytes), "other scope");
-      await refuses(openEnvelopeAsync(kek, v.scope, otherKey(v.key), bytes), "other key");
       const wrongKek = kek.slice();
       wrongKek[0]! ^= 1;
-      await refuses(openEnvelopeAsync(wrongKek, v.scope, v.key, bytes), "other KEK");
+      for (const engine of ENGINES) {
+        const cipher = new EnvelopeCipher(kek, engine);
+        assert.deepEqual(await cipher.open(v.scope, v.key, bytes), value, engine);
+        const refuses = (p: Promise<unknown>, what: string) => assert.rejects(p, isCryptoError, `${engine}: ${what}`);
+        await refuses(cipher.open(otherScope(v.scope), v.key, bytes), "other scope");
+        await refuses(cipher.open(v.scope, otherKey(v.key), bytes), "other key");
+        await refuses(new EnvelopeCipher(wrongKek, engine).open(v.scope, v.key, bytes), "other KEK");
+      }
     });
 
     test(`${label} has the exact encoding the TypeScript side would write`, () => {
@@ -314,46 +315,45 @@ describe("known-answer vectors from Python cryptography", () => {
 });
 
 describe("both cipher paths write and read the same envelopes", () => {
-  // The vault's async path hands AES-GCM values of WEBCRYPTO_MIN_BYTES or more to WebCrypto; the
-  // sync path runs @noble/ciphers for every size. Each must open what the other wrote, on both
-  // sides of that threshold (empty, under one block, block edges, 4 KiB, 64 KiB) and for both algorithms.
+  // The vault's cipher hands AES-GCM values of WEBCRYPTO_MIN_BYTES or more to WebCrypto, and small values
+  // and the data key to its engine, WebCrypto or noble; the sync path runs @noble/ciphers for
+  // every size. Each must open what the other wrote, on both sides of that threshold (empty, under one
+  // block, block edges, 4 KiB, 64 KiB), for both algorithms, and with either engine for small values.
   const SIZES = [0, 1, 15, 16, 17, 255, 4096, 65536];
   for (const algorithm of ["aes_256_gcm", "chacha20_poly1305"] as const) {
-    test(`sync → async and async → sync (${algorithm})`, async () => {
-      const kek = fromHex(V.kek[0]!.kek_hex);
-      const key = kek;
-      assert.ok(SIZES.some((n) => n < WEBCRYPTO_MIN_BYTES) && SIZES.some((n) => n >= WEBCRYPTO_MIN_BYTES));
-      for (const size of SIZES) {
-        const value = globalThis.crypto.getRandomValues(new Uint8Array(size));
-        const fromNoble = sealEnvelope(kek, "ws:acme", "k", value, algorithm);
-        assert.deepEqual(
-          await openEnvelopeAsync(key, "ws:acme", "k", fromNoble),
-          value,
-          `${size} bytes, sync → async`,
-        );
-        const fromWeb = await sealEnvelopeAsync(key, "ws:acme", "k", value, algorithm);
-        assert.deepEqual(openEnvelope(kek, "ws:acme", "k", fromWeb), value, `${size} bytes, async → sync`);
-        const env = JSON.parse(new TextDecoder().decode(fromWeb)) as Record<string, unknown>;
-        assert.deepEqual(Object.keys(env), [...ENVELOPE_FIELDS], "same fields in the same order");
-        assert.equal(env.algorithm, algorithm);
-        assert.equal(env.kek_id, V.kek[0]!.kek_id);
-        // A flipped bit anywhere in the sealed value is the same crypto error on both paths.
-        if (size > 0) {
-          const tampered = JSON.parse(new TextDecoder().decode(fromWeb)) as Record<string, string>;
-          const ct = b64(tampered.secret_ciphertext_b64!, "ct");
-          ct[size >> 1]! ^= 0x80;
-          tampered.secret_ciphertext_b64 = toBase64(ct);
-          const bad = utf8(JSON.stringify(tampered));
-          assert.throws(() => openEnvelope(kek, "ws:acme", "k", bad), isCryptoError);
-          await assert.rejects(openEnvelopeAsync(key, "ws:acme", "k", bad), isCryptoError);
+    for (const engine of ENGINES) {
+      test(`sync → async and async → sync (${algorithm}, small values on ${engine})`, async () => {
+        const kek = fromHex(V.kek[0]!.kek_hex);
+        const cipher = new EnvelopeCipher(kek, engine);
+        assert.ok(SIZES.some((n) => n < WEBCRYPTO_MIN_BYTES) && SIZES.some((n) => n >= WEBCRYPTO_MIN_BYTES));
+        for (const size of SIZES) {
+          const value = globalThis.crypto.getRandomValues(new Uint8Array(size));
+          const fromNoble = sealEnvelope(kek, "ws:acme", "k", value, algorithm);
+          assert.deepEqual(await cipher.open("ws:acme", "k", fromNoble), value, `${size} bytes, sync → async`);
+          const fromWeb = await cipher.seal("ws:acme", "k", value, algorithm);
+          assert.deepEqual(openEnvelope(kek, "ws:acme", "k", fromWeb), value, `${size} bytes, async → sync`);
+          const env = JSON.parse(new TextDecoder().decode(fromWeb)) as Record<string, unknown>;
+          assert.deepEqual(Object.keys(env), [...ENVELOPE_FIELDS], "same fields in the same order");
+          assert.equal(env.algorithm, algorithm);
+          assert.equal(env.kek_id, V.kek[0]!.kek_id);
+          // A flipped bit anywhere in the sealed value is the same crypto error on both paths.
+          if (size > 0) {
+            const tampered = JSON.parse(new TextDecoder().decode(fromWeb)) as Record<string, string>;
+            const ct = b64(tampered.secret_ciphertext_b64!, "ct");
+            ct[size >> 1]! ^= 0x80;
+            tampered.secret_ciphertext_b64 = toBase64(ct);
+            const bad = utf8(JSON.stringify(tampered));
+            assert.throws(() => openEnvelope(kek, "ws:acme", "k", bad), isCryptoError);
+            await assert.rejects(cipher.open("ws:acme", "k", bad), isCryptoError);
+          }
         }
-      }
-      // Palyra's daemon writes no kek_id: a null id leaves it out on both sides of the threshold.
-      for (const size of [1, WEBCRYPTO_MIN_BYTES]) {
-        const sealed = await sealEnvelopeAsync(key, "global", "k", new Uint8Array(size), algorithm, null);
-        assert.equal("kek_id" in JSON.parse(new TextDecoder().decode(sealed)), false);
-      }
-    });
+        // Palyra's daemon writes no kek_id: a null id leaves it out on both sides of the threshold.
+        for (const size of [1, WEBCRYPTO_MIN_BYTES]) {
+          const sealed = await cipher.seal("global", "k", new Uint8Array(size), algorithm, null);
+          assert.equal("kek_id" in JSON.parse(new TextDecoder().decode(sealed)), false);
+        }
+      });
+    }
   }
 });
 

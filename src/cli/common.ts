@@ -62,7 +62,8 @@ export async function readKekFile(path: string, option: string): Promise<Uint8Ar
 
 /** Opens the vault the global options name. */
 export async function openVault(args: ParsedArgs): Promise<Vault> {
-  const options: VaultOptions = { maxSecretBytes: maxBytes(args), ...folderOptions(args) };
+  // The process ends with the command: WebCrypto spares it loading noble's AES, most of a get's start-up.
+  const options: VaultOptions = { maxSecretBytes: maxBytes(args), kekEngine: "webcrypto", ...folderOptions(args) };
   const v = args.values;
   if (typeof v["kek-file"] === "string") options.kek = await readKekFile(v["kek-file"], "--kek-file");
   if (typeof v.backend === "string") {

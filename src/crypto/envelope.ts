@@ -4,14 +4,10 @@
  * scope and key. Everything that goes wrong while opening is one `crypto`
  * error and no bytes come out.
  *
- * Two ways to run the cipher, writing and reading the same bytes (a test
- * opens each one's envelopes with the other): `sealEnvelope`/`openEnvelope`
- * run `@noble/ciphers` synchronously; the vault's `sealEnvelopeAsync`/
- * `openEnvelopeAsync` hand a large AES-GCM value to the runtime's WebCrypto,
- * which is many times faster there, and keep small values and the KEK in
- * `@noble/ciphers`: a WebCrypto key object keeps copies of its key in memory
- * this library cannot wipe, which is acceptable for a one-use data key and
- * not for the KEK that opens every secret.
+ * This is the synchronous way to run the cipher, on `@noble/ciphers`; the
+ * vault's, `envelope_async.ts`, writes and reads the same bytes (a test opens
+ * each one's envelopes with the other) and loads this module only when a
+ * process does enough work to repay noble's start-up cost.
  */
 import { gcm } from "@noble/ciphers/aes.js";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
@@ -25,9 +21,7 @@ import {
   type EnvelopeAlgorithm,
   NONCE_BYTES,
   randomBytes,
-  type SealParts,
   sealParts,
-  TAG_BYTES,
   valueFailure,
 } from "./envelope_codec.ts";
 
@@ -38,7 +32,8 @@ type Aead = (key: Uint8Array, nonce: Uint8Array, aad: Uint8Array) => {
   decrypt(ciphertext: Uint8Array): Uint8Array;
 };
 
-const AEADS: Record<EnvelopeAlgorithm, Aead> = {
+/** Each algorithm an envelope may name, keyed and ready for one message. */
+export const AEADS: Record<EnvelopeAlgorithm, Aead> = {
   aes_256_gcm: (k, n, a) => gcm(k, n, a),
   chacha20_poly1305: (k, n, a) => chacha20poly1305(k, n, a),
 };
@@ -58,7 +53,15 @@ export function sealEnvelope(
   algorithm: EnvelopeAlgorithm = "aes_256_gcm",
   id: string | null = kekId(kek),
 ): Uint8Array {
-  return sealWith(kek, scope, key, algorithm, id, (p) => AEADS[algorithm](p.dek, p.secretNonce, p.aad).encrypt(value));
+  checkKek(kek);
+  const parts = sealParts(scope, key);
+  try {
+    const secret = AEADS[algorithm](parts.dek, parts.secretNonce, parts.aad).encrypt(value);
+    const wrapped = AEADS[algorithm](kek, parts.dekNonce, parts.aad).encrypt(parts.dek);
+    return encodeEnvelope(algorithm, id, parts, secret, wrapped);
+  } finally {
+    parts.dek.fill(0);
+  }
 }
 
 /**
@@ -85,40 +88,6 @@ export function openEnvelope(
   }
 }
 
-/** Draws a data key and nonces, seals the value with `sealValue`, wraps the data key under the KEK. */
-function sealWith<T extends Uint8Array | Promise<Uint8Array>>(
-  kek: Uint8Array,
-  scope: string,
-  key: string,
-  algorithm: EnvelopeAlgorithm,
-  id: string | null,
-  sealValue: (parts: SealParts) => T,
-): T {
-  checkKek(kek);
-  const parts = sealParts(scope, key);
-  const finish = (secret: Uint8Array): Uint8Array => {
-    try {
-      // The data key is always wrapped here, in memory this library wipes.
-      const wrapped = AEADS[algorithm](kek, parts.dekNonce, parts.aad).encrypt(parts.dek);
-      return encodeEnvelope(algorithm, id, parts, secret, wrapped);
-    } finally {
-      parts.dek.fill(0);
-    }
-  };
-  let sealed: T;
-  try {
-    sealed = sealValue(parts);
-  } catch (e) {
-    parts.dek.fill(0);
-    throw e;
-  }
-  if (sealed instanceof Uint8Array) return finish(sealed) as T;
-  return (sealed as Promise<Uint8Array>).then(finish, (e) => {
-    parts.dek.fill(0);
-    throw e;
-  }) as T;
-}
-
 function decodeFor(kek: Uint8Array, scope: string, key: string, bytes: Uint8Array): DecodedEnvelope {
   checkKek(kek);
   return decodeEnvelope(scope, key, bytes);
@@ -130,87 +99,6 @@ function unwrapDek(kek: Uint8Array, env: DecodedEnvelope, id: string | undefined
     return AEADS[env.algorithm](kek, env.dekNonce, env.aad).decrypt(env.dekSealed);
   } catch {
     throw dekFailure(env, id ?? kekId(kek));
-  }
-}
-
-/**
- * From this many bytes on, an AES-GCM value is sealed and opened by WebCrypto
- * (`npm run bench` measures both sides of it). Below it, the hop to the
- * runtime's crypto costs more than noble's AES takes.
- */
-export const WEBCRYPTO_MIN_BYTES = 4096;
-
-async function webAesGcm(
-  dek: Uint8Array,
-  nonce: Uint8Array,
-  aad: Uint8Array,
-  data: Uint8Array,
-  op: "encrypt" | "decrypt",
-): Promise<Uint8Array> {
-  const subtle = globalThis.crypto.subtle;
-  // WebCrypto takes ArrayBuffer-backed views only; a copy of the data key it can keep, not the caller's.
-  const raw = new Uint8Array(dek);
-  let k: CryptoKey;
-  try {
-    k = await subtle.importKey("raw", raw, "AES-GCM", false, [op]);
-  } finally {
-    raw.fill(0);
-  }
-  const params = { name: "AES-GCM", iv: new Uint8Array(nonce), additionalData: new Uint8Array(aad), tagLength: 128 };
-  const input = data as Uint8Array<ArrayBuffer>;
-  return new Uint8Array(
-    op === "encrypt" ? await subtle.encrypt(params, k, input) : await subtle.decrypt(params, k, input),
-  );
-}
-
-/** Whether the value layer of this envelope goes to WebCrypto. */
-function useWebCrypto(algorithm: EnvelopeAlgorithm, valueBytes: number): boolean {
-  return algorithm === "aes_256_gcm" && valueBytes >= WEBCRYPTO_MIN_BYTES;
-}
-
-/**
- * Seals as `sealEnvelope` does, with a large AES-GCM value sealed by WebCrypto.
- * The bytes written are the same either way.
- */
-export function sealEnvelopeAsync(
-  kek: Uint8Array,
-  scope: string,
-  key: string,
-  value: Uint8Array,
-  algorithm: EnvelopeAlgorithm = "aes_256_gcm",
-  id: string | null = kekId(kek),
-): Promise<Uint8Array> {
-  if (!useWebCrypto(algorithm, value.length)) {
-    try {
-      return Promise.resolve(sealEnvelope(kek, scope, key, value, algorithm, id));
-    } catch (e) {
-      return Promise.reject(e);
-    }
-  }
-  return sealWith(kek, scope, key, algorithm, id, (p) => webAesGcm(p.dek, p.secretNonce, p.aad, value, "encrypt"));
-}
-
-/**
- * Opens as `openEnvelope` does, with a large AES-GCM value opened by WebCrypto:
- * the value in a new buffer the caller owns, or a `crypto` `VaultError`.
- */
-export async function openEnvelopeAsync(
-  kek: Uint8Array,
-  scope: string,
-  key: string,
-  bytes: Uint8Array,
-  id?: string,
-): Promise<Uint8Array> {
-  const env = decodeFor(kek, scope, key, bytes);
-  const dek = unwrapDek(kek, env, id);
-  try {
-    return useWebCrypto(env.algorithm, env.secretSealed.length - TAG_BYTES)
-      ? await webAesGcm(dek, env.secretNonce, env.aad, env.secretSealed, "decrypt")
-      : AEADS[env.algorithm](dek, env.secretNonce, env.aad).decrypt(env.secretSealed);
-  } catch {
-    throw valueFailure(env);
-  } finally {
-    dek.fill(0);
   }
 }
 
@@ -231,9 +119,9 @@ export function rewrapEnvelope(
 ): Uint8Array | undefined {
   checkKek(newKek);
   const env = decodeFor(oldKek, scope, key, bytes);
-  const aead = AEADS[env.algorithm];
+  const cipher = AEADS[env.algorithm];
   try {
-    aead(newKek, env.dekNonce, env.aad).decrypt(env.dekSealed).fill(0);
+    cipher(newKek, env.dekNonce, env.aad).decrypt(env.dekSealed).fill(0);
     return undefined;
   } catch {
     // Not yet under the new key: unwrap with the old one below.
@@ -241,7 +129,7 @@ export function rewrapEnvelope(
   const dek = unwrapDek(oldKek, env, undefined);
   try {
     const dekNonce = randomBytes(NONCE_BYTES);
-    const wrapped = aead(newKek, dekNonce, env.aad).encrypt(dek);
+    const wrapped = cipher(newKek, dekNonce, env.aad).encrypt(dek);
     return encodeEnvelope(
       env.algorithm,
       newId,

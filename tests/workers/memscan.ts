@@ -1,6 +1,7 @@
 /**
  * Counts copies of key material left in this process's memory (Linux, Node with
- * --expose-gc): `kek <puts>` opens a vault with a random KEK, `identity <puts>`
+ * --expose-gc): `kek <puts>` opens a vault with a random KEK (`webcrypto <puts>`:
+ * the same with `kekEngine: "webcrypto"`), `identity <puts>`
  * with a device identity (also counting its HKDF pseudo-random key); both do
  * that many puts and close the vault, then scan every writable mapping.
  * Prints one JSON line: {"kek": n, "prk": n}, not counting the reference copies.
@@ -46,11 +47,12 @@ let kekPattern: Uint8Array;
 let prkPattern: Uint8Array;
 {
   let vault: Vault;
-  if (mode === "kek") {
+  if (mode === "kek" || mode === "webcrypto") {
     kekPattern = crypto.getRandomValues(new Uint8Array(32));
     prkPattern = crypto.getRandomValues(new Uint8Array(32));
     const kek = kekPattern.slice();
-    vault = await Vault.open({ root: join(dir, "vault"), kek, backend: "encrypted_file" });
+    const kekEngine = mode === "webcrypto" ? "webcrypto" : "noble";
+    vault = await Vault.open({ root: join(dir, "vault"), kek, backend: "encrypted_file", kekEngine });
     kek.fill(0);
   } else {
     const pem = `-----BEGIN PRIVATE KEY-----\n${

@@ -1,0 +1,179 @@
+/**
+ * The vault's cipher (docs/FORMAT.md §3), asynchronous: the same envelopes as
+ * `envelope.ts` writes and reads (a test opens each one's envelopes with the
+ * other), with AES-GCM run by one of two engines for the KEK and small values:
+ *
+ * - `noble` (a library vault's default): `@noble/ciphers`, in memory this
+ *   library wipes; loading its AES builds lookup tables (about 20 ms), once
+ *   per process.
+ * - `webcrypto` (the CLI's): the runtime's WebCrypto, which starts at once.
+ *   The KEK then lives in one non-extractable key object per cipher, made on
+ *   first use; the runtime keeps its own copy of the key there, out of reach
+ *   of JavaScript and not wiped when freed (README, "Threat model"), which a
+ *   process that ends with its command can accept.
+ *
+ * A large AES-GCM value always goes to WebCrypto, many times faster there
+ * than JavaScript, under its one-use data key. ChaCha20-Poly1305 (Palyra's
+ * envelopes) is noble's only, loaded on first use.
+ */
+import { kekId } from "./kdf.ts";
+import {
+  checkKek,
+  type DecodedEnvelope,
+  decodeEnvelope,
+  dekFailure,
+  encodeEnvelope,
+  type EnvelopeAlgorithm,
+  sealParts,
+  TAG_BYTES,
+  valueFailure,
+} from "./envelope_codec.ts";
+
+type Sync = typeof import("./envelope.ts");
+
+/** From this many bytes on, an AES-GCM value goes to WebCrypto whatever the engine (`npm run bench`). */
+export const WEBCRYPTO_MIN_BYTES = 4096;
+
+/**
+ * Where a vault's KEK, and values under 4 KiB, are sealed and opened
+ * (`VaultOptions.kekEngine`): `@noble/ciphers`, or the runtime's WebCrypto.
+ *
+ * @example
+ * ```ts
+ * import { type CipherEngine, Vault } from "@palyra/vault";
+ * const kekEngine: CipherEngine = "webcrypto"; // a short-lived process
+ * const vault = await Vault.open({ kekEngine });
+ * ```
+ */
+export type CipherEngine = "noble" | "webcrypto";
+
+let sync: Sync | undefined;
+let loading: Promise<Sync> | undefined;
+
+/** The synchronous cipher module, loaded once per process, when first needed. */
+async function loadSync(): Promise<Sync> {
+  loading ??= import("./envelope.ts");
+  return sync ??= await loading;
+}
+
+const subtle = (): SubtleCrypto => globalThis.crypto.subtle;
+
+/** An AES-256-GCM key object for `raw`, made from a copy of it that is wiped at once. */
+async function aesKey(raw: Uint8Array): Promise<CryptoKey> {
+  // WebCrypto takes ArrayBuffer-backed views only, and keeps its own copy: hand it one we can wipe.
+  const copy = new Uint8Array(raw);
+  try {
+    return await subtle().importKey("raw", copy, "AES-GCM", false, ["encrypt", "decrypt"]);
+  } finally {
+    copy.fill(0);
+  }
+}
+
+async function webGcm(
+  key: CryptoKey,
+  nonce: Uint8Array,
+  aad: Uint8Array,
+  data: Uint8Array,
+  op: "encrypt" | "decrypt",
+): Promise<Uint8Array> {
+  const params = {
+    name: "AES-GCM",
+    iv: nonce as Uint8Array<ArrayBuffer>,
+    additionalData: aad as Uint8Array<ArrayBuffer>,
+    tagLength: 128,
+  };
+  const input = data as Uint8Array<ArrayBuffer>;
+  return new Uint8Array(
+    op === "encrypt" ? await subtle().encrypt(params, key, input) : await subtle().decrypt(params, key, input),
+  );
+}
+
+/**
+ * Seals and opens envelopes under one KEK, which it holds by reference: the
+ * owner wipes it, and drops the cipher with it.
+ */
+export class EnvelopeCipher {
+  readonly #kek: Uint8Array;
+  readonly #id: string;
+  readonly #engine: CipherEngine;
+  #kekKey: Promise<CryptoKey> | undefined;
+
+  /** `id` is the KEK's `kek_id`, computed once here rather than on every failed open. */
+  constructor(kek: Uint8Array, engine: CipherEngine, id: string = kekId(kek)) {
+    checkKek(kek);
+    this.#kek = kek;
+    this.#id = id;
+    this.#engine = engine;
+  }
+
+  /** The synchronous module for this envelope; `undefined` when its AES-GCM goes to WebCrypto. */
+  async #noble(algorithm: EnvelopeAlgorithm): Promise<Sync | undefined> {
+    return this.#engine === "noble" || algorithm === "chacha20_poly1305" ? sync ?? await loadSync() : undefined;
+  }
+
+  #kekObject(): Promise<CryptoKey> {
+    this.#kekKey ??= aesKey(this.#kek);
+    return this.#kekKey;
+  }
+
+  /**
+   * Seals `value` for `scope`/`key`. `id` is the `kek_id` the envelope names
+   * (`null` leaves it out, as Palyra's daemon does).
+   */
+  async seal(
+    scope: string,
+    key: string,
+    value: Uint8Array,
+    algorithm: EnvelopeAlgorithm = "aes_256_gcm",
+    id: string | null = this.#id,
+  ): Promise<Uint8Array> {
+    checkKek(this.#kek);
+    const large = algorithm === "aes_256_gcm" && value.length >= WEBCRYPTO_MIN_BYTES;
+    const noble = await this.#noble(algorithm);
+    if (noble !== undefined && !large) return noble.sealEnvelope(this.#kek, scope, key, value, algorithm, id);
+    // From here the value is AES-GCM for WebCrypto; the data key goes to whichever engine is loaded.
+    const parts = sealParts(scope, key);
+    try {
+      const secret = await webGcm(await aesKey(parts.dek), parts.secretNonce, parts.aad, value, "encrypt");
+      const wrapped = noble !== undefined
+        ? noble.AEADS[algorithm](this.#kek, parts.dekNonce, parts.aad).encrypt(parts.dek)
+        : await webGcm(await this.#kekObject(), parts.dekNonce, parts.aad, parts.dek, "encrypt");
+      return encodeEnvelope(algorithm, id, parts, secret, wrapped);
+    } finally {
+      parts.dek.fill(0);
+    }
+  }
+
+  /**
+   * Opens an envelope sealed for `scope`/`key`: the value in a new buffer the
+   * caller owns, or a `crypto` `VaultError` and no bytes.
+   */
+  async open(scope: string, key: string, bytes: Uint8Array): Promise<Uint8Array> {
+    checkKek(this.#kek);
+    const env = decodeEnvelope(scope, key, bytes);
+    const large = env.algorithm === "aes_256_gcm" && env.secretSealed.length - TAG_BYTES >= WEBCRYPTO_MIN_BYTES;
+    const noble = await this.#noble(env.algorithm);
+    const dek = await this.#unwrap(env, noble);
+    try {
+      if (noble !== undefined && !large) {
+        return noble.AEADS[env.algorithm](dek, env.secretNonce, env.aad).decrypt(env.secretSealed);
+      }
+      return await webGcm(await aesKey(dek), env.secretNonce, env.aad, env.secretSealed, "decrypt");
+    } catch {
+      throw valueFailure(env);
+    } finally {
+      dek.fill(0);
+    }
+  }
+
+  /** The envelope's data key, unwrapped with the KEK; the caller wipes it. */
+  async #unwrap(env: DecodedEnvelope, noble: Sync | undefined): Promise<Uint8Array> {
+    try {
+      return noble !== undefined
+        ? noble.AEADS[env.algorithm](this.#kek, env.dekNonce, env.aad).decrypt(env.dekSealed)
+        : await webGcm(await this.#kekObject(), env.dekNonce, env.aad, env.dekSealed, "decrypt");
+    } catch {
+      throw dekFailure(env, this.#id);
+    }
+  }
+}
