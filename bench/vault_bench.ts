@@ -112,26 +112,31 @@ const WARMUP_OPS = 300;
 async function cipherRows(emit: (o: Record<string, unknown>) => void): Promise<void> {
   for (const size of [64, 65536]) {
     const value = crypto.getRandomValues(new Uint8Array(size));
-    // The vault's cipher as a library vault has it (noble for the KEK; the CLI's WebCrypto engine differs below 4 KiB).
-    const cipher = new EnvelopeCipher(KEK, "noble");
-    const sealed = await cipher.seal(TARGET, "k", value);
     const key = await crypto.subtle.importKey("raw", KEK.slice(), "AES-GCM", false, ["encrypt", "decrypt"]);
     const iv = new Uint8Array(12);
     const bare = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv }, key, value));
-    const ops = {
-      seal: () => cipher.seal(TARGET, "k", value),
-      open: () => cipher.open(TARGET, "k", sealed),
+    const bareOps = {
       bareSeal: () => crypto.subtle.encrypt({ name: "AES-GCM", iv }, key, value),
       bareOpen: () => crypto.subtle.decrypt({ name: "AES-GCM", iv }, key, bare),
     };
-    // Both sides warmed first: the JavaScript around the cipher is compiled on the fly, WebCrypto is not, and
-    // the steady state is what a process doing many of these sees (the first second alone measured 2-3× slower).
-    for (const op of Object.values(ops)) for (let i = 0; i < WARMUP_OPS; i++) await op();
-    const seal = await measure(ops.seal, 3000, 1000);
-    const open = await measure(ops.open, 3000, 1000);
-    const bareSeal = await measure(ops.bareSeal, 3000, 1000);
-    const bareOpen = await measure(ops.bareOpen, 3000, 1000);
-    emit({ op: "cipher", size, seal, open, bareSeal, bareOpen });
+    // Each KEK engine: noble (a library vault's default) and WebCrypto (the CLI's).
+    for (const engine of ["noble", "webcrypto"] as const) {
+      const cipher = new EnvelopeCipher(KEK, engine);
+      const sealed = await cipher.seal(TARGET, "k", value);
+      const ops = {
+        seal: () => cipher.seal(TARGET, "k", value),
+        open: () => cipher.open(TARGET, "k", sealed),
+        ...bareOps,
+      };
+      // Both sides warmed first: the JavaScript around the cipher is compiled on the fly, WebCrypto is not, and
+      // the steady state is what a process doing many of these sees (the first second alone measured 2-3× slower).
+      for (const op of Object.values(ops)) for (let i = 0; i < WARMUP_OPS; i++) await op();
+      const seal = await measure(ops.seal, 3000, 1000);
+      const open = await measure(ops.open, 3000, 1000);
+      const bareSeal = await measure(ops.bareSeal, 3000, 1000);
+      const bareOpen = await measure(ops.bareOpen, 3000, 1000);
+      emit({ op: "cipher", engine, size, seal, open, bareSeal, bareOpen });
+    }
   }
 }
 

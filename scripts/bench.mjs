@@ -52,9 +52,9 @@ for (const name of only.length ? only : Object.keys(runtimes)) {
   }
   for (const c of rows.filter((x) => x.op === "cipher")) {
     console.log(
-      `${String(c.size).padStart(6)}-byte value: seal ${fmt(c.seal).trim()}/s vs bare WebCrypto ${
-        fmt(c.bareSeal).trim()
-      }/s ` +
+      `${String(c.size).padStart(6)}-byte value, KEK on ${c.engine.padEnd(9)}: seal ${
+        fmt(c.seal).trim()
+      }/s vs bare WebCrypto ${fmt(c.bareSeal).trim()}/s ` +
         `(x${(c.bareSeal / c.seal).toFixed(2)} the time); open ${fmt(c.open).trim()}/s vs ${
           fmt(c.bareOpen).trim()
         }/s ` +

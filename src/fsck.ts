@@ -14,7 +14,7 @@ import { formatScope, parseScope, validateKey } from "./scope.ts";
 import type { FileSystem } from "./platform/fs.ts";
 import { join } from "./platform/path.ts";
 import { FILES, LEFTOVER_RE, SCOPE_DIR_RE, type VaultLayout } from "./store/layout.ts";
-import { loadScopeIndex, type ScopeEntry } from "./store/scope_index.ts";
+import { loadScopeIndex, type ScopeEntry, scopeEntry } from "./store/scope_index.ts";
 import { holderState } from "./store/scope_lock.ts";
 import { Vault } from "./vault.ts";
 
@@ -544,7 +544,7 @@ export async function checkVault(vault: Vault, options: FsckOptions = {}): Promi
         { hint: "run it without --repair to see what is wrong" },
       );
     }
-    const entries = await parts.layout.list();
+    const entries = await parts.layout.list(scopeEntry);
     for (const e of entries) {
       let bytes: Uint8Array;
       const where = { path: e.object_id, scope: e.scope, key: e.key, repair: "none" as const };

@@ -7,6 +7,7 @@
  */
 import { VaultError } from "./errors.ts";
 import { rewrapEnvelope } from "./crypto/envelope.ts";
+import { scopeEntry } from "./store/scope_index.ts";
 import { EnvelopeCipher } from "./crypto/envelope_async.ts";
 import { kekId, KEY_BYTES } from "./crypto/kdf.ts";
 import { pinnedCopy } from "./crypto/sensitive.ts";
@@ -91,7 +92,7 @@ export async function rekeyVault(vault: Vault, options: RekeyOptions): Promise<R
     const oldKek = await parts.kek();
     const newId = kekId(newKek);
     const layout = parts.layout;
-    const entries = await layout.list();
+    const entries = await layout.list(scopeEntry);
     const failed: string[] = [];
     let rewrapped = 0;
     let alreadyDone = 0;

@@ -26,7 +26,7 @@ import {
   loadOrCreateIdentity,
   type StoreKeyProtection,
 } from "./store/identity_store.ts";
-import type { IndexEntry } from "./store/scope_index.ts";
+import type { EntryMaker, IndexEntry } from "./store/scope_index.ts";
 import type { LayoutName, VaultLayout } from "./store/layout.ts";
 import { ScopedLayout } from "./store/scoped_layout.ts";
 import { PalyraLayout } from "./store/palyra_layout.ts";
@@ -163,6 +163,15 @@ function engine(value: CipherEngine | undefined): CipherEngine {
   if (value === undefined || value === "noble" || value === "webcrypto") return value ?? "noble";
   throw new RangeError(`open vault failed: kekEngine must be "noble" or "webcrypto", got ${JSON.stringify(value)}`);
 }
+
+/** An index entry as `listSecrets` hands it out. */
+const metadataOf: EntryMaker<SecretMetadata> = (scope, key, createdAtUnixMs, updatedAtUnixMs, valueBytes) => ({
+  scope,
+  key,
+  createdAtUnixMs,
+  updatedAtUnixMs,
+  valueBytes,
+});
 
 function toMetadata(scope: string, e: IndexEntry): SecretMetadata {
   return {
@@ -744,7 +753,8 @@ export class Vault {
     this.#check();
     const wanted = scope === undefined ? undefined : formatScope(toScope(scope));
     if (!this.#exists) throw this.#absent("list secrets");
-    const out = (await this.#layout.list(wanted)).map((e) => toMetadata(e.scope, e));
+    // Each entry is read straight into its SecretMetadata: copying 100 000 entries cost Node a third of the list.
+    const out = await this.#layout.list(metadataOf, wanted);
     const before = (a: SecretMetadata, b: SecretMetadata) =>
       a.scope < b.scope ? -1 : a.scope > b.scope ? 1 : a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
     // A large scope usually comes sorted from its index; checking costs less than sorting.

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { auditConfig, orphanSecrets } from "../src/config/audit.ts";
-import { CLI_TARGETS, type CliTarget } from "./cli_targets.ts";
+import { CLI_TARGETS, ownTargets } from "./cli_targets.ts";
 import { cliEnv, run, seedIdentity, tempDir } from "./helpers.ts";
 
 const CONFIG = `[model_provider]
@@ -39,7 +39,7 @@ describe("audit --orphans", () => {
     assert.deepEqual(orphanSecrets({ references: [] }, []), []);
   });
 
-  for (const target of Object.keys(CLI_TARGETS) as CliTarget[]) {
+  for (const target of ownTargets()) {
     test(`the CLI lists orphans in text and JSON, and only when asked (${target})`, async () => {
       const dir = tempDir("orphans");
       const env = cliEnv(dir);

@@ -17,7 +17,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { cliEnv, ROOT, run, type RunResult, seedIdentity, tempDir } from "./helpers.ts";
-import { CLI_TARGETS, type CliTarget } from "./cli_targets.ts";
+import { CLI_TARGETS, type CliTarget, ownTargets } from "./cli_targets.ts";
 
 const TARGETS = CLI_TARGETS;
 type Target = CliTarget;
@@ -52,7 +52,7 @@ function cliRunner(target: Target, box: Awaited<ReturnType<typeof sandbox>>) {
     });
 }
 
-for (const target of Object.keys(TARGETS) as Target[]) {
+for (const target of ownTargets()) {
   describe(`cli on ${target}`, () => {
     test("set then get --reveal returns the exact bytes (newline, NUL, invalid UTF-8)", async () => {
       const box = await sandbox();

@@ -41,9 +41,10 @@ export const CLI_TARGETS = {
 export type CliTarget = keyof typeof CLI_TARGETS;
 
 /**
- * The targets a slow test (scrypt at age's work factor, a process killed many times) runs here: the
- * runtime this test file runs on, plus the compiled binary under Bun. Over the three runtimes of
- * `npm test` each target is still run once; the other CLI tests run every target on every runtime.
+ * The targets a CLI test runs here: the runtime this test file runs on, plus
+ * the compiled binary under Bun. A target is a program of its own, which
+ * behaves the same whichever runtime started it, so over the three runtimes
+ * of `npm test` each target is run once, not three times.
  */
 export function ownTargets(): CliTarget[] {
   const g = globalThis as Record<string, unknown>;

@@ -11,8 +11,6 @@ import { Buffer } from "node:buffer";
 import { run, tempDir } from "./helpers.ts";
 import { CLI_TARGETS, ownTargets } from "./cli_targets.ts";
 
-const TARGETS = CLI_TARGETS;
-
 const sh = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -47,7 +45,8 @@ async function terminal(argv: string[], env: Record<string, string>) {
   };
 }
 
-for (const [target, argv] of Object.entries(TARGETS)) {
+for (const target of ownTargets()) {
+  const argv = CLI_TARGETS[target];
   describe(`hidden prompt on ${target}`, () => {
     test("typed characters are not echoed and are stored exactly; Ctrl-C stores nothing", async () => {
       const dir = tempDir("tty");

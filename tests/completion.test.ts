@@ -8,7 +8,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { CLI_TARGETS, type CliTarget } from "./cli_targets.ts";
+import { CLI_TARGETS, type CliTarget, ownTargets } from "./cli_targets.ts";
 import { run, tempDir } from "./helpers.ts";
 
 async function script(target: CliTarget, shell: string): Promise<string> {
@@ -22,7 +22,7 @@ async function script(target: CliTarget, shell: string): Promise<string> {
 const lines = (r: { stdout: Uint8Array }) => new TextDecoder().decode(r.stdout).trim().split("\n");
 
 describe("completion", () => {
-  for (const target of Object.keys(CLI_TARGETS) as CliTarget[]) {
+  for (const target of ownTargets()) {
     test(`bash completes commands and each command's options (${target})`, async () => {
       const path = await script(target, "bash");
       const complete = async (...words: string[]) =>

@@ -16,7 +16,7 @@ import { Vault } from "../src/vault.ts";
 import { checkVault } from "../src/fsck.ts";
 import { diagnose } from "../src/doctor.ts";
 import { objectId, scopeDirName } from "../src/crypto/ids.ts";
-import { CLI_TARGETS, type CliTarget } from "./cli_targets.ts";
+import { CLI_TARGETS, ownTargets } from "./cli_targets.ts";
 import { cliEnv, randomBytes, rejectsWith, run, seedIdentity, tempDir, testKek } from "./helpers.ts";
 import { defaultFileSystem, type FileSystem } from "../src/platform/fs.ts";
 
@@ -282,7 +282,7 @@ describe("fsck (library)", () => {
   });
 });
 
-for (const target of Object.keys(CLI_TARGETS) as CliTarget[]) {
+for (const target of ownTargets()) {
   describe(`fsck on ${target}`, () => {
     test("reports with exit 3, repairs, then exits 0; doctor lists the findings first", async () => {
       const dir = tempDir("fsck-cli");

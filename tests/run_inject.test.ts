@@ -11,7 +11,7 @@ import { spawn } from "node:child_process";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import process from "node:process";
-import { CLI_TARGETS, type CliTarget } from "./cli_targets.ts";
+import { CLI_TARGETS, ownTargets } from "./cli_targets.ts";
 import { cliEnv, DENO_DOCUMENTED, denoWith, ROOT, run, type RunResult, seedIdentity, tempDir } from "./helpers.ts";
 import fc from "fast-check";
 import { OutputMasker } from "../src/mask.ts";
@@ -42,7 +42,7 @@ process.stdout.write(JSON.stringify({ token: process.env.API_TOKEN ?? null, db: 
   return path;
 }
 
-for (const target of Object.keys(CLI_TARGETS) as CliTarget[]) {
+for (const target of ownTargets()) {
   describe(`run and inject on ${target}`, () => {
     const cli = async (box: Awaited<ReturnType<typeof sandbox>>, args: string[], input?: string) =>
       await run([...(await CLI_TARGETS[target]()), ...args], {

@@ -13,7 +13,13 @@ import { defaultFileSystem, type FileSystem } from "../src/platform/fs.ts";
 import { objectId, scopeDirName } from "../src/crypto/ids.ts";
 import { rejectsWith, tempDir, testKek } from "./helpers.ts";
 import fc from "fast-check";
-import { encodeSnapshot, parseSnapshot, parseSnapshotJson, scanCanonical } from "../src/store/scope_index.ts";
+import {
+  encodeSnapshot,
+  parseSnapshot,
+  parseSnapshotJson,
+  scanCanonical,
+  scopeEntry,
+} from "../src/store/scope_index.ts";
 import { encodeLogHeader, encodeLogRecord, type LogRecord, parseLog } from "../src/store/scope_log.ts";
 import { VaultError } from "../src/errors.ts";
 
@@ -312,10 +318,10 @@ describe("scope index properties", () => {
       fc.property(scope, fc.integer({ min: 1, max: 99 }), entries, edit, (s, g, es, change) => {
         const text = change(new TextDecoder().decode(encodeSnapshot(s, g, es)));
         const bytes = new TextEncoder().encode(text);
-        const fast = outcome(() => parseSnapshot("p", undefined, bytes));
-        const json = outcome(() => parseSnapshotJson("p", undefined, bytes));
+        const fast = outcome(() => parseSnapshot("p", undefined, bytes, scopeEntry));
+        const json = outcome(() => parseSnapshotJson("p", undefined, bytes, scopeEntry));
         assert.deepEqual(fast, json, text);
-        const scanned = scanCanonical(text, undefined);
+        const scanned = scanCanonical(text, undefined, scopeEntry);
         if (scanned !== undefined) assert.deepEqual({ ok: scanned }, json, text);
       }),
       { numRuns: 3000 },

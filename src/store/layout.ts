@@ -6,7 +6,7 @@
  */
 import type { EnvelopeAlgorithm } from "../crypto/envelope.ts";
 import type { BlobBackend } from "../backends/backend.ts";
-import type { IndexEntry } from "./scope_index.ts";
+import type { EntryMaker, IndexEntry } from "./scope_index.ts";
 import type { VaultScope } from "../scope.ts";
 
 /**
@@ -112,8 +112,11 @@ export interface VaultLayout {
   readIndex(scope: string): Promise<IndexView>;
   /** The envelope stored for `scope`/`key`; `not_found` when there is none. */
   readObject(scope: string, key: string): Promise<Uint8Array>;
-  /** Index entries, of one scope or all (the scoped layout gives them sorted by scope, then key). */
-  list(scope?: string): Promise<ScopedEntry[]>;
+  /**
+   * Index entries, of one scope or all (the scoped layout gives them sorted
+   * by scope, then key), each made by `make`: `scopeEntry` for the store's own.
+   */
+  list<E extends { scope: string; key: string }>(make: EntryMaker<E>, scope?: string): Promise<E[]>;
   /** Whether the folder holds any secret (an index entry or a stored object). */
   holdsSecrets(): Promise<boolean>;
 }

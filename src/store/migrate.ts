@@ -18,7 +18,7 @@ import { kekId } from "../crypto/kdf.ts";
 import type { FileSystem } from "../platform/fs.ts";
 import { secureDir } from "./folders.ts";
 import { acquireLock } from "./scope_lock.ts";
-import { encodeSnapshot, type IndexEntry, MAX_INDEX_BYTES } from "./scope_index.ts";
+import { encodeSnapshot, type IndexEntry, MAX_INDEX_BYTES, scopeEntry } from "./scope_index.ts";
 import { detectLayout } from "./detect.ts";
 import { parseScope, toTaggedScope } from "../scope.ts";
 import type { LayoutName, ScopedEntry, VaultLayout } from "./layout.ts";
@@ -104,7 +104,10 @@ async function readSource(
   }
   const layout = layoutOf(parts, "scoped");
   const out = [];
-  for (const e of await layout.list()) out.push({ ...e, envelope: await layout.objects.get(e.object_id) });
+  for (const e of await layout.list(scopeEntry)) {
+    // A ScopeEntry derives object_id on request, which a spread would not copy.
+    out.push({ ...e, object_id: e.object_id, envelope: await layout.objects.get(e.object_id) });
+  }
   return out;
 }
 
@@ -168,7 +171,7 @@ async function verifyTarget(
 ): Promise<void> {
   const { root } = parts;
   const layout = layoutOf(parts, to);
-  const listed = await layout.list();
+  const listed = await layout.list(scopeEntry);
   if (listed.length !== expected.length) {
     throw new VaultError(
       "io",
@@ -256,7 +259,13 @@ export async function migrate(parts: MigrationParts, to: LayoutName): Promise<Mi
     const back = detected.migratingTo;
     const undo = async () => {
       await abandon(parts, back);
-      return { from: back, to, secrets: (await layoutOf(parts, to).list()).length, alreadyDone: false, resumed: true };
+      return {
+        from: back,
+        to,
+        secrets: (await layoutOf(parts, to).list(scopeEntry)).length,
+        alreadyDone: false,
+        resumed: true,
+      };
     };
     return to === "palyra" ? await layoutOf(parts, "palyra").locked("global", "write", undo) : await undo();
   }
@@ -270,15 +279,17 @@ export async function migrate(parts: MigrationParts, to: LayoutName): Promise<Mi
   const from: LayoutName = to === "palyra" ? "scoped" : "palyra";
   const resumed = detected.migratingTo !== undefined;
   if (detected.layout === to) {
-    if (!resumed) return { from, to, secrets: (await parts.layout.list()).length, alreadyDone: true, resumed };
+    if (!resumed) {
+      return { from, to, secrets: (await parts.layout.list(scopeEntry)).length, alreadyDone: true, resumed };
+    }
     // Committed before the crash: only the old layout's remains and the marker are left to remove.
-    const live = await layoutOf(parts, to).list();
+    const live = await layoutOf(parts, to).list(scopeEntry);
     await retire(parts, from, new Set(to === "scoped" ? live.map((e) => e.object_id) : []));
     return { from, to, secrets: live.length, alreadyDone: false, resumed };
   }
   if (to === "palyra") {
     // A scope Palyra's layout cannot hold stops the migration before anything is written.
-    for (const e of await layoutOf(parts, "scoped").list()) toTaggedScope(parseScope(e.scope));
+    for (const e of await layoutOf(parts, "scoped").list(scopeEntry)) toTaggedScope(parseScope(e.scope));
   }
   const run = async (): Promise<MigrateResult> => {
     await fs.writeFileAtomic(join(root, FILES.migrationMarker), utf8(to));

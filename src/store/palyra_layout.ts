@@ -11,11 +11,11 @@ import { errnoCode, fsError, VaultError } from "../errors.ts";
 import type { FileSystem } from "../platform/fs.ts";
 import { secureDir } from "./folders.ts";
 import { processLockHost } from "./scope_lock.ts";
-import { MAX_INDEX_BYTES } from "./scope_index.ts";
+import { type EntryMaker, MAX_INDEX_BYTES } from "./scope_index.ts";
 import { sameBytes } from "../crypto/encoding.ts";
 import { toTaggedScope, type VaultScope } from "../scope.ts";
 import type { BlobBackend } from "../backends/backend.ts";
-import { type IndexView, inTurn, type ScopedEntry, type VaultLayout } from "./layout.ts";
+import { type IndexView, inTurn, type VaultLayout } from "./layout.ts";
 import { encodePalyraIndex, type PalyraEntry, parsePalyraIndex } from "./palyra_index.ts";
 import { acquirePalyraLock } from "./palyra_lock.ts";
 import { MAX_OBJECTS_STORE_BYTES, parseObjectsStore } from "./palyra_objects.ts";
@@ -130,10 +130,11 @@ export class PalyraLayout implements VaultLayout {
     });
   }
 
-  list(scope?: string): Promise<ScopedEntry[]> {
+  list<E extends { scope: string; key: string }>(make: EntryMaker<E>, scope?: string): Promise<E[]> {
     return this.locked(scope ?? "global", "read", async () => {
       const entries = await this.#entries();
-      return scope === undefined ? entries : entries.filter((e) => e.scope === scope);
+      return (scope === undefined ? entries : entries.filter((e) => e.scope === scope))
+        .map((e) => make(e.scope, e.key, e.created_at_unix_ms, e.updated_at_unix_ms, e.value_bytes, e.object_id));
     });
   }
 

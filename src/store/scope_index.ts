@@ -46,6 +46,41 @@ export class ScopeEntry implements IndexEntry {
   }
 }
 
+/**
+ * Makes the object an index entry is read into: a `ScopeEntry` for the store
+ * itself, or directly what a caller hands out (a vault's list builds its
+ * `SecretMetadata` here rather than copying every entry of a large scope).
+ */
+export type EntryMaker<E extends { key: string }> = (
+  scope: string,
+  key: string,
+  created: number,
+  updated: number,
+  valueBytes: number,
+  /** The object id, where the index stores one (Palyra's does) rather than deriving it. */
+  storedObjectId?: string,
+) => E;
+
+/** An entry of an index that names its object (Palyra's), whose object id is taken as stored. */
+class StoredIdEntry extends ScopeEntry {
+  readonly #objectId: string;
+
+  constructor(scope: string, key: string, created: number, updated: number, valueBytes: number, objectId: string) {
+    super(scope, key, created, updated, valueBytes);
+    this.#objectId = objectId;
+  }
+
+  override get object_id(): string {
+    return this.#objectId;
+  }
+}
+
+/** The store's own entries. */
+export const scopeEntry: EntryMaker<ScopeEntry> = (scope, key, created, updated, valueBytes, storedObjectId) =>
+  storedObjectId === undefined
+    ? new ScopeEntry(scope, key, created, updated, valueBytes)
+    : new StoredIdEntry(scope, key, created, updated, valueBytes, storedObjectId);
+
 /** The error for an index file that exists but is not a valid index. */
 export function corruptIndex(path: string, why: string, cause?: unknown): VaultError {
   return new VaultError("corrupt", `read index "${path}" failed: it is corrupt (${why})`, {
@@ -68,30 +103,41 @@ export function canonicalScope(text: unknown): string | undefined {
 }
 
 /** A snapshot as read: version 1 (every entry spelled out) or 2 (lean, with a generation). */
-export interface Snapshot {
+export interface Snapshot<E extends { key: string } = ScopeEntry> {
   version: 1 | 2;
   scope: string;
   /** 0 for version 1, which has none. */
   generation: number;
-  entries: ScopeEntry[];
+  entries: E[];
 }
 
 /**
  * Parses and checks a snapshot of either version: the scope it names (which
  * must be `scope` when given), every key against the key grammar, the order.
+ * Each entry is made by `make`.
  */
-export function parseSnapshot(path: string, scope: string | undefined, bytes: Uint8Array): Snapshot {
+export function parseSnapshot<E extends { key: string }>(
+  path: string,
+  scope: string | undefined,
+  bytes: Uint8Array,
+  make: EntryMaker<E>,
+): Snapshot<E> {
   let text: string;
   try {
     text = fromUtf8(bytes);
   } catch (e) {
     throw corruptIndex(path, "not valid UTF-8 JSON", e);
   }
-  return scanCanonical(text, scope) ?? parseSnapshotJson(path, scope, bytes);
+  return scanCanonical(text, scope, make) ?? parseSnapshotJson(path, scope, bytes, make);
 }
 
 /** `parseSnapshot` through `JSON.parse`, for every form a snapshot may take. */
-export function parseSnapshotJson(path: string, scope: string | undefined, bytes: Uint8Array): Snapshot {
+export function parseSnapshotJson<E extends { key: string }>(
+  path: string,
+  scope: string | undefined,
+  bytes: Uint8Array,
+  make: EntryMaker<E>,
+): Snapshot<E> {
   const d = parseJsonObject(bytes, (why, cause) => corruptIndex(path, why, cause));
   if (d.version !== 1 && d.version !== 2) {
     throw corruptIndex(path, `unsupported version ${JSON.stringify(d.version) ?? "undefined"}`);
@@ -107,10 +153,10 @@ export function parseSnapshotJson(path: string, scope: string | undefined, bytes
   }
   if (!Array.isArray(d.entries)) throw corruptIndex(path, '"entries" is not an array');
   const raw = d.entries as unknown[];
-  const entries = new Array<ScopeEntry>(raw.length);
+  const entries = new Array<E>(raw.length);
   let previous: string | undefined;
   for (let i = 0; i < raw.length; i++) {
-    const entry = d.version === 2 ? leanEntry(named, raw[i]) : fullEntry(named, raw[i]);
+    const entry = d.version === 2 ? leanEntry(named, raw[i], make) : fullEntry(named, raw[i], make);
     if (entry === undefined) throw corruptIndex(path, `entry ${i} is malformed`);
     if (previous !== undefined && !(previous < entry.key)) {
       throw corruptIndex(path, "entries are not sorted by key, or repeat one");
@@ -131,7 +177,11 @@ const MAX_KEY_LENGTH = 128;
  * (spaces, escapes, another field order, a bad entry), which `parseSnapshot`
  * then reads with `JSON.parse` and judges.
  */
-export function scanCanonical(text: string, scope: string | undefined): Snapshot | undefined {
+export function scanCanonical<E extends { key: string }>(
+  text: string,
+  scope: string | undefined,
+  make: EntryMaker<E>,
+): Snapshot<E> | undefined {
   const at = text.indexOf(ENTRIES);
   if (at < 0 || !text.endsWith("]}")) return undefined;
   let head: { version?: unknown; scope?: unknown; generation?: unknown };
@@ -149,7 +199,7 @@ export function scanCanonical(text: string, scope: string | undefined): Snapshot
     return undefined;
   }
   const end = text.length - 2; // the "]" closing the entries
-  const entries: ScopeEntry[] = [];
+  const entries: E[] = [];
   let p = at + ENTRIES.length;
   let previous = "";
   let value = 0;
@@ -181,23 +231,23 @@ export function scanCanonical(text: string, scope: string | undefined): Snapshot
     if (text.charCodeAt(p++) !== 44 || !count()) return undefined;
     const updated = value;
     if (text.charCodeAt(p++) !== 44 || !count() || text.charCodeAt(p++) !== 93) return undefined; // ]
-    entries.push(new ScopeEntry(named, key, created, updated, value));
+    entries.push(make(named, key, created, updated, value));
   }
   return p === end ? { version: 2, scope: named, generation, entries } : undefined;
 }
 
 /** Version 2: `[key, created_at_unix_ms, updated_at_unix_ms, value_bytes]`. */
-function leanEntry(scope: string, raw: unknown): ScopeEntry | undefined {
+function leanEntry<E extends { key: string }>(scope: string, raw: unknown, make: EntryMaker<E>): E | undefined {
   if (!Array.isArray(raw) || raw.length !== 4) return undefined;
   const [key, created, updated, bytes] = raw as unknown[];
   if (typeof key !== "string" || !isCount(created) || !isCount(updated) || !isCount(bytes) || !isKey(key)) {
     return undefined;
   }
-  return new ScopeEntry(scope, key, created, updated, bytes);
+  return make(scope, key, created, updated, bytes);
 }
 
 /** Version 1: an object with every field, `object_id` included (checked for its form, then derived again). */
-function fullEntry(scope: string, raw: unknown): ScopeEntry | undefined {
+function fullEntry<E extends { key: string }>(scope: string, raw: unknown, make: EntryMaker<E>): E | undefined {
   const e = raw as Record<string, unknown>;
   if (
     typeof e !== "object" || e === null || typeof e.key !== "string" || typeof e.object_id !== "string" ||
@@ -206,10 +256,10 @@ function fullEntry(scope: string, raw: unknown): ScopeEntry | undefined {
   ) {
     return undefined;
   }
-  return new ScopeEntry(scope, e.key, e.created_at_unix_ms, e.updated_at_unix_ms, e.value_bytes);
+  return make(scope, e.key, e.created_at_unix_ms, e.updated_at_unix_ms, e.value_bytes);
 }
 
-const byKey = (a: IndexEntry, b: IndexEntry) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+const byKey = (a: { key: string }, b: { key: string }) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
 
 /** Serialises a version 2 snapshot; entries are sorted by key here. */
 export function encodeSnapshot(scope: string, generation: number, entries: Iterable<IndexEntry>): Uint8Array {
@@ -244,9 +294,9 @@ async function readPart(fs: FileSystem, path: string): Promise<Uint8Array | unde
 const STALE_RETRIES = 3;
 
 /** The two files of a scope index as read together: a snapshot and the log that follows it. */
-interface IndexParts {
+interface IndexParts<E extends { key: string }> {
   scope: string;
-  snapshot: Snapshot | undefined;
+  snapshot: Snapshot<E> | undefined;
   /** The log when it follows this snapshot; `undefined` when absent or stale. */
   log: ParsedLog | undefined;
 }
@@ -258,13 +308,18 @@ interface IndexParts {
  * `scope` undefined, the scope is the one the files name. `undefined` when
  * the folder holds neither file.
  */
-async function readParts(fs: FileSystem, dir: string, scope: string | undefined): Promise<IndexParts | undefined> {
+async function readParts<E extends { key: string }>(
+  fs: FileSystem,
+  dir: string,
+  scope: string | undefined,
+  make: EntryMaker<E>,
+): Promise<IndexParts<E> | undefined> {
   const snapshotPath = join(dir, FILES.scopeIndex);
   const logPath = join(dir, FILES.scopeLog);
   for (let attempt = 0;; attempt++) {
     const logBytes = await readPart(fs, logPath);
     const snapshotBytes = await readPart(fs, snapshotPath);
-    const snapshot = snapshotBytes === undefined ? undefined : parseSnapshot(snapshotPath, scope, snapshotBytes);
+    const snapshot = snapshotBytes === undefined ? undefined : parseSnapshot(snapshotPath, scope, snapshotBytes, make);
     if (snapshot === undefined && logBytes === undefined) return undefined;
     const named = scope ?? snapshot?.scope;
     const log = logBytes === undefined ? undefined : parseLog(
@@ -299,11 +354,11 @@ export async function loadScopeIndex(
   dir: string,
   scope: string | undefined,
 ): Promise<ScopeState | undefined> {
-  const parts = await readParts(fs, dir, scope);
+  const parts = await readParts(fs, dir, scope, scopeEntry);
   return parts === undefined ? undefined : stateOf(parts);
 }
 
-function stateOf(parts: IndexParts): ScopeState {
+function stateOf(parts: IndexParts<ScopeEntry>): ScopeState {
   const { snapshot, log } = parts;
   const entries = new Map<string, ScopeEntry>();
   for (const e of snapshot?.entries ?? []) entries.set(e.key, e);
@@ -318,28 +373,30 @@ function stateOf(parts: IndexParts): ScopeState {
 }
 
 /**
- * The entries of a scope's index, for a reader, sorted by key; with no log
- * records to apply, the snapshot's own list (no map of the scope is built).
+ * The entries of a scope's index, for a reader, sorted by key, each made by
+ * `make`; with no log records to apply, the snapshot's own list (no map of
+ * the scope is built).
  */
-export async function readScopeEntries(
+export async function readScopeEntries<E extends { key: string }>(
   fs: FileSystem,
   dir: string,
   scope: string | undefined,
-): Promise<{ scope: string; entries: ScopeEntry[] } | undefined> {
-  const parts = await readParts(fs, dir, scope);
+  make: EntryMaker<E>,
+): Promise<{ scope: string; entries: E[] } | undefined> {
+  const parts = await readParts(fs, dir, scope, make);
   if (parts === undefined) return undefined;
   if (parts.log === undefined || parts.log.records.length === 0) {
     return { scope: parts.scope, entries: parts.snapshot?.entries ?? [] };
   }
   // Only the keys the log changed need a map; the snapshot's other entries stand as they are.
-  const changed = new Map<string, ScopeEntry | undefined>();
+  const changed = new Map<string, E | undefined>();
   for (const r of parts.log.records) {
-    changed.set(r.key, r.op === "put" ? new ScopeEntry(parts.scope, r.key, r.created, r.updated, r.bytes) : undefined);
+    changed.set(r.key, r.op === "put" ? make(parts.scope, r.key, r.created, r.updated, r.bytes) : undefined);
   }
   const kept = (parts.snapshot?.entries ?? []).filter((e) => !changed.has(e.key));
   const added = [...changed.values()].filter((e) => e !== undefined).sort(byKey);
   // Merge the two sorted lists.
-  const entries = new Array<ScopeEntry>(kept.length + added.length);
+  const entries = new Array<E>(kept.length + added.length);
   for (let i = 0, j = 0, o = 0; o < entries.length; o++) {
     entries[o] = j >= added.length || (i < kept.length && kept[i]!.key < added[j]!.key) ? kept[i++]! : added[j++]!;
   }

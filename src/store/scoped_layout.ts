@@ -13,6 +13,7 @@ import { secureDir } from "./folders.ts";
 import { acquireLock } from "./scope_lock.ts";
 import {
   encodeSnapshot,
+  type EntryMaker,
   type IndexEntry,
   loadScopeIndex,
   readScopeEntries,
@@ -22,7 +23,7 @@ import {
 import { encodeLogHeader, encodeLogRecord, type LogRecord } from "./scope_log.ts";
 import { concatBytes } from "../crypto/encoding.ts";
 import type { BlobBackend } from "../backends/backend.ts";
-import { type ChangeOutcome, type IndexView, inTurn, type ScopedEntry, type VaultLayout } from "./layout.ts";
+import { type ChangeOutcome, type IndexView, inTurn, type VaultLayout } from "./layout.ts";
 
 /** Lock settings of a layout. */
 export interface LockLimits {
@@ -129,7 +130,7 @@ export class ScopedLayout implements VaultLayout {
     return this.objects.get(objectId(scope, key));
   }
 
-  async list(scope?: string): Promise<ScopedEntry[]> {
+  async list<E extends { scope: string; key: string }>(make: EntryMaker<E>, scope?: string): Promise<E[]> {
     if (scope !== undefined) {
       const dir = this.#dir(scope);
       const info = await this.fs.lstat(dir).catch((e) => {
@@ -137,7 +138,7 @@ export class ScopedLayout implements VaultLayout {
       });
       if (info === undefined) return [];
       await secureDir(this.fs, dir, `folder of scope ${JSON.stringify(scope)}`, { create: false });
-      return (await readScopeEntries(this.fs, dir, scope))?.entries ?? [];
+      return (await readScopeEntries(this.fs, dir, scope, make))?.entries ?? [];
     }
     const scopesDir = join(this.root, FILES.scopesDir);
     let names: string[];
@@ -147,11 +148,11 @@ export class ScopedLayout implements VaultLayout {
       if (errnoCode(e) === "ENOENT") return [];
       throw fsError("list scopes", scopesDir, e);
     }
-    const scopes: { scope: string; entries: ScopedEntry[] }[] = [];
+    const scopes: { scope: string; entries: E[] }[] = [];
     for (const name of names.filter((n) => SCOPE_DIR_RE.test(n)).sort()) {
       const dir = join(scopesDir, name);
       await secureDir(this.fs, dir, `scope folder "${name}"`, { create: false });
-      const state = await readScopeEntries(this.fs, dir, undefined);
+      const state = await readScopeEntries(this.fs, dir, undefined, make);
       if (state === undefined) continue;
       // The folder name is derived from the scope: a mismatch means a moved or forged index.
       if (scopeDirName(state.scope) !== name) {
