@@ -131,7 +131,7 @@ export class EnvelopeCipher {
     const large = algorithm === "aes_256_gcm" && value.length >= WEBCRYPTO_MIN_BYTES;
     const noble = await this.#noble(algorithm);
     if (noble !== undefined && !large) return noble.sealEnvelope(this.#kek, scope, key, value, algorithm, id);
-    // From here the value is AES-GCM for WebCrypto; the data key goes to whichever engine is loaded.
+    // From here the value is AES-GCM for WebCrypto; the data key is wrapped by the engine's KEK.
     const parts = sealParts(scope, key);
     try {
       const secret = await webGcm(await aesKey(parts.dek), parts.secretNonce, parts.aad, value, "encrypt");
