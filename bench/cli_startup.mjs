@@ -3,7 +3,8 @@
 // the CLI's start-up cost (targets: ≤ 2× on each runtime and for the compiled binary). Runs are
 // interleaved and the median of each is kept, because these machines are noisy.
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { privateKeyring } from "./keyring.mjs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -66,39 +67,17 @@ must(
   "seed",
 );
 
-/**
- * A private D-Bus session with an unlocked gnome-keyring holding one secret, when `secret-tool`,
- * `gnome-keyring-daemon` and `dbus-daemon` are installed: `secret-tool lookup` is what the compiled
- * binary's get is measured against (target: faster).
- */
+/** A private keyring holding one secret: `secret-tool lookup` is what the compiled binary's get is measured against. */
 function keyring() {
-  const tools = spawnSync("sh", [
-    "-c",
-    "command -v secret-tool && command -v gnome-keyring-daemon && command -v dbus-daemon",
-  ]);
-  if (tools.status !== 0) return undefined;
-  const home = mkdtempSync(join(tmpdir(), "palyra-keyring-"));
-  const base = { ...env, HOME: home, XDG_DATA_HOME: join(home, "data"), XDG_RUNTIME_DIR: join(home, "run") };
-  mkdirSync(base.XDG_RUNTIME_DIR, { mode: 0o700 });
-  const bus = spawnSync("dbus-daemon", ["--session", "--fork", "--print-address=1", "--print-pid=1"], {
-    env: base,
-    encoding: "utf8",
-  });
-  const [address, pid] = bus.stdout.trim().split("\n");
-  if (bus.status !== 0 || !address || !pid) return undefined;
-  const withBus = { ...base, DBUS_SESSION_BUS_ADDRESS: address };
-  // gnome-keyring-daemon leaves when its session bus does.
-  const stop = () => process.kill(Number(pid));
-  spawnSync("gnome-keyring-daemon", ["--unlock", "--components=secrets"], { env: withBus, input: "bench" });
+  const ring = privateKeyring(env);
+  if (ring === undefined) return undefined;
   const stored = spawnSync("secret-tool", ["store", "--label=bench", "service", "palyra-bench", "account", "k"], {
-    env: withBus,
+    env: ring.env,
     input: "sk-startup-bench",
   });
-  if (stored.status !== 0) {
-    stop();
-    return undefined;
-  }
-  return { env: withBus, stop };
+  if (stored.status === 0) return ring;
+  ring.stop();
+  return undefined;
 }
 const ring = keyring();
 if (ring) {

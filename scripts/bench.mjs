@@ -6,6 +6,7 @@
 import { spawnSync } from "node:child_process";
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { privateKeyring } from "../bench/keyring.mjs";
 
 const root = new URL("..", import.meta.url).pathname;
 const bin = (name) => join(root, "node_modules", ".bin", name);
@@ -100,11 +101,14 @@ if (spawnSync("node", [join(root, "bench", "cli_startup.mjs")], { cwd: root, std
 const keychainScript = join(root, "bench", "keychain_bench.ts");
 console.log("\n## keychain backends (ops/s; ratio = backend / encrypted_file in the same run)");
 for (const name of only.length ? only : Object.keys(runtimes)) {
-  const cmd = [...runtimes[name].slice(0, -1), keychainScript].map((a) => `'${a}'`).join(" ");
-  const inner = `export HOME=$(mktemp -d); export XDG_DATA_HOME=$HOME/d XDG_RUNTIME_DIR=$HOME/r; ` +
-    `mkdir -p $XDG_RUNTIME_DIR && chmod 700 $XDG_RUNTIME_DIR; ` +
-    `echo -n bench | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1; sleep 1; ${cmd}`;
-  const r = spawnSync("dbus-run-session", ["--", "bash", "-c", inner], { cwd: root, encoding: "utf8" });
+  const ring = privateKeyring(process.env);
+  if (ring === undefined) {
+    console.log(`${name}: keychain bench skipped (no dbus-daemon, gnome-keyring-daemon or secret-tool)`);
+    continue;
+  }
+  const [cmd, ...args] = [...runtimes[name].slice(0, -1), keychainScript];
+  const r = spawnSync(cmd, args, { cwd: root, env: ring.env, encoding: "utf8" });
+  ring.stop();
   if (r.status !== 0) {
     console.log(`${name}: keychain bench failed (${r.stderr.trim().split("\n").at(-1)})`);
     continue;

@@ -7,11 +7,11 @@
  */
 import { VaultError } from "./errors.ts";
 import { rewrapEnvelope } from "./crypto/envelope.ts";
-import { scopeEntry } from "./store/scope_index.ts";
 import { EnvelopeCipher } from "./crypto/envelope_async.ts";
 import { kekId, KEY_BYTES } from "./crypto/kdf.ts";
 import { pinnedCopy } from "./crypto/sensitive.ts";
 import { identityKek, loadOrCreateIdentity } from "./store/identity_store.ts";
+import { scopeEntry } from "./store/scope_index.ts";
 import { Vault } from "./vault.ts";
 
 /**

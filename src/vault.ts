@@ -138,11 +138,12 @@ const DEFAULT_MAX_SECRET_BYTES = 64 * 1024;
 const DEFAULT_LOCK_TIMEOUT_MS = 5_000;
 const DEFAULT_STALE_AFTER_MS = 30_000;
 
-interface Limits {
+/** What `Vault.open` fixes from its options: the limits, and where the KEK works. */
+interface Settings {
   maxSecretBytes: number;
   lockTimeoutMs: number;
   staleAfterMs: number;
-  /** Not a limit, but fixed at open like them: where the KEK works (`VaultOptions.kekEngine`). */
+  /** `VaultOptions.kekEngine`. */
   kekEngine: CipherEngine;
 }
 
@@ -174,13 +175,7 @@ const metadataOf: EntryMaker<SecretMetadata> = (scope, key, createdAtUnixMs, upd
 });
 
 function toMetadata(scope: string, e: IndexEntry): SecretMetadata {
-  return {
-    scope,
-    key: e.key,
-    createdAtUnixMs: e.created_at_unix_ms,
-    updatedAtUnixMs: e.updated_at_unix_ms,
-    valueBytes: e.value_bytes,
-  };
+  return metadataOf(scope, e.key, e.created_at_unix_ms, e.updated_at_unix_ms, e.value_bytes);
 }
 
 const message = (e: unknown) => (e instanceof Error ? e.message : String(e));
@@ -274,7 +269,7 @@ export class Vault {
   #cipher: EnvelopeCipher | undefined;
   #layout: VaultLayout;
   readonly #fs: FileSystem;
-  readonly #limits: Limits;
+  readonly #settings: Settings;
   #exists: boolean;
   #pending: Pending;
   #creating: Promise<void> | undefined;
@@ -286,16 +281,16 @@ export class Vault {
     kek: Uint8Array | undefined,
     layout: VaultLayout,
     fs: FileSystem,
-    limits: Limits,
+    settings: Settings,
     pending: Pending,
   ) {
     this.root = root;
     this.#exists = exists;
     this.#kek = kek;
-    this.#cipher = kek === undefined ? undefined : new EnvelopeCipher(kek, limits.kekEngine);
+    this.#cipher = kek === undefined ? undefined : new EnvelopeCipher(kek, settings.kekEngine);
     this.#layout = layout;
     this.#fs = fs;
-    this.#limits = limits;
+    this.#settings = settings;
     this.#pending = pending;
   }
 
@@ -336,11 +331,11 @@ export class Vault {
       backendKind: v.backendKind,
       exists: v.#exists,
       kek: () => v.#kekForRead(),
-      limits: { lockTimeoutMs: v.#limits.lockTimeoutMs, staleAfterMs: v.#limits.staleAfterMs },
-      maxObjectBytes: maxEnvelopeBytes(v.#limits.maxSecretBytes),
-      maxSecretBytes: v.#limits.maxSecretBytes,
+      limits: { lockTimeoutMs: v.#settings.lockTimeoutMs, staleAfterMs: v.#settings.staleAfterMs },
+      maxObjectBytes: maxEnvelopeBytes(v.#settings.maxSecretBytes),
+      maxSecretBytes: v.#settings.maxSecretBytes,
       identityHost: v.#pending.identityHost,
-      kekEngine: v.#limits.kekEngine,
+      kekEngine: v.#settings.kekEngine,
     };
   }
 
@@ -351,10 +346,10 @@ export class Vault {
     kek: Uint8Array | undefined,
     layout: VaultLayout,
     fs: FileSystem,
-    limits: Limits,
+    settings: Settings,
     pending: Pending,
   ): Vault {
-    return new Vault(root, exists, kek, layout, fs, limits, pending);
+    return new Vault(root, exists, kek, layout, fs, settings, pending);
   }
 
   #check(): void {
@@ -430,7 +425,7 @@ export class Vault {
   #useIdentity(identity: DeviceIdentity): void {
     const kek = identityKek(identity);
     this.#kek = kek;
-    this.#cipher = new EnvelopeCipher(kek, this.#limits.kekEngine);
+    this.#cipher = new EnvelopeCipher(kek, this.#settings.kekEngine);
   }
 
   /**
@@ -486,7 +481,7 @@ export class Vault {
       "value_too_large",
       `put secret "${k}" in scope ${
         JSON.stringify(s)
-      } failed: the value is ${valueBytes} bytes; the limit is ${this.#limits.maxSecretBytes}`,
+      } failed: the value is ${valueBytes} bytes; the limit is ${this.#settings.maxSecretBytes}`,
       { hint: "store a smaller value, or raise the limit (maxSecretBytes; CLI: --max-bytes)" },
     );
   }
@@ -545,7 +540,7 @@ export class Vault {
     const bytes = typeof value === "string" ? utf8(value) : value;
     const valueBytes = bytes.length;
     try {
-      if (valueBytes > this.#limits.maxSecretBytes) throw this.#tooLarge(k, s, valueBytes);
+      if (valueBytes > this.#settings.maxSecretBytes) throw this.#tooLarge(k, s, valueBytes);
       await this.#create();
       const cipher = this.#cipher!;
       const layout = this.#layout;
@@ -660,7 +655,7 @@ export class Vault {
           "value_too_large",
           `get secret "${k}" in scope ${JSON.stringify(s)} failed: ${e.message}`,
           {
-            hint: `its stored object is larger than a value of maxSecretBytes (${this.#limits.maxSecretBytes}) ` +
+            hint: `its stored object is larger than a value of maxSecretBytes (${this.#settings.maxSecretBytes}) ` +
               "can be: open the vault with a larger maxSecretBytes (CLI: --max-bytes), or the object is corrupt",
             cause: e,
           },
@@ -858,7 +853,7 @@ function lazyDpapiProtection(run: CommandRunner): StoreKeyProtection {
 async function openVault(options: VaultOptions): Promise<Vault> {
   const given: VaultHost = options.host ?? {};
   const fs = given.fs ?? defaultFileSystem;
-  const limits: Limits = {
+  const settings: Settings = {
     maxSecretBytes: positive("maxSecretBytes", options.maxSecretBytes, DEFAULT_MAX_SECRET_BYTES),
     lockTimeoutMs: positive("lockTimeoutMs", options.lockTimeoutMs, DEFAULT_LOCK_TIMEOUT_MS),
     staleAfterMs: positive("staleAfterMs", options.staleAfterMs, DEFAULT_STALE_AFTER_MS),
@@ -917,7 +912,7 @@ async function openVault(options: VaultOptions): Promise<Vault> {
       );
     }
     const layoutName: LayoutName = detected.layout ?? layoutOption ?? "scoped";
-    const host: BackendHost = { fs, run, platform, maxObjectBytes: maxEnvelopeBytes(limits.maxSecretBytes) };
+    const host: BackendHost = { fs, run, platform, maxObjectBytes: maxEnvelopeBytes(settings.maxSecretBytes) };
     let backend: BlobBackend;
     let recordKind: BackendKind | undefined;
     if (custom !== undefined) {
@@ -948,7 +943,7 @@ async function openVault(options: VaultOptions): Promise<Vault> {
       backend = chosen.backend;
       recordKind = marked === undefined ? chosen.kind : undefined;
     }
-    const lockLimits = { lockTimeoutMs: limits.lockTimeoutMs, staleAfterMs: limits.staleAfterMs };
+    const lockLimits = { lockTimeoutMs: settings.lockTimeoutMs, staleAfterMs: settings.staleAfterMs };
     const layoutFor = (b: BlobBackend): VaultLayout =>
       layoutName === "palyra"
         ? new PalyraLayout(
@@ -974,7 +969,7 @@ async function openVault(options: VaultOptions): Promise<Vault> {
       if (identity !== undefined) kek = identityKek(identity);
       else if (exists && (await layout.holdsSecrets())) throw missingIdentity(identityDir, root);
     }
-    return Vault._create(root, exists, kek, layout, fs, limits, {
+    return Vault._create(root, exists, kek, layout, fs, settings, {
       identityDir,
       recordKind,
       host,
