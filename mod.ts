@@ -15,12 +15,16 @@
  * @module
  */
 export {
+  type DeviceInfo,
+  type GetOptions,
   type MigrateOptions,
   migrateVault,
   type PutOptions,
   type PutResult,
+  type RewrapProgress,
   type SecretMetadata,
   Vault,
+  type VaultChange,
   type VaultHost,
   type VaultOptions,
 } from "./src/vault.ts";

@@ -44,6 +44,9 @@ import {
 } from "./backends/select.ts";
 import { type CommandRunner, runCommand } from "./platform/subprocess.ts";
 import { osPlatform } from "./platform/process.ts";
+import type { DeviceInfo, RewrapProgress, SharedVault, VaultChange } from "./store/postgres/shared_vault.ts";
+
+export type { DeviceInfo, RewrapProgress, VaultChange };
 
 /** Options of `Vault.open`. */
 export interface VaultOptions {
@@ -83,6 +86,15 @@ export interface VaultOptions {
    * `secret-tool`; an embedder may hand in its own.
    */
   host?: VaultHost;
+  /**
+   * Where the vault is kept: omitted, a vault folder (`root`); or a PostgreSQL
+   * connection URL (`postgres://…`, as `psql` takes it, `?host=/socket/folder`
+   * and `sslmode` included) for one vault shared by several devices (README,
+   * "PostgreSQL store"). Default: `PALYRA_VAULT_STORE`.
+   */
+  store?: string;
+  /** With a PostgreSQL store: how many versions of each secret are kept, the live one included. Default 10. */
+  keepVersions?: number;
 }
 
 /**
@@ -112,6 +124,28 @@ export interface PutOptions {
    * the same value is left as it is (nothing is written).
    */
   overwrite?: boolean;
+  /**
+   * PostgreSQL store only: check-and-set. The version the caller last read
+   * (`0`: the key must not be set); when another writer changed it since, the
+   * put is a `conflict` error and writes nothing.
+   */
+  ifVersion?: number;
+}
+
+/**
+ * Options of `getSecret`.
+ *
+ * @example
+ * ```ts
+ * import { type GetOptions, Vault } from "@palyra/vault";
+ * const vault = await Vault.open({ store: "postgres://vault@db.example.com/vault" });
+ * const options: GetOptions = { version: 2 };
+ * using previous = await vault.getSecret("global", "openai_api_key", options);
+ * ```
+ */
+export interface GetOptions {
+  /** PostgreSQL store only: read this earlier version instead of the live one. */
+  version?: number;
 }
 
 /** What the vault knows about a stored secret (never its value). */
@@ -126,6 +160,8 @@ export interface SecretMetadata {
   updatedAtUnixMs: number;
   /** Length of the plaintext value in bytes (of its UTF-8 when it was given as a string). */
   valueBytes: number;
+  /** PostgreSQL store only: the version, counted from 1 for each key. */
+  version?: number;
 }
 
 /** What `putSecret` did. */
@@ -267,7 +303,9 @@ export class Vault {
   #kek: Uint8Array | undefined;
   /** Seals and opens under `#kek`; made with it, dropped with it. */
   #cipher: EnvelopeCipher | undefined;
-  #layout: VaultLayout;
+  #layout!: VaultLayout;
+  /** Set for a PostgreSQL store; every public method hands its work to it. */
+  readonly #shared: SharedVault | undefined;
   readonly #fs: FileSystem;
   readonly #settings: Settings;
   #exists: boolean;
@@ -279,16 +317,26 @@ export class Vault {
     root: string,
     exists: boolean,
     kek: Uint8Array | undefined,
-    layout: VaultLayout,
+    layout: VaultLayout | undefined,
     fs: FileSystem,
     settings: Settings,
     pending: Pending,
+    shared?: SharedVault,
   ) {
+    this.#shared = shared;
+    if (shared !== undefined) {
+      this.root = shared.root;
+      this.#exists = true;
+      this.#fs = fs;
+      this.#settings = settings;
+      this.#pending = pending;
+      return;
+    }
     this.root = root;
     this.#exists = exists;
     this.#kek = kek;
     this.#cipher = kek === undefined ? undefined : new EnvelopeCipher(kek, settings.kekEngine);
-    this.#layout = layout;
+    this.#layout = layout!;
     this.#fs = fs;
     this.#settings = settings;
     this.#pending = pending;
@@ -296,12 +344,27 @@ export class Vault {
 
   /** The kind of the backend in use. */
   get backendKind(): string {
-    return this.#layout.objects.kind;
+    return this.#shared !== undefined ? "postgres" : this.#layout.objects.kind;
   }
 
   /** The layout of the vault folder: `"scoped"`, or `"palyra"` (the layout of Palyra's daemon). */
-  get layout(): LayoutName {
-    return this.#layout.name;
+  get layout(): LayoutName | "postgres" {
+    return this.#shared !== undefined ? "postgres" : this.#layout.name;
+  }
+
+  /**
+   * PostgreSQL store only: this device's id and age recipient (what another
+   * member passes to `addDevice`); `undefined` for a vault folder.
+   *
+   * @example
+   * ```ts
+   * import { Vault } from "@palyra/vault";
+   * const vault = await Vault.open({ store: "postgres://vault@db.example.com/vault" });
+   * console.log(vault.device?.recipient);
+   * ```
+   */
+  get device(): { id: string; recipient: string } | undefined {
+    return this.#shared?.device;
   }
 
   /**
@@ -324,6 +387,7 @@ export class Vault {
     v: Vault,
   ): MigrationParts & { exists: boolean; maxSecretBytes: number; identityHost: IdentityHost; kekEngine: CipherEngine } {
     v.#check();
+    if (v.#shared !== undefined) throw v.#folderOnly("this command");
     return {
       fs: v.#fs,
       root: v.root,
@@ -350,6 +414,23 @@ export class Vault {
     pending: Pending,
   ): Vault {
     return new Vault(root, exists, kek, layout, fs, settings, pending);
+  }
+
+  /** What a PostgreSQL store does not do, or only it does. */
+  #folderOnly(what: string): VaultError {
+    return new VaultError("invalid_config", `${what} failed: it works on a vault folder, not on a PostgreSQL store`, {
+      hint: "run it on a vault folder (omit --store / PALYRA_VAULT_STORE)",
+    });
+  }
+
+  #sharedOnly(what: string): SharedVault {
+    this.#check();
+    if (this.#shared === undefined) {
+      throw new VaultError("invalid_config", `${what} failed: versions and devices are kept only by a PostgreSQL store`, {
+        hint: "open the vault with store: \"postgres://…\" (CLI: --store or PALYRA_VAULT_STORE)",
+      });
+    }
+    return this.#shared;
   }
 
   #check(): void {
@@ -521,6 +602,11 @@ export class Vault {
     return v.#put(scope, key, value, options, times);
   }
 
+  /** @internal used by `openVault` for a PostgreSQL store. */
+  static _shared(shared: SharedVault, fs: FileSystem, settings: Settings, pending: Pending): Vault {
+    return new Vault(shared.root, true, undefined, undefined, fs, settings, pending, shared);
+  }
+
   async #put(
     scope: VaultScope | string,
     key: string,
@@ -532,7 +618,7 @@ export class Vault {
     const parsed = toScope(scope);
     const s = formatScope(parsed);
     const k = validateKey(key);
-    this.#layout.checkScope(parsed);
+    this.#shared ?? this.#layout.checkScope(parsed);
     if (typeof value !== "string" && !(value instanceof Uint8Array)) {
       throw new TypeError("put secret failed: the value must be a Uint8Array or a string");
     }
@@ -540,6 +626,8 @@ export class Vault {
     const bytes = typeof value === "string" ? utf8(value) : value;
     const valueBytes = bytes.length;
     try {
+      if (this.#shared !== undefined) return await this.#shared.put(s, k, bytes, options, times);
+      if (options.ifVersion !== undefined) throw this.#sharedOnly("put secret with ifVersion") as never;
       if (valueBytes > this.#settings.maxSecretBytes) throw this.#tooLarge(k, s, valueBytes);
       await this.#create();
       const cipher = this.#cipher!;
@@ -635,10 +723,12 @@ export class Vault {
    * using token = await vault.getSecret("ws:acme", "github_token");
    * ```
    */
-  async getSecret(scope: VaultScope | string, key: string): Promise<SensitiveBytes> {
+  async getSecret(scope: VaultScope | string, key: string, options: GetOptions = {}): Promise<SensitiveBytes> {
     this.#check();
     const s = formatScope(toScope(scope));
     const k = validateKey(key);
+    if (this.#shared !== undefined) return new SensitiveBytes(await this.#shared.get(s, k, options.version));
+    if (options.version !== undefined) this.#sharedOnly("get secret with a version");
     if (!this.#exists) throw this.#absent(`get secret "${k}" in scope ${JSON.stringify(s)}`);
     let envelope: Uint8Array;
     try {
@@ -681,6 +771,7 @@ export class Vault {
     this.#check();
     const s = formatScope(toScope(scope));
     const k = validateKey(key);
+    if (this.#shared !== undefined) return await this.#shared.delete(s, k);
     if (!this.#exists) throw this.#absent(`delete secret "${k}" in scope ${JSON.stringify(s)}`);
     await this.#create();
     const id = objectId(s, k);
@@ -747,6 +838,7 @@ export class Vault {
   async listSecrets(scope?: VaultScope | string): Promise<SecretMetadata[]> {
     this.#check();
     const wanted = scope === undefined ? undefined : formatScope(toScope(scope));
+    if (this.#shared !== undefined) return await this.#shared.list(wanted);
     if (!this.#exists) throw this.#absent("list secrets");
     // Each entry is read straight into its SecretMetadata: copying 100 000 entries cost Node a third of the list.
     const out = await this.#layout.list(metadataOf, wanted);
@@ -773,8 +865,105 @@ export class Vault {
     return this.getSecret(parsed.scope, parsed.key);
   }
 
+  /**
+   * PostgreSQL store only: the versions kept of a secret, newest first; a
+   * deleted one has `deletedAtUnixMs`.
+   *
+   * @example
+   * ```ts
+   * import { Vault } from "@palyra/vault";
+   * const vault = await Vault.open({ store: "postgres://vault@db.example.com/vault" });
+   * for (const v of await vault.versions("global", "openai_api_key")) console.log(v.version, v.updatedAtUnixMs);
+   * ```
+   */
+  versions(scope: VaultScope | string, key: string): Promise<(SecretMetadata & { deletedAtUnixMs?: number })[]> {
+    const shared = this.#sharedOnly("list versions");
+    return shared.versions(formatScope(toScope(scope)), validateKey(key));
+  }
+
+  /**
+   * PostgreSQL store only: makes the value of an earlier version live again,
+   * as a new version.
+   *
+   * @example
+   * ```ts
+   * import { Vault } from "@palyra/vault";
+   * const vault = await Vault.open({ store: "postgres://vault@db.example.com/vault" });
+   * await vault.rollback("global", "openai_api_key", 3);
+   * ```
+   */
+  rollback(scope: VaultScope | string, key: string, version: number): Promise<SecretMetadata> {
+    const shared = this.#sharedOnly("roll back secret");
+    return shared.rollback(formatScope(toScope(scope)), validateKey(key), version);
+  }
+
+  /**
+   * PostgreSQL store only: every device that is or was a member.
+   *
+   * @example
+   * ```ts
+   * import { Vault } from "@palyra/vault";
+   * const vault = await Vault.open({ store: "postgres://vault@db.example.com/vault" });
+   * for (const d of await vault.listDevices()) console.log(d.id, d.recipient, d.label);
+   * ```
+   */
+  listDevices(): Promise<DeviceInfo[]> {
+    return this.#sharedOnly("list devices").devices();
+  }
+
+  /**
+   * PostgreSQL store only: makes the device whose age recipient is
+   * `recipient` a member. The vault key is wrapped to it; no secret is touched.
+   *
+   * @example
+   * ```ts
+   * import { Vault } from "@palyra/vault";
+   * const vault = await Vault.open({ store: "postgres://vault@db.example.com/vault" });
+   * await vault.addDevice("age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p", { label: "ci-runner-2" });
+   * ```
+   */
+  addDevice(recipient: string, options: { label?: string } = {}): Promise<DeviceInfo> {
+    return this.#sharedOnly("add device").addDevice(recipient, options.label ?? "");
+  }
+
+  /**
+   * PostgreSQL store only: removes a device. A new vault key is wrapped to
+   * the remaining members and every stored data key is rewrapped under it
+   * (values are not re-encrypted). Run again, it finishes an interrupted
+   * rewrap. The removed device may have kept what it could already read:
+   * rotate those secrets. Returns how many envelopes were rewrapped.
+   *
+   * @example
+   * ```ts
+   * import { Vault } from "@palyra/vault";
+   * const vault = await Vault.open({ store: "postgres://vault@db.example.com/vault" });
+   * await vault.removeDevice("d_0123456789abcdef", { onProgress: (p) => console.log(p.done, p.total) });
+   * ```
+   */
+  removeDevice(id: string, options: { onProgress?: (p: RewrapProgress) => void } = {}): Promise<number> {
+    return this.#sharedOnly("remove device").removeDevice(id, options.onProgress);
+  }
+
+  /**
+   * PostgreSQL store only: calls `listener` for every change committed by any
+   * device (`LISTEN palyra_vault`), so a long-running process can drop what
+   * it cached. Returns the function that stops it.
+   *
+   * @example
+   * ```ts
+   * import { Vault } from "@palyra/vault";
+   * const vault = await Vault.open({ store: "postgres://vault@db.example.com/vault" });
+   * const stop = await vault.watch((change) => console.log(change.op, change.scope, change.key));
+   * await stop();
+   * ```
+   */
+  watch(listener: (change: VaultChange) => void): Promise<() => Promise<void>> {
+    return this.#sharedOnly("watch vault").watch(listener);
+  }
+
   /** Zero-fills the key-encryption key; the vault cannot be used afterwards. */
   close(): void {
+    void this.#shared?.close();
     this.#kek?.fill(0);
     this.#kek = undefined;
     this.#cipher = undefined;
@@ -849,6 +1038,59 @@ function lazyDpapiProtection(run: CommandRunner): StoreKeyProtection {
   };
 }
 
+/** Opens a vault kept in PostgreSQL (`VaultOptions.store`). */
+async function openShared(
+  store: string,
+  options: VaultOptions,
+  fs: FileSystem,
+  settings: Settings,
+  given: VaultHost,
+): Promise<Vault> {
+  if (!/^postgres(ql)?:\/\//i.test(store)) {
+    throw new VaultError(
+      "invalid_config",
+      `open vault failed: the store ${JSON.stringify(store.replace(/:[^@/]*@/, ":***@"))} is not a postgres:// URL`,
+      { hint: "give a PostgreSQL connection URL, or omit the store to use a vault folder (root)" },
+    );
+  }
+  for (const name of ["root", "kek", "backend", "layout"] as const) {
+    if (options[name] !== undefined) {
+      throw new TypeError(`open vault failed: the ${name} option is for a vault folder, not a PostgreSQL store`);
+    }
+  }
+  const identityDir = options.identityRoot ?? defaultIdentityDir();
+  if (identityDir === undefined) {
+    throw new VaultError("identity", "open vault failed: no identity folder was given and no home folder is known", {
+      hint: "pass `identityRoot`, or set PALYRA_IDENTITY_DIR",
+    });
+  }
+  const run = given.run ?? runCommand;
+  const platform = given.platform ?? osPlatform();
+  const identityHost: IdentityHost = {
+    fs,
+    keyProtection: platform === "win32" ? lazyDpapiProtection(run) : undefined,
+  };
+  const { SharedVault } = await import("./store/postgres/shared_vault.ts");
+  const shared = await SharedVault.open({
+    url: store,
+    identityDir,
+    identityHost,
+    maxSecretBytes: settings.maxSecretBytes,
+    kekEngine: settings.kekEngine,
+    keepVersions: positive("keepVersions", options.keepVersions, 10),
+  });
+  const host: BackendHost = { fs, run, platform, maxObjectBytes: maxEnvelopeBytes(settings.maxSecretBytes) };
+  return Vault._shared(shared, fs, settings, {
+    identityDir,
+    recordKind: undefined,
+    host,
+    identityHost,
+    layoutFor: () => {
+      throw new Error("a PostgreSQL store has no layout");
+    },
+  });
+}
+
 /** Opens a vault: `Vault.open`. */
 async function openVault(options: VaultOptions): Promise<Vault> {
   const given: VaultHost = options.host ?? {};
@@ -859,6 +1101,8 @@ async function openVault(options: VaultOptions): Promise<Vault> {
     staleAfterMs: positive("staleAfterMs", options.staleAfterMs, DEFAULT_STALE_AFTER_MS),
     kekEngine: engine(options.kekEngine),
   };
+  const store = options.store ?? envVar("PALYRA_VAULT_STORE");
+  if (store !== undefined && store !== "") return await openShared(store, options, fs, settings, given);
   const custom = typeof options.backend === "object" && options.backend !== null ? options.backend : undefined;
   if (custom !== undefined && options.root === undefined) {
     // Its indexes would otherwise land in the default vault folder, beside the user's real secrets.

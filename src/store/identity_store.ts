@@ -269,3 +269,29 @@ export function identityKek(identity: DeviceIdentity): Uint8Array {
     seed.fill(0);
   }
 }
+
+/**
+ * The item `name` of the identity store in `dir` (docs/FORMAT.md §4.3),
+ * created from `make()` when it is missing. Racing creators all get the item
+ * that won: its exclusive link is the one step only one creator passes.
+ */
+export async function loadOrCreateItem(
+  host: IdentityHost,
+  dir: string,
+  name: string,
+  make: () => Promise<Record<string, unknown>>,
+): Promise<Record<string, unknown>> {
+  await secureDir(host.fs, dir, "identity folder");
+  const store = new Store(dir, host);
+  try {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const existing = await store.read(name);
+      if (existing !== undefined) return existing.doc;
+      const doc = await make();
+      if (await store.create(name, doc)) return doc;
+    }
+    throw new VaultError("identity", `create identity store item "${name}" in "${dir}" failed: it keeps changing`);
+  } finally {
+    store.dispose();
+  }
+}

@@ -54,6 +54,8 @@ export const FILES = {
   identityStateItem: "identity/state.v1.json",
   /** Identity folder: the item holding the gateway CA (§4.3). */
   identityCaItem: "identity/ca/state.json",
+  /** Identity folder: the item holding this device's age identity for a PostgreSQL store (§10.2). */
+  identityAgeItem: "vault/device.age-identity",
   /** Identity folder: the plaintext identity of this library's 0.1 (§4.5). */
   v01Identity: "state.v1.json",
   /** Identity folder: where 0.1 found the daemon's CA state (§4.5). */

@@ -1,0 +1,755 @@
+/**
+ * A vault kept in PostgreSQL and shared by several devices (docs/FORMAT.md
+ * §10). Each value is a §3 envelope whose data key is wrapped by the vault
+ * key of the current epoch; the vault key is wrapped to each member device's
+ * age recipient. The database sees ciphertext, wrapped keys and metadata only.
+ * Every write is one transaction; versions give check-and-set and rollback.
+ */
+import postgres from "postgres";
+import { VaultError } from "../../errors.ts";
+import { sameBytes, toHex } from "../../crypto/encoding.ts";
+import { type CipherEngine, EnvelopeCipher } from "../../crypto/envelope_async.ts";
+import { rewrapEnvelope } from "../../crypto/envelope.ts";
+import { KEY_BYTES, kekId } from "../../crypto/kdf.ts";
+import type { IdentityHost } from "../identity_store.ts";
+import { CHANNEL, SCHEMA_LOCK, SCHEMA_V1, SCHEMA_VERSION } from "./schema.ts";
+import { isConnectionLoss, parseConnectionUrl, pgCode, redactUrl, storeError } from "./connection.ts";
+import { transaction, type Tx } from "./transaction.ts";
+import { checkRecipient, type DeviceKey, deviceId, loadDeviceKey, wrapVaultKey } from "./device_keys.ts";
+
+/** Options of a shared vault, as `Vault.open` passes them on. */
+export interface SharedVaultOptions {
+  url: string;
+  identityDir: string;
+  identityHost: IdentityHost;
+  maxSecretBytes: number;
+  kekEngine: CipherEngine;
+  /** Versions kept per key, the live one included. Default 10. */
+  keepVersions?: number;
+}
+
+/** A stored secret's metadata in a shared vault: the file store's, plus its version. */
+export interface SharedMetadata {
+  scope: string;
+  key: string;
+  createdAtUnixMs: number;
+  updatedAtUnixMs: number;
+  valueBytes: number;
+  version: number;
+}
+
+/**
+ * A member (or former member) of a vault kept in PostgreSQL.
+ *
+ * @example
+ * ```ts
+ * import { type DeviceInfo, Vault } from "@palyra/vault";
+ * const vault = await Vault.open({ store: "postgres://vault@db.example.com/vault" });
+ * const members: DeviceInfo[] = (await vault.listDevices()).filter((d) => d.revokedAtUnixMs === undefined);
+ * ```
+ */
+export interface DeviceInfo {
+  /** `d_` and 16 hex characters: what `devices remove` takes. */
+  id: string;
+  /** Its age X25519 recipient (`age1…`). */
+  recipient: string;
+  /** A name for people, given to `addDevice` (`first device` for the one that created the vault). */
+  label: string;
+  /** When it was added, in milliseconds since the Unix epoch. */
+  addedAtUnixMs: number;
+  /** When it was removed; absent for a member. */
+  revokedAtUnixMs?: number;
+  /** Whether it is the device this vault was opened on. */
+  self: boolean;
+}
+
+/**
+ * A change announced on `LISTEN palyra_vault` (`Vault.watch`).
+ *
+ * @example
+ * ```ts
+ * import { Vault, type VaultChange } from "@palyra/vault";
+ * const vault = await Vault.open({ store: "postgres://vault@db.example.com/vault" });
+ * const cache = new Map<string, string>();
+ * await vault.watch((c: VaultChange) => cache.delete(`${c.scope}/${c.key}`));
+ * ```
+ */
+export interface VaultChange {
+  /** `put`, `delete` and `rollback` name a secret; `epoch` means the vault key changed. */
+  op: "put" | "delete" | "rollback" | "epoch";
+  /** The secret's scope (absent for `epoch`). */
+  scope?: string;
+  /** The secret's key (absent for `epoch`). */
+  key?: string;
+  /** The version the change made or marked deleted (absent for `epoch`). */
+  version?: number;
+}
+
+/**
+ * Progress of a device removal's rewrap (`Vault.removeDevice`).
+ *
+ * @example
+ * ```ts
+ * import { type RewrapProgress, Vault } from "@palyra/vault";
+ * const vault = await Vault.open({ store: "postgres://vault@db.example.com/vault" });
+ * const show = (p: RewrapProgress) => console.error(`${p.done}/${p.total}`);
+ * await vault.removeDevice("d_0123456789abcdef", { onProgress: show });
+ * ```
+ */
+export interface RewrapProgress {
+  /** Envelopes rewrapped so far. */
+  done: number;
+  /** Envelopes to rewrap in all, as counted when the rewrap started. */
+  total: number;
+}
+
+interface EpochKey {
+  key: Uint8Array;
+  cipher: EnvelopeCipher;
+}
+
+type Sql = postgres.Sql;
+
+const BATCH = 200;
+const READ_ATTEMPTS = 3;
+
+const hexArg = (bytes: Uint8Array): string => toHex(bytes);
+const ms = (d: unknown): number => (d instanceof Date ? d.getTime() : new Date(String(d)).getTime());
+const place = (s: string, k: string) => `"${k}" in scope ${JSON.stringify(s)}`;
+
+/** The shared vault behind `Vault.open({ store: "postgres://…" })`. */
+export class SharedVault {
+  /** The connection URL without its password. */
+  readonly root: string;
+  readonly #sql: Sql;
+  readonly #device: DeviceKey;
+  readonly #options: SharedVaultOptions;
+  readonly #keep: number;
+  /** The vault keys this device holds, by epoch. */
+  #keys = new Map<number, EpochKey>();
+  #currentEpoch = 0;
+  #closed = false;
+
+  private constructor(root: string, sql: Sql, device: DeviceKey, options: SharedVaultOptions) {
+    this.root = root;
+    this.#sql = sql;
+    this.#device = device;
+    this.#options = options;
+    this.#keep = options.keepVersions ?? 10;
+  }
+
+  /**
+   * Connects, creates or migrates the schema, and loads this device's age
+   * identity (creating it in the identity store when missing). The first
+   * device to open an empty database creates epoch 1 and registers itself.
+   */
+  static async open(options: SharedVaultOptions): Promise<SharedVault> {
+    const settings = parseConnectionUrl(options.url);
+    const root = redactUrl(options.url);
+    const device = await loadDeviceKey(options.identityHost, options.identityDir);
+    const clientOptions: postgres.Options<Record<string, never>> = {
+      port: settings.port,
+      ssl: settings.ssl,
+      max: 4,
+      idle_timeout: 30,
+      connect_timeout: settings.connectTimeoutS,
+      fetch_types: false,
+      onnotice: () => {},
+      connection: { application_name: settings.applicationName },
+    };
+    if (settings.path !== undefined) clientOptions.path = settings.path;
+    if (settings.host !== undefined) clientOptions.host = settings.host;
+    if (settings.database !== undefined) clientOptions.database = settings.database;
+    if (settings.username !== undefined) clientOptions.username = settings.username;
+    if (settings.password !== undefined) clientOptions.password = settings.password;
+    const sql = postgres(clientOptions);
+    const vault = new SharedVault(root, sql, device, options);
+    try {
+      await vault.#retrying(`open PostgreSQL store "${root}"`, () => vault.#prepare());
+    } catch (e) {
+      await sql.end({ timeout: 0 }).catch(() => {});
+      throw e;
+    }
+    return vault;
+  }
+
+  /** This device's id and recipient. */
+  get device(): { id: string; recipient: string } {
+    return { id: this.#device.id, recipient: this.#device.recipient };
+  }
+
+  /** Schema and, for an empty database, epoch 1 with this device as its one member. */
+  async #prepare(): Promise<void> {
+    const sql = this.#sql;
+    const [found] = await sql`SELECT to_regclass('vault_meta') IS NOT NULL AS present`;
+    if (found?.present === true) {
+      const [meta] = await sql`SELECT schema_version FROM vault_meta WHERE id = 1`;
+      if (meta !== undefined) {
+        this.#checkSchema(Number(meta.schema_version));
+        return;
+      }
+    }
+    await transaction(sql, async (tx) => {
+      await tx`SELECT pg_advisory_xact_lock(${SCHEMA_LOCK})`;
+      for (const statement of SCHEMA_V1) await tx.unsafe(statement);
+      const [meta] = await tx`SELECT schema_version FROM vault_meta WHERE id = 1`;
+      if (meta !== undefined) {
+        this.#checkSchema(Number(meta.schema_version));
+        return;
+      }
+      const vaultKey = crypto.getRandomValues(new Uint8Array(KEY_BYTES));
+      try {
+        const wrapped = await wrapVaultKey(vaultKey, this.#device.recipient);
+        await tx`INSERT INTO vault_devices (device_id, recipient, label)
+          VALUES (${this.#device.id}, ${this.#device.recipient}, 'first device')`;
+        await tx`INSERT INTO vault_keys (epoch, device_id, wrapped_key)
+          VALUES (1, ${this.#device.id}, decode(${hexArg(wrapped)}, 'hex'))`;
+        await tx`INSERT INTO vault_meta (id, schema_version, current_epoch) VALUES (1, ${SCHEMA_VERSION}, 1)`;
+      } finally {
+        vaultKey.fill(0);
+      }
+    });
+  }
+
+  #checkSchema(version: number): void {
+    if (version > SCHEMA_VERSION) {
+      throw new VaultError(
+        "invalid_config",
+        `open PostgreSQL store "${this.root}" failed: its schema is version ${version}; this library knows up to ${SCHEMA_VERSION}`,
+        { hint: "upgrade @palyra/vault on this device" },
+      );
+    }
+  }
+
+  #check(): void {
+    if (this.#closed) throw new VaultError("io", "use vault failed: it was closed", { hint: "open it again" });
+  }
+
+  /** Runs a read again after a lost connection (a read has no outcome to check). */
+  async #retrying<T>(action: string, read: () => Promise<T>): Promise<T> {
+    for (let attempt = 1;; attempt++) {
+      try {
+        return await read();
+      } catch (e) {
+        if (!isConnectionLoss(e) || attempt >= READ_ATTEMPTS) throw storeError(action, e);
+        await new Promise((r) => setTimeout(r, 50 * attempt));
+      }
+    }
+  }
+
+  /** Loads every vault key wrapped to this device, and the current epoch. */
+  async #loadKeys(q: Tx): Promise<void> {
+    const [meta] = await q`SELECT current_epoch FROM vault_meta WHERE id = 1`;
+    const rows = await q`SELECT epoch, wrapped_key FROM vault_keys WHERE device_id = ${this.#device.id}`;
+    for (const row of rows) {
+      const epoch = Number(row.epoch);
+      if (this.#keys.has(epoch)) continue;
+      const key = await this.#device.unwrap(row.wrapped_key as Uint8Array);
+      this.#keys.set(epoch, { key, cipher: new EnvelopeCipher(key, this.#options.kekEngine, kekId(key)) });
+    }
+    this.#currentEpoch = Number(meta?.current_epoch ?? 0);
+  }
+
+  #notMember(action: string): VaultError {
+    return new VaultError(
+      "permission",
+      `${action} failed: this device (${this.#device.recipient}) is not a member of the shared vault "${this.root}"`,
+      { hint: `on a device that is a member, run: palyra-secrets devices add ${this.#device.recipient}` },
+    );
+  }
+
+  /** The key of `epoch`, loading new keys once when it is not known yet. */
+  async #epochKey(action: string, epoch: number, q: Tx = this.#sql as unknown as Tx): Promise<EpochKey> {
+    let found = this.#keys.get(epoch);
+    if (found === undefined) {
+      await this.#loadKeys(q);
+      found = this.#keys.get(epoch);
+    }
+    if (found === undefined) {
+      if (epoch >= this.#currentEpoch) throw this.#notMember(action);
+      throw new VaultError(
+        "crypto",
+        `${action} failed: it is sealed under the vault key of epoch ${epoch}, which this device does not hold`,
+        { hint: "a device removal is still rewrapping: finish it with palyra-secrets devices remove <id> on a member" },
+      );
+    }
+    return found;
+  }
+
+  #tooLarge(action: string, bytes: number): VaultError {
+    return new VaultError(
+      "value_too_large",
+      `${action} failed: the value is ${bytes} bytes; at most ${this.#options.maxSecretBytes} are accepted`,
+      { hint: "store a smaller value, or open the vault with a larger maxSecretBytes (CLI: --max-bytes)" },
+    );
+  }
+
+  /**
+   * Writes a new version of `scope`/`key` in one transaction. `ifVersion`: the
+   * live version the caller expects (0: none), else `conflict`.
+   */
+  async put(
+    s: string,
+    k: string,
+    bytes: Uint8Array,
+    options: { overwrite?: boolean; ifVersion?: number },
+    times?: { createdAtUnixMs: number; updatedAtUnixMs: number },
+  ): Promise<SharedMetadata & { replaced: boolean }> {
+    this.#check();
+    const action = `put secret ${place(s, k)}`;
+    if (bytes.length > this.#options.maxSecretBytes) throw this.#tooLarge(action, bytes.length);
+    const ifVersion = options.ifVersion;
+    if (ifVersion !== undefined && (!Number.isSafeInteger(ifVersion) || ifVersion < 0)) {
+      throw new RangeError(`${action} failed: ifVersion must be a whole number ≥ 0, not ${ifVersion}`);
+    }
+    for (let attempt = 1;; attempt++) {
+      let pid: number | undefined;
+      let written: { version: number; envelope: Uint8Array } | undefined;
+      try {
+        return await transaction(this.#sql, async (tx) => {
+          const [meta] = await tx`SELECT current_epoch, pg_backend_pid() AS pid FROM vault_meta WHERE id = 1 FOR SHARE`;
+          pid = Number(meta!.pid);
+          const epoch = Number(meta!.current_epoch);
+          const sealer = await this.#epochKey(action, epoch, tx);
+          const [last] = await tx`SELECT version, envelope, epoch, created_at, deleted_at FROM vault_secrets
+            WHERE scope = ${s} AND key = ${k} ORDER BY version DESC LIMIT 1 FOR UPDATE`;
+          const live = last !== undefined && last.deleted_at === null ? last : undefined;
+          const liveVersion = live === undefined ? 0 : Number(live.version);
+          if (ifVersion !== undefined && ifVersion !== liveVersion) throw this.#lostRace(action, ifVersion, liveVersion);
+          let same = false;
+          if (live !== undefined) {
+            try {
+              const old = await (await this.#epochKey(action, Number(live.epoch), tx)).cipher.open(
+                s,
+                k,
+                live.envelope as Uint8Array,
+              );
+              same = sameBytes(old, bytes);
+              old.fill(0);
+            } catch {
+              same = false; // an unreadable value is never "the same"
+            }
+            if (options.overwrite === false) {
+              if (same) return { ...this.#metaOf(s, k, live), replaced: false };
+              throw new VaultError("conflict", `${action} failed: it already holds a different value`, {
+                hint: "replace it on purpose (CLI: --force; library: { overwrite: true }), or choose another key",
+              });
+            }
+          }
+          const version = (last === undefined ? 0 : Number(last.version)) + 1;
+          const envelope = await sealer.cipher.seal(s, k, bytes);
+          written = { version, envelope };
+          const created = times !== undefined
+            ? new Date(times.createdAtUnixMs)
+            : live === undefined
+            ? null
+            : (live.created_at as Date);
+          const updated = times === undefined ? null : new Date(times.updatedAtUnixMs);
+          const [row] = await tx`INSERT INTO vault_secrets
+              (scope, key, version, envelope, epoch, value_bytes, created_at, updated_at, written_by)
+            VALUES (${s}, ${k}, ${version}, decode(${hexArg(envelope)}, 'hex'), ${epoch}, ${bytes.length},
+              coalesce(${created}::timestamptz, now()), coalesce(${updated}::timestamptz, now()), ${this.#device.id})
+            RETURNING created_at, updated_at`;
+          await tx`DELETE FROM vault_secrets WHERE scope = ${s} AND key = ${k} AND version <= ${version - this.#keep}`;
+          await this.#notify(tx, { op: "put", scope: s, key: k, version });
+          return {
+            scope: s,
+            key: k,
+            version,
+            valueBytes: bytes.length,
+            createdAtUnixMs: ms(row!.created_at),
+            updatedAtUnixMs: ms(row!.updated_at),
+            replaced: live !== undefined && !same,
+          };
+        });
+      } catch (e) {
+        if (pgCode(e) === "23505") {
+          // Another writer inserted the same first version: a check-and-set lost; a plain put tries again.
+          if (ifVersion !== undefined) throw this.#lostRace(action, ifVersion, undefined);
+          if (attempt < 5) continue;
+        }
+        if (isConnectionLoss(e) && written !== undefined) {
+          const outcome = await this.#outcome(s, k, written.version, written.envelope, pid);
+          if (outcome === "done") return await this.#afterLoss(s, k, written.version, bytes.length);
+          if (outcome === "unknown") {
+            throw new VaultError(
+              "backend_unavailable",
+              `${action} failed: the connection was lost during the commit, and whether it landed cannot be read`,
+              { hint: `read it back with palyra-secrets get ${s} ${k} once the server answers`, cause: e },
+            );
+          }
+        }
+        throw storeError(action, e);
+      }
+    }
+  }
+
+  #lostRace(action: string, expected: number, found: number | undefined): VaultError {
+    return new VaultError(
+      "conflict",
+      `${action} failed: expected version ${expected}, but ${
+        found === undefined ? "another writer got there first" : `the live version is ${found}`
+      }`,
+      { hint: "read the secret again, then retry with the version you read" },
+    );
+  }
+
+  /** After a write lost its connection: whether its row is in the table (its envelope is unique). */
+  async #outcome(
+    s: string,
+    k: string,
+    version: number,
+    envelope: Uint8Array,
+    pid: number | undefined,
+  ): Promise<"done" | "not_done" | "unknown"> {
+    try {
+      // Wait until the old backend is gone, so its transaction is settled one way or the other.
+      for (let i = 0; pid !== undefined && i < 100; i++) {
+        const [alive] = await this.#sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ${pid}`;
+        if (Number(alive?.n) === 0) break;
+        if (i === 99) return "unknown";
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const [row] = await this.#sql`SELECT envelope FROM vault_secrets
+        WHERE scope = ${s} AND key = ${k} AND version = ${version}`;
+      return row !== undefined && sameBytes(row.envelope as Uint8Array, envelope) ? "done" : "not_done";
+    } catch {
+      return "unknown";
+    }
+  }
+
+  async #afterLoss(s: string, k: string, version: number, valueBytes: number) {
+    const [row] = await this.#sql`SELECT created_at, updated_at FROM vault_secrets
+      WHERE scope = ${s} AND key = ${k} AND version = ${version}`;
+    return {
+      scope: s,
+      key: k,
+      version,
+      valueBytes,
+      createdAtUnixMs: ms(row?.created_at),
+      updatedAtUnixMs: ms(row?.updated_at),
+      replaced: version > 1,
+    };
+  }
+
+  #metaOf(s: string, k: string, row: Record<string, unknown>): SharedMetadata {
+    return {
+      scope: s,
+      key: k,
+      version: Number(row.version),
+      valueBytes: Number(row.value_bytes ?? 0),
+      createdAtUnixMs: ms(row.created_at),
+      updatedAtUnixMs: ms(row.updated_at),
+    };
+  }
+
+  async #notify(tx: Tx, change: VaultChange): Promise<void> {
+    await tx`SELECT pg_notify(${CHANNEL}, ${JSON.stringify(change)})`;
+  }
+
+  /** The live value of `scope`/`key`, or the one of `version` (also when it was deleted since). */
+  async get(s: string, k: string, version?: number): Promise<Uint8Array> {
+    this.#check();
+    const action = `get secret ${place(s, k)}${version === undefined ? "" : ` version ${version}`}`;
+    if (version !== undefined && (!Number.isSafeInteger(version) || version < 1)) {
+      throw new RangeError(`${action} failed: version must be a whole number ≥ 1`);
+    }
+    const row = await this.#retrying(action, async () => {
+      const rows = version === undefined
+        ? await this.#sql`SELECT envelope, epoch, deleted_at FROM vault_secrets
+            WHERE scope = ${s} AND key = ${k} ORDER BY version DESC LIMIT 1`
+        : await this.#sql`SELECT envelope, epoch, deleted_at FROM vault_secrets
+            WHERE scope = ${s} AND key = ${k} AND version = ${version}`;
+      const found = rows[0];
+      if (found === undefined || (version === undefined && found.deleted_at !== null)) return undefined;
+      // The key is looked up inside the retry: loading it reads the database too.
+      return { envelope: found.envelope as Uint8Array, key: await this.#epochKey(action, Number(found.epoch)) };
+    });
+    if (row === undefined) {
+      throw new VaultError("not_found", `${action} failed: it is not set`, {
+        hint: version === undefined
+          ? `store it with: palyra-secrets set ${s} ${k}`
+          : `list the versions kept with: palyra-secrets versions ${s} ${k}`,
+      });
+    }
+    return await row.key.cipher.open(s, k, row.envelope);
+  }
+
+  /** Marks the live version deleted (earlier versions stay for `rollback`); `false` when none was live. */
+  async delete(s: string, k: string): Promise<boolean> {
+    this.#check();
+    const action = `delete secret ${place(s, k)}`;
+    let pid: number | undefined;
+    let version: number | undefined;
+    try {
+      return await transaction(this.#sql, async (tx) => {
+        const [last] = await tx`SELECT version, deleted_at, pg_backend_pid() AS pid FROM vault_secrets
+          WHERE scope = ${s} AND key = ${k} ORDER BY version DESC LIMIT 1 FOR UPDATE`;
+        if (last === undefined || last.deleted_at !== null) return false;
+        pid = Number(last.pid);
+        version = Number(last.version);
+        await tx`UPDATE vault_secrets SET deleted_at = now() WHERE scope = ${s} AND key = ${k} AND version = ${version}`;
+        await this.#notify(tx, { op: "delete", scope: s, key: k, version });
+        return true;
+      });
+    } catch (e) {
+      if (isConnectionLoss(e) && version !== undefined) {
+        // A delete is safe to check: either the version is marked or it is not.
+        try {
+          void pid;
+          const [row] = await this.#sql`SELECT deleted_at FROM vault_secrets
+            WHERE scope = ${s} AND key = ${k} AND version = ${version}`;
+          if (row !== undefined && row.deleted_at !== null) return true;
+        } catch {
+          // fall through to the connection error
+        }
+      }
+      throw storeError(action, e);
+    }
+  }
+
+  /** Live secrets, sorted by scope then key. */
+  async list(scope?: string): Promise<SharedMetadata[]> {
+    this.#check();
+    return await this.#retrying("list secrets", async () => {
+      const rows = scope === undefined
+        ? await this.#sql`SELECT DISTINCT ON (scope, key) scope, key, version, value_bytes, created_at, updated_at,
+              deleted_at FROM vault_secrets ORDER BY scope, key, version DESC`
+        : await this.#sql`SELECT DISTINCT ON (key) scope, key, version, value_bytes, created_at, updated_at,
+              deleted_at FROM vault_secrets WHERE scope = ${scope} ORDER BY key, version DESC`;
+      const out: SharedMetadata[] = [];
+      for (const row of rows) {
+        if (row.deleted_at === null) out.push(this.#metaOf(String(row.scope), String(row.key), row));
+      }
+      return out;
+    });
+  }
+
+  /** The versions kept of `scope`/`key`, newest first. */
+  async versions(s: string, k: string): Promise<(SharedMetadata & { deletedAtUnixMs?: number })[]> {
+    this.#check();
+    return await this.#retrying(`list versions of ${place(s, k)}`, async () => {
+      const rows = await this.#sql`SELECT version, value_bytes, created_at, updated_at, deleted_at FROM vault_secrets
+        WHERE scope = ${s} AND key = ${k} ORDER BY version DESC`;
+      return rows.map((row) => {
+        const m: SharedMetadata & { deletedAtUnixMs?: number } = this.#metaOf(s, k, row);
+        if (row.deleted_at !== null) m.deletedAtUnixMs = ms(row.deleted_at);
+        return m;
+      });
+    });
+  }
+
+  /** Makes the value of `version` live again, as a new version under the current vault key. */
+  async rollback(s: string, k: string, version: number): Promise<SharedMetadata> {
+    this.#check();
+    const action = `roll back secret ${place(s, k)} to version ${version}`;
+    if (!Number.isSafeInteger(version) || version < 1) {
+      throw new RangeError(`${action} failed: version must be a whole number ≥ 1`);
+    }
+    try {
+      return await transaction(this.#sql, async (tx) => {
+        const [meta] = await tx`SELECT current_epoch FROM vault_meta WHERE id = 1 FOR SHARE`;
+        const epoch = Number(meta!.current_epoch);
+        const current = await this.#epochKey(action, epoch, tx);
+        const [last] = await tx`SELECT version, created_at, deleted_at FROM vault_secrets
+          WHERE scope = ${s} AND key = ${k} ORDER BY version DESC LIMIT 1 FOR UPDATE`;
+        const [target] = await tx`SELECT envelope, epoch, value_bytes, created_at FROM vault_secrets
+          WHERE scope = ${s} AND key = ${k} AND version = ${version}`;
+        if (last === undefined || target === undefined) {
+          throw new VaultError("not_found", `${action} failed: that version is not kept`, {
+            hint: `list the versions kept with: palyra-secrets versions ${s} ${k}`,
+          });
+        }
+        const old = await this.#epochKey(action, Number(target.epoch), tx);
+        const envelope = rewrapEnvelope(old.key, current.key, kekId(current.key), s, k, target.envelope as Uint8Array) ??
+          (target.envelope as Uint8Array);
+        const next = Number(last.version) + 1;
+        const created = last.deleted_at === null ? last.created_at : target.created_at;
+        const [row] = await tx`INSERT INTO vault_secrets
+            (scope, key, version, envelope, epoch, value_bytes, created_at, updated_at, written_by)
+          VALUES (${s}, ${k}, ${next}, decode(${hexArg(envelope)}, 'hex'), ${epoch}, ${target.value_bytes},
+            ${created as Date}, now(), ${this.#device.id})
+          RETURNING version, value_bytes, created_at, updated_at`;
+        await tx`DELETE FROM vault_secrets WHERE scope = ${s} AND key = ${k} AND version <= ${next - this.#keep}`;
+        await this.#notify(tx, { op: "rollback", scope: s, key: k, version: next });
+        return this.#metaOf(s, k, row!);
+      });
+    } catch (e) {
+      throw storeError(action, e);
+    }
+  }
+
+  /** Every device that is or was a member. */
+  async devices(): Promise<DeviceInfo[]> {
+    this.#check();
+    return await this.#retrying("list devices", async () => {
+      const rows = await this.#sql`SELECT device_id, recipient, label, added_at, revoked_at FROM vault_devices
+        ORDER BY added_at, device_id`;
+      return rows.map((row) => {
+        const d: DeviceInfo = {
+          id: String(row.device_id),
+          recipient: String(row.recipient),
+          label: String(row.label),
+          addedAtUnixMs: ms(row.added_at),
+          self: row.device_id === this.#device.id,
+        };
+        if (row.revoked_at !== null) d.revokedAtUnixMs = ms(row.revoked_at);
+        return d;
+      });
+    });
+  }
+
+  /** Adds a device: every vault key this device holds is wrapped to `recipient`. No secret is touched. */
+  async addDevice(recipient: string, label = ""): Promise<DeviceInfo> {
+    this.#check();
+    await checkRecipient(recipient);
+    const id = deviceId(recipient);
+    const action = `add device ${id}`;
+    try {
+      await transaction(this.#sql, async (tx) => {
+        await tx`SELECT pg_advisory_xact_lock(${SCHEMA_LOCK})`;
+        await this.#loadKeys(tx);
+        if (!this.#keys.has(this.#currentEpoch)) throw this.#notMember(action);
+        await tx`INSERT INTO vault_devices (device_id, recipient, label) VALUES (${id}, ${recipient}, ${label})
+          ON CONFLICT (device_id) DO UPDATE SET revoked_at = NULL,
+            label = CASE WHEN ${label} = '' THEN vault_devices.label ELSE ${label} END`;
+        const live = await tx`SELECT DISTINCT epoch FROM vault_keys`;
+        for (const { epoch } of live) {
+          const held = this.#keys.get(Number(epoch));
+          if (held === undefined) continue;
+          const wrapped = await wrapVaultKey(held.key, recipient);
+          await tx`INSERT INTO vault_keys (epoch, device_id, wrapped_key)
+            VALUES (${Number(epoch)}, ${id}, decode(${hexArg(wrapped)}, 'hex')) ON CONFLICT DO NOTHING`;
+        }
+      });
+    } catch (e) {
+      throw storeError(action, e);
+    }
+    const found = (await this.devices()).find((d) => d.id === id);
+    return found!;
+  }
+
+  /**
+   * Removes a device: a new epoch whose vault key is wrapped to the remaining
+   * members, then every stored data key rewrapped under it in batches (values
+   * are not re-encrypted). Calling it again for a removed device finishes an
+   * interrupted rewrap. Returns how many envelopes were rewrapped.
+   */
+  async removeDevice(id: string, onProgress?: (p: RewrapProgress) => void): Promise<number> {
+    this.#check();
+    const action = `remove device ${JSON.stringify(id)}`;
+    if (id === this.#device.id) {
+      throw new VaultError("invalid_config", `${action} failed: it is this device`, {
+        hint: "remove a device from another member, so that the new vault key reaches every remaining device",
+      });
+    }
+    try {
+      await transaction(this.#sql, async (tx) => {
+        await tx`SELECT pg_advisory_xact_lock(${SCHEMA_LOCK})`;
+        const [device] = await tx`SELECT revoked_at FROM vault_devices WHERE device_id = ${id}`;
+        if (device === undefined) {
+          throw new VaultError("not_found", `${action} failed: no such device`, {
+            hint: "list the devices with: palyra-secrets devices list",
+          });
+        }
+        await this.#loadKeys(tx);
+        if (!this.#keys.has(this.#currentEpoch)) throw this.#notMember(action);
+        if (device.revoked_at !== null) return; // removed before: only the rewrap below may be left
+        // Blocks until every write holding the epoch (FOR SHARE) has committed; later writes see the new one.
+        const [meta] = await tx`SELECT current_epoch FROM vault_meta WHERE id = 1 FOR UPDATE`;
+        const epoch = Number(meta!.current_epoch) + 1;
+        const members = await tx`SELECT device_id, recipient FROM vault_devices
+          WHERE revoked_at IS NULL AND device_id <> ${id}`;
+        const vaultKey = crypto.getRandomValues(new Uint8Array(KEY_BYTES));
+        for (const m of members) {
+          const wrapped = await wrapVaultKey(vaultKey, String(m.recipient));
+          await tx`INSERT INTO vault_keys (epoch, device_id, wrapped_key)
+            VALUES (${epoch}, ${String(m.device_id)}, decode(${hexArg(wrapped)}, 'hex'))`;
+        }
+        await tx`UPDATE vault_devices SET revoked_at = now() WHERE device_id = ${id}`;
+        await tx`DELETE FROM vault_keys WHERE device_id = ${id}`;
+        await tx`UPDATE vault_meta SET current_epoch = ${epoch} WHERE id = 1`;
+        await this.#notify(tx, { op: "epoch" });
+        this.#keys.set(epoch, { key: vaultKey, cipher: new EnvelopeCipher(vaultKey, this.#options.kekEngine) });
+        this.#currentEpoch = epoch;
+      });
+      return await this.#rewrap(action, onProgress);
+    } catch (e) {
+      throw storeError(action, e);
+    }
+  }
+
+  /** Rewraps every envelope of an earlier epoch under the current vault key, one batch per transaction. */
+  async #rewrap(action: string, onProgress?: (p: RewrapProgress) => void): Promise<number> {
+    const [meta] = await this.#sql`SELECT current_epoch FROM vault_meta WHERE id = 1`;
+    const epoch = Number(meta!.current_epoch);
+    const current = await this.#epochKey(action, epoch);
+    const [count] = await this.#sql`SELECT count(*)::int AS n FROM vault_secrets WHERE epoch < ${epoch}`;
+    const total = Number(count?.n ?? 0);
+    let done = 0;
+    onProgress?.({ done, total });
+    for (;;) {
+      const n = await transaction(this.#sql, async (tx) => {
+        const rows = await tx`SELECT scope, key, version, envelope, epoch FROM vault_secrets WHERE epoch < ${epoch}
+          ORDER BY scope, key, version LIMIT ${BATCH} FOR UPDATE SKIP LOCKED`;
+        for (const row of rows) {
+          const s = String(row.scope);
+          const k = String(row.key);
+          const old = await this.#epochKey(action, Number(row.epoch), tx);
+          const env = row.envelope as Uint8Array;
+          const next = rewrapEnvelope(old.key, current.key, kekId(current.key), s, k, env) ?? env;
+          await tx`UPDATE vault_secrets SET envelope = decode(${hexArg(next)}, 'hex'), epoch = ${epoch}
+            WHERE scope = ${s} AND key = ${k} AND version = ${row.version}`;
+        }
+        return rows.length;
+      });
+      if (n === 0) break;
+      done += n;
+      onProgress?.({ done: Math.min(done, total), total: Math.max(total, done) });
+    }
+    // No envelope names an earlier epoch any more: its keys protect nothing and are dropped.
+    await transaction(this.#sql, async (tx) => {
+      await tx`SELECT pg_advisory_xact_lock(${SCHEMA_LOCK})`;
+      const [left] = await tx`SELECT count(*)::int AS n FROM vault_secrets WHERE epoch < ${epoch}`;
+      if (Number(left?.n) === 0) await tx`DELETE FROM vault_keys WHERE epoch < ${epoch}`;
+    });
+    for (const [e, held] of this.#keys) {
+      if (e < epoch) {
+        held.key.fill(0);
+        this.#keys.delete(e);
+      }
+    }
+    return done;
+  }
+
+  /**
+   * Calls `listener` for every change another process (or this one) commits,
+   * until the returned function is called.
+   */
+  async watch(listener: (change: VaultChange) => void): Promise<() => Promise<void>> {
+    this.#check();
+    const sub = await this.#sql.listen(CHANNEL, (payload) => {
+      let change: VaultChange;
+      try {
+        change = JSON.parse(payload) as VaultChange;
+      } catch {
+        return;
+      }
+      if (change.op === "epoch") this.#currentEpoch = 0;
+      listener(change);
+    }).catch((e) => {
+      throw storeError("watch vault", e);
+    });
+    return () => sub.unlisten();
+  }
+
+  /** Wipes the vault keys and closes the connections. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const held of this.#keys.values()) held.key.fill(0);
+    this.#keys.clear();
+    await this.#sql.end({ timeout: 1 }).catch(() => {});
+  }
+}
+

@@ -1,0 +1,130 @@
+/**
+ * A real PostgreSQL server for tests: `initdb` in a temporary folder, started
+ * with `pg_ctl` on a Unix socket in that folder (no TCP port), and stopped
+ * when the test process exits. `.ci/run` installs Debian's `postgresql`,
+ * whose programs live in /usr/lib/postgresql/<version>/bin. As root, the
+ * server runs as the `postgres` user: PostgreSQL refuses to run as root.
+ */
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import process from "node:process";
+import { run, tempDir } from "./helpers.ts";
+
+/** A running server. */
+export interface PgServer {
+  /** The folder of its socket. */
+  socketDir: string;
+  port: number;
+  /** A libpq URL for database `name` on it, over the socket (`?host=` as `psql` takes it). */
+  url(name?: string): string;
+  /** Runs SQL through `psql` as the superuser; its output, unaligned, tuples only. */
+  psql(sql: string, database?: string): Promise<string>;
+  /** A new empty database; its URL. */
+  database(): Promise<string>;
+  /** `pg_dump` of a database, as SQL text. */
+  dump(database: string): Promise<string>;
+  /** Stops the server at once (`-m immediate`), as a crash would. */
+  stop(): void;
+  /** Starts it again on the same folder, socket and port. */
+  start(): Promise<void>;
+}
+
+function binDir(): string {
+  const onPath = spawnSync("sh", ["-c", "command -v initdb"], { encoding: "utf8" }).stdout.trim();
+  if (onPath !== "") return onPath.slice(0, -"/initdb".length);
+  const base = "/usr/lib/postgresql";
+  const versions = existsSync(base) ? readdirSync(base).sort((a, b) => Number(b) - Number(a)) : [];
+  for (const v of versions) if (existsSync(join(base, v, "bin/initdb"))) return join(base, v, "bin");
+  assert.fail("PostgreSQL is not installed: .ci/run installs Debian's postgresql");
+}
+
+const asRoot = process.getuid?.() === 0;
+
+/** argv that runs `argv` as the postgres user when this process is root. */
+function asServerUser(argv: string[]): string[] {
+  return asRoot ? ["runuser", "-u", "postgres", "--", ...argv] : argv;
+}
+
+let server: Promise<PgServer> | undefined;
+let databases = 0;
+
+/** The server of this test process, started on first use. */
+export function postgresServer(): Promise<PgServer> {
+  server ??= startServer();
+  return server;
+}
+
+async function startServer(): Promise<PgServer> {
+  const bin = binDir();
+  const top = tempDir("pg");
+  chmodSync(top, 0o755);
+  const data = join(top, "data");
+  const socketDir = join(top, "sock");
+  mkdirSync(data, { mode: 0o700 });
+  mkdirSync(socketDir, { mode: 0o700 });
+  if (asRoot) {
+    const pw = spawnSync("id", ["-u", "postgres"], { encoding: "utf8" });
+    const uid = Number(pw.stdout.trim());
+    const gid = Number(spawnSync("id", ["-g", "postgres"], { encoding: "utf8" }).stdout.trim());
+    chownSync(data, uid, gid);
+    chownSync(socketDir, uid, gid);
+    // The tests connect as root through the socket: the folder must let them in.
+    chmodSync(socketDir, 0o777);
+  }
+  const init = await run(asServerUser([join(bin, "initdb"), "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8"]), {
+    timeoutMs: 120_000,
+  });
+  assert.equal(init.code, 0, `initdb failed: ${init.stderr}`);
+  const port = 20_000 + Math.floor(Math.random() * 40_000);
+  const log = join(data, "server.log");
+  const ctl = (...args: string[]) => asServerUser([join(bin, "pg_ctl"), "-D", data, ...args]);
+  const start = async () => {
+    const r = await run(
+      ctl(
+        "-l",
+        log,
+        "-w",
+        "-t",
+        "120",
+        "-o",
+        `-k ${socketDir} -p ${port} -c listen_addresses='' -c fsync=on -c max_connections=200`,
+        "start",
+      ),
+      { timeoutMs: 150_000 },
+    );
+    assert.equal(r.code, 0, `pg_ctl start failed: ${r.stderr}`);
+  };
+  const stop = () => {
+    const [cmd, ...args] = ctl("-m", "immediate", "-w", "stop");
+    spawnSync(cmd!, args, { stdio: "ignore" });
+  };
+  await start();
+  process.on("exit", stop);
+  const psql = async (sql: string, database = "postgres") => {
+    const r = await run(["psql", "-h", socketDir, "-p", String(port), "-U", "postgres", "-d", database, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql]);
+    assert.equal(r.code, 0, `psql failed: ${r.stderr}`);
+    return new TextDecoder().decode(r.stdout).trim();
+  };
+  const url = (name = "postgres") => `postgres://postgres@/${name}?host=${encodeURIComponent(socketDir)}&port=${port}`;
+  return {
+    socketDir,
+    port,
+    url,
+    psql,
+    async database() {
+      const name = `vault_${process.pid}_${++databases}`;
+      await psql(`CREATE DATABASE ${name}`);
+      return url(name);
+    },
+    async dump(database) {
+      const name = /\/([^/?]+)\?/.exec(database)?.[1] ?? database;
+      const r = await run(["pg_dump", "-h", socketDir, "-p", String(port), "-U", "postgres", "-d", name]);
+      assert.equal(r.code, 0, `pg_dump failed: ${r.stderr}`);
+      return new TextDecoder().decode(r.stdout);
+    },
+    stop,
+    start,
+  };
+}
