@@ -321,10 +321,11 @@ describe("postgres store: connections lost", () => {
     const killer = (async () => {
       let kills = 0;
       while (!stop) {
+        // Only the vault's connections that are in the middle of a write: in a transaction, or holding a row.
         const r = await sql`SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
-          WHERE application_name = 'palyra-vault' AND pid <> pg_backend_pid()`;
+          WHERE application_name = 'palyra-vault' AND (state = 'idle in transaction' OR backend_xid IS NOT NULL)`;
         kills += Number(r[0]!.n);
-        await new Promise((res) => setTimeout(res, 15 + Math.random() * 25));
+        await new Promise((res) => setTimeout(res, 40 + Math.random() * 80));
       }
       return kills;
     })();

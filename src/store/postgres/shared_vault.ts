@@ -112,6 +112,8 @@ type Sql = postgres.Sql;
 
 const BATCH = 200;
 const READ_ATTEMPTS = 3;
+/** A write that lost its connection is tried again only after checking that it did not land. */
+const WRITE_ATTEMPTS = 3;
 
 const hexArg = (bytes: Uint8Array): string => toHex(bytes);
 const ms = (d: unknown): number => (d instanceof Date ? d.getTime() : new Date(String(d)).getTime());
@@ -154,6 +156,9 @@ export class SharedVault {
       idle_timeout: 30,
       connect_timeout: settings.connectTimeoutS,
       fetch_types: false,
+      // The client's default waits up to 20 s before reconnecting after a few losses in a row; a vault
+      // call is short, so it tries again sooner and gives up with a typed error instead.
+      backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(0.1 * 2 ** retries, 3),
       onnotice: () => {},
       connection: { application_name: settings.applicationName },
     };
@@ -248,6 +253,13 @@ export class SharedVault {
       this.#keys.set(epoch, { key, cipher: new EnvelopeCipher(key, this.#options.kekEngine, kekId(key)) });
     }
     this.#currentEpoch = Number(meta?.current_epoch ?? 0);
+  }
+
+  /** Refuses a device that holds no key of the current epoch (checked once, then as keys are loaded). */
+  async #member(action: string): Promise<void> {
+    if (this.#currentEpoch !== 0 && this.#keys.has(this.#currentEpoch)) return;
+    await this.#loadKeys(this.#sql as unknown as Tx);
+    if (!this.#keys.has(this.#currentEpoch)) throw this.#notMember(action);
   }
 
   #notMember(action: string): VaultError {
@@ -368,9 +380,15 @@ export class SharedVault {
           if (ifVersion !== undefined) throw this.#lostRace(action, ifVersion, undefined);
           if (attempt < 5) continue;
         }
-        if (isConnectionLoss(e) && written !== undefined) {
-          const outcome = await this.#outcome(s, k, written.version, written.envelope, pid);
-          if (outcome === "done") return await this.#afterLoss(s, k, written.version, bytes.length);
+        if (isConnectionLoss(e)) {
+          // Nothing inserted yet, or checked not to have landed: the transaction is gone, so trying again is safe.
+          const sent: { version: number; envelope: Uint8Array } | undefined = written;
+          const outcome = sent === undefined ? "not_done" : await this.#outcome(s, k, sent.version, sent.envelope, pid);
+          if (outcome === "done" && sent !== undefined) return await this.#afterLoss(s, k, sent.version, bytes.length);
+          if (outcome === "not_done" && attempt < WRITE_ATTEMPTS) {
+            await new Promise((r) => setTimeout(r, 50 * attempt));
+            continue;
+          }
           if (outcome === "unknown") {
             throw new VaultError(
               "backend_unavailable",
@@ -403,16 +421,18 @@ export class SharedVault {
     pid: number | undefined,
   ): Promise<"done" | "not_done" | "unknown"> {
     try {
-      // Wait until the old backend is gone, so its transaction is settled one way or the other.
-      for (let i = 0; pid !== undefined && i < 100; i++) {
-        const [alive] = await this.#sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ${pid}`;
-        if (Number(alive?.n) === 0) break;
-        if (i === 99) return "unknown";
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      const [row] = await this.#sql`SELECT envelope FROM vault_secrets
-        WHERE scope = ${s} AND key = ${k} AND version = ${version}`;
-      return row !== undefined && sameBytes(row.envelope as Uint8Array, envelope) ? "done" : "not_done";
+      return await this.#retrying("check a write", async () => {
+        // Wait until the old backend is gone, so that its transaction is settled one way or the other.
+        for (let i = 0; pid !== undefined; i++) {
+          const [alive] = await this.#sql`SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = ${pid}`;
+          if (Number(alive?.n) === 0) break;
+          if (i === 100) return "unknown";
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        const [row] = await this.#sql`SELECT envelope FROM vault_secrets
+          WHERE scope = ${s} AND key = ${k} AND version = ${version}`;
+        return row !== undefined && sameBytes(row.envelope as Uint8Array, envelope) ? "done" : "not_done";
+      });
     } catch {
       return "unknown";
     }
@@ -455,6 +475,7 @@ export class SharedVault {
       throw new RangeError(`${action} failed: version must be a whole number ≥ 1`);
     }
     const row = await this.#retrying(action, async () => {
+      await this.#member(action);
       const rows = version === undefined
         ? await this.#sql`SELECT envelope, epoch, deleted_at FROM vault_secrets
             WHERE scope = ${s} AND key = ${k} ORDER BY version DESC LIMIT 1`
@@ -479,32 +500,32 @@ export class SharedVault {
   async delete(s: string, k: string): Promise<boolean> {
     this.#check();
     const action = `delete secret ${place(s, k)}`;
-    let pid: number | undefined;
-    let version: number | undefined;
-    try {
-      return await transaction(this.#sql, async (tx) => {
-        const [last] = await tx`SELECT version, deleted_at, pg_backend_pid() AS pid FROM vault_secrets
-          WHERE scope = ${s} AND key = ${k} ORDER BY version DESC LIMIT 1 FOR UPDATE`;
-        if (last === undefined || last.deleted_at !== null) return false;
-        pid = Number(last.pid);
-        version = Number(last.version);
-        await tx`UPDATE vault_secrets SET deleted_at = now() WHERE scope = ${s} AND key = ${k} AND version = ${version}`;
-        await this.#notify(tx, { op: "delete", scope: s, key: k, version });
-        return true;
-      });
-    } catch (e) {
-      if (isConnectionLoss(e) && version !== undefined) {
-        // A delete is safe to check: either the version is marked or it is not.
-        try {
-          void pid;
-          const [row] = await this.#sql`SELECT deleted_at FROM vault_secrets
-            WHERE scope = ${s} AND key = ${k} AND version = ${version}`;
-          if (row !== undefined && row.deleted_at !== null) return true;
-        } catch {
-          // fall through to the connection error
+    await this.#retrying(action, () => this.#member(action));
+    for (let attempt = 1;; attempt++) {
+      let version: number | undefined;
+      try {
+        return await transaction(this.#sql, async (tx) => {
+          const [last] = await tx`SELECT version, deleted_at FROM vault_secrets
+            WHERE scope = ${s} AND key = ${k} ORDER BY version DESC LIMIT 1 FOR UPDATE`;
+          if (last === undefined || last.deleted_at !== null) return false;
+          version = Number(last.version);
+          await tx`UPDATE vault_secrets SET deleted_at = now() WHERE scope = ${s} AND key = ${k} AND version = ${version}`;
+          await this.#notify(tx, { op: "delete", scope: s, key: k, version });
+          return true;
+        });
+      } catch (e) {
+        if (!isConnectionLoss(e) || attempt >= WRITE_ATTEMPTS) throw storeError(action, e);
+        // Whether the version is marked deleted can be read: if it is, this delete (or another) landed.
+        if (version !== undefined) {
+          const done = await this.#retrying(action, async () => {
+            const [row] = await this.#sql`SELECT deleted_at FROM vault_secrets
+              WHERE scope = ${s} AND key = ${k} AND version = ${version!}`;
+            return row !== undefined && row.deleted_at !== null;
+          });
+          if (done) return true;
         }
+        await new Promise((r) => setTimeout(r, 50 * attempt));
       }
-      throw storeError(action, e);
     }
   }
 
@@ -512,6 +533,7 @@ export class SharedVault {
   async list(scope?: string): Promise<SharedMetadata[]> {
     this.#check();
     return await this.#retrying("list secrets", async () => {
+      await this.#member("list secrets");
       const rows = scope === undefined
         ? await this.#sql`SELECT DISTINCT ON (scope, key) scope, key, version, value_bytes, created_at, updated_at,
               deleted_at FROM vault_secrets ORDER BY scope, key, version DESC`
@@ -529,6 +551,7 @@ export class SharedVault {
   async versions(s: string, k: string): Promise<(SharedMetadata & { deletedAtUnixMs?: number })[]> {
     this.#check();
     return await this.#retrying(`list versions of ${place(s, k)}`, async () => {
+      await this.#member(`list versions of ${place(s, k)}`);
       const rows = await this.#sql`SELECT version, value_bytes, created_at, updated_at, deleted_at FROM vault_secrets
         WHERE scope = ${s} AND key = ${k} ORDER BY version DESC`;
       return rows.map((row) => {
