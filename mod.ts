@@ -16,6 +16,7 @@
  */
 export {
   type DeviceInfo,
+  deviceRecipient,
   type GetOptions,
   type MigrateOptions,
   migrateVault,

@@ -21,6 +21,7 @@ const testEnv = { ...process.env, PALYRA_VAULT_BACKEND: "encrypted_file" };
 delete testEnv.DBUS_SESSION_BUS_ADDRESS;
 delete testEnv.PALYRA_VAULT_DIR;
 delete testEnv.PALYRA_IDENTITY_DIR;
+delete testEnv.PALYRA_VAULT_STORE;
 
 function run(label, cmd, args) {
   const t0 = Date.now();

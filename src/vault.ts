@@ -426,9 +426,13 @@ export class Vault {
   #sharedOnly(what: string): SharedVault {
     this.#check();
     if (this.#shared === undefined) {
-      throw new VaultError("invalid_config", `${what} failed: versions and devices are kept only by a PostgreSQL store`, {
-        hint: "open the vault with store: \"postgres://…\" (CLI: --store or PALYRA_VAULT_STORE)",
-      });
+      throw new VaultError(
+        "invalid_config",
+        `${what} failed: versions and devices are kept only by a PostgreSQL store`,
+        {
+          hint: 'open the vault with store: "postgres://…" (CLI: --store or PALYRA_VAULT_STORE)',
+        },
+      );
     }
     return this.#shared;
   }
@@ -1038,6 +1042,38 @@ function lazyDpapiProtection(run: CommandRunner): StoreKeyProtection {
   };
 }
 
+/**
+ * This device's id and age recipient for a PostgreSQL store, read from its
+ * identity folder (the age identity is created there when missing). No store
+ * is opened: a new device prints this for a member to pass to `addDevice`.
+ *
+ * @example
+ * ```ts
+ * import { deviceRecipient } from "@palyra/vault";
+ * const { recipient } = await deviceRecipient({ identityRoot: "/srv/palyra/identity" });
+ * console.log(recipient); // age1…
+ * ```
+ */
+export async function deviceRecipient(
+  options: { identityRoot?: string; host?: VaultHost } = {},
+): Promise<{ id: string; recipient: string }> {
+  const fs = options.host?.fs ?? defaultFileSystem;
+  const identityDir = options.identityRoot ?? defaultIdentityDir();
+  if (identityDir === undefined) {
+    throw new VaultError("identity", "read device recipient failed: no identity folder is known", {
+      hint: "pass `identityRoot`, or set PALYRA_IDENTITY_DIR",
+    });
+  }
+  const platform = options.host?.platform ?? osPlatform();
+  const run = options.host?.run ?? runCommand;
+  const { loadDeviceKey } = await import("./store/postgres/device_keys.ts");
+  const key = await loadDeviceKey(
+    { fs, keyProtection: platform === "win32" ? lazyDpapiProtection(run) : undefined },
+    identityDir,
+  );
+  return { id: key.id, recipient: key.recipient };
+}
+
 /** Opens a vault kept in PostgreSQL (`VaultOptions.store`). */
 async function openShared(
   store: string,
@@ -1101,7 +1137,10 @@ async function openVault(options: VaultOptions): Promise<Vault> {
     staleAfterMs: positive("staleAfterMs", options.staleAfterMs, DEFAULT_STALE_AFTER_MS),
     kekEngine: engine(options.kekEngine),
   };
-  const store = options.store ?? envVar("PALYRA_VAULT_STORE");
+  // PALYRA_VAULT_STORE gives way to options that name a vault folder; an explicit store does not.
+  const folderChosen = options.root !== undefined || options.kek !== undefined || options.backend !== undefined ||
+    options.layout !== undefined;
+  const store = options.store ?? (folderChosen ? undefined : envVar("PALYRA_VAULT_STORE"));
   if (store !== undefined && store !== "") return await openShared(store, options, fs, settings, given);
   const custom = typeof options.backend === "object" && options.backend !== null ? options.backend : undefined;
   if (custom !== undefined && options.root === undefined) {

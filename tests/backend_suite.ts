@@ -146,7 +146,14 @@ export function vaultSuite(
       assert.deepEqual((await vault.listSecrets("ws:b")).map((m) => m.key), ["a", "z"]);
       assert.deepEqual(await vault.listSecrets({ kind: "workspace", id: "nothing-here" }), []);
       // Metadata only, never a value; a store that keeps versions names the version too.
-      const fields = ["createdAtUnixMs", "key", "scope", "updatedAtUnixMs", "valueBytes", ...(kind.versions ? ["version"] : [])];
+      const fields = [
+        "createdAtUnixMs",
+        "key",
+        "scope",
+        "updatedAtUnixMs",
+        "valueBytes",
+        ...(kind.versions ? ["version"] : []),
+      ];
       for (const m of all) assert.deepEqual(Object.keys(m).sort(), fields);
     });
 
@@ -206,28 +213,30 @@ export function vaultSuite(
     });
 
     // A PostgreSQL store keeps rows, not objects: this contract is of blob backends.
-    if (kind.blobBackend !== false) test("the backend contract: an object id other than obj_<64 hex> is refused, a missing object is not_found", async () => {
-      const { backend } = await setup();
-      // Ids that could name a path outside the folder or an option of a keychain tool.
-      const bad = [
-        "../../../etc/passwd",
-        "--help",
-        "obj_" + "0".repeat(63),
-        "OBJ_" + "a".repeat(64),
-        "obj_" + "g".repeat(64),
-        "",
-      ];
-      for (const id of bad) {
-        const form = /not of the form obj_<64 hex>/;
-        await rejectsWith(() => backend.put(id, new Uint8Array([1])), "io", form);
-        await rejectsWith(() => backend.get(id), "io", form);
-        await rejectsWith(() => backend.delete(id), "io", form);
-      }
-      const missing = objectId("global", "never.stored");
-      await rejectsWith(() => backend.get(missing), "not_found", new RegExp(`read object "${missing}" failed`));
-      await backend.delete(missing); // removing what is not there succeeds
-      await rejectsWith(() => backend.get(missing), "not_found");
-    });
+    if (kind.blobBackend !== false) {
+      test("the backend contract: an object id other than obj_<64 hex> is refused, a missing object is not_found", async () => {
+        const { backend } = await setup();
+        // Ids that could name a path outside the folder or an option of a keychain tool.
+        const bad = [
+          "../../../etc/passwd",
+          "--help",
+          "obj_" + "0".repeat(63),
+          "OBJ_" + "a".repeat(64),
+          "obj_" + "g".repeat(64),
+          "",
+        ];
+        for (const id of bad) {
+          const form = /not of the form obj_<64 hex>/;
+          await rejectsWith(() => backend.put(id, new Uint8Array([1])), "io", form);
+          await rejectsWith(() => backend.get(id), "io", form);
+          await rejectsWith(() => backend.delete(id), "io", form);
+        }
+        const missing = objectId("global", "never.stored");
+        await rejectsWith(() => backend.get(missing), "not_found", new RegExp(`read object "${missing}" failed`));
+        await backend.delete(missing); // removing what is not there succeeds
+        await rejectsWith(() => backend.get(missing), "not_found");
+      });
+    }
 
     test("bad input to every method gets its typed error", async () => {
       const fx = await setup();

@@ -42,6 +42,7 @@ describe("completion", () => {
         "completion",
         "configure",
         "delete",
+        "devices",
         "doctor",
         "export",
         "fsck",
@@ -51,8 +52,10 @@ describe("completion", () => {
         "list",
         "migrate",
         "rekey",
+        "rollback",
         "run",
         "set",
+        "versions",
       ]);
       assert.deepEqual(await complete("palyra-secrets", "get", "--re"), ["--reveal"]);
       assert.deepEqual((await complete("palyra-secrets", "run", "--e")).sort(), ["--env", "--env-file"]);

@@ -8,7 +8,7 @@ import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Vault } from "../src/vault.ts";
-import { rejectsWith, RUNTIME_NAMES, runScript, tempDir } from "./helpers.ts";
+import { rejectsWith, runScript, RUNTIME_NAMES, tempDir } from "./helpers.ts";
 import { postgresServer } from "./postgres_server.ts";
 
 const opened: Vault[] = [];
@@ -34,13 +34,15 @@ test("6 processes on Deno, Bun and Node, as 3 devices, 200 puts each: nothing lo
   for (const d of devices.slice(1)) await devices[0]!.addDevice(d.device!.recipient);
   // Processes 0..5 run on deno, bun, node, deno, bun, node; process i is device ⌊i/2⌋, so each device
   // writes from two runtimes at once.
-  const results = await Promise.all(Array.from({ length: 6 }, (_, i) =>
-    runScript(RUNTIME_NAMES[i % 3]!, "tests/workers/pg_writer.ts", [
-      url,
-      join(dir, `device${Math.floor(i / 2)}`),
-      String(i),
-      String(PUTS),
-    ], { timeoutMs: 300_000 })));
+  const results = await Promise.all(
+    Array.from({ length: 6 }, (_, i) =>
+      runScript(RUNTIME_NAMES[i % 3]!, "tests/workers/pg_writer.ts", [
+        url,
+        join(dir, `device${Math.floor(i / 2)}`),
+        String(i),
+        String(PUTS),
+      ], { timeoutMs: 300_000 })),
+  );
   const acknowledged: { scope: string; key: string; version: number; value: string }[] = [];
   for (const [i, r] of results.entries()) {
     assert.equal(r.code, 0, `writer ${i} (${RUNTIME_NAMES[i % 3]}): ${r.stderr}`);
@@ -50,7 +52,9 @@ test("6 processes on Deno, Bun and Node, as 3 devices, 200 puts each: nothing lo
   }
   // Per key: the versions handed out are exactly 1..n, each once.
   const byKey = new Map<string, number[]>();
-  for (const a of acknowledged) byKey.set(`${a.scope}/${a.key}`, [...(byKey.get(`${a.scope}/${a.key}`) ?? []), a.version]);
+  for (const a of acknowledged) {
+    byKey.set(`${a.scope}/${a.key}`, [...(byKey.get(`${a.scope}/${a.key}`) ?? []), a.version]);
+  }
   for (const [key, versions] of byKey) {
     const sorted = versions.slice().sort((x, y) => x - y);
     assert.deepEqual(sorted, sorted.map((_, i) => i + 1), `versions of ${key}`);

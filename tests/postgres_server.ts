@@ -73,9 +73,12 @@ async function startServer(): Promise<PgServer> {
     // The tests connect as root through the socket: the folder must let them in.
     chmodSync(socketDir, 0o777);
   }
-  const init = await run(asServerUser([join(bin, "initdb"), "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8"]), {
-    timeoutMs: 120_000,
-  });
+  const init = await run(
+    asServerUser([join(bin, "initdb"), "-D", data, "-A", "trust", "-U", "postgres", "-E", "UTF8"]),
+    {
+      timeoutMs: 120_000,
+    },
+  );
   assert.equal(init.code, 0, `initdb failed: ${init.stderr}`);
   const port = 20_000 + Math.floor(Math.random() * 40_000);
   const log = join(data, "server.log");
@@ -103,7 +106,22 @@ async function startServer(): Promise<PgServer> {
   await start();
   process.on("exit", stop);
   const psql = async (sql: string, database = "postgres") => {
-    const r = await run(["psql", "-h", socketDir, "-p", String(port), "-U", "postgres", "-d", database, "-XAtq", "-v", "ON_ERROR_STOP=1", "-c", sql]);
+    const r = await run([
+      "psql",
+      "-h",
+      socketDir,
+      "-p",
+      String(port),
+      "-U",
+      "postgres",
+      "-d",
+      database,
+      "-XAtq",
+      "-v",
+      "ON_ERROR_STOP=1",
+      "-c",
+      sql,
+    ]);
     assert.equal(r.code, 0, `psql failed: ${r.stderr}`);
     return new TextDecoder().decode(r.stdout).trim();
   };

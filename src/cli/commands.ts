@@ -23,6 +23,7 @@ export const GLOBAL_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   "vault-dir": { type: "string" },
   "identity-dir": { type: "string" },
   "kek-file": { type: "string" },
+  store: { type: "string" },
   backend: { type: "string" },
   layout: { type: "string" },
   "max-bytes": { type: "string" },
@@ -42,20 +43,24 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     load: () => import("./doctor.ts"),
   },
   set: {
-    usage: "set <scope> <key> | <scope>/<key> [--force]",
+    usage: "set <scope> <key> | <scope>/<key> [--force] [--if-version N]",
     summary: "store a secret; the value comes from stdin (exact bytes) or a hidden prompt",
     example: `printf '%s' "$OPENAI_API_KEY" | ${PROGRAM} set global openai_api_key`,
-    options: { force: { type: "boolean" } },
-    optionHelp: "  --force              replace a different value already stored under <scope> <key>",
+    options: { force: { type: "boolean" }, "if-version": { type: "string" } },
+    optionHelp: "  --force              replace a different value already stored under <scope> <key>\n" +
+      "  --if-version N       PostgreSQL store: write only if the live version is still N (0: not set yet);\n" +
+      "                       otherwise fail with conflict and write nothing",
     positionals: [1, 2],
     load: () => import("./set.ts"),
   },
   get: {
-    usage: "get <scope> <key> | <scope>/<key> [--reveal]",
+    usage: "get <scope> <key> | <scope>/<key> [--reveal] [--version N]",
     summary: "read a secret; redacted unless --reveal, which writes the exact bytes to stdout",
     example: `${PROGRAM} get ws:acme github_token --reveal`,
-    options: { reveal: { type: "boolean" } },
-    optionHelp: "  --reveal             write the secret's exact bytes to stdout",
+    // A value for --version here: the version to read (the program's version is `palyra-secrets -V`).
+    options: { reveal: { type: "boolean" }, version: { type: "string" } },
+    optionHelp: "  --reveal             write the secret's exact bytes to stdout\n" +
+      "  --version N          PostgreSQL store: read version N instead of the live one (see versions)",
     positionals: [1, 2],
     load: () => import("./get.ts"),
   },
@@ -135,6 +140,33 @@ export const COMMANDS: Readonly<Record<string, Command>> = {
     options: {},
     positionals: [1, 2],
     load: () => import("./delete.ts"),
+  },
+  versions: {
+    usage: "versions <scope> <key> | <scope>/<key>",
+    summary: "PostgreSQL store: list the versions kept of a secret, newest first (never a value)",
+    example: `${PROGRAM} versions global openai_api_key --store "$PALYRA_VAULT_STORE"`,
+    options: {},
+    positionals: [1, 2],
+    load: () => import("./versions.ts"),
+  },
+  rollback: {
+    usage: "rollback <scope> <key> | <scope>/<key> --to N",
+    summary: "PostgreSQL store: make version N's value live again, as a new version",
+    example: `${PROGRAM} rollback global openai_api_key --to 3`,
+    options: { to: { type: "string" } },
+    optionHelp: "  --to N               the version to bring back (see versions)",
+    positionals: [1, 2],
+    load: () => import("./rollback.ts"),
+  },
+  devices: {
+    usage: "devices self | list | add <age1…> [--label TEXT] | remove <id>",
+    summary: "PostgreSQL store: show this device's age recipient, list members, add one, or remove one " +
+      "(a new vault key; every data key rewrapped)",
+    example: `${PROGRAM} devices add age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p --label ci-2`,
+    options: { label: { type: "string" } },
+    optionHelp: "  --label TEXT         add: a name for people to tell the device by",
+    positionals: [1, 2],
+    load: () => import("./devices.ts"),
   },
   migrate: {
     usage: "migrate --to scoped|palyra",

@@ -73,11 +73,27 @@ export async function openVault(args: ParsedArgs): Promise<Vault> {
     options.backend = v.backend as BackendKind;
   }
   if (v.layout !== undefined) options.layout = layoutArg(v.layout, "--layout");
+  if (typeof v.store === "string") {
+    for (const folder of ["vault-dir", "kek-file", "backend", "layout"]) {
+      if (v[folder] !== undefined) {
+        throw new UsageError(`--store and --${folder} do not go together: --${folder} is for a vault folder`);
+      }
+    }
+    options.store = v.store;
+  }
   try {
     return await Vault.open(options);
   } finally {
     options.kek?.fill(0); // the vault keeps its own copy
   }
+}
+
+/** A version number from an option (`--version`, `--if-version`, `--to`), checked: at least `min`. */
+export function versionArg(value: string | boolean | string[] | undefined, option: string, min: number): number {
+  if (typeof value !== "string" || !/^\d{1,15}$/.test(value) || Number(value) < min) {
+    throw new UsageError(`${option} takes a whole number (at least ${min}), got ${JSON.stringify(value)}`);
+  }
+  return Number(value);
 }
 
 /** A layout name from an option, checked. */

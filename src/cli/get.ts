@@ -2,14 +2,15 @@
 import { toBase64 } from "../crypto/encoding.ts";
 import { writeStderr, writeStdout } from "../platform/terminal.ts";
 import type { ParsedArgs } from "./args.ts";
-import { openVault, scopeAndKey } from "./common.ts";
+import { openVault, scopeAndKey, versionArg } from "./common.ts";
 import { EXIT, factLine, print, printJson } from "./output.ts";
 
 /** Reads a secret; its bytes reach stdout only with `--reveal`. */
 export async function run(args: ParsedArgs): Promise<number> {
   const [scope, key] = scopeAndKey(args);
+  const version = args.values.version === undefined ? undefined : versionArg(args.values.version, "--version", 1);
   const vault = await openVault(args);
-  using secret = await vault.getSecret(scope, key);
+  using secret = await vault.getSecret(scope, key, version === undefined ? {} : { version });
   if (args.values.reveal) {
     await writeStderr(`warning: the value of ${scope}/${key} is being written to stdout\n`);
     if (args.values.json) {

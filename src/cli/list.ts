@@ -17,6 +17,7 @@ export async function run(args: ParsedArgs): Promise<number> {
         key: m.key,
         created_at_unix_ms: m.createdAtUnixMs,
         updated_at_unix_ms: m.updatedAtUnixMs,
+        ...(m.version === undefined ? {} : { version: m.version }),
       })),
     });
   } else {

@@ -15,6 +15,8 @@ const GLOBAL_HELP = `Global options:
   --vault-dir DIR      vault folder (default: PALYRA_VAULT_DIR, else beside the identity folder)
   --identity-dir DIR   identity folder (default: PALYRA_IDENTITY_DIR, else ~/.local/state/palyra/identity)
   --kek-file FILE      open the vault with this 32-byte key instead of the identity (after rekey --to-kek-file)
+  --store URL          keep the vault in PostgreSQL (postgres://…, as psql takes it) instead of a folder
+                       (default: PALYRA_VAULT_STORE)
   --backend KIND       auto | encrypted_file | linux_secret_service | macos_keychain | windows_dpapi
   --layout LAYOUT      scoped | palyra: the layout a new vault is created in (default scoped;
                        palyra is the layout of Palyra's daemon); an existing vault keeps its own
@@ -105,7 +107,8 @@ export async function main(argv: string[]): Promise<number> {
     const p = parse(argv);
     name = p.name;
     json = p.args.values.json === true;
-    if (p.args.values.version) {
+    // `get --version N` takes a value; only the flag alone asks for the program's version.
+    if (p.args.values.version === true) {
       await print(`${PROGRAM} ${VERSION}\n`);
       return EXIT.ok;
     }

@@ -10,6 +10,11 @@ export function stdinIsTerminal(): boolean {
   return process.stdin.isTTY === true;
 }
 
+/** Whether standard error is a terminal (progress is drawn there, and only there). */
+export function stderrIsTerminal(): boolean {
+  return process.stderr.isTTY === true;
+}
+
 /**
  * Reads standard input to its end, as exact bytes, or up to `maxBytes` + 1
  * bytes: a longer input comes back that long (so the caller can refuse it)

@@ -10,6 +10,8 @@ import { VaultError } from "../../errors.ts";
 export interface ConnectionSettings {
   /** TCP host; absent for a Unix socket. */
   host?: string;
+  /** The URL named no host: `localhost`, unless a local server's socket is found first. */
+  defaultHost?: boolean;
   port: number;
   /** The Unix socket file (`<folder>/.s.PGSQL.<port>`), when the host is a folder. */
   path?: string;
@@ -57,12 +59,22 @@ function decode(part: string, what: string): string {
   }
 }
 
+/** Where libpq looks for a server's socket when no host is given (Debian's folder, then upstream's). */
+export const DEFAULT_SOCKET_DIRS = ["/var/run/postgresql", "/tmp"];
+
 /**
  * Reads a libpq connection URL: `postgres[ql]://[user[:password]@][host][:port][/dbname][?param=value&…]`.
  * `host` (in the authority or as a parameter) may be a socket folder (it starts with `/`); `sslmode`,
  * `port`, `user`, `password`, `dbname`, `application_name` and `connect_timeout` are read as parameters too.
+ * What the URL leaves out comes from libpq's variables (`PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`,
+ * `PGDATABASE`, `PGSSLMODE`) through `env`. With no host at all, the settings are for `localhost`
+ * and say `defaultHost`: the caller looks for a local server's socket first, as libpq does
+ * (`useSocket`).
  */
-export function parseConnectionUrl(url: string): ConnectionSettings {
+export function parseConnectionUrl(
+  url: string,
+  env: (name: string) => string | undefined = () => undefined,
+): ConnectionSettings {
   const m = /^postgres(?:ql)?:\/\/([^/?#]*)(\/[^?#]*)?(\?[^#]*)?(#.*)?$/i.exec(url);
   if (m === null) throw badStore(`${JSON.stringify(redactUrl(url))} is not a postgres:// URL`);
   const [, authority = "", pathPart = "", query = ""] = m;
@@ -83,7 +95,9 @@ export function parseConnectionUrl(url: string): ConnectionSettings {
   const known = ["host", "hostaddr", "port", "user", "password", "dbname", "sslmode", "application_name"];
   for (const name of params.keys()) {
     if (!known.includes(name) && name !== "connect_timeout") {
-      throw badStore(`the parameter ${JSON.stringify(name)} is not supported (supported: ${known.join(", ")}, connect_timeout)`);
+      throw badStore(
+        `the parameter ${JSON.stringify(name)} is not supported (supported: ${known.join(", ")}, connect_timeout)`,
+      );
     }
   }
   let host: string | undefined;
@@ -99,17 +113,22 @@ export function parseConnectionUrl(url: string): ConnectionSettings {
   }
   host = decode(host ?? "", "host");
   if (host.includes(",")) throw badStore("several hosts in one URL are not supported");
-  host = params.get("host") ?? params.get("hostaddr") ?? host;
-  portText = params.get("port") ?? portText;
+  host = params.get("host") ?? params.get("hostaddr") ?? (host === "" ? env("PGHOST") ?? "" : host);
+  portText = params.get("port") ?? (portText === undefined || portText === "" ? env("PGPORT") : portText);
   const port = portText === undefined || portText === "" ? 5432 : Number(portText);
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
     throw badStore(`the port ${JSON.stringify(portText)} is not a number from 1 to 65535`);
   }
   const colon = userInfo.indexOf(":");
-  const username = params.get("user") ?? (userInfo === "" ? undefined : decode(colon < 0 ? userInfo : userInfo.slice(0, colon), "user"));
-  const password = params.get("password") ?? (colon < 0 ? undefined : decode(userInfo.slice(colon + 1), "password"));
-  const database = params.get("dbname") ?? (pathPart.length > 1 ? decode(pathPart.slice(1), "database name") : undefined);
-  const sslmode = params.get("sslmode") ?? "prefer";
+  // libpq's defaults: the OS user, and a database named after the user.
+  const username = params.get("user") ??
+    (userInfo === "" ? undefined : decode(colon < 0 ? userInfo : userInfo.slice(0, colon), "user")) ??
+    env("PGUSER") ?? env("USER") ?? env("LOGNAME");
+  const password = params.get("password") ?? (colon < 0 ? undefined : decode(userInfo.slice(colon + 1), "password")) ??
+    env("PGPASSWORD");
+  const database = params.get("dbname") ??
+    (pathPart.length > 1 ? decode(pathPart.slice(1), "database name") : undefined) ?? env("PGDATABASE") ?? username;
+  const sslmode = params.get("sslmode") ?? env("PGSSLMODE") ?? "prefer";
   const ssl = SSL_MODES[sslmode];
   if (ssl === undefined) {
     throw badStore(`sslmode ${JSON.stringify(sslmode)} is not one of ${Object.keys(SSL_MODES).join(", ")}`);
@@ -122,17 +141,31 @@ export function parseConnectionUrl(url: string): ConnectionSettings {
     applicationName: params.get("application_name") ?? "palyra-vault",
     connectTimeoutS: timeout,
   };
-  if (host.startsWith("/")) {
-    out.path = `${host.replace(/\/+$/, "")}/.s.PGSQL.${port}`;
-    // A socket needs no TLS; libpq does not use it there either.
-    out.ssl = false;
+  if (host === "") {
+    out.host = "localhost";
+    out.defaultHost = true;
+  } else if (host.startsWith("/")) {
+    useSocket(out, host);
   } else {
-    out.host = host === "" ? "localhost" : host;
+    out.host = host;
   }
   if (database !== undefined) out.database = database;
   if (username !== undefined) out.username = username;
   if (password !== undefined) out.password = password;
   return out;
+}
+
+/** The socket file of the server on `settings.port` in folder `dir`. */
+export function socketPath(dir: string, port: number): string {
+  return `${dir.replace(/\/+$/, "")}/.s.PGSQL.${port}`;
+}
+
+/** Points `settings` at the socket in folder `dir` instead of a host. */
+export function useSocket(settings: ConnectionSettings, dir: string): void {
+  delete settings.host;
+  settings.path = socketPath(dir, settings.port);
+  // A socket needs no TLS; libpq does not use it there either.
+  settings.ssl = false;
 }
 
 /** SQLSTATE classes and client codes that mean the connection, not the statement, failed. */
@@ -184,7 +217,7 @@ export function storeError(action: string, e: unknown): VaultError {
   }
   if (code === "42501") {
     return new VaultError("permission", `${action} failed: the database role lacks a privilege (${text})`, {
-      hint: "grant the role the privileges the README lists under \"PostgreSQL store\"",
+      hint: 'grant the role the privileges the README lists under "PostgreSQL store"',
       cause: e,
     });
   }

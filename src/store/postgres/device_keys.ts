@@ -35,14 +35,21 @@ export function deviceId(recipient: string): string {
 export async function checkRecipient(recipient: string): Promise<string> {
   const { Encrypter } = await loadAge();
   if (typeof recipient !== "string" || !/^age1[02-9ac-hj-np-z]{58}$/.test(recipient)) {
-    throw new VaultError("invalid_config", `add device failed: ${JSON.stringify(recipient)} is not an age X25519 recipient`, {
-      hint: "on the new device, run palyra-secrets devices self --store … and pass the age1… it prints",
-    });
+    throw new VaultError(
+      "invalid_config",
+      `add device failed: ${JSON.stringify(recipient)} is not an age X25519 recipient`,
+      {
+        hint: "on the new device, run palyra-secrets devices self --store … and pass the age1… it prints",
+      },
+    );
   }
   try {
     new Encrypter().addRecipient(recipient);
   } catch (e) {
-    throw new VaultError("invalid_config", `add device failed: ${JSON.stringify(recipient)} is not a valid age recipient (${String(e)})`);
+    throw new VaultError(
+      "invalid_config",
+      `add device failed: ${JSON.stringify(recipient)} is not a valid age recipient (${String(e)})`,
+    );
   }
   return recipient;
 }

@@ -10,12 +10,23 @@ import { VaultError } from "../../errors.ts";
 import { sameBytes, toHex } from "../../crypto/encoding.ts";
 import { type CipherEngine, EnvelopeCipher } from "../../crypto/envelope_async.ts";
 import { rewrapEnvelope } from "../../crypto/envelope.ts";
-import { KEY_BYTES, kekId } from "../../crypto/kdf.ts";
+import { kekId, KEY_BYTES } from "../../crypto/kdf.ts";
 import type { IdentityHost } from "../identity_store.ts";
 import { CHANNEL, SCHEMA_LOCK, SCHEMA_V1, SCHEMA_VERSION } from "./schema.ts";
-import { isConnectionLoss, parseConnectionUrl, pgCode, redactUrl, storeError } from "./connection.ts";
+import {
+  DEFAULT_SOCKET_DIRS,
+  isConnectionLoss,
+  parseConnectionUrl,
+  pgCode,
+  redactUrl,
+  socketPath,
+  storeError,
+  useSocket,
+} from "./connection.ts";
+import { envVar } from "../../platform/env.ts";
+import { mayConnect } from "../../platform/net.ts";
 import { transaction, type Tx } from "./transaction.ts";
-import { checkRecipient, type DeviceKey, deviceId, loadDeviceKey, wrapVaultKey } from "./device_keys.ts";
+import { checkRecipient, deviceId, type DeviceKey, loadDeviceKey, wrapVaultKey } from "./device_keys.ts";
 
 /** Options of a shared vault, as `Vault.open` passes them on. */
 export interface SharedVaultOptions {
@@ -146,16 +157,47 @@ export class SharedVault {
    * device to open an empty database creates epoch 1 and registers itself.
    */
   static async open(options: SharedVaultOptions): Promise<SharedVault> {
-    const settings = parseConnectionUrl(options.url);
+    const settings = parseConnectionUrl(options.url, envVar);
+    if (settings.defaultHost === true) {
+      for (const dir of DEFAULT_SOCKET_DIRS) {
+        const found = await options.identityHost.fs.lstat(socketPath(dir, settings.port)).catch(() => undefined);
+        if (found !== undefined) {
+          useSocket(settings, dir);
+          break;
+        }
+      }
+    }
     const root = redactUrl(options.url);
+    const target = settings.path !== undefined ? `unix:${settings.path}` : `${settings.host}:${settings.port}`;
+    if (!mayConnect(target)) {
+      throw new VaultError(
+        "permission",
+        `open PostgreSQL store "${root}" failed: connecting to ${target} is not permitted`,
+        {
+          hint: `run Deno with --allow-net=${target} besides the permissions the README lists`,
+        },
+      );
+    }
     const device = await loadDeviceKey(options.identityHost, options.identityDir);
-    const clientOptions: postgres.Options<Record<string, never>> = {
+    // Every setting is given, so the client reads no PG* variable for one left out: Deno may deny those reads,
+    // and the URL (with libpq's variables, read above) is the one source of settings.
+    const clientOptions: postgres.Options<Record<string, never>> & Record<string, unknown> = {
+      // With a socket the client connects to `path`; a host is given anyway so it does not read PGHOST.
+      host: settings.host ?? "localhost",
       port: settings.port,
       ssl: settings.ssl,
+      sslnegotiation: null,
       max: 4,
       idle_timeout: 30,
       connect_timeout: settings.connectTimeoutS,
+      max_lifetime: 30 * 60,
+      max_pipeline: 100,
+      keep_alive: 60,
+      prepare: true,
+      debug: false,
       fetch_types: false,
+      publications: "alltables",
+      target_session_attrs: undefined,
       // The client's default waits up to 20 s before reconnecting after a few losses in a row; a vault
       // call is short, so it tries again sooner and gives up with a typed error instead.
       backoff: (retries: number) => (0.5 + Math.random() / 2) * Math.min(0.1 * 2 ** retries, 3),
@@ -163,10 +205,11 @@ export class SharedVault {
       connection: { application_name: settings.applicationName },
     };
     if (settings.path !== undefined) clientOptions.path = settings.path;
-    if (settings.host !== undefined) clientOptions.host = settings.host;
     if (settings.database !== undefined) clientOptions.database = settings.database;
     if (settings.username !== undefined) clientOptions.username = settings.username;
-    if (settings.password !== undefined) clientOptions.password = settings.password;
+    // A function, so the client never falls back to reading PGPASSWORD itself.
+    const password = settings.password ?? "";
+    clientOptions.pass = () => password;
     const sql = postgres(clientOptions);
     const vault = new SharedVault(root, sql, device, options);
     try {
@@ -327,7 +370,9 @@ export class SharedVault {
             WHERE scope = ${s} AND key = ${k} ORDER BY version DESC LIMIT 1 FOR UPDATE`;
           const live = last !== undefined && last.deleted_at === null ? last : undefined;
           const liveVersion = live === undefined ? 0 : Number(live.version);
-          if (ifVersion !== undefined && ifVersion !== liveVersion) throw this.#lostRace(action, ifVersion, liveVersion);
+          if (ifVersion !== undefined && ifVersion !== liveVersion) {
+            throw this.#lostRace(action, ifVersion, liveVersion);
+          }
           let same = false;
           if (live !== undefined) {
             try {
@@ -584,8 +629,9 @@ export class SharedVault {
           });
         }
         const old = await this.#epochKey(action, Number(target.epoch), tx);
-        const envelope = rewrapEnvelope(old.key, current.key, kekId(current.key), s, k, target.envelope as Uint8Array) ??
-          (target.envelope as Uint8Array);
+        const envelope =
+          rewrapEnvelope(old.key, current.key, kekId(current.key), s, k, target.envelope as Uint8Array) ??
+            (target.envelope as Uint8Array);
         const next = Number(last.version) + 1;
         const created = last.deleted_at === null ? last.created_at : target.created_at;
         const [row] = await tx`INSERT INTO vault_secrets
@@ -775,4 +821,3 @@ export class SharedVault {
     await this.#sql.end({ timeout: 1 }).catch(() => {});
   }
 }
-

@@ -36,7 +36,9 @@ export async function transaction<T>(sql: postgres.Sql, fn: (tx: Tx) => Promise<
   };
   const run = sql.begin((raw) => {
     const tx = ((strings: TemplateStringsArray, ...args: postgres.ParameterOrFragment<never>[]) =>
-      hold(() => raw(strings, ...args))) as Tx;
+      hold(() =>
+        raw(strings, ...args)
+      )) as Tx;
     tx.unsafe = (query: string) => hold(() => raw.unsafe(query));
     return fn(tx);
   });
