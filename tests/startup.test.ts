@@ -17,6 +17,10 @@ const NOT_FOR_READS: ReadonlyArray<[RegExp, string]> = [
   [/@noble\/ciphers\/aes\.js$/, "noble's AES builds its 64 Ki-entry tables at import (about 20 ms)"],
   [/toml-eslint-parser/, "the config tools"],
   [/age-encryption/, "export and import"],
+  [
+    /node_modules\/postgres\/|src\/store\/postgres\//,
+    "the PostgreSQL store and its client, for a vault kept in PostgreSQL",
+  ],
   [/src\/backends\/(linux_secret_service|macos_keychain|windows_dpapi)\.ts$/, "a keychain backend not in use"],
 ];
 
