@@ -347,7 +347,10 @@ export class Vault {
     return this.#shared !== undefined ? "postgres" : this.#layout.objects.kind;
   }
 
-  /** The layout of the vault folder: `"scoped"`, or `"palyra"` (the layout of Palyra's daemon). */
+  /**
+   * The layout of the vault folder: `"scoped"`, or `"palyra"` (the layout of
+   * Palyra's daemon); `"postgres"` for a vault kept in PostgreSQL.
+   */
   get layout(): LayoutName | "postgres" {
     return this.#shared !== undefined ? "postgres" : this.#layout.name;
   }

@@ -15,8 +15,9 @@ import type { VaultScope } from "../scope.ts";
  *
  * @example
  * ```ts
- * import { type LayoutName, Vault } from "@palyra/vault";
- * const layout: LayoutName = (await Vault.open()).layout;
+ * import { type LayoutName, migrateVault } from "@palyra/vault";
+ * const to: LayoutName = "palyra";
+ * await migrateVault({ root: "/srv/palyra/vault", to });
  * ```
  */
 export type LayoutName = "scoped" | "palyra";
