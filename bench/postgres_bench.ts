@@ -176,8 +176,10 @@ async function scale(url: string): Promise<void> {
       );
       await Promise.all(children.map((c) => c.child.exitCode === null ? new Promise((r) => c.child.on("exit", r)) : 0));
       const puts = results.reduce((s, r) => s + Number(r.puts), 0);
+      // Over the longest writer's window: a put that outlasts the window counts, and so does its time.
       const seconds = Math.max(...results.map((r) => Number(r.ms))) / 1000;
-      emit({ op: "writers", writers: n, puts, seconds, putsPerSec: puts / seconds });
+      const perWriter = results.map((r) => Number(r.puts));
+      emit({ op: "writers", writers: n, puts, seconds, putsPerSec: puts / seconds, perWriter });
     } catch (e) {
       killAll();
       throw e;
@@ -211,26 +213,13 @@ async function writer(url: string, identityRoot: string, index: string, scope: s
 
 async function server(): Promise<void> {
   const pg = await postgresServer();
-  let stopped = false;
-  const stop = () => {
-    if (!stopped) pg.stop();
-    stopped = true;
-  };
-  // Stopped before the exit handlers remove its folder (pg_ctl needs the data folder to stop it).
-  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
-    process.on(signal, () => {
-      stop();
-      process.exit(130);
-    });
-  }
+  // The server's supervisor stops it when this process ends, however it ends.
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => process.exit(130));
   const databases: Record<string, string> = {};
   for (const name of ["deno", "bun", "node", "scale"]) databases[name] = await pg.database();
   console.log(JSON.stringify({ op: "server", databases }));
   process.stdin.on("data", () => {});
-  process.stdin.on("end", () => {
-    stop();
-    process.exit(0);
-  });
+  process.stdin.on("end", () => process.exit(0));
   process.stdin.resume();
 }
 
@@ -242,6 +231,8 @@ else if (mode === "writer" && rest.length === 5) {
   const [url, identityRoot, index, scope, windowMs] = rest as [string, string, string, string, string];
   await writer(url, identityRoot, index, scope, Number(windowMs));
 } else {
-  console.error("usage: postgres_bench.ts server | compare <url> | scale <url> | writer <url> <identity> <i> <scope> <ms>");
+  console.error(
+    "usage: postgres_bench.ts server | compare <url> | scale <url> | writer <url> <identity> <i> <scope> <ms>",
+  );
   process.exit(2);
 }

@@ -2,8 +2,12 @@
 // `npm run bench`: seeds vaults of 10 … 100 000 secrets once, then measures
 // put, get, list and delete on Deno, Bun and Node in turn. Prints ops/s and
 // each figure as a ratio to the 10-secret case of the same layout, plus put
-// against the durable-write floor measured in the same run.
-import { spawnSync } from "node:child_process";
+// against the durable-write floor measured in the same run; then CLI start-up,
+// the keychain backends and the PostgreSQL store.
+//
+//   node scripts/bench.mjs [deno|bun|node …]      everything (on those runtimes)
+//   node scripts/bench.mjs pg [deno|bun|node …]   the PostgreSQL store only
+import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { privateKeyring } from "../bench/keyring.mjs";
@@ -18,6 +22,13 @@ const runtimes = {
   node: ["node", "--import", "tsx", script],
 };
 const only = process.argv.slice(2).filter((a) => a in runtimes);
+const fmt = (x) => (x >= 100 ? x.toFixed(0) : x.toFixed(1)).padStart(8);
+const ratio = (x, base) => (`x${(x / base).toFixed(2)}`).padStart(7);
+
+if (process.argv.includes("pg")) {
+  await postgresBench(only.length ? only : Object.keys(runtimes));
+  process.exit(0);
+}
 
 rmSync(join(root, ".bench"), { recursive: true, force: true });
 mkdirSync(data, { recursive: true });
@@ -26,8 +37,6 @@ const seeded = spawnSync(runtimes.bun[0], [...runtimes.bun.slice(1), "seed", dat
 if (seeded.status !== 0) process.exit(1);
 console.log(`seeded in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
-const fmt = (x) => (x >= 100 ? x.toFixed(0) : x.toFixed(1)).padStart(8);
-const ratio = (x, base) => (`x${(x / base).toFixed(2)}`).padStart(7);
 for (const name of only.length ? only : Object.keys(runtimes)) {
   const [cmd, ...args] = runtimes[name];
   t0 = Date.now();
@@ -121,4 +130,82 @@ for (const name of only.length ? only : Object.keys(runtimes)) {
         `get/s ${fmt(x.get)} (x${(x.get / file.get).toFixed(2)})`,
     );
   }
+}
+
+await postgresBench(only.length ? only : Object.keys(runtimes));
+
+/**
+ * The PostgreSQL store: one private server (started by bench/postgres_bench.ts under Bun, stopped
+ * when its stdin closes, so also when this process dies), then put and get against the file store
+ * in the same process on each runtime, and (Bun only) 1, 2, 4 and 8 writer processes as one device.
+ */
+async function postgresBench(names) {
+  const script = join(root, "bench", "postgres_bench.ts");
+  const command = (name, ...args) => [...runtimes[name].slice(0, -1), script, ...args];
+  const t0 = Date.now();
+  console.log("\n## PostgreSQL store (ops/s; ratio = PostgreSQL / encrypted_file in the same process, 40-byte values)");
+  const [cmd, ...args] = command("bun", "server");
+  const server = spawn(cmd, args, { cwd: root, stdio: ["pipe", "pipe", "pipe"] });
+  let serverErr = "";
+  server.stderr.on("data", (c) => (serverErr += c));
+  const exited = new Promise((resolve) => server.on("exit", resolve));
+  const databases = await new Promise((resolve) => {
+    let out = "";
+    server.stdout.on("data", (c) => {
+      out += c;
+      const line = out.split("\n").slice(0, -1).find((l) => l.startsWith("{"));
+      if (line !== undefined) resolve(JSON.parse(line).databases);
+    });
+    exited.then(() => resolve(undefined));
+  });
+  if (databases === undefined) {
+    console.log(`PostgreSQL bench skipped: the server did not start (${serverErr.trim().split("\n").at(-1)})`);
+    return;
+  }
+  const lastLine = (r) => (r.error?.message ?? r.stderr.trim().split("\n").at(-1));
+  const jsonRows = (r) => r.stdout.trim().split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+  try {
+    console.log("runtime    pg put/s  file put/s    ratio    pg get/s  file get/s    ratio   (puts, gets per store)");
+    for (const name of names) {
+      const [c, ...a] = command(name, "compare", databases[name]);
+      const r = spawnSync(c, a, { cwd: root, encoding: "utf8", timeout: 120_000 });
+      if (r.status !== 0) {
+        console.log(`${name.padEnd(8)} failed (${lastLine(r)})`);
+        continue;
+      }
+      const rows = jsonRows(r);
+      const put = rows.find((x) => x.op === "put");
+      const get = rows.find((x) => x.op === "get");
+      console.log(
+        `${name.padEnd(8)} ${fmt(put.pg)}    ${fmt(put.file)} ${ratio(put.pg, put.file)}    ${fmt(get.pg)}    ${
+          fmt(get.file)
+        } ${ratio(get.pg, get.file)}   (${put.pgOps}/${put.fileOps}, ${get.pgOps}/${get.fileOps})`,
+      );
+    }
+    if (names.includes("bun")) {
+      const [c, ...a] = command("bun", "scale", databases.scale);
+      const r = spawnSync(c, a, { cwd: root, encoding: "utf8", timeout: 180_000 });
+      if (r.status !== 0) {
+        console.log(`bun writer scaling failed (${lastLine(r)})`);
+      } else {
+        const rows = jsonRows(r).filter((x) => x.op === "writers");
+        const one = rows.find((x) => x.writers === 1);
+        console.log("bun: writer processes on one database, one device, distinct keys in one scope, ~4 s window");
+        console.log("writers     put/s  ratio to 1 writer    puts   per writer (min-max)");
+        for (const x of rows) {
+          console.log(
+            `${String(x.writers).padStart(7)}  ${fmt(x.putsPerSec)}  ${
+              ratio(x.putsPerSec, one.putsPerSec).padStart(17)
+            }  ${String(x.puts).padStart(6)}   ${Math.min(...x.perWriter)}-${Math.max(...x.perWriter)}`,
+          );
+        }
+      }
+    }
+  } finally {
+    server.stdin.end();
+    const timer = setTimeout(() => server.kill("SIGTERM"), 30_000);
+    await exited;
+    clearTimeout(timer);
+  }
+  console.log(`PostgreSQL part: ${((Date.now() - t0) / 1000).toFixed(0)} s`);
 }

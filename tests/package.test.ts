@@ -38,6 +38,7 @@ describe("package", () => {
       "@noble/hashes",
       "@peculiar/x509",
       "age-encryption", // export and import (the age format), by age's author, on the same @noble packages
+      "postgres", // the PostgreSQL store's client (porsager), no dependencies of its own, loaded only for that store
       "reflect-metadata",
       "toml-eslint-parser",
     ]);
@@ -61,6 +62,7 @@ describe("package", () => {
         "importVault",
         "rekeyVault",
         "checkVault",
+        "deviceRecipient",
       ]
     ) {
       assert.equal(typeof (api as Record<string, unknown>)[name], "function", name);

@@ -1,16 +1,16 @@
 /**
  * A real PostgreSQL server for tests: `initdb` in a temporary folder, started
- * with `pg_ctl` on a Unix socket in that folder (no TCP port), and stopped
+ * with `postgres` on a Unix socket in that folder (no TCP port), and stopped
  * when the test process exits. `.ci/run` installs Debian's `postgresql`,
  * whose programs live in /usr/lib/postgresql/<version>/bin. As root, the
  * server runs as the `postgres` user: PostgreSQL refuses to run as root.
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync } from "node:fs";
-import { join } from "node:path";
+import { spawn, spawnSync } from "node:child_process";
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, realpathSync } from "node:fs";
+import { dirname, join } from "node:path";
 import process from "node:process";
-import { run, tempDir } from "./helpers.ts";
+import { ROOT, run, tempDir } from "./helpers.ts";
 
 /** A running server. */
 export interface PgServer {
@@ -25,15 +25,16 @@ export interface PgServer {
   database(): Promise<string>;
   /** `pg_dump` of a database, as SQL text. */
   dump(database: string): Promise<string>;
-  /** Stops the server at once (`-m immediate`), as a crash would. */
-  stop(): void;
+  /** Stops the server at once (SIGQUIT: an immediate shutdown), as a crash would. */
+  stop(): Promise<void>;
   /** Starts it again on the same folder, socket and port. */
   start(): Promise<void>;
 }
 
 function binDir(): string {
+  // Through links: the folder must hold the server's other programs too (postgres, pg_isready).
   const onPath = spawnSync("sh", ["-c", "command -v initdb"], { encoding: "utf8" }).stdout.trim();
-  if (onPath !== "") return onPath.slice(0, -"/initdb".length);
+  if (onPath !== "") return dirname(realpathSync(onPath));
   const base = "/usr/lib/postgresql";
   const versions = existsSync(base) ? readdirSync(base).sort((a, b) => Number(b) - Number(a)) : [];
   for (const v of versions) if (existsSync(join(base, v, "bin/initdb"))) return join(base, v, "bin");
@@ -81,30 +82,42 @@ async function startServer(): Promise<PgServer> {
   );
   assert.equal(init.code, 0, `initdb failed: ${init.stderr}`);
   const port = 20_000 + Math.floor(Math.random() * 40_000);
-  const log = join(data, "server.log");
-  const ctl = (...args: string[]) => asServerUser([join(bin, "pg_ctl"), "-D", data, ...args]);
+  // A supervisor holds the server: it stops it when this process's end closes its stdin, even when
+  // exit handlers do not run (a test process killed, or a runtime that skips them).
+  const session = spawn("sh", [join(ROOT, "tests/workers/postgres_session.sh"), bin, data, socketDir, String(port)], {
+    stdio: ["pipe", "pipe", "inherit"],
+  });
+  let out = "";
+  let waiting: { word: string; resolve: () => void; reject: (e: Error) => void } | undefined;
+  session.stdout.on("data", (c: Uint8Array) => {
+    out += new TextDecoder().decode(c);
+    if (waiting !== undefined && out.includes(`${waiting.word}\n`)) {
+      out = out.slice(out.indexOf(`${waiting.word}\n`) + waiting.word.length + 1);
+      const w = waiting;
+      waiting = undefined;
+      w.resolve();
+    }
+  });
+  session.on("exit", (code) => waiting?.reject(new Error(`the test PostgreSQL server exited (${code})`)));
+  // Neither the supervisor nor its pipes may keep this process alive, except while it is being waited for.
+  const handles = [session, session.stdin, session.stdout] as unknown as { ref?: () => void; unref?: () => void }[];
+  const answer = async (word: string) => {
+    for (const h of handles) h.ref?.();
+    try {
+      await new Promise<void>((resolve, reject) => (waiting = { word, resolve, reject }));
+    } finally {
+      for (const h of handles) h.unref?.();
+    }
+  };
+  await answer("ready");
   const start = async () => {
-    const r = await run(
-      ctl(
-        "-l",
-        log,
-        "-w",
-        "-t",
-        "120",
-        "-o",
-        `-k ${socketDir} -p ${port} -c listen_addresses='' -c fsync=on -c max_connections=200`,
-        "start",
-      ),
-      { timeoutMs: 150_000 },
-    );
-    assert.equal(r.code, 0, `pg_ctl start failed: ${r.stderr}`);
+    session.stdin.write("start\n");
+    await answer("ready");
   };
-  const stop = () => {
-    const [cmd, ...args] = ctl("-m", "immediate", "-w", "stop");
-    spawnSync(cmd!, args, { stdio: "ignore" });
+  const stop = async () => {
+    session.stdin.write("stop\n");
+    await answer("stopped");
   };
-  await start();
-  process.on("exit", stop);
   const psql = async (sql: string, database = "postgres") => {
     const r = await run([
       "psql",

@@ -367,7 +367,7 @@ describe("postgres store: connections lost", () => {
   test("a server restart: reads during the outage fail typed, then work again without reopening", async () => {
     const { pg, a } = await twoDevices();
     await a.putSecret("global", "k", "v");
-    pg.stop();
+    await pg.stop();
     try {
       await rejectsWith(() => a.getSecret("global", "k"), "backend_unavailable", /connection/);
       await rejectsWith(() => a.putSecret("global", "k", "w"), "backend_unavailable");

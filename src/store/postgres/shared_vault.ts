@@ -362,12 +362,17 @@ export class SharedVault {
       let written: { version: number; envelope: Uint8Array } | undefined;
       try {
         return await transaction(this.#sql, async (tx) => {
-          const [meta] = await tx`SELECT current_epoch, pg_backend_pid() AS pid FROM vault_meta WHERE id = 1 FOR SHARE`;
-          pid = Number(meta!.pid);
-          const epoch = Number(meta!.current_epoch);
+          await this.#holdEpoch(tx);
+          // The epoch (read after the lock, in a statement of its own) and the live row, locked.
+          const [now] = await tx`SELECT m.current_epoch, pg_backend_pid() AS pid, s.version, s.envelope,
+              s.epoch, s.created_at, s.deleted_at
+            FROM vault_meta m LEFT JOIN LATERAL (SELECT version, envelope, epoch, created_at, deleted_at
+              FROM vault_secrets WHERE scope = ${s} AND key = ${k} ORDER BY version DESC LIMIT 1 FOR UPDATE) s ON true
+            WHERE m.id = 1`;
+          pid = Number(now!.pid);
+          const epoch = Number(now!.current_epoch);
           const sealer = await this.#epochKey(action, epoch, tx);
-          const [last] = await tx`SELECT version, envelope, epoch, created_at, deleted_at FROM vault_secrets
-            WHERE scope = ${s} AND key = ${k} ORDER BY version DESC LIMIT 1 FOR UPDATE`;
+          const last = now!.version === null ? undefined : now!;
           const live = last !== undefined && last.deleted_at === null ? last : undefined;
           const liveVersion = live === undefined ? 0 : Number(live.version);
           if (ifVersion !== undefined && ifVersion !== liveVersion) {
@@ -508,6 +513,17 @@ export class SharedVault {
     };
   }
 
+  /**
+   * Holds the epoch for the rest of a write's transaction: the advisory lock
+   * `SCHEMA_LOCK`, shared. A removal takes it exclusively, so it waits for
+   * writes that seal under the old vault key, and writes after it read the new
+   * epoch. (A row lock `FOR SHARE` on `vault_meta` did the same, but turned every
+   * concurrent write into a multixact on one row.)
+   */
+  async #holdEpoch(tx: Tx): Promise<void> {
+    await tx`SELECT pg_advisory_xact_lock_shared(${SCHEMA_LOCK})`;
+  }
+
   async #notify(tx: Tx, change: VaultChange): Promise<void> {
     await tx`SELECT pg_notify(${CHANNEL}, ${JSON.stringify(change)})`;
   }
@@ -616,7 +632,8 @@ export class SharedVault {
     }
     try {
       return await transaction(this.#sql, async (tx) => {
-        const [meta] = await tx`SELECT current_epoch FROM vault_meta WHERE id = 1 FOR SHARE`;
+        await this.#holdEpoch(tx);
+        const [meta] = await tx`SELECT current_epoch FROM vault_meta WHERE id = 1`;
         const epoch = Number(meta!.current_epoch);
         const current = await this.#epochKey(action, epoch, tx);
         const [last] = await tx`SELECT version, created_at, deleted_at FROM vault_secrets
@@ -724,7 +741,7 @@ export class SharedVault {
         await this.#loadKeys(tx);
         if (!this.#keys.has(this.#currentEpoch)) throw this.#notMember(action);
         if (device.revoked_at !== null) return; // removed before: only the rewrap below may be left
-        // Blocks until every write holding the epoch (FOR SHARE) has committed; later writes see the new one.
+        // The lock above waited for every write holding the epoch (#holdEpoch); later writes see the new one.
         const [meta] = await tx`SELECT current_epoch FROM vault_meta WHERE id = 1 FOR UPDATE`;
         const epoch = Number(meta!.current_epoch) + 1;
         const members = await tx`SELECT device_id, recipient FROM vault_devices
