@@ -845,10 +845,11 @@ export class Vault {
   async listSecrets(scope?: VaultScope | string): Promise<SecretMetadata[]> {
     this.#check();
     const wanted = scope === undefined ? undefined : formatScope(toScope(scope));
-    if (this.#shared !== undefined) return await this.#shared.list(wanted);
-    if (!this.#exists) throw this.#absent("list secrets");
+    if (this.#shared === undefined && !this.#exists) throw this.#absent("list secrets");
     // Each entry is read straight into its SecretMetadata: copying 100 000 entries cost Node a third of the list.
-    const out = await this.#layout.list(metadataOf, wanted);
+    const out = this.#shared !== undefined
+      ? await this.#shared.list(wanted)
+      : await this.#layout.list(metadataOf, wanted);
     const before = (a: SecretMetadata, b: SecretMetadata) =>
       a.scope < b.scope ? -1 : a.scope > b.scope ? 1 : a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
     // A large scope usually comes sorted from its index; checking costs less than sorting.

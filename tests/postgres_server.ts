@@ -99,14 +99,14 @@ async function startServer(): Promise<PgServer> {
     }
   });
   session.on("exit", (code) => waiting?.reject(new Error(`the test PostgreSQL server exited (${code})`)));
-  // Neither the supervisor nor its pipes may keep this process alive, except while it is being waited for.
-  const handles = [session, session.stdin, session.stdout] as unknown as { ref?: () => void; unref?: () => void }[];
+  // Neither the supervisor nor its pipes may keep this process alive; while it is being waited for, a timer does.
+  for (const h of [session, session.stdin, session.stdout] as unknown as { unref?: () => void }[]) h.unref?.();
   const answer = async (word: string) => {
-    for (const h of handles) h.ref?.();
+    const keep = setInterval(() => {}, 1000);
     try {
       await new Promise<void>((resolve, reject) => (waiting = { word, resolve, reject }));
     } finally {
-      for (const h of handles) h.unref?.();
+      clearInterval(keep);
     }
   };
   await answer("ready");

@@ -155,6 +155,26 @@ describe("postgres store: versions and check-and-set", () => {
     await rejectsWith(() => a.putSecret("ws:race", "k", "stale", { ifVersion: 1 }), "conflict", /expected version 1/);
   });
 
+  test("list is in code-point order whatever the database's collation (here ICU en-US)", async () => {
+    const pg = await postgresServer();
+    const name = `vault_icu_${process.pid}`;
+    await pg.psql(`CREATE DATABASE ${name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'`);
+    // The collation really differs: ICU puts punctuation before digits ("a_b" before "a0"); code points do not.
+    assert.equal(
+      await pg.psql(`SELECT string_agg(k, ',' ORDER BY k) FROM (VALUES ('a0'), ('a_b')) v(k)`, name),
+      "a_b,a0",
+    );
+    const vault = await openOn(pg.url(name), join(tempDir("pg-icu"), "id"));
+    for (const k of ["ab", "a-c", "a.d", "a_b", "a0"]) await vault.putSecret("ws:x-y", k, "v");
+    await vault.putSecret("ws:xy", "k", "v");
+    const keys = ["a-c", "a.d", "a0", "a_b", "ab"];
+    assert.deepEqual((await vault.listSecrets("ws:x-y")).map((m) => m.key), keys);
+    assert.deepEqual((await vault.listSecrets()).map((m) => `${m.scope}/${m.key}`), [
+      ...keys.map((k) => `ws:x-y/${k}`),
+      "ws:xy/k",
+    ]);
+  });
+
   test("a file vault refuses what only the PostgreSQL store does, with a typed error", async () => {
     const dir = tempDir("pg-file");
     const vault = await Vault.open({ root: join(dir, "v"), identityRoot: join(dir, "id") });
@@ -256,6 +276,25 @@ describe("postgres store: devices", () => {
     assert.equal(Number((await sql`SELECT count(*) AS n FROM vault_keys WHERE epoch = 1`)[0]!.n), 0);
   });
 
+  test("a removal whose commit fails leaves no key cached for the epoch that never was", async () => {
+    const { url, dir, a, b, sql } = await twoDevices();
+    const c = await openOn(url, join(dir, "c"));
+    await a.addDevice(b.device!.recipient);
+    await a.addDevice(c.device!.recipient);
+    // A deferred constraint trigger makes the removal's COMMIT itself fail, after everything in it ran.
+    await sql.unsafe(`CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'refused at commit'; END $$`);
+    await sql.unsafe(`CREATE CONSTRAINT TRIGGER refuse_epoch AFTER UPDATE ON vault_meta
+      DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse()`);
+    await rejectsWith(() => a.removeDevice(c.device!.id), "io", /refused at commit/);
+    await sql.unsafe("DROP TRIGGER refuse_epoch ON vault_meta");
+    // Epoch 2 is made by b, with a key of its own; a must seal under that one, not one it made for nothing.
+    await b.removeDevice(c.device!.id);
+    await a.putSecret("global", "after", "from a");
+    using v = await b.getSecret("global", "after");
+    assert.equal(v.text(), "from a");
+  });
+
   test("a dump holds no plaintext, no data key and no vault key in the clear", async () => {
     const { pg, url, dir, a, sql } = await twoDevices();
     const values = ["sk-live-4f9a8b7c6d5e", "ghp_0123456789abcdefghij", "correct horse battery staple"];
@@ -309,11 +348,14 @@ describe("postgres store: devices", () => {
     await new Promise((r) => setTimeout(r, 300));
     await a.putSecret("global", "watched", "x");
     await a.deleteSecret("global", "watched");
-    await Promise.race([
-      got,
-      new Promise((_, reject) => setTimeout(() => reject(new Error(`saw only ${seen}`)), 20_000)),
-    ]);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`saw only ${seen}`)), 20_000)));
+    await Promise.race([got, late]).finally(() => clearTimeout(timer));
     assert.deepEqual(seen, ["put global/watched 1", "delete global/watched 1"]);
+    // Closed here, not at the end of the file: a watcher left open across the restart test below kept one
+    // connection open after close() on Node (a leak not yet understood).
+    a.close();
+    b.close();
   });
 });
 

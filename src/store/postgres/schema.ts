@@ -34,8 +34,8 @@ export const SCHEMA_V1: readonly string[] = [
     PRIMARY KEY (epoch, device_id)
   )`,
   `CREATE TABLE IF NOT EXISTS vault_secrets (
-    scope text NOT NULL,
-    key text NOT NULL,
+    scope text COLLATE "C" NOT NULL,
+    key text COLLATE "C" NOT NULL,
     version bigint NOT NULL CHECK (version > 0),
     envelope bytea NOT NULL,
     epoch integer NOT NULL,

@@ -142,10 +142,21 @@ export class SharedVault {
   #keys = new Map<number, EpochKey>();
   #currentEpoch = 0;
   #closed = false;
+  /** The connection `watch` listens on, and who is told of each change. */
+  #listening: Sql | undefined;
+  readonly #watchers = new Set<(change: VaultChange) => void>();
+  readonly #clientOptions: postgres.Options<Record<string, never>>;
 
-  private constructor(root: string, sql: Sql, device: DeviceKey, options: SharedVaultOptions) {
+  private constructor(
+    root: string,
+    sql: Sql,
+    clientOptions: postgres.Options<Record<string, never>>,
+    device: DeviceKey,
+    options: SharedVaultOptions,
+  ) {
     this.root = root;
     this.#sql = sql;
+    this.#clientOptions = clientOptions;
     this.#device = device;
     this.#options = options;
     this.#keep = options.keepVersions ?? 10;
@@ -211,7 +222,7 @@ export class SharedVault {
     const password = settings.password ?? "";
     clientOptions.pass = () => password;
     const sql = postgres(clientOptions);
-    const vault = new SharedVault(root, sql, device, options);
+    const vault = new SharedVault(root, sql, clientOptions, device, options);
     try {
       await vault.#retrying(`open PostgreSQL store "${root}"`, () => vault.#prepare());
     } catch (e) {
@@ -729,6 +740,7 @@ export class SharedVault {
         hint: "remove a device from another member, so that the new vault key reaches every remaining device",
       });
     }
+    let made: { epoch: number; key: Uint8Array } | undefined;
     try {
       await transaction(this.#sql, async (tx) => {
         await tx`SELECT pg_advisory_xact_lock(${SCHEMA_LOCK})`;
@@ -747,6 +759,7 @@ export class SharedVault {
         const members = await tx`SELECT device_id, recipient FROM vault_devices
           WHERE revoked_at IS NULL AND device_id <> ${id}`;
         const vaultKey = crypto.getRandomValues(new Uint8Array(KEY_BYTES));
+        made = { epoch, key: vaultKey };
         for (const m of members) {
           const wrapped = await wrapVaultKey(vaultKey, String(m.recipient));
           await tx`INSERT INTO vault_keys (epoch, device_id, wrapped_key)
@@ -756,9 +769,17 @@ export class SharedVault {
         await tx`DELETE FROM vault_keys WHERE device_id = ${id}`;
         await tx`UPDATE vault_meta SET current_epoch = ${epoch} WHERE id = 1`;
         await this.#notify(tx, { op: "epoch" });
-        this.#keys.set(epoch, { key: vaultKey, cipher: new EnvelopeCipher(vaultKey, this.#options.kekEngine) });
-        this.#currentEpoch = epoch;
       });
+    } catch (e) {
+      made?.key.fill(0);
+      throw storeError(action, e);
+    }
+    // Only once the epoch is committed: a key cached for an epoch that never was could seal for nobody.
+    if (made !== undefined) {
+      this.#keys.set(made.epoch, { key: made.key, cipher: new EnvelopeCipher(made.key, this.#options.kekEngine) });
+      this.#currentEpoch = made.epoch;
+    }
+    try {
       return await this.#rewrap(action, onProgress);
     } catch (e) {
       throw storeError(action, e);
@@ -810,23 +831,65 @@ export class SharedVault {
 
   /**
    * Calls `listener` for every change another process (or this one) commits,
-   * until the returned function is called.
+   * until the returned function is called. The first watch opens a connection
+   * of its own that listens on `palyra_vault`, and listens again after it is
+   * lost (a server restart), until the vault is closed.
    */
   async watch(listener: (change: VaultChange) => void): Promise<() => Promise<void>> {
     this.#check();
-    const sub = await this.#sql.listen(CHANNEL, (payload) => {
-      let change: VaultChange;
+    // Not the client's own listen(): it listens again whenever its connection closes, also when that is
+    // the end of the client, and a listener it re-made after a restart can no longer be removed, so a
+    // process that watched across a server restart never exited.
+    if (this.#listening === undefined) {
+      // `onnotify` is a setting the client reads but does not declare in its types.
+      const listenOptions: postgres.Options<Record<string, never>> & Record<string, unknown> = {
+        ...this.#clientOptions,
+        max: 1,
+        // Never closed for being idle or old: a watch may wait a long time for its first change.
+        idle_timeout: 0,
+        max_lifetime: null,
+        onnotify: (channel: string, payload: string) => {
+          if (channel !== CHANNEL) return;
+          let change: VaultChange;
+          try {
+            change = JSON.parse(payload) as VaultChange;
+          } catch {
+            return;
+          }
+          if (change.op === "epoch") this.#currentEpoch = 0;
+          for (const l of this.#watchers) l(change);
+        },
+        onclose: () => {
+          if (!this.#closed) void relisten();
+        },
+      };
+      const sql = postgres(listenOptions);
+      const relisten = async (): Promise<void> => {
+        for (let attempt = 1; !this.#closed; attempt++) {
+          try {
+            await sql.unsafe(`LISTEN ${CHANNEL}`);
+            return;
+          } catch (e) {
+            if (!isConnectionLoss(e)) return;
+            await new Promise((r) => setTimeout(r, Math.min(100 * attempt, 2000)));
+          }
+        }
+      };
+      this.#listening = sql;
       try {
-        change = JSON.parse(payload) as VaultChange;
-      } catch {
-        return;
+        await sql.unsafe(`LISTEN ${CHANNEL}`);
+      } catch (e) {
+        this.#listening = undefined;
+        await sql.end({ timeout: 0 }).catch(() => {});
+        throw storeError("watch vault", e);
       }
-      if (change.op === "epoch") this.#currentEpoch = 0;
-      listener(change);
-    }).catch((e) => {
-      throw storeError("watch vault", e);
-    });
-    return () => sub.unlisten();
+    }
+    const mine = (change: VaultChange) => listener(change);
+    this.#watchers.add(mine);
+    return () => {
+      this.#watchers.delete(mine);
+      return Promise.resolve();
+    };
   }
 
   /** Wipes the vault keys and closes the connections. */
@@ -835,6 +898,10 @@ export class SharedVault {
     this.#closed = true;
     for (const held of this.#keys.values()) held.key.fill(0);
     this.#keys.clear();
-    await this.#sql.end({ timeout: 1 }).catch(() => {});
+    this.#watchers.clear();
+    await Promise.all([
+      this.#sql.end({ timeout: 1 }).catch(() => {}),
+      this.#listening?.end({ timeout: 0 }).catch(() => {}),
+    ]);
   }
 }
