@@ -1046,6 +1046,21 @@ function lazyDpapiProtection(run: CommandRunner): StoreKeyProtection {
   };
 }
 
+/** What a vault takes from its host (the given parts, else the runtime's), and its identity store's access. */
+function hostParts(
+  given: VaultHost,
+): { fs: FileSystem; run: CommandRunner; platform: string; identityHost: IdentityHost } {
+  const fs = given.fs ?? defaultFileSystem;
+  const run = given.run ?? runCommand;
+  const platform = given.platform ?? osPlatform();
+  return {
+    fs,
+    run,
+    platform,
+    identityHost: { fs, keyProtection: platform === "win32" ? lazyDpapiProtection(run) : undefined },
+  };
+}
+
 /**
  * This device's id and age recipient for a PostgreSQL store, read from its
  * identity folder (the age identity is created there when missing). No store
@@ -1061,38 +1076,21 @@ function lazyDpapiProtection(run: CommandRunner): StoreKeyProtection {
 export async function deviceRecipient(
   options: { identityRoot?: string; host?: VaultHost } = {},
 ): Promise<{ id: string; recipient: string }> {
-  const fs = options.host?.fs ?? defaultFileSystem;
   const identityDir = options.identityRoot ?? defaultIdentityDir();
   if (identityDir === undefined) {
     throw new VaultError("identity", "read device recipient failed: no identity folder is known", {
       hint: "pass `identityRoot`, or set PALYRA_IDENTITY_DIR",
     });
   }
-  const platform = options.host?.platform ?? osPlatform();
-  const run = options.host?.run ?? runCommand;
   const { loadDeviceKey } = await import("./store/postgres/device_keys.ts");
-  const key = await loadDeviceKey(
-    { fs, keyProtection: platform === "win32" ? lazyDpapiProtection(run) : undefined },
-    identityDir,
-  );
+  const key = await loadDeviceKey(hostParts(options.host ?? {}).identityHost, identityDir);
   return { id: key.id, recipient: key.recipient };
 }
 
 /** Opens a vault kept in PostgreSQL (`VaultOptions.store`). */
-async function openShared(
-  store: string,
-  options: VaultOptions,
-  fs: FileSystem,
-  settings: Settings,
-  given: VaultHost,
-): Promise<Vault> {
-  if (!/^postgres(ql)?:\/\//i.test(store)) {
-    throw new VaultError(
-      "invalid_config",
-      `open vault failed: the store ${JSON.stringify(store.replace(/:[^@/]*@/, ":***@"))} is not a postgres:// URL`,
-      { hint: "give a PostgreSQL connection URL, or omit the store to use a vault folder (root)" },
-    );
-  }
+async function openShared(store: string, options: VaultOptions, settings: Settings): Promise<Vault> {
+  // The URL first: a bad one is told as such before anything else is looked at or created.
+  (await import("./store/postgres/connection.ts")).parseConnectionUrl(store);
   for (const name of ["root", "kek", "backend", "layout"] as const) {
     if (options[name] !== undefined) {
       throw new TypeError(`open vault failed: the ${name} option is for a vault folder, not a PostgreSQL store`);
@@ -1104,12 +1102,7 @@ async function openShared(
       hint: "pass `identityRoot`, or set PALYRA_IDENTITY_DIR",
     });
   }
-  const run = given.run ?? runCommand;
-  const platform = given.platform ?? osPlatform();
-  const identityHost: IdentityHost = {
-    fs,
-    keyProtection: platform === "win32" ? lazyDpapiProtection(run) : undefined,
-  };
+  const { fs, run, platform, identityHost } = hostParts(options.host ?? {});
   const { SharedVault } = await import("./store/postgres/shared_vault.ts");
   const shared = await SharedVault.open({
     url: store,
@@ -1133,8 +1126,6 @@ async function openShared(
 
 /** Opens a vault: `Vault.open`. */
 async function openVault(options: VaultOptions): Promise<Vault> {
-  const given: VaultHost = options.host ?? {};
-  const fs = given.fs ?? defaultFileSystem;
   const settings: Settings = {
     maxSecretBytes: positive("maxSecretBytes", options.maxSecretBytes, DEFAULT_MAX_SECRET_BYTES),
     lockTimeoutMs: positive("lockTimeoutMs", options.lockTimeoutMs, DEFAULT_LOCK_TIMEOUT_MS),
@@ -1145,7 +1136,7 @@ async function openVault(options: VaultOptions): Promise<Vault> {
   const folderChosen = options.root !== undefined || options.kek !== undefined || options.backend !== undefined ||
     options.layout !== undefined;
   const store = options.store ?? (folderChosen ? undefined : envVar("PALYRA_VAULT_STORE"));
-  if (store !== undefined && store !== "") return await openShared(store, options, fs, settings, given);
+  if (store !== undefined && store !== "") return await openShared(store, options, settings);
   const custom = typeof options.backend === "object" && options.backend !== null ? options.backend : undefined;
   if (custom !== undefined && options.root === undefined) {
     // Its indexes would otherwise land in the default vault folder, beside the user's real secrets.
@@ -1172,12 +1163,7 @@ async function openVault(options: VaultOptions): Promise<Vault> {
     // garbage collector does not move it.
     kek = pinnedCopy(options.kek);
   }
-  const run = given.run ?? runCommand;
-  const platform = given.platform ?? osPlatform();
-  const identityHost: IdentityHost = {
-    fs,
-    keyProtection: platform === "win32" ? lazyDpapiProtection(run) : undefined,
-  };
+  const { fs, run, platform, identityHost } = hostParts(options.host ?? {});
   const layoutOption = options.layout;
   if (layoutOption !== undefined && layoutOption !== "scoped" && layoutOption !== "palyra") {
     throw new TypeError(`open vault failed: layout must be "scoped" or "palyra", got ${JSON.stringify(layoutOption)}`);

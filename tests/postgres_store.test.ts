@@ -155,6 +155,59 @@ describe("postgres store: versions and check-and-set", () => {
     await rejectsWith(() => a.putSecret("ws:race", "k", "stale", { ifVersion: 1 }), "conflict", /expected version 1/);
   });
 
+  test("plain puts racing on one key all land: 16 at once from two devices, versions 1..n each once", async () => {
+    // Found by the 6-process test failing once in CI: a writer waiting on the live row's lock read that row again
+    // after the other committed (READ COMMITTED re-checks the locked row, it does not look for a newer one), chose
+    // the same next version, and gave up after a few unique-key collisions.
+    const { a, b } = await twoDevices({ keepVersions: 1000 });
+    await a.addDevice(b.device!.recipient, { label: "b" });
+    const versions: number[] = [];
+    for (let round = 0; round < 6; round++) {
+      const results = await Promise.allSettled(
+        Array.from({ length: 16 }, (_, i) => (i % 2 === 0 ? a : b).putSecret("ws:race", "hot", `r${round}-${i}`)),
+      );
+      for (const r of results) {
+        if (r.status === "rejected") assert.fail(`round ${round}: a plain put failed: ${r.reason}`);
+        versions.push(r.value.version!);
+      }
+    }
+    versions.sort((x, y) => x - y);
+    assert.deepEqual(versions, versions.map((_, i) => i + 1));
+  });
+
+  test("a delete racing puts marks the version live when it commits (announced in commit order)", async () => {
+    // The same stale re-read let a delete that waited on a put mark the version that put had just replaced,
+    // and report success while the put's value stayed live.
+    const { a, b, sql } = await twoDevices({ keepVersions: 1000 });
+    await a.addDevice(b.device!.recipient, { label: "b" });
+    const changes: { op: string; version: number }[] = [];
+    const listening = await sql.listen("palyra_vault", (payload) => changes.push(JSON.parse(payload)));
+    await a.putSecret("ws:race", "del", "start");
+    for (let round = 0; round < 12; round++) {
+      await Promise.all([
+        a.putSecret("ws:race", "del", `a${round}`),
+        b.deleteSecret("ws:race", "del"),
+        a.putSecret("ws:race", "del", `c${round}`),
+        b.deleteSecret("ws:race", "del"),
+      ]);
+    }
+    const last = await a.putSecret("ws:race", "del", "end");
+    for (let i = 0; i < 200 && changes.at(-1)?.version !== last.version; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    await listening.unlisten();
+    // Replayed in commit order: each delete names the version that was live at that point.
+    let live: number | undefined;
+    for (const [i, c] of changes.entries()) {
+      if (c.op === "put") live = c.version;
+      else {
+        assert.equal(c.version, live, `change ${i}: a delete of version ${c.version} while ${live} was live`);
+        live = undefined;
+      }
+    }
+    assert.equal(changes.at(-1)?.version, last.version);
+  });
+
   test("list is in code-point order whatever the database's collation (here ICU en-US)", async () => {
     const pg = await postgresServer();
     const name = `vault_icu_${process.pid}`;

@@ -4,9 +4,11 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { isPostgresUrl, parseConnectionUrl, redactUrl } from "../src/store/postgres/connection.ts";
+import { parseConnectionUrl, redactUrl } from "../src/store/postgres/connection.ts";
 import { VaultError } from "../src/errors.ts";
-import { run } from "./helpers.ts";
+import { Vault } from "../src/vault.ts";
+import { defaultFileSystem } from "../src/platform/fs.ts";
+import { rejectsWith, run, tempDir } from "./helpers.ts";
 import { postgresServer } from "./postgres_server.ts";
 
 const none = () => undefined;
@@ -89,7 +91,15 @@ test("a bad URL is invalid_config and its message never shows the password", () 
   }
   assert.equal(redactUrl("postgres://u:hunter2@h/d"), "postgres://u:***@h/d");
   assert.equal(redactUrl("postgres://h/d?user=u&password=hunter2"), "postgres://h/d?user=u&password=***");
-  assert.ok(isPostgresUrl("postgresql://x") && isPostgresUrl("POSTGRES://x") && !isPostgresUrl("mysql://x"));
+});
+
+test("Vault.open with a store that is not a postgres:// URL: invalid_config, no password shown, nothing created", async () => {
+  const identityRoot = `${tempDir("pg-bad-url")}/identity`;
+  for (const store of ["mysql://u:hunter2@h/d", "postgres:/u:hunter2@h/d", "POSTGRESQL://u:hunter2@h:0/d"]) {
+    const e = await rejectsWith(() => Vault.open({ store, identityRoot }), "invalid_config");
+    assert.ok(!e.message.includes("hunter2"), e.message);
+  }
+  assert.equal(await defaultFileSystem.lstat(identityRoot), undefined);
 });
 
 test("psql and the store read the same socket URL to the same server", async () => {

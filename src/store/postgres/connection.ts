@@ -40,14 +40,10 @@ function badStore(why: string): VaultError {
   });
 }
 
-/** Whether `store` names a PostgreSQL store (`postgres://…` or `postgresql://…`). */
-export function isPostgresUrl(store: string): boolean {
-  return /^postgres(ql)?:\/\//i.test(store);
-}
-
 /** `url` with its password replaced by `***`: what messages and `Vault.root` show. */
 export function redactUrl(url: string): string {
-  return url.replace(/^(postgres(?:ql)?:\/\/[^:@/?#]*):[^@/?#]*@/i, "$1:***@")
+  // Any scheme, and one slash or none: a mistyped URL is shown in an error message too.
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/*[^:@/?#]*):[^@/?#]*@/i, "$1:***@")
     .replace(/([?&]password=)[^&#]*/i, "$1***");
 }
 

@@ -126,6 +126,13 @@ const READ_ATTEMPTS = 3;
 /** A write that lost its connection is tried again only after checking that it did not land. */
 const WRITE_ATTEMPTS = 3;
 
+/** How a put may replace what is there. */
+type PutChoices = { overwrite?: boolean; ifVersion?: number };
+/** Times a put keeps instead of now (an import keeps the exported ones). */
+type PutTimes = { createdAtUnixMs: number; updatedAtUnixMs: number };
+/** What one attempt of a put sent: its backend's pid and, once sealed, the row it inserts. */
+type SentWrite = { pid?: number; written?: { version: number; envelope: Uint8Array } };
+
 const hexArg = (bytes: Uint8Array): string => toHex(bytes);
 const ms = (d: unknown): number => (d instanceof Date ? d.getTime() : new Date(String(d)).getTime());
 const place = (s: string, k: string) => `"${k}" in scope ${JSON.stringify(s)}`;
@@ -358,8 +365,8 @@ export class SharedVault {
     s: string,
     k: string,
     bytes: Uint8Array,
-    options: { overwrite?: boolean; ifVersion?: number },
-    times?: { createdAtUnixMs: number; updatedAtUnixMs: number },
+    options: PutChoices,
+    times?: PutTimes,
   ): Promise<SharedMetadata & { replaced: boolean }> {
     this.#check();
     const action = `put secret ${place(s, k)}`;
@@ -369,97 +376,114 @@ export class SharedVault {
       throw new RangeError(`${action} failed: ifVersion must be a whole number ≥ 0, not ${ifVersion}`);
     }
     for (let attempt = 1;; attempt++) {
-      let pid: number | undefined;
-      let written: { version: number; envelope: Uint8Array } | undefined;
+      const sent: SentWrite = {};
       try {
-        return await transaction(this.#sql, async (tx) => {
-          await this.#holdEpoch(tx);
-          // The epoch (read after the lock, in a statement of its own) and the live row, locked.
-          const [now] = await tx`SELECT m.current_epoch, pg_backend_pid() AS pid, s.version, s.envelope,
-              s.epoch, s.created_at, s.deleted_at
-            FROM vault_meta m LEFT JOIN LATERAL (SELECT version, envelope, epoch, created_at, deleted_at
-              FROM vault_secrets WHERE scope = ${s} AND key = ${k} ORDER BY version DESC LIMIT 1 FOR UPDATE) s ON true
-            WHERE m.id = 1`;
-          pid = Number(now!.pid);
-          const epoch = Number(now!.current_epoch);
-          const sealer = await this.#epochKey(action, epoch, tx);
-          const last = now!.version === null ? undefined : now!;
-          const live = last !== undefined && last.deleted_at === null ? last : undefined;
-          const liveVersion = live === undefined ? 0 : Number(live.version);
-          if (ifVersion !== undefined && ifVersion !== liveVersion) {
-            throw this.#lostRace(action, ifVersion, liveVersion);
-          }
-          let same = false;
-          if (live !== undefined) {
-            try {
-              const old = await (await this.#epochKey(action, Number(live.epoch), tx)).cipher.open(
-                s,
-                k,
-                live.envelope as Uint8Array,
-              );
-              same = sameBytes(old, bytes);
-              old.fill(0);
-            } catch {
-              same = false; // an unreadable value is never "the same"
-            }
-            if (options.overwrite === false) {
-              if (same) return { ...this.#metaOf(s, k, live), replaced: false };
-              throw new VaultError("conflict", `${action} failed: it already holds a different value`, {
-                hint: "replace it on purpose (CLI: --force; library: { overwrite: true }), or choose another key",
-              });
-            }
-          }
-          const version = (last === undefined ? 0 : Number(last.version)) + 1;
-          const envelope = await sealer.cipher.seal(s, k, bytes);
-          written = { version, envelope };
-          const created = times !== undefined
-            ? new Date(times.createdAtUnixMs)
-            : live === undefined
-            ? null
-            : (live.created_at as Date);
-          const updated = times === undefined ? null : new Date(times.updatedAtUnixMs);
-          const [row] = await tx`INSERT INTO vault_secrets
-              (scope, key, version, envelope, epoch, value_bytes, created_at, updated_at, written_by)
-            VALUES (${s}, ${k}, ${version}, decode(${hexArg(envelope)}, 'hex'), ${epoch}, ${bytes.length},
-              coalesce(${created}::timestamptz, now()), coalesce(${updated}::timestamptz, now()), ${this.#device.id})
-            RETURNING created_at, updated_at`;
-          await tx`DELETE FROM vault_secrets WHERE scope = ${s} AND key = ${k} AND version <= ${version - this.#keep}`;
-          await this.#notify(tx, { op: "put", scope: s, key: k, version });
-          return {
-            scope: s,
-            key: k,
-            version,
-            valueBytes: bytes.length,
-            createdAtUnixMs: ms(row!.created_at),
-            updatedAtUnixMs: ms(row!.updated_at),
-            replaced: live !== undefined && !same,
-          };
-        });
+        return await transaction(this.#sql, (tx) => this.#putIn(tx, action, s, k, bytes, options, times, sent));
       } catch (e) {
         if (pgCode(e) === "23505") {
-          // Another writer inserted the same first version: a check-and-set lost; a plain put tries again.
+          // The key lock (#holdKey) makes this rare: a version inserted by a writer that holds no such lock.
           if (ifVersion !== undefined) throw this.#lostRace(action, ifVersion, undefined);
           if (attempt < 5) continue;
         }
-        if (isConnectionLoss(e)) {
-          // Nothing inserted yet, or checked not to have landed: the transaction is gone, so trying again is safe.
-          const sent: { version: number; envelope: Uint8Array } | undefined = written;
-          const outcome = sent === undefined ? "not_done" : await this.#outcome(s, k, sent.version, sent.envelope, pid);
-          if (outcome === "done" && sent !== undefined) return await this.#afterLoss(s, k, sent.version, bytes.length);
-          if (outcome === "not_done" && attempt < WRITE_ATTEMPTS) {
-            await new Promise((r) => setTimeout(r, 50 * attempt));
-            continue;
-          }
-          if (outcome === "unknown") {
-            throw new VaultError(
-              "backend_unavailable",
-              `${action} failed: the connection was lost during the commit, and whether it landed cannot be read`,
-              { hint: `read it back with palyra-secrets get ${s} ${k} once the server answers`, cause: e },
-            );
-          }
+        if (!isConnectionLoss(e)) throw storeError(action, e);
+        // Nothing inserted yet, or checked not to have landed: the transaction is gone, so trying again is safe.
+        const outcome = sent.written === undefined ? "not_done" : await this.#outcome(s, k, sent);
+        if (outcome === "done") return await this.#afterLoss(s, k, sent.written!.version, bytes.length);
+        if (outcome === "not_done" && attempt < WRITE_ATTEMPTS) {
+          await new Promise((r) => setTimeout(r, 50 * attempt));
+          continue;
+        }
+        if (outcome === "unknown") {
+          throw new VaultError(
+            "backend_unavailable",
+            `${action} failed: the connection was lost during the commit, and whether it landed cannot be read`,
+            { hint: `read it back with palyra-secrets get ${s} ${k} once the server answers`, cause: e },
+          );
         }
         throw storeError(action, e);
       }
+    }
+  }
+
+  /** The body of one put's transaction; `sent` records what it inserted, for a check after a lost connection. */
+  async #putIn(
+    tx: Tx,
+    action: string,
+    s: string,
+    k: string,
+    bytes: Uint8Array,
+    options: PutChoices,
+    times: PutTimes | undefined,
+    sent: SentWrite,
+  ): Promise<SharedMetadata & { replaced: boolean }> {
+    await this.#holdEpoch(tx);
+    await this.#holdKey(tx, s, k);
+    // The epoch and the live row, read after the locks in a statement of their own.
+    const [now] = await tx`SELECT m.current_epoch, pg_backend_pid() AS pid, s.version, s.envelope,
+        s.epoch, s.created_at, s.deleted_at
+      FROM vault_meta m LEFT JOIN LATERAL (SELECT version, envelope, epoch, created_at, deleted_at
+        FROM vault_secrets WHERE scope = ${s} AND key = ${k} ORDER BY version DESC LIMIT 1 FOR UPDATE) s ON true
+      WHERE m.id = 1`;
+    sent.pid = Number(now!.pid);
+    const epoch = Number(now!.current_epoch);
+    const sealer = await this.#epochKey(action, epoch, tx);
+    const last = now!.version === null ? undefined : now!;
+    const live = last !== undefined && last.deleted_at === null ? last : undefined;
+    const liveVersion = live === undefined ? 0 : Number(live.version);
+    if (options.ifVersion !== undefined && options.ifVersion !== liveVersion) {
+      throw this.#lostRace(action, options.ifVersion, liveVersion);
+    }
+    const same = live !== undefined && await this.#holds(action, s, k, live, bytes, tx);
+    if (live !== undefined && options.overwrite === false) {
+      if (same) return { ...this.#metaOf(s, k, live), replaced: false };
+      throw new VaultError("conflict", `${action} failed: it already holds a different value`, {
+        hint: "replace it on purpose (CLI: --force; library: { overwrite: true }), or choose another key",
+      });
+    }
+    const version = (last === undefined ? 0 : Number(last.version)) + 1;
+    const envelope = await sealer.cipher.seal(s, k, bytes);
+    sent.written = { version, envelope };
+    const created = times !== undefined
+      ? new Date(times.createdAtUnixMs)
+      : live === undefined
+      ? null
+      : (live.created_at as Date);
+    const updated = times === undefined ? null : new Date(times.updatedAtUnixMs);
+    const [row] = await tx`INSERT INTO vault_secrets
+        (scope, key, version, envelope, epoch, value_bytes, created_at, updated_at, written_by)
+      VALUES (${s}, ${k}, ${version}, decode(${hexArg(envelope)}, 'hex'), ${epoch}, ${bytes.length},
+        coalesce(${created}::timestamptz, now()), coalesce(${updated}::timestamptz, now()), ${this.#device.id})
+      RETURNING created_at, updated_at`;
+    await tx`DELETE FROM vault_secrets WHERE scope = ${s} AND key = ${k} AND version <= ${version - this.#keep}`;
+    await this.#notify(tx, { op: "put", scope: s, key: k, version });
+    return {
+      scope: s,
+      key: k,
+      version,
+      valueBytes: bytes.length,
+      createdAtUnixMs: ms(row!.created_at),
+      updatedAtUnixMs: ms(row!.updated_at),
+      replaced: live !== undefined && !same,
+    };
+  }
+
+  /** Whether the live row `live` holds `bytes` (an unreadable value is never "the same"). */
+  async #holds(
+    action: string,
+    s: string,
+    k: string,
+    live: Record<string, unknown>,
+    bytes: Uint8Array,
+    tx: Tx,
+  ): Promise<boolean> {
+    try {
+      const key = await this.#epochKey(action, Number(live.epoch), tx);
+      const old = await key.cipher.open(s, k, live.envelope as Uint8Array);
+      const same = sameBytes(old, bytes);
+      old.fill(0);
+      return same;
+    } catch {
+      return false;
     }
   }
 
@@ -474,13 +498,9 @@ export class SharedVault {
   }
 
   /** After a write lost its connection: whether its row is in the table (its envelope is unique). */
-  async #outcome(
-    s: string,
-    k: string,
-    version: number,
-    envelope: Uint8Array,
-    pid: number | undefined,
-  ): Promise<"done" | "not_done" | "unknown"> {
+  async #outcome(s: string, k: string, sent: SentWrite): Promise<"done" | "not_done" | "unknown"> {
+    const { pid } = sent;
+    const { version, envelope } = sent.written!;
     try {
       return await this.#retrying("check a write", async () => {
         // Wait until the old backend is gone, so that its transaction is settled one way or the other.
@@ -535,6 +555,19 @@ export class SharedVault {
     await tx`SELECT pg_advisory_xact_lock_shared(${SCHEMA_LOCK})`;
   }
 
+  /**
+   * Serializes the writes of one `scope`/`key` for the rest of the transaction:
+   * an advisory lock on the pair's hashes (two int4 keys, a space apart from
+   * `SCHEMA_LOCK`'s one bigint). A row lock on the live version is not enough:
+   * a writer that waited for it reads that same row again under READ COMMITTED,
+   * not the version committed meanwhile, so it chose a version already taken,
+   * and a delete could mark a version that was no longer live. The statement
+   * after this one reads with a snapshot taken once the lock is held.
+   */
+  async #holdKey(tx: Tx, s: string, k: string): Promise<void> {
+    await tx`SELECT pg_advisory_xact_lock(hashtext(${s}), hashtext(${k}))`;
+  }
+
   async #notify(tx: Tx, change: VaultChange): Promise<void> {
     await tx`SELECT pg_notify(${CHANNEL}, ${JSON.stringify(change)})`;
   }
@@ -577,6 +610,7 @@ export class SharedVault {
       let version: number | undefined;
       try {
         return await transaction(this.#sql, async (tx) => {
+          await this.#holdKey(tx, s, k);
           const [last] = await tx`SELECT version, deleted_at FROM vault_secrets
             WHERE scope = ${s} AND key = ${k} ORDER BY version DESC LIMIT 1 FOR UPDATE`;
           if (last === undefined || last.deleted_at !== null) return false;
@@ -644,6 +678,7 @@ export class SharedVault {
     try {
       return await transaction(this.#sql, async (tx) => {
         await this.#holdEpoch(tx);
+        await this.#holdKey(tx, s, k);
         const [meta] = await tx`SELECT current_epoch FROM vault_meta WHERE id = 1`;
         const epoch = Number(meta!.current_epoch);
         const current = await this.#epochKey(action, epoch, tx);
