@@ -1,6 +1,7 @@
 /**
  * A real PostgreSQL server for tests: `initdb` in a temporary folder, started
- * with `postgres` on a Unix socket in that folder (no TCP port), and stopped
+ * with `postgres` on a Unix socket in that folder and on a loopback TCP port
+ * (TLS on, with a self-signed certificate for `localhost`), and stopped
  * when the test process exits. `.ci/run` installs Debian's `postgresql`,
  * whose programs live in /usr/lib/postgresql/<version>/bin. As root, the
  * server runs as the `postgres` user: PostgreSQL refuses to run as root.
@@ -19,6 +20,8 @@ export interface PgServer {
   port: number;
   /** A libpq URL for database `name` on it, over the socket (`?host=` as `psql` takes it). */
   url(name?: string): string;
+  /** A libpq URL for database `name` over TCP to 127.0.0.1, with `sslmode`. */
+  tcpUrl(name: string, sslmode: string): string;
   /** Runs SQL through `psql` as the superuser; its output, unaligned, tuples only. */
   psql(sql: string, database?: string): Promise<string>;
   /** A new empty database; its URL. */
@@ -81,6 +84,26 @@ async function startServer(): Promise<PgServer> {
     },
   );
   assert.equal(init.code, 0, `initdb failed: ${init.stderr}`);
+  // Where the server looks for its certificate and key by default (ssl=on); a P-256 key is made at once.
+  const cert = await run(asServerUser([
+    "openssl",
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:prime256v1",
+    "-nodes",
+    "-keyout",
+    join(data, "server.key"),
+    "-out",
+    join(data, "server.crt"),
+    "-days",
+    "2",
+    "-subj",
+    "/CN=localhost",
+  ]));
+  assert.equal(cert.code, 0, `openssl req failed: ${cert.stderr}`);
   const port = 20_000 + Math.floor(Math.random() * 40_000);
   // A supervisor holds the server: it stops it when this process's end closes its stdin, even when
   // exit handlers do not run (a test process killed, or a runtime that skips them).
@@ -143,6 +166,7 @@ async function startServer(): Promise<PgServer> {
     socketDir,
     port,
     url,
+    tcpUrl: (name, sslmode) => `postgres://postgres@127.0.0.1:${port}/${name}?sslmode=${sslmode}`,
     psql,
     async database() {
       const name = `vault_${process.pid}_${++databases}`;

@@ -111,3 +111,31 @@ test("psql and the store read the same socket URL to the same server", async () 
   const s = parseConnectionUrl(url, none);
   assert.deepEqual([s.path, s.username, s.database], [`${pg.socketDir}/.s.PGSQL.${pg.port}`, "postgres", "postgres"]);
 });
+
+test("over TCP on loopback: TLS as sslmode asks, and a certificate that cannot be verified is refused", async () => {
+  const pg = await postgresServer();
+  const url = await pg.database();
+  const name = /\/([^/?]+)\?/.exec(url)![1]!;
+  const identityRoot = `${tempDir("pg-tcp")}/identity`;
+  // Whether the server sees TLS on the connections of one vault (told apart by their application name).
+  const seen = (app: string) =>
+    pg.psql(`SELECT string_agg(DISTINCT s.ssl::text, ',') FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid)
+      WHERE a.datname = '${name}' AND a.application_name = '${app}'`);
+  for (const [mode, tls] of [["disable", "false"], ["prefer", "true"], ["require", "true"]] as const) {
+    const vault = await Vault.open({ store: `${pg.tcpUrl(name, mode)}&application_name=m_${mode}`, identityRoot });
+    try {
+      await vault.putSecret("global", `k_${mode}`, mode);
+      using back = await vault.getSecret("global", `k_${mode}`);
+      assert.equal(back.text(), mode);
+      assert.equal(await seen(`m_${mode}`), tls, `sslmode=${mode}`);
+    } finally {
+      vault.close();
+    }
+  }
+  // The server's certificate is self-signed: verify-full must refuse it, with a typed error, and write nothing.
+  const e = await rejectsWith(
+    () => Vault.open({ store: pg.tcpUrl(name, "verify-full"), identityRoot }),
+    "backend_unavailable",
+  );
+  assert.match(e.message, /certificate/i);
+});

@@ -1,5 +1,6 @@
 #!/bin/sh
-# A private PostgreSQL server for tests: runs `postgres` on a Unix socket in SOCKDIR (no TCP port), as the
+# A private PostgreSQL server for tests: runs `postgres` on a Unix socket in SOCKDIR and on 127.0.0.1:PORT
+# (TLS with the self-signed certificate in DATADIR, or plain, as the client asks), as the
 # postgres user when started as root (the server refuses to run as root). It prints "ready" once the
 # server accepts connections. On stdin, "stop" stops it at once (SIGQUIT: an immediate shutdown, as a
 # crash would) and prints "stopped"; "start" starts it again. When stdin closes, the server is stopped:
@@ -14,7 +15,7 @@ as=""
 if [ "$(id -u)" = 0 ]; then as="runuser -u postgres --"; fi
 
 start() {
-  $as "$bin/postgres" -D "$data" -k "$sock" -p "$port" -c listen_addresses= -c max_connections=200 \
+  $as "$bin/postgres" -D "$data" -k "$sock" -p "$port" -c listen_addresses=127.0.0.1 -c ssl=on -c max_connections=200 \
     >>"$data/server.log" 2>&1 &
   i=0
   until "$bin/pg_isready" -q -h "$sock" -p "$port"; do

@@ -194,6 +194,12 @@ export function isConnectionLoss(e: unknown): boolean {
   return code !== undefined && (CONNECTION_CODES.has(code) || code.startsWith("08"));
 }
 
+/** Whether a TLS handshake failed on the server's certificate (OpenSSL's codes on Node and Bun; rustls on Deno). */
+function isCertificateError(code: string | undefined, text: string): boolean {
+  return (code !== undefined && /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER/.test(code)) ||
+    /invalid ?certificate|certificate (verify|is not valid)|unknown ?issuer/i.test(text);
+}
+
 /** A failure of the client as a `VaultError` (a `VaultError` passes through). */
 export function storeError(action: string, e: unknown): VaultError {
   if (e instanceof VaultError) return e;
@@ -204,6 +210,17 @@ export function storeError(action: string, e: unknown): VaultError {
       hint: "check that the server is running and reachable, then try again",
       cause: e,
     });
+  }
+  if (isCertificateError(code, text)) {
+    return new VaultError(
+      "backend_unavailable",
+      `${action} failed: the server's TLS certificate cannot be verified (${text})`,
+      {
+        hint: "give the server a certificate from a CA this runtime trusts, " +
+          "or use sslmode=require to encrypt without verifying whom you talk to",
+        cause: e,
+      },
+    );
   }
   if (code === "28P01" || code === "28000") {
     return new VaultError("permission", `${action} failed: the server refused the login (${text})`, {

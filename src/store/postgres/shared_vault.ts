@@ -24,7 +24,7 @@ import {
   useSocket,
 } from "./connection.ts";
 import { envVar } from "../../platform/env.ts";
-import { mayConnect } from "../../platform/net.ts";
+import { connectSocket, failedSocket, mayConnect, SocketError } from "../../platform/net.ts";
 import { transaction, type Tx } from "./transaction.ts";
 import { checkRecipient, deviceId, type DeviceKey, loadDeviceKey, wrapVaultKey } from "./device_keys.ts";
 
@@ -149,6 +149,8 @@ export class SharedVault {
   #keys = new Map<number, EpochKey>();
   #currentEpoch = 0;
   #closed = false;
+  /** Shared with the socket factory of both clients: once closed, no new connection is made. */
+  readonly #gate: { closed: boolean };
   /** The connection `watch` listens on, and who is told of each change. */
   #listening: Sql | undefined;
   readonly #watchers = new Set<(change: VaultChange) => void>();
@@ -160,8 +162,10 @@ export class SharedVault {
     clientOptions: postgres.Options<Record<string, never>>,
     device: DeviceKey,
     options: SharedVaultOptions,
+    gate: { closed: boolean },
   ) {
     this.root = root;
+    this.#gate = gate;
     this.#sql = sql;
     this.#clientOptions = clientOptions;
     this.#device = device;
@@ -223,16 +227,42 @@ export class SharedVault {
       connection: { application_name: settings.applicationName },
     };
     if (settings.path !== undefined) clientOptions.path = settings.path;
+    // The client's own connect cannot be called off: a client ended while it waited to reconnect (for a
+    // query sent during an outage) still reconnected when its timer fired, and kept that connection open
+    // for good, so the process never exited. Sockets made here are refused once the vault is closed.
+    const gate = { closed: false };
+    const socketTarget = settings.path !== undefined
+      ? { path: settings.path }
+      : { host: settings.host ?? "localhost", port: settings.port };
+    clientOptions.socket = async () => {
+      const ended = () => new SocketError("CONNECTION_ENDED", `connect to ${target} refused: the vault was closed`);
+      if (gate.closed) return failedSocket(ended());
+      let socket;
+      try {
+        socket = await connectSocket(socketTarget, settings.connectTimeoutS * 1000);
+      } catch (e) {
+        // Told as the client's own sockets tell it, by their events: a factory that throws leaves the
+        // client's connection waiting for ever, and every later query behind it.
+        return failedSocket(e instanceof Error ? e : new Error(String(e)));
+      }
+      if (gate.closed) {
+        socket.destroy();
+        return failedSocket(ended());
+      }
+      // The client reads the host for TLS's server name when it opened the socket itself.
+      return Object.assign(socket, { host: settings.host, port: settings.port });
+    };
     if (settings.database !== undefined) clientOptions.database = settings.database;
     if (settings.username !== undefined) clientOptions.username = settings.username;
     // A function, so the client never falls back to reading PGPASSWORD itself.
     const password = settings.password ?? "";
     clientOptions.pass = () => password;
     const sql = postgres(clientOptions);
-    const vault = new SharedVault(root, sql, clientOptions, device, options);
+    const vault = new SharedVault(root, sql, clientOptions, device, options, gate);
     try {
       await vault.#retrying(`open PostgreSQL store "${root}"`, () => vault.#prepare());
     } catch (e) {
+      gate.closed = true;
       await sql.end({ timeout: 0 }).catch(() => {});
       throw e;
     }
@@ -931,6 +961,7 @@ export class SharedVault {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#gate.closed = true;
     for (const held of this.#keys.values()) held.key.fill(0);
     this.#keys.clear();
     this.#watchers.clear();
