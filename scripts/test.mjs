@@ -60,7 +60,9 @@ const runtimes = [
   {
     name: "node",
     cmd: "node",
-    args: ["--import", "tsx", "--test", "--test-reporter=spec", ...files],
+    // Two test files at a time (Node's default on 2 cores is one): each file is a process of its own, and
+    // many wait on child processes and servers, so this saves about a sixth of Node's time there.
+    args: ["--import", "tsx", "--test", "--test-concurrency=2", "--test-reporter=spec", ...files],
     count: (o) => {
       const p = /^ℹ pass (\d+)$/m.exec(o) ?? /^# pass (\d+)$/m.exec(o);
       const f = /^ℹ fail (\d+)$/m.exec(o) ?? /^# fail (\d+)$/m.exec(o);
