@@ -147,8 +147,10 @@ export function readHiddenLine(prompt: string): Promise<HiddenInput> {
       }
     };
     try {
-      process.stderr.write("\x1b[?2004h" + prompt);
+      // Echo off before the prompt shows: keys typed as soon as it appears would otherwise be echoed by the
+      // terminal (the tmux test, which types at once, failed once on a loaded machine with the old order).
       stdin.setRawMode(true);
+      process.stderr.write("\x1b[?2004h" + prompt);
       stdin.on("data", onData);
       stdin.resume();
     } catch (e) {
