@@ -51,6 +51,11 @@ function asServerUser(argv: string[]): string[] {
   return asRoot ? ["runuser", "-u", "postgres", "--", ...argv] : argv;
 }
 
+/** The database name in a URL that `database()` or `url()` gave (a bare name is returned as it is). */
+export function databaseOf(url: string): string {
+  return /\/([^/?]+)\?/.exec(url)?.[1] ?? url;
+}
+
 let server: Promise<PgServer> | undefined;
 let databases = 0;
 
@@ -174,7 +179,7 @@ async function startServer(): Promise<PgServer> {
       return url(name);
     },
     async dump(database) {
-      const name = /\/([^/?]+)\?/.exec(database)?.[1] ?? database;
+      const name = databaseOf(database);
       const r = await run(["pg_dump", "-h", socketDir, "-p", String(port), "-U", "postgres", "-d", name]);
       assert.equal(r.code, 0, `pg_dump failed: ${r.stderr}`);
       return new TextDecoder().decode(r.stdout);

@@ -19,7 +19,7 @@ import { defaultFileSystem } from "../src/platform/fs.ts";
 import { loadOrCreateItem } from "../src/store/identity_store.ts";
 import { vaultSuite } from "./backend_suite.ts";
 import { hex, rejectsWith, tempDir } from "./helpers.ts";
-import { type PgServer, postgresServer } from "./postgres_server.ts";
+import { databaseOf, type PgServer, postgresServer } from "./postgres_server.ts";
 
 const opened: { end(): unknown }[] = [];
 after(async () => {
@@ -35,7 +35,7 @@ async function openOn(url: string, identityRoot: string, extra: { keepVersions?:
 
 /** A client of the test's own, as an operator (or an attacker with the database) would use. */
 function client(pg: PgServer, url: string): postgres.Sql {
-  const database = /\/([^/?]+)\?/.exec(url)![1]!;
+  const database = databaseOf(url);
   const sql = postgres({
     path: `${pg.socketDir}/.s.PGSQL.${pg.port}`,
     port: pg.port,
@@ -463,7 +463,7 @@ describe("postgres store: connections lost", () => {
     // pending LISTEN, still reconnected when its timer fired and kept that connection open for good.
     const { pg, a, url } = await twoDevices();
     const sql = client(pg, url);
-    const database = /\/([^/?]+)\?/.exec(url)![1]!;
+    const database = databaseOf(url);
     await a.putSecret("global", "k", "v");
     await a.watch(() => {});
     await pg.stop();

@@ -9,7 +9,7 @@ import { VaultError } from "../src/errors.ts";
 import { Vault } from "../src/vault.ts";
 import { defaultFileSystem } from "../src/platform/fs.ts";
 import { rejectsWith, run, tempDir } from "./helpers.ts";
-import { postgresServer } from "./postgres_server.ts";
+import { databaseOf, postgresServer } from "./postgres_server.ts";
 
 const none = () => undefined;
 
@@ -115,7 +115,7 @@ test("psql and the store read the same socket URL to the same server", async () 
 test("over TCP on loopback: TLS as sslmode asks, and a certificate that cannot be verified is refused", async () => {
   const pg = await postgresServer();
   const url = await pg.database();
-  const name = /\/([^/?]+)\?/.exec(url)![1]!;
+  const name = databaseOf(url);
   const identityRoot = `${tempDir("pg-tcp")}/identity`;
   // Whether the server sees TLS on the connections of one vault (told apart by their application name).
   const seen = (app: string) =>
