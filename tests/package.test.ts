@@ -1,7 +1,7 @@
 /** Package metadata stays consistent across package.json, deno.json, jsr.json and the code. */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync, rmSync, statSync, utimesSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { VERSION } from "../src/version.ts";
 import * as api from "../mod.ts";
@@ -98,12 +98,20 @@ describe("the README's tasks after npm ci", () => {
 });
 
 describe("the npm package", () => {
+  let tarball: Promise<string> | undefined;
+  /** The package as `npm pack` makes it (its `prepack` builds the JavaScript and the declarations), made once. */
+  const packed = () =>
+    tarball ??= (async () => {
+      const dir = tempDir("pack");
+      const pack = await run(["npm", "pack", ROOT, "--pack-destination", dir], { cwd: dir, timeoutMs: 300_000 });
+      assert.equal(pack.code, 0, pack.stderr);
+      return join(dir, `palyra-vault-${VERSION}.tgz`);
+    })();
+
   test("regression: npm pack then a global install runs the CLI on plain Node, without tsx", async () => {
     const dir = tempDir("pack");
     {
-      const pack = await run(["npm", "pack", ROOT, "--pack-destination", dir], { cwd: dir, timeoutMs: 300_000 });
-      assert.equal(pack.code, 0, pack.stderr);
-      const tarball = join(dir, `palyra-vault-${VERSION}.tgz`);
+      const tarball = await packed();
       const prefix = join(dir, "prefix");
       const install = await run(
         ["npm", "install", "-g", "--prefix", prefix, tarball, "--prefer-offline", "--no-audit", "--no-fund"],
@@ -120,6 +128,76 @@ describe("the npm package", () => {
       const got = await run([bin, "get", "global", "k", "--reveal"], { cwd: dir, env });
       assert.equal(new TextDecoder().decode(got.stdout), "installed");
     }
+  });
+
+  test("regression: a TypeScript program on Node is checked against the package's declarations, and runs", async () => {
+    // Before dist/types/, tsc refused every import of the package: "Could not find a declaration file for module
+    // '@palyra/vault'" (TS7016). The program is checked without skipLibCheck, so the declarations themselves must
+    // compile under a strict user's settings; the wrong calls prove the types are the library's, not `any`.
+    const dir = tempDir("types");
+    const types = json("package.json").devDependencies["@types/node"];
+    writeFileSync(join(dir, "package.json"), JSON.stringify({ name: "app", private: true, type: "module" }));
+    const install = await run(
+      ["npm", "install", await packed(), `@types/node@${types}`, "--prefer-offline", "--no-audit", "--no-fund"],
+      { cwd: dir, timeoutMs: 300_000 },
+    );
+    assert.equal(install.code, 0, install.stderr);
+    const options = {
+      strict: true,
+      target: "es2022",
+      lib: ["es2022", "esnext.disposable"],
+      module: "nodenext",
+      moduleResolution: "nodenext",
+      types: ["node"],
+      outDir: "out",
+    };
+    writeFileSync(
+      join(dir, "app.ts"),
+      [
+        'import { Vault, VaultError, type SecretMetadata } from "@palyra/vault";',
+        'import { isSensitiveField } from "@palyra/vault/config";',
+        'import { MemoryBackend } from "@palyra/vault/backends";',
+        'import type { main } from "@palyra/vault/cli";',
+        "const run: typeof main | undefined = undefined;",
+        "const backend: MemoryBackend = new MemoryBackend();",
+        "const vault = await Vault.open();",
+        'await vault.putSecret("global", "k", "typed");',
+        'using value = await vault.getSecret("global", "k");',
+        'const list: SecretMetadata[] = await vault.listSecrets("global");',
+        'let code = "";',
+        'try { await vault.getSecret("global", "absent"); } catch (e) { if (e instanceof VaultError) code = e.code; }',
+        "await vault.close();",
+        'process.stdout.write([value.text(), list.length, code, isSensitiveField("api_key"), run, typeof backend].join(" "));',
+        "",
+      ].join("\n"),
+    );
+    writeFileSync(
+      join(dir, "wrong.ts"),
+      [
+        'import { Vault } from "@palyra/vault";',
+        'import { isSensitiveField } from "@palyra/vault/config";',
+        "const vault = await Vault.open();",
+        'await vault.putSecret("global", "k", 42);',
+        "isSensitiveField(7);",
+        "",
+      ].join("\n"),
+    );
+    const tsc = join(ROOT, "node_modules", ".bin", "tsc");
+    writeFileSync(join(dir, "tsconfig.json"), JSON.stringify({ compilerOptions: options, files: ["app.ts"] }));
+    const good = await run([tsc, "-p", "tsconfig.json"], { cwd: dir });
+    assert.equal(good.code, 0, new TextDecoder().decode(good.stdout) + good.stderr);
+    writeFileSync(join(dir, "tsconfig.json"), JSON.stringify({ compilerOptions: options, files: ["wrong.ts"] }));
+    const wrong = await run([tsc, "-p", "tsconfig.json", "--noEmit"], { cwd: dir });
+    const errors = new TextDecoder().decode(wrong.stdout).split("\n").filter((l) => l.includes("error TS"));
+    assert.deepEqual(errors.map((l) => l.replace(/: error (TS\d+).*/, " $1")), [
+      "wrong.ts(4,38) TS2345",
+      "wrong.ts(5,18) TS2345",
+    ]);
+    const home = join(dir, "home");
+    const env = { PALYRA_VAULT_DIR: join(home, "vault"), PALYRA_IDENTITY_DIR: join(home, "identity") };
+    const ran = await run([process.execPath, join(dir, "out", "app.js")], { cwd: dir, env });
+    assert.equal(ran.code, 0, ran.stderr);
+    assert.equal(new TextDecoder().decode(ran.stdout), "typed 1 not_found true  object");
   });
 
   test("in a checkout, npx palyra-secrets runs the JavaScript build, rebuilt first when older than the sources", async () => {
