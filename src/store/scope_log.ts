@@ -23,20 +23,24 @@ export interface ParsedLog {
   tornBytes: number;
 }
 
-const CRC_TABLE = (() => {
-  const t = new Uint32Array(256);
+// Made on first use, not when the module loads: a `get` that finds no log never needs it.
+let crcTable: Uint32Array | undefined;
+function crcTableOf(): Uint32Array {
+  if (crcTable !== undefined) return crcTable;
+  crcTable = new Uint32Array(256);
   for (let n = 0; n < 256; n++) {
     let c = n;
     for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    t[n] = c >>> 0;
+    crcTable[n] = c >>> 0;
   }
-  return t;
-})();
+  return crcTable;
+}
 
 /** CRC-32 as zlib and PNG compute it (reflected, polynomial 0xEDB88320). */
 export function crc32(bytes: Uint8Array): number {
+  const table = crcTableOf();
   let c = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) c = CRC_TABLE[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
+  for (let i = 0; i < bytes.length; i++) c = table[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
 }
 
