@@ -17,6 +17,7 @@ import process from "node:process";
 import { Vault } from "../src/vault.ts";
 import { objectId, scopeDirName } from "../src/crypto/ids.ts";
 import { openEnvelope, sealEnvelope } from "../src/crypto/envelope.ts";
+import { nativeAesGcm } from "../src/platform/aes_gcm.ts";
 import { EnvelopeCipher } from "../src/crypto/envelope_async.ts";
 import { encodeSnapshot, type IndexEntry } from "../src/store/scope_index.ts";
 import { utf8 } from "../src/crypto/encoding.ts";
@@ -121,7 +122,8 @@ async function cipherRows(emit: (o: Record<string, unknown>) => void): Promise<v
     };
     // Each KEK engine: noble (a library vault's default) and WebCrypto (the CLI's).
     for (const engine of ["noble", "webcrypto"] as const) {
-      const cipher = new EnvelopeCipher(KEK, engine);
+      // As the vault makes it: large values on the runtime's own AES-GCM where it has one.
+      const cipher = new EnvelopeCipher(KEK, engine, undefined, nativeAesGcm);
       const sealed = await cipher.seal(TARGET, "k", value);
       const ops = {
         seal: () => cipher.seal(TARGET, "k", value),

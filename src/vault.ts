@@ -11,6 +11,7 @@ import { dirname, join, resolve } from "./platform/path.ts";
 import { fsError, VaultError } from "./errors.ts";
 import { sameBytes, utf8 } from "./crypto/encoding.ts";
 import { type CipherEngine, EnvelopeCipher } from "./crypto/envelope_async.ts";
+import { nativeAesGcm } from "./platform/aes_gcm.ts";
 import { objectId } from "./crypto/ids.ts";
 import { KEY_BYTES } from "./crypto/kdf.ts";
 import { pinnedCopy, SensitiveBytes } from "./crypto/sensitive.ts";
@@ -335,7 +336,7 @@ export class Vault {
     this.root = root;
     this.#exists = exists;
     this.#kek = kek;
-    this.#cipher = kek === undefined ? undefined : new EnvelopeCipher(kek, settings.kekEngine);
+    this.#cipher = kek === undefined ? undefined : new EnvelopeCipher(kek, settings.kekEngine, undefined, nativeAesGcm);
     this.#layout = layout!;
     this.#fs = fs;
     this.#settings = settings;
@@ -513,7 +514,7 @@ export class Vault {
   #useIdentity(identity: DeviceIdentity): void {
     const kek = identityKek(identity);
     this.#kek = kek;
-    this.#cipher = new EnvelopeCipher(kek, this.#settings.kekEngine);
+    this.#cipher = new EnvelopeCipher(kek, this.#settings.kekEngine, undefined, nativeAesGcm);
   }
 
   /**

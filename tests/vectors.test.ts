@@ -18,6 +18,8 @@ import { openEnvelope, sealEnvelope } from "../src/crypto/envelope.ts";
 import { type CipherEngine, EnvelopeCipher, WEBCRYPTO_MIN_BYTES } from "../src/crypto/envelope_async.ts";
 import { fromBase64, toBase64, toHex, utf8 } from "../src/crypto/encoding.ts";
 import { VaultError } from "../src/errors.ts";
+import { type AesGcm, nativeAesGcm } from "../src/platform/aes_gcm.ts";
+import { runtimeName } from "../src/platform/runtime.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Loading
@@ -319,12 +321,15 @@ describe("both cipher paths write and read the same envelopes", () => {
   // and the data key to its engine, WebCrypto or noble; the sync path runs @noble/ciphers for
   // every size. Each must open what the other wrote, on both sides of that threshold (empty, under one
   // block, block edges, 4 KiB, 64 KiB), for both algorithms, and with either engine for small values.
+  // Large values go to the runtime's own AES-GCM where it has one (node:crypto on Node and Bun), else WebCrypto:
+  // both are checked.
   const SIZES = [0, 1, 15, 16, 17, 255, 4096, 65536];
   for (const algorithm of ["aes_256_gcm", "chacha20_poly1305"] as const) {
-    for (const engine of ENGINES) {
-      test(`sync → async and async → sync (${algorithm}, small values on ${engine})`, async () => {
+    for (const [engine, native] of ENGINES.flatMap((e) => [[e, undefined], [e, nativeAesGcm]] as const)) {
+      const large = native === undefined ? "WebCrypto" : "the runtime's AES-GCM";
+      test(`sync → async and async → sync (${algorithm}, small values on ${engine}, large on ${large})`, async () => {
         const kek = fromHex(V.kek[0]!.kek_hex);
-        const cipher = new EnvelopeCipher(kek, engine);
+        const cipher = new EnvelopeCipher(kek, engine, undefined, native);
         assert.ok(SIZES.some((n) => n < WEBCRYPTO_MIN_BYTES) && SIZES.some((n) => n >= WEBCRYPTO_MIN_BYTES));
         for (const size of SIZES) {
           const value = globalThis.crypto.getRandomValues(new Uint8Array(size));
@@ -355,6 +360,28 @@ describe("both cipher paths write and read the same envelopes", () => {
       });
     }
   }
+});
+
+test("a large value goes to the runtime's own AES-GCM when there is one, a small value never", async () => {
+  const native = await nativeAesGcm();
+  // Deno has none by design (its WebCrypto is the faster there); Node and Bun have node:crypto's.
+  assert.equal(native === undefined, runtimeName() === "deno");
+  if (native === undefined) return;
+  const calls = { seal: 0, open: 0 };
+  const counting: AesGcm = {
+    seal: (...a) => (calls.seal++, native.seal(...a)),
+    open: (...a) => (calls.open++, native.open(...a)),
+  };
+  const kek = fromHex(V.kek[0]!.kek_hex);
+  for (const engine of ENGINES) {
+    const cipher = new EnvelopeCipher(kek, engine, undefined, () => Promise.resolve(counting));
+    const big = globalThis.crypto.getRandomValues(new Uint8Array(WEBCRYPTO_MIN_BYTES));
+    const sealed = await cipher.seal("global", "k", big);
+    assert.deepEqual(await cipher.open("global", "k", sealed), big);
+    assert.deepEqual(openEnvelope(kek, "global", "k", sealed), big, "the reference opens it");
+    await cipher.open("global", "k", await cipher.seal("global", "k", new Uint8Array(WEBCRYPTO_MIN_BYTES - 1)));
+  }
+  assert.deepEqual(calls, { seal: ENGINES.length, open: ENGINES.length });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -390,7 +417,7 @@ function checkAead(
   return { valid, invalid };
 }
 
-describe("Wycheproof vectors through the noble primitives", () => {
+describe("Wycheproof vectors through the AEAD primitives the library uses", () => {
   test("AES-256-GCM, 96-bit nonces (@noble/ciphers gcm)", () => {
     const n = checkAead(
       "aes_gcm_test.json",
@@ -432,6 +459,18 @@ describe("Wycheproof vectors through the noble primitives", () => {
       }
     }
     assert.ok(valid > 0 && invalid > 0, "valid and invalid AES-GCM cases checked");
+  });
+
+  test("AES-256-GCM, 96-bit nonces (the runtime's own: node:crypto on Node and Bun; none on Deno)", async () => {
+    const native = await nativeAesGcm();
+    if (runtimeName() === "deno") return assert.equal(native, undefined);
+    assert.ok(native !== undefined);
+    const n = checkAead(
+      "aes_gcm_test.json",
+      (g) => g.keySize === 256 && g.ivSize === 96 && g.tagSize === 128,
+      (k, iv, a) => ({ encrypt: (m) => native.seal(k, iv, a, m), decrypt: (c) => native.open(k, iv, a, c) }),
+    );
+    assert.ok(n.valid > 0 && n.invalid > 0, "valid and invalid AES-GCM cases checked");
   });
 
   test("ChaCha20-Poly1305, 96-bit nonces (@noble/ciphers chacha20poly1305)", () => {

@@ -12,10 +12,13 @@
  *   of JavaScript and not wiped when freed (README, "Threat model"), which a
  *   process that ends with its command can accept.
  *
- * A large AES-GCM value always goes to WebCrypto, many times faster there
- * than JavaScript, under its one-use data key. ChaCha20-Poly1305 (Palyra's
+ * A large AES-GCM value always goes to the runtime, many times faster there
+ * than JavaScript, under its one-use data key: to the runtime's own AES-GCM
+ * when the caller hands one in (`node:crypto` on Node and Bun, from
+ * `src/platform/aes_gcm.ts`), else to WebCrypto. ChaCha20-Poly1305 (Palyra's
  * envelopes) is noble's only, loaded on first use.
  */
+import type { AesGcm } from "../platform/aes_gcm.ts";
 import { kekId } from "./kdf.ts";
 import {
   checkKek,
@@ -31,7 +34,7 @@ import {
 
 type Sync = typeof import("./envelope.ts");
 
-/** From this many bytes on, an AES-GCM value goes to WebCrypto whatever the engine (`npm run bench`). */
+/** From this many bytes on, an AES-GCM value goes to the runtime whatever the engine (`npm run bench`). */
 export const WEBCRYPTO_MIN_BYTES = 4096;
 
 /**
@@ -96,14 +99,39 @@ export class EnvelopeCipher {
   readonly #kek: Uint8Array;
   readonly #id: string;
   readonly #engine: CipherEngine;
+  readonly #native: (() => Promise<AesGcm | undefined>) | undefined;
   #kekKey: Promise<CryptoKey> | undefined;
 
-  /** `id` is the KEK's `kek_id`, computed once here rather than on every failed open. */
-  constructor(kek: Uint8Array, engine: CipherEngine, id: string = kekId(kek)) {
+  /**
+   * `id` is the KEK's `kek_id`, computed once here rather than on every failed
+   * open. `native` gives the runtime's own AES-GCM for large values, when it
+   * has one (WebCrypto otherwise).
+   */
+  constructor(
+    kek: Uint8Array,
+    engine: CipherEngine,
+    id: string = kekId(kek),
+    native?: () => Promise<AesGcm | undefined>,
+  ) {
     checkKek(kek);
     this.#kek = kek;
     this.#id = id;
     this.#engine = engine;
+    this.#native = native;
+  }
+
+  /** AES-GCM of a value under its data key: a large one by the runtime's own AES-GCM if any, else WebCrypto. */
+  async #value(
+    large: boolean,
+    dek: Uint8Array,
+    nonce: Uint8Array,
+    aad: Uint8Array,
+    data: Uint8Array,
+    op: "encrypt" | "decrypt",
+  ): Promise<Uint8Array> {
+    const native = large ? await this.#native?.() : undefined;
+    if (native === undefined) return await webGcm(await aesKey(dek), nonce, aad, data, op);
+    return op === "encrypt" ? native.seal(dek, nonce, aad, data) : native.open(dek, nonce, aad, data);
   }
 
   /** The synchronous module for this envelope; `undefined` when its AES-GCM goes to WebCrypto. */
@@ -131,10 +159,10 @@ export class EnvelopeCipher {
     const large = algorithm === "aes_256_gcm" && value.length >= WEBCRYPTO_MIN_BYTES;
     const noble = await this.#noble(algorithm);
     if (noble !== undefined && !large) return noble.sealEnvelope(this.#kek, scope, key, value, algorithm, id);
-    // From here the value is AES-GCM for WebCrypto; the data key is wrapped by the engine's KEK.
+    // From here the value is AES-GCM for the runtime; the data key is wrapped by the engine's KEK.
     const parts = sealParts(scope, key);
     try {
-      const secret = await webGcm(await aesKey(parts.dek), parts.secretNonce, parts.aad, value, "encrypt");
+      const secret = await this.#value(large, parts.dek, parts.secretNonce, parts.aad, value, "encrypt");
       const wrapped = noble !== undefined
         ? noble.AEADS[algorithm](this.#kek, parts.dekNonce, parts.aad).encrypt(parts.dek)
         : await webGcm(await this.#kekObject(), parts.dekNonce, parts.aad, parts.dek, "encrypt");
@@ -158,7 +186,7 @@ export class EnvelopeCipher {
       if (noble !== undefined && !large) {
         return noble.AEADS[env.algorithm](dek, env.secretNonce, env.aad).decrypt(env.secretSealed);
       }
-      return await webGcm(await aesKey(dek), env.secretNonce, env.aad, env.secretSealed, "decrypt");
+      return await this.#value(large, dek, env.secretNonce, env.aad, env.secretSealed, "decrypt");
     } catch {
       throw valueFailure(env);
     } finally {

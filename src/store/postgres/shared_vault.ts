@@ -9,6 +9,7 @@ import postgres from "postgres";
 import { VaultError } from "../../errors.ts";
 import { sameBytes, toHex } from "../../crypto/encoding.ts";
 import { type CipherEngine, EnvelopeCipher } from "../../crypto/envelope_async.ts";
+import { nativeAesGcm } from "../../platform/aes_gcm.ts";
 import { rewrapEnvelope } from "../../crypto/envelope.ts";
 import { kekId, KEY_BYTES } from "../../crypto/kdf.ts";
 import type { IdentityHost } from "../identity_store.ts";
@@ -341,7 +342,10 @@ export class SharedVault {
       const epoch = Number(row.epoch);
       if (this.#keys.has(epoch)) continue;
       const key = await this.#device.unwrap(row.wrapped_key as Uint8Array);
-      this.#keys.set(epoch, { key, cipher: new EnvelopeCipher(key, this.#options.kekEngine, kekId(key)) });
+      this.#keys.set(epoch, {
+        key,
+        cipher: new EnvelopeCipher(key, this.#options.kekEngine, kekId(key), nativeAesGcm),
+      });
     }
     this.#currentEpoch = Number(meta?.current_epoch ?? 0);
   }
@@ -841,7 +845,10 @@ export class SharedVault {
     }
     // Only once the epoch is committed: a key cached for an epoch that never was could seal for nobody.
     if (made !== undefined) {
-      this.#keys.set(made.epoch, { key: made.key, cipher: new EnvelopeCipher(made.key, this.#options.kekEngine) });
+      this.#keys.set(made.epoch, {
+        key: made.key,
+        cipher: new EnvelopeCipher(made.key, this.#options.kekEngine, undefined, nativeAesGcm),
+      });
       this.#currentEpoch = made.epoch;
     }
     try {
