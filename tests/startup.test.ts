@@ -22,6 +22,7 @@ const NOT_FOR_READS: ReadonlyArray<[RegExp, string]> = [
     "the PostgreSQL store and its client, for a vault kept in PostgreSQL",
   ],
   [/src\/backends\/(linux_secret_service|macos_keychain|windows_dpapi)\.ts$/, "a keychain backend not in use"],
+  [/^node:crypto$/, "the runtime's own AES-GCM, loaded for values of 4 KiB or more only"],
 ];
 
 /** Runs the CLI from its TypeScript sources on Node with a hook that records every module resolved. */
