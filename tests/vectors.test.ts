@@ -15,7 +15,7 @@ import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
 import { deriveKek, kekId } from "../src/crypto/kdf.ts";
 import { envelopeAad, objectId, scopeDirName } from "../src/crypto/ids.ts";
 import { openEnvelope, sealEnvelope } from "../src/crypto/envelope.ts";
-import { type CipherEngine, EnvelopeCipher, WEBCRYPTO_MIN_BYTES } from "../src/crypto/envelope_async.ts";
+import { type CipherEngine, EnvelopeCipher, LARGE_VALUE_BYTES } from "../src/crypto/envelope_async.ts";
 import { fromBase64, toBase64, toHex, utf8 } from "../src/crypto/encoding.ts";
 import { VaultError } from "../src/errors.ts";
 import { type AesGcm, nativeAesGcm } from "../src/platform/aes_gcm.ts";
@@ -317,12 +317,11 @@ describe("known-answer vectors from Python cryptography", () => {
 });
 
 describe("both cipher paths write and read the same envelopes", () => {
-  // The vault's cipher hands AES-GCM values of WEBCRYPTO_MIN_BYTES or more to WebCrypto, and small values
-  // and the data key to its engine, WebCrypto or noble; the sync path runs @noble/ciphers for
-  // every size. Each must open what the other wrote, on both sides of that threshold (empty, under one
-  // block, block edges, 4 KiB, 64 KiB), for both algorithms, and with either engine for small values.
-  // Large values go to the runtime's own AES-GCM where it has one (node:crypto on Node and Bun), else WebCrypto:
-  // both are checked.
+  // The vault's cipher hands AES-GCM values of LARGE_VALUE_BYTES or more to the runtime (its own AES-GCM where it
+  // has one, node:crypto on Node and Bun, else WebCrypto: both are checked), and small values and the data key to
+  // its engine, WebCrypto or noble; the sync path runs @noble/ciphers for every size. Each must open what the other
+  // wrote, on both sides of that threshold (empty, under one block, block edges, 4 KiB, 64 KiB), for both
+  // algorithms, and with either engine for small values.
   const SIZES = [0, 1, 15, 16, 17, 255, 4096, 65536];
   for (const algorithm of ["aes_256_gcm", "chacha20_poly1305"] as const) {
     for (const [engine, native] of ENGINES.flatMap((e) => [[e, undefined], [e, nativeAesGcm]] as const)) {
@@ -330,7 +329,7 @@ describe("both cipher paths write and read the same envelopes", () => {
       test(`sync → async and async → sync (${algorithm}, small values on ${engine}, large on ${large})`, async () => {
         const kek = fromHex(V.kek[0]!.kek_hex);
         const cipher = new EnvelopeCipher(kek, engine, undefined, native);
-        assert.ok(SIZES.some((n) => n < WEBCRYPTO_MIN_BYTES) && SIZES.some((n) => n >= WEBCRYPTO_MIN_BYTES));
+        assert.ok(SIZES.some((n) => n < LARGE_VALUE_BYTES) && SIZES.some((n) => n >= LARGE_VALUE_BYTES));
         for (const size of SIZES) {
           const value = globalThis.crypto.getRandomValues(new Uint8Array(size));
           const fromNoble = sealEnvelope(kek, "ws:acme", "k", value, algorithm);
@@ -353,7 +352,7 @@ describe("both cipher paths write and read the same envelopes", () => {
           }
         }
         // Palyra's daemon writes no kek_id: a null id leaves it out on both sides of the threshold.
-        for (const size of [1, WEBCRYPTO_MIN_BYTES]) {
+        for (const size of [1, LARGE_VALUE_BYTES]) {
           const sealed = await cipher.seal("global", "k", new Uint8Array(size), algorithm, null);
           assert.equal("kek_id" in JSON.parse(new TextDecoder().decode(sealed)), false);
         }
@@ -375,11 +374,11 @@ test("a large value goes to the runtime's own AES-GCM when there is one, a small
   const kek = fromHex(V.kek[0]!.kek_hex);
   for (const engine of ENGINES) {
     const cipher = new EnvelopeCipher(kek, engine, undefined, () => Promise.resolve(counting));
-    const big = globalThis.crypto.getRandomValues(new Uint8Array(WEBCRYPTO_MIN_BYTES));
+    const big = globalThis.crypto.getRandomValues(new Uint8Array(LARGE_VALUE_BYTES));
     const sealed = await cipher.seal("global", "k", big);
     assert.deepEqual(await cipher.open("global", "k", sealed), big);
     assert.deepEqual(openEnvelope(kek, "global", "k", sealed), big, "the reference opens it");
-    await cipher.open("global", "k", await cipher.seal("global", "k", new Uint8Array(WEBCRYPTO_MIN_BYTES - 1)));
+    await cipher.open("global", "k", await cipher.seal("global", "k", new Uint8Array(LARGE_VALUE_BYTES - 1)));
   }
   assert.deepEqual(calls, { seal: ENGINES.length, open: ENGINES.length });
 });

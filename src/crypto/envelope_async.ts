@@ -34,8 +34,8 @@ import {
 
 type Sync = typeof import("./envelope.ts");
 
-/** From this many bytes on, an AES-GCM value goes to the runtime whatever the engine (`npm run bench`). */
-export const WEBCRYPTO_MIN_BYTES = 4096;
+/** From this many bytes on, an AES-GCM value is large: it goes to the runtime whatever the engine (`npm run bench`). */
+export const LARGE_VALUE_BYTES = 4096;
 
 /**
  * Where a vault's KEK, and values under 4 KiB, are sealed and opened
@@ -156,7 +156,7 @@ export class EnvelopeCipher {
     id: string | null = this.#id,
   ): Promise<Uint8Array> {
     checkKek(this.#kek);
-    const large = algorithm === "aes_256_gcm" && value.length >= WEBCRYPTO_MIN_BYTES;
+    const large = algorithm === "aes_256_gcm" && value.length >= LARGE_VALUE_BYTES;
     const noble = await this.#noble(algorithm);
     if (noble !== undefined && !large) return noble.sealEnvelope(this.#kek, scope, key, value, algorithm, id);
     // From here the value is AES-GCM for the runtime; the data key is wrapped by the engine's KEK.
@@ -179,7 +179,7 @@ export class EnvelopeCipher {
   async open(scope: string, key: string, bytes: Uint8Array): Promise<Uint8Array> {
     checkKek(this.#kek);
     const env = decodeEnvelope(scope, key, bytes);
-    const large = env.algorithm === "aes_256_gcm" && env.secretSealed.length - TAG_BYTES >= WEBCRYPTO_MIN_BYTES;
+    const large = env.algorithm === "aes_256_gcm" && env.secretSealed.length - TAG_BYTES >= LARGE_VALUE_BYTES;
     const noble = await this.#noble(env.algorithm);
     const dek = await this.#unwrap(env, noble);
     try {
