@@ -87,7 +87,7 @@ export async function rekeyVault(vault: Vault, options: RekeyOptions): Promise<R
     }
     newKek = pinnedCopy(options.toKek);
   } else {
-    newKek = identityKek(await loadOrCreateIdentity(parts.identityHost, options.toIdentity!));
+    newKek = await identityKek(await loadOrCreateIdentity(parts.identityHost, options.toIdentity!), "noble");
   }
   try {
     const oldKek = await parts.kek();

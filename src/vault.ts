@@ -493,7 +493,7 @@ export class Vault {
           });
         }
         // Created before the vault folder, so a failure here leaves no half-made vault.
-        this.#useIdentity(await loadOrCreateIdentity(this.#pending.identityHost, identityDir));
+        await this.#useIdentity(await loadOrCreateIdentity(this.#pending.identityHost, identityDir));
       }
       if (!this.#exists) {
         await secureDir(this.#fs, this.root, "vault folder");
@@ -511,8 +511,14 @@ export class Vault {
     return this.#creating;
   }
 
-  #useIdentity(identity: DeviceIdentity): void {
-    const kek = identityKek(identity);
+  async #useIdentity(identity: DeviceIdentity): Promise<void> {
+    const kek = await identityKek(identity, this.#settings.kekEngine);
+    // The derivation may be asynchronous: another call may have set the KEK meanwhile, or close() run.
+    if (this.#kek !== undefined || this.#closed) {
+      kek.fill(0);
+      this.#check();
+      return;
+    }
     this.#kek = kek;
     this.#cipher = new EnvelopeCipher(kek, this.#settings.kekEngine, undefined, nativeAesGcm);
   }
@@ -526,7 +532,7 @@ export class Vault {
       const dir = this.#pending.identityDir;
       const identity = dir === undefined ? undefined : await loadIdentity(this.#pending.identityHost, dir);
       if (identity === undefined) throw missingIdentity(dir ?? "(unknown)", this.root);
-      this.#useIdentity(identity);
+      await this.#useIdentity(identity);
     }
     return this.#kek!;
   }
@@ -1240,7 +1246,7 @@ async function openVault(options: VaultOptions): Promise<Vault> {
         );
       }
       const identity = await loadIdentity(identityHost, identityDir);
-      if (identity !== undefined) kek = identityKek(identity);
+      if (identity !== undefined) kek = await identityKek(identity, settings.kekEngine);
       else if (exists && (await layout.holdsSecrets())) throw missingIdentity(identityDir, root);
     }
     return Vault._create(root, exists, kek, layout, fs, settings, {

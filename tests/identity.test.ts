@@ -124,8 +124,10 @@ describe("device identity", () => {
     const idDir = tempDir("id");
     writeFileSync(join(idDir, "state.v1.json"), JSON.stringify({ version: 1, ca: { private_key_pem: PEM } }));
     const id = await loadOrCreateIdentity({ fs: defaultFileSystem }, idDir);
-    assert.equal(kekId(identityKek(id)), kekId(deriveKek(utf8(PEM))));
-    assert.notEqual(kekId(identityKek(id)), kekId(deriveKek(utf8(PEM.replaceAll("\n", "\r\n")))));
+    for (const engine of ["noble", "webcrypto"] as const) {
+      assert.equal(kekId(await identityKek(id, engine)), kekId(deriveKek(utf8(PEM))), engine);
+      assert.notEqual(kekId(await identityKek(id, engine)), kekId(deriveKek(utf8(PEM.replaceAll("\n", "\r\n")))));
+    }
   });
 
   test("ca/state.json is read when state.v1.json is absent", async () => {

@@ -8,11 +8,12 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import fc from "fast-check";
 import { hkdf } from "@noble/hashes/hkdf.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { gcm } from "@noble/ciphers/aes.js";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
-import { deriveKek, kekId } from "../src/crypto/kdf.ts";
+import { deriveKek, deriveKekWebCrypto, kekId } from "../src/crypto/kdf.ts";
 import { envelopeAad, objectId, scopeDirName } from "../src/crypto/ids.ts";
 import { openEnvelope, sealEnvelope } from "../src/crypto/envelope.ts";
 import { type CipherEngine, EnvelopeCipher, LARGE_VALUE_BYTES } from "../src/crypto/envelope_async.ts";
@@ -153,6 +154,17 @@ describe("known-answer vectors from Python cryptography", () => {
     assert.equal(
       a1.okm_hex,
       "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865",
+    );
+  });
+
+  test("device KEK by WebCrypto (the webcrypto engine's derivation) from the exact PEM bytes", async () => {
+    for (const v of V.kek) assert.equal(toHex(await deriveKekWebCrypto(utf8(v.pem))), v.kek_hex);
+    // Any seed, not only a PEM: the two derivations agree byte for byte.
+    await fc.assert(
+      fc.asyncProperty(fc.uint8Array({ maxLength: 4096 }), async (seed) => {
+        assert.equal(toHex(await deriveKekWebCrypto(seed)), toHex(deriveKek(seed)));
+      }),
+      { numRuns: 200 },
     );
   });
 

@@ -36,6 +36,30 @@ export function deriveKek(seed: Uint8Array): Uint8Array {
   }
 }
 
+/**
+ * `deriveKek` by WebCrypto: the same key, computed natively. The compiled
+ * CLI's `get` spent 2–4 ms deriving the KEK in JavaScript that had not yet
+ * been compiled. WebCrypto keeps copies of the key material that are not
+ * wiped when freed (README, "Threat model"), so only a vault on the
+ * `webcrypto` engine derives its KEK this way.
+ */
+export async function deriveKekWebCrypto(seed: Uint8Array): Promise<Uint8Array> {
+  const subtle = globalThis.crypto.subtle;
+  const ikm = new Uint8Array(await subtle.digest("SHA-256", seed as Uint8Array<ArrayBuffer>));
+  try {
+    const base = await subtle.importKey("raw", ikm, "HKDF", false, ["deriveBits"]);
+    const params = { name: "HKDF", hash: "SHA-256", salt: KEK_SALT, info: KEK_INFO } as HkdfParams;
+    const okm = new Uint8Array(await subtle.deriveBits(params, base, KEY_BYTES * 8));
+    try {
+      return pinnedCopy(okm);
+    } finally {
+      okm.fill(0);
+    }
+  } finally {
+    ikm.fill(0);
+  }
+}
+
 /** kek_id = lowercase hex of the first 8 bytes of SHA-256("palyra.vault.kek-id.v1" || KEK). */
 export function kekId(kek: Uint8Array): string {
   const input = concatBytes(KEK_ID_DOMAIN, kek);

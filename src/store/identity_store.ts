@@ -8,7 +8,8 @@ import { FILES } from "./layout.ts";
 import { join } from "../platform/path.ts";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
 import { parseJsonObject, toHex, utf8 } from "../crypto/encoding.ts";
-import { deriveKek } from "../crypto/kdf.ts";
+import { deriveKek, deriveKekWebCrypto } from "../crypto/kdf.ts";
+import type { CipherEngine } from "../crypto/envelope_async.ts";
 import { isSealedStoreItem, openStoreItem, sealStoreItem, STORE_KEY_BYTES } from "../crypto/store_item.ts";
 import type { FileSystem } from "../platform/fs.ts";
 import { secureDir } from "./folders.ts";
@@ -260,11 +261,14 @@ export async function loadOrCreateIdentity(host: IdentityHost, dir: string): Pro
   }
 }
 
-/** Derives the device KEK from an identity (docs/FORMAT.md §2). */
-export function identityKek(identity: DeviceIdentity): Uint8Array {
+/**
+ * Derives the device KEK from an identity (docs/FORMAT.md §2), in
+ * `@noble/hashes` or, for a vault on the `webcrypto` engine, in WebCrypto.
+ */
+export async function identityKek(identity: DeviceIdentity, engine: CipherEngine): Promise<Uint8Array> {
   const seed = utf8(identity.privateKeyPem);
   try {
-    return deriveKek(seed);
+    return engine === "webcrypto" ? await deriveKekWebCrypto(seed) : deriveKek(seed);
   } finally {
     seed.fill(0);
   }
