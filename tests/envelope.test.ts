@@ -5,14 +5,18 @@ import { inspect } from "node:util";
 import fc from "fast-check";
 import { openEnvelope, sealEnvelope } from "../src/crypto/envelope.ts";
 import {
+  base64Length,
   fromBase64,
   fromBase64Fallback,
   fromBase64Portable,
   fromUtf8,
   toBase64,
   toBase64Fallback,
+  toBase64PaddedBytes,
   toBase64Portable,
   utf8,
+  writeBase64,
+  writeBase64Bytes,
 } from "../src/crypto/encoding.ts";
 import { SensitiveBytes } from "../src/crypto/sensitive.ts";
 import { encodeEnvelope, scanEnvelope } from "../src/crypto/envelope_codec.ts";
@@ -294,12 +298,22 @@ describe("strict base64", () => {
 
   test("the runtime's built-in base64, the fallback and the portable code give the same answers", () => {
     // Deno and Bun use Uint8Array.prototype.toBase64 / Uint8Array.fromBase64; Node 20 the fallback (a table
-    // and atob); the portable loop is the reference.
+    // and atob, or writing bytes in place); the portable loop is the reference.
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 300 }), (b) => {
         const s = toBase64Portable(b);
         assert.equal(toBase64(b), s);
         assert.equal(toBase64Fallback(b), s);
+        // Written in place, behind other bytes and before a guard byte that must stay.
+        assert.equal(base64Length(b.length), s.length);
+        for (const write of [writeBase64, writeBase64Bytes]) {
+          const out = new Uint8Array(s.length + 4).fill(0xee);
+          assert.equal(write(b, out, 3), 3 + s.length);
+          assert.equal(fromUtf8(out.subarray(3, 3 + s.length)), s);
+          assert.deepEqual([...out.subarray(0, 3), out[3 + s.length]], [0xee, 0xee, 0xee, 0xee]);
+        }
+        const padded = s + "=".repeat((4 - (s.length % 4)) % 4);
+        assert.equal(fromUtf8(toBase64PaddedBytes(b)), padded);
         assert.deepEqual(fromBase64(s), fromBase64Portable(s));
         assert.deepEqual(fromBase64Fallback(s), fromBase64Portable(s));
       }),

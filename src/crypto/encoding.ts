@@ -92,6 +92,37 @@ export function toBase64Portable(bytes: Uint8Array): string {
 
 const B64_CODES = utf8(B64);
 
+/** The length of the unpadded base64 of `n` bytes. */
+export function base64Length(n: number): number {
+  return Math.floor(n / 3) * 4 + [0, 2, 3][n % 3]!;
+}
+
+/**
+ * Writes the standard unpadded base64 of `bytes` into `out` at `at`, as
+ * ASCII, in JavaScript that makes no string; returns where it ends. `out`
+ * must have `base64Length(bytes.length)` bytes of room there.
+ */
+export function writeBase64Bytes(bytes: Uint8Array, out: Uint8Array, at: number): number {
+  const n = bytes.length;
+  const full = n - (n % 3);
+  let o = at;
+  for (let i = 0; i < full; i += 3) {
+    const v = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
+    out[o] = B64_CODES[v >>> 18]!;
+    out[o + 1] = B64_CODES[(v >>> 12) & 63]!;
+    out[o + 2] = B64_CODES[(v >>> 6) & 63]!;
+    out[o + 3] = B64_CODES[v & 63]!;
+    o += 4;
+  }
+  if (n > full) {
+    const v = (bytes[full]! << 16) | (n - full === 2 ? bytes[full + 1]! << 8 : 0);
+    out[o++] = B64_CODES[v >>> 18]!;
+    out[o++] = B64_CODES[(v >>> 12) & 63]!;
+    if (n - full === 2) out[o++] = B64_CODES[(v >>> 6) & 63]!;
+  }
+  return o;
+}
+
 /**
  * Standard base64 with `=` padding, as ASCII bytes rather than a string: the
  * caller can zero-fill the result, which it cannot do to a string, so a value
@@ -99,16 +130,13 @@ const B64_CODES = utf8(B64);
  */
 export function toBase64PaddedBytes(bytes: Uint8Array): Uint8Array {
   const out = new Uint8Array(Math.ceil(bytes.length / 3) * 4);
-  let o = 0;
-  for (let i = 0; i < bytes.length; i += 3) {
-    const left = bytes.length - i;
-    const n = (bytes[i]! << 16) | ((left > 1 ? bytes[i + 1]! : 0) << 8) | (left > 2 ? bytes[i + 2]! : 0);
-    out[o++] = B64_CODES[n >> 18]!;
-    out[o++] = B64_CODES[(n >> 12) & 63]!;
-    out[o++] = left > 1 ? B64_CODES[(n >> 6) & 63]! : 0x3d;
-    out[o++] = left > 2 ? B64_CODES[n & 63]! : 0x3d;
-  }
+  out.fill(0x3d, writeBase64Bytes(bytes, out, 0));
   return out;
+}
+
+/** Writes the UTF-8 of `text` into `out` at `at`; returns where it ends. `out` must have room. */
+export function writeUtf8(text: string, out: Uint8Array, at: number): number {
+  return at + encoder.encodeInto(text, out.subarray(at)).written;
 }
 
 /** Decodes canonical unpadded base64 in portable code (the fallback, and the reference in tests). */
@@ -189,6 +217,19 @@ export function fromBase64Fallback(text: string): Uint8Array | undefined {
   // atob skips white space, accepts padding and ignores unused trailing bits: the canonical string is the one
   // the bytes encode back to.
   return toBase64Fallback(out) === text ? out : undefined;
+}
+
+/**
+ * Writes the standard unpadded base64 of `bytes` into `out` at `at`, as
+ * ASCII; returns where it ends. Through the runtime's base64 where it has one
+ * (so a string is made on the way: not for secret bytes), else as
+ * `writeBase64Bytes`. Writing an 87 KB envelope in place saved Node 20 about
+ * a third of encoding it to a string and then to UTF-8.
+ */
+export function writeBase64(bytes: Uint8Array, out: Uint8Array, at: number): number {
+  return nativeTo === undefined
+    ? writeBase64Bytes(bytes, out, at)
+    : writeUtf8(nativeTo.call(bytes, { omitPadding: true }), out, at);
 }
 
 /** Standard base64 without `=` padding. */

@@ -6,7 +6,7 @@
  * (WebCrypto), both sit on this, so they read and write the same bytes.
  */
 import { VaultError } from "../errors.ts";
-import { fromBase64, fromUtf8, toBase64, utf8 } from "./encoding.ts";
+import { base64Length, fromBase64, fromUtf8, writeBase64, writeUtf8 } from "./encoding.ts";
 import { envelopeAad } from "./ids.ts";
 import { KEY_BYTES } from "./kdf.ts";
 
@@ -73,18 +73,31 @@ export function encodeEnvelope(
   secret: Uint8Array,
   wrapped: Uint8Array,
 ): Uint8Array {
-  // The bytes JSON.stringify gives for an `Envelope` with its fields in this order. Written out, because
-  // base64 needs no escaping and JSON.stringify scanning an 87 KB string for escapes cost Node 100 µs.
+  // The bytes JSON.stringify gives for an `Envelope` with its fields in this order. Written out, and straight
+  // into one buffer, because base64 needs no escaping: JSON.stringify scanning an 87 KB string for escapes cost
+  // Node 100 µs, and making the string, then its UTF-8, a third of a 64 KiB seal on Node 20.
   const head = `{"version":1,"algorithm":${JSON.stringify(algorithm)}` +
     (id === null ? "" : `,"kek_id":${JSON.stringify(id)}`);
-  return utf8(
-    `${head},"aad_b64":"${toBase64(parts.aad)}","secret_nonce_b64":"${toBase64(parts.secretNonce)}",` +
-      `"secret_ciphertext_b64":"${toBase64(secret.subarray(0, secret.length - TAG_BYTES))}",` +
-      `"secret_mac_b64":"${toBase64(secret.subarray(secret.length - TAG_BYTES))}",` +
-      `"dek_nonce_b64":"${toBase64(parts.dekNonce)}",` +
-      `"dek_ciphertext_b64":"${toBase64(wrapped.subarray(0, wrapped.length - TAG_BYTES))}",` +
-      `"dek_mac_b64":"${toBase64(wrapped.subarray(wrapped.length - TAG_BYTES))}"}`,
-  );
+  const values = [
+    parts.aad,
+    parts.secretNonce,
+    secret.subarray(0, secret.length - TAG_BYTES),
+    secret.subarray(secret.length - TAG_BYTES),
+    parts.dekNonce,
+    wrapped.subarray(0, wrapped.length - TAG_BYTES),
+    wrapped.subarray(wrapped.length - TAG_BYTES),
+  ];
+  // Each field is `,"<name>":"<base64>"`: six bytes besides its name and value; then the closing brace.
+  let length = head.length + 1;
+  BASE64_FIELDS.forEach((name, i) => (length += name.length + 6 + base64Length(values[i]!.length)));
+  const out = new Uint8Array(length);
+  let o = writeUtf8(head, out, 0);
+  BASE64_FIELDS.forEach((name, i) => {
+    o = writeBase64(values[i]!, out, writeUtf8(`,"${name}":"`, out, o));
+    out[o++] = 0x22; // "
+  });
+  out[o] = 0x7d; // }
+  return out;
 }
 
 /** A parsed envelope, checked against the scope and key it is opened for. */
