@@ -24,12 +24,7 @@ export function deriveKek(seed: Uint8Array): Uint8Array {
   // Extract and expand separately, so the pseudo-random key between them can be wiped too.
   const prk = extract(sha256, ikm, KEK_SALT);
   try {
-    const okm = expand(sha256, prk, KEK_INFO, KEY_BYTES);
-    try {
-      return pinnedCopy(okm);
-    } finally {
-      okm.fill(0);
-    }
+    return kept(expand(sha256, prk, KEK_INFO, KEY_BYTES));
   } finally {
     ikm.fill(0);
     prk.fill(0);
@@ -49,14 +44,18 @@ export async function deriveKekWebCrypto(seed: Uint8Array): Promise<Uint8Array> 
   try {
     const base = await subtle.importKey("raw", ikm, "HKDF", false, ["deriveBits"]);
     const params = { name: "HKDF", hash: "SHA-256", salt: KEK_SALT, info: KEK_INFO } as HkdfParams;
-    const okm = new Uint8Array(await subtle.deriveBits(params, base, KEY_BYTES * 8));
-    try {
-      return pinnedCopy(okm);
-    } finally {
-      okm.fill(0);
-    }
+    return kept(new Uint8Array(await subtle.deriveBits(params, base, KEY_BYTES * 8)));
   } finally {
     ikm.fill(0);
+  }
+}
+
+/** A copy of a derived key where the garbage collector does not move it; `okm` itself is wiped. */
+function kept(okm: Uint8Array): Uint8Array {
+  try {
+    return pinnedCopy(okm);
+  } finally {
+    okm.fill(0);
   }
 }
 
