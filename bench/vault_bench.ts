@@ -18,8 +18,7 @@ import process from "node:process";
 import { Vault } from "../src/vault.ts";
 import { objectId, scopeDirName } from "../src/crypto/ids.ts";
 import { openEnvelope, sealEnvelope } from "../src/crypto/envelope.ts";
-import { nativeAesGcm } from "../src/platform/aes_gcm.ts";
-import { EnvelopeCipher } from "../src/crypto/envelope_async.ts";
+import { vaultCipher } from "../src/store/cipher.ts";
 import { encodeSnapshot, type IndexEntry } from "../src/store/scope_index.ts";
 import { utf8 } from "../src/crypto/encoding.ts";
 
@@ -153,7 +152,7 @@ async function cipherRows(emit: (o: Record<string, unknown>) => void): Promise<v
     // Each KEK engine: noble (a library vault's default) and WebCrypto (the CLI's).
     for (const engine of ["noble", "webcrypto"] as const) {
       // As the vault makes it: large values on the runtime's own AES-GCM where it has one.
-      const cipher = new EnvelopeCipher(KEK, engine, undefined, nativeAesGcm);
+      const cipher = vaultCipher(KEK, engine);
       const sealed = await cipher.seal(TARGET, "k", value);
       const ops = {
         seal: () => cipher.seal(TARGET, "k", value),

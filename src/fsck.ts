@@ -6,8 +6,8 @@
  * leftovers older than a minute, and never deletes a readable secret.
  */
 import { errnoCode, fsError, VaultError } from "./errors.ts";
-import { EnvelopeCipher } from "./crypto/envelope_async.ts";
-import { nativeAesGcm } from "./platform/aes_gcm.ts";
+import type { EnvelopeCipher } from "./crypto/envelope_async.ts";
+import { vaultCipher } from "./store/cipher.ts";
 import { envelopePlace } from "./crypto/envelope_codec.ts";
 import { kekId } from "./crypto/kdf.ts";
 import { objectId, scopeDirName } from "./crypto/ids.ts";
@@ -525,7 +525,7 @@ export async function checkVault(vault: Vault, options: FsckOptions = {}): Promi
   const ctx: Context = {
     fs: parts.fs,
     root: parts.root,
-    cipher: new EnvelopeCipher(kek, parts.kekEngine, ours, nativeAesGcm),
+    cipher: vaultCipher(kek, parts.kekEngine, ours),
     kekId: ours,
     maxObjectBytes: parts.maxObjectBytes,
     findings: [],

@@ -7,8 +7,7 @@
  */
 import { VaultError } from "./errors.ts";
 import { rewrapEnvelope } from "./crypto/envelope.ts";
-import { EnvelopeCipher } from "./crypto/envelope_async.ts";
-import { nativeAesGcm } from "./platform/aes_gcm.ts";
+import { vaultCipher } from "./store/cipher.ts";
 import { kekId, KEY_BYTES } from "./crypto/kdf.ts";
 import { pinnedCopy } from "./crypto/sensitive.ts";
 import { identityKek, loadOrCreateIdentity } from "./store/identity_store.ts";
@@ -128,7 +127,7 @@ export async function rekeyVault(vault: Vault, options: RekeyOptions): Promise<R
       });
     }
     // Phase 2: every secret opens with the new key, value and all.
-    const check = new EnvelopeCipher(newKek, "noble", newId, nativeAesGcm);
+    const check = vaultCipher(newKek, "noble", newId);
     for (const e of entries) {
       if (failed.includes(`${e.scope}/${e.key}`)) continue;
       let bytes: Uint8Array;

@@ -10,8 +10,8 @@ import { FILES } from "./store/layout.ts";
 import { dirname, join, resolve } from "./platform/path.ts";
 import { fsError, VaultError } from "./errors.ts";
 import { sameBytes, utf8 } from "./crypto/encoding.ts";
-import { type CipherEngine, EnvelopeCipher } from "./crypto/envelope_async.ts";
-import { nativeAesGcm } from "./platform/aes_gcm.ts";
+import type { CipherEngine, EnvelopeCipher } from "./crypto/envelope_async.ts";
+import { vaultCipher } from "./store/cipher.ts";
 import { objectId } from "./crypto/ids.ts";
 import { KEY_BYTES } from "./crypto/kdf.ts";
 import { pinnedCopy, SensitiveBytes } from "./crypto/sensitive.ts";
@@ -336,7 +336,7 @@ export class Vault {
     this.root = root;
     this.#exists = exists;
     this.#kek = kek;
-    this.#cipher = kek === undefined ? undefined : new EnvelopeCipher(kek, settings.kekEngine, undefined, nativeAesGcm);
+    this.#cipher = kek === undefined ? undefined : vaultCipher(kek, settings.kekEngine);
     this.#layout = layout!;
     this.#fs = fs;
     this.#settings = settings;
@@ -520,7 +520,7 @@ export class Vault {
       return;
     }
     this.#kek = kek;
-    this.#cipher = new EnvelopeCipher(kek, this.#settings.kekEngine, undefined, nativeAesGcm);
+    this.#cipher = vaultCipher(kek, this.#settings.kekEngine);
   }
 
   /**

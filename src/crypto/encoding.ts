@@ -171,36 +171,16 @@ type NativeBase64 = {
 const nativeTo = (Uint8Array.prototype as NativeBase64).toBase64;
 const nativeFrom = (Uint8Array as unknown as { fromBase64?: (s: string) => Uint8Array }).fromBase64;
 
-// Where the runtime has no base64 of its own (Node 20 and 22), the encoder writes two characters at a time
-// from a table of every 12-bit group and lets TextDecoder make the string (the output is ASCII), and the
-// decoder uses atob: a loop building the string character by character costs 15 times more on 64 KiB.
-// The table is made on first use: only Node 20 needs it, and building it when the module loads cost a compiled
-// CLI about 2 ms of every start.
-let pairs: Uint16Array | undefined;
-function pairTable(): Uint16Array {
-  if (pairs !== undefined) return pairs;
-  const littleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
-  pairs = new Uint16Array(4096);
-  for (let i = 0; i < 4096; i++) {
-    const a = B64_CODES[i >> 6]!, b = B64_CODES[i & 63]!;
-    pairs[i] = littleEndian ? a | (b << 8) : (a << 8) | b;
-  }
-  return pairs;
-}
+// Where the runtime has no base64 of its own (Node 20 and 22), the encoder writes ASCII bytes in place and lets
+// TextDecoder make the string, and the decoder uses atob: a loop building the string character by character costs
+// 15 times more on 64 KiB.
 const ASCII = new TextDecoder();
 
 /** Standard base64 without `=` padding, without the runtime's own base64 (Node 20). */
 export function toBase64Fallback(bytes: Uint8Array): string {
-  const n = bytes.length;
-  const full = n - (n % 3);
-  const out = new Uint16Array((full / 3) * 2);
-  const table = pairTable();
-  for (let i = 0, o = 0; i < full; i += 3) {
-    const v = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
-    out[o++] = table[v >> 12]!;
-    out[o++] = table[v & 4095]!;
-  }
-  return ASCII.decode(out) + toBase64Portable(bytes.subarray(full));
+  const out = new Uint8Array(base64Length(bytes.length));
+  writeBase64Bytes(bytes, out, 0);
+  return ASCII.decode(out);
 }
 
 /** Decodes canonical unpadded standard base64, without the runtime's own base64 (Node 20). */

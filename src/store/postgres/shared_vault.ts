@@ -8,8 +8,8 @@
 import postgres from "postgres";
 import { VaultError } from "../../errors.ts";
 import { sameBytes, toHex } from "../../crypto/encoding.ts";
-import { type CipherEngine, EnvelopeCipher } from "../../crypto/envelope_async.ts";
-import { nativeAesGcm } from "../../platform/aes_gcm.ts";
+import type { CipherEngine, EnvelopeCipher } from "../../crypto/envelope_async.ts";
+import { vaultCipher } from "../cipher.ts";
 import { rewrapEnvelope } from "../../crypto/envelope.ts";
 import { kekId, KEY_BYTES } from "../../crypto/kdf.ts";
 import type { IdentityHost } from "../identity_store.ts";
@@ -149,8 +149,7 @@ export class SharedVault {
   /** The vault keys this device holds, by epoch. */
   #keys = new Map<number, EpochKey>();
   #currentEpoch = 0;
-  #closed = false;
-  /** Shared with the socket factory of both clients: once closed, no new connection is made. */
+  /** Whether the vault was closed; shared with both clients' socket factory, which then makes no new connection. */
   readonly #gate: { closed: boolean };
   /** The connection `watch` listens on, and who is told of each change. */
   #listening: Sql | undefined;
@@ -319,7 +318,7 @@ export class SharedVault {
   }
 
   #check(): void {
-    if (this.#closed) throw new VaultError("io", "use vault failed: it was closed", { hint: "open it again" });
+    if (this.#gate.closed) throw new VaultError("io", "use vault failed: it was closed", { hint: "open it again" });
   }
 
   /** Runs a read again after a lost connection (a read has no outcome to check). */
@@ -344,7 +343,7 @@ export class SharedVault {
       const key = await this.#device.unwrap(row.wrapped_key as Uint8Array);
       this.#keys.set(epoch, {
         key,
-        cipher: new EnvelopeCipher(key, this.#options.kekEngine, kekId(key), nativeAesGcm),
+        cipher: vaultCipher(key, this.#options.kekEngine),
       });
     }
     this.#currentEpoch = Number(meta?.current_epoch ?? 0);
@@ -847,7 +846,7 @@ export class SharedVault {
     if (made !== undefined) {
       this.#keys.set(made.epoch, {
         key: made.key,
-        cipher: new EnvelopeCipher(made.key, this.#options.kekEngine, undefined, nativeAesGcm),
+        cipher: vaultCipher(made.key, this.#options.kekEngine),
       });
       this.#currentEpoch = made.epoch;
     }
@@ -932,12 +931,12 @@ export class SharedVault {
           for (const l of this.#watchers) l(change);
         },
         onclose: () => {
-          if (!this.#closed) void relisten();
+          if (!this.#gate.closed) void relisten();
         },
       };
       const sql = postgres(listenOptions);
       const relisten = async (): Promise<void> => {
-        for (let attempt = 1; !this.#closed; attempt++) {
+        for (let attempt = 1; !this.#gate.closed; attempt++) {
           try {
             await sql.unsafe(`LISTEN ${CHANNEL}`);
             return;
@@ -966,8 +965,7 @@ export class SharedVault {
 
   /** Wipes the vault keys and closes the connections. */
   async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (this.#gate.closed) return;
     this.#gate.closed = true;
     for (const held of this.#keys.values()) held.key.fill(0);
     this.#keys.clear();
