@@ -19,6 +19,7 @@ import {
   writeBase64Bytes,
 } from "../src/crypto/encoding.ts";
 import { SensitiveBytes } from "../src/crypto/sensitive.ts";
+import { VaultError } from "../src/errors.ts";
 import { encodeEnvelope, scanEnvelope } from "../src/crypto/envelope_codec.ts";
 import { randomBytes, rejectsWith, testKek } from "./helpers.ts";
 
@@ -153,6 +154,23 @@ describe("envelope", () => {
         },
       ),
       { numRuns: 500 },
+    );
+  });
+
+  test("property: malformed UTF-8 anywhere in an envelope is the malformed-JSON crypto error", () => {
+    // The scan reads the envelope leniently (a malformed byte becomes U+FFFD); only the strict reading may judge it.
+    const bad = fc.constantFrom([0x80], [0xc3], [0xff], [0xed, 0xa0, 0x80], [0xf4, 0x90, 0x80, 0x80]);
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), fc.nat(), bad, fc.boolean(), (value, at, b, swap) => {
+        const clean = sealEnvelope(KEK, "ws:acme", "k", value);
+        const i = at % clean.length;
+        const bytes = new Uint8Array([...clean.subarray(0, i), ...b, ...clean.subarray(swap ? i + 1 : i)]);
+        assert.throws(
+          () => openEnvelope(KEK, "ws:acme", "k", bytes),
+          (e) => VaultError.is(e, "crypto") && /malformed JSON/.test(e.message),
+        );
+      }),
+      { numRuns: 1000 },
     );
   });
 

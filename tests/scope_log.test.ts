@@ -328,6 +328,33 @@ describe("scope index properties", () => {
     );
   });
 
+  test("malformed UTF-8 anywhere in a snapshot: the fast reader and JSON.parse still agree", () => {
+    // The fast reader decodes leniently (a malformed byte becomes U+FFFD): nothing it accepts may hold one.
+    const bad = fc.constantFrom([0x80], [0xc3], [0xff], [0xed, 0xa0, 0x80], [0xef, 0xbf, 0xbd]);
+    fc.assert(
+      fc.property(
+        scope,
+        fc.integer({ min: 1, max: 99 }),
+        entries,
+        fc.nat(),
+        bad,
+        fc.boolean(),
+        (s, g, es, at, b, swap) => {
+          const clean = encodeSnapshot(s, g, es);
+          const i = at % clean.length;
+          const bytes = new Uint8Array([...clean.subarray(0, i), ...b, ...clean.subarray(swap ? i + 1 : i)]);
+          const fast = outcome(() => parseSnapshot("p", undefined, bytes, scopeEntry));
+          assert.deepEqual(fast, outcome(() => parseSnapshotJson("p", undefined, bytes, scopeEntry)), String(bytes));
+        },
+      ),
+      { numRuns: 2000 },
+    );
+    // The scope's own bytes are the one place a U+FFFD could pass: "ws:acme" with its "e" made malformed.
+    const bytes = encodeSnapshot("ws:acme", 1, []);
+    bytes[bytes.indexOf(0x65, new TextDecoder().decode(bytes).indexOf("acme"))] = 0xff;
+    assert.deepEqual(outcome(() => parseSnapshot("p", undefined, bytes, scopeEntry)), { error: "corrupt" });
+  });
+
   const record: fc.Arbitrary<LogRecord> = fc.oneof(
     fc.tuple(key, count, count, count).map(([k, c, u, b]) => ({
       op: "put" as const,

@@ -8,6 +8,7 @@
 
 const encoder = new TextEncoder();
 const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const looseDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
 
 /** UTF-8 bytes of a string. */
 export function utf8(text: string): Uint8Array {
@@ -17,6 +18,16 @@ export function utf8(text: string): Uint8Array {
 /** Decodes UTF-8, throwing `TypeError` on malformed input. */
 export function fromUtf8(bytes: Uint8Array): string {
   return strictDecoder.decode(bytes);
+}
+
+/**
+ * Decodes UTF-8, a malformed sequence becoming U+FFFD. For a fast first
+ * reading of text in which a check then accepts only ASCII (so never U+FFFD),
+ * with `fromUtf8` for anything it refuses: Deno's strict decoder costs 5–9
+ * times the lenient one (50 µs for a 64 KiB value's envelope).
+ */
+export function fromUtf8Loose(bytes: Uint8Array): string {
+  return looseDecoder.decode(bytes);
 }
 
 /**
@@ -172,8 +183,8 @@ const nativeTo = (Uint8Array.prototype as NativeBase64).toBase64;
 const nativeFrom = (Uint8Array as unknown as { fromBase64?: (s: string) => Uint8Array }).fromBase64;
 
 // Where the runtime has no base64 of its own (Node 20 and 22), the encoder writes ASCII bytes in place and lets
-// TextDecoder make the string, and the decoder uses atob: a loop building the string character by character costs
-// 15 times more on 64 KiB.
+// TextDecoder make the string (a loop building the string character by character costs 15 times more on 64 KiB),
+// and the decoder reads four characters at a time.
 const ASCII = new TextDecoder();
 
 /** Standard base64 without `=` padding, without the runtime's own base64 (Node 20). */
@@ -183,20 +194,46 @@ export function toBase64Fallback(bytes: Uint8Array): string {
   return ASCII.decode(out);
 }
 
-/** Decodes canonical unpadded standard base64, without the runtime's own base64 (Node 20). */
+/** A base64 character's six bits; -1 for anything else. */
+const sextet = (c: number): number => (c < 128 ? B64_INDEX[c]! : -1);
+
+/**
+ * Decodes canonical unpadded standard base64, without the runtime's own base64
+ * (Node 20). A group of four characters at a time: on Node 20, 64 KiB took 45
+ * µs, against 190 for atob, copying its string out and encoding the bytes back
+ * to compare (atob skips white space and ignores unused bits).
+ */
 export function fromBase64Fallback(text: string): Uint8Array | undefined {
-  if (text.length % 4 === 1) return undefined;
-  let binary: string;
-  try {
-    binary = atob(text);
-  } catch {
-    return undefined;
+  const len = text.length;
+  const rest = len % 4;
+  if (rest === 1) return undefined;
+  const full = len - rest;
+  const out = new Uint8Array(Math.floor((len * 3) / 4));
+  let o = 0;
+  for (let i = 0; i < full; i += 4) {
+    const a = sextet(text.charCodeAt(i));
+    const b = sextet(text.charCodeAt(i + 1));
+    const c = sextet(text.charCodeAt(i + 2));
+    const d = sextet(text.charCodeAt(i + 3));
+    if ((a | b | c | d) < 0) return undefined;
+    const v = (a << 18) | (b << 12) | (c << 6) | d;
+    out[o] = v >>> 16;
+    out[o + 1] = (v >>> 8) & 255;
+    out[o + 2] = v & 255;
+    o += 3;
   }
-  const out = new Uint8Array(binary.length);
-  for (let i = 0; i < binary.length; i++) out[i] = binary.charCodeAt(i);
-  // atob skips white space, accepts padding and ignores unused trailing bits: the canonical string is the one
-  // the bytes encode back to.
-  return toBase64Fallback(out) === text ? out : undefined;
+  if (rest > 0) {
+    const a = sextet(text.charCodeAt(full));
+    const b = sextet(text.charCodeAt(full + 1));
+    const c = rest === 3 ? sextet(text.charCodeAt(full + 2)) : 0;
+    if ((a | b | c) < 0) return undefined;
+    // The last character's unused low bits must be zero, or two strings would give the same bytes.
+    if ((rest === 2 ? b & 15 : c & 3) !== 0) return undefined;
+    const v = (a << 18) | (b << 12) | (c << 6);
+    out[o] = v >>> 16;
+    if (rest === 3) out[o + 1] = (v >>> 8) & 255;
+  }
+  return out;
 }
 
 /**

@@ -6,7 +6,7 @@
  * (WebCrypto), both sit on this, so they read and write the same bytes.
  */
 import { VaultError } from "../errors.ts";
-import { base64Length, fromBase64, fromUtf8, writeBase64, writeUtf8 } from "./encoding.ts";
+import { base64Length, fromBase64, fromUtf8, fromUtf8Loose, writeBase64, writeUtf8 } from "./encoding.ts";
 import { envelopeAad } from "./ids.ts";
 import { KEY_BYTES } from "./kdf.ts";
 
@@ -126,13 +126,8 @@ export function openFailure(scope: string, key: string): DecodedEnvelope["fail"]
 /** Parses and checks an envelope; every defect is a `crypto` error and nothing is decrypted. */
 export function decodeEnvelope(scope: string, key: string, bytes: Uint8Array): DecodedEnvelope {
   const fail = openFailure(scope, key);
-  let text: string | undefined;
-  try {
-    text = fromUtf8(bytes);
-  } catch {
-    // Reported below, as JSON.parse of it would.
-  }
-  const scanned = text === undefined ? undefined : scanEnvelope(text);
+  // Everything the scan and its checks accept is ASCII, so malformed UTF-8 (read as U+FFFD) never gets through.
+  const scanned = scanEnvelope(fromUtf8Loose(bytes));
   if (scanned !== undefined) {
     try {
       return checkEnvelope(scanned, scope, key, fail);
@@ -142,8 +137,7 @@ export function decodeEnvelope(scope: string, key: string, bytes: Uint8Array): D
   }
   let doc: unknown;
   try {
-    if (text === undefined) throw new TypeError("not UTF-8");
-    doc = JSON.parse(text);
+    doc = JSON.parse(fromUtf8(bytes));
   } catch {
     throw fail("the stored object is not a valid envelope (malformed JSON)");
   }
