@@ -15,8 +15,10 @@ import { rejectsWith, tempDir, testKek } from "./helpers.ts";
 import fc from "fast-check";
 import {
   encodeSnapshot,
+  loadScopeIndex,
   parseSnapshot,
   parseSnapshotJson,
+  readScopeEntries,
   scanCanonical,
   scopeEntry,
 } from "../src/store/scope_index.ts";
@@ -367,6 +369,23 @@ describe("scope index properties", () => {
   );
   const parse = (bytes: Uint8Array) =>
     parseLog(bytes, (why) => new VaultError("corrupt", why), (x) => (typeof x === "string" ? x : undefined));
+
+  test("a reader's list of a snapshot and its log is the writer's map of them, sorted by key", async () => {
+    const dir = tempDir("merge");
+    const fs = defaultFileSystem;
+    await fc.assert(
+      fc.asyncProperty(entries, fc.array(record, { maxLength: 10 }), async (es, records) => {
+        writeFileSync(join(dir, "metadata.json"), encodeSnapshot(SCOPE, 2, es));
+        const log = [encodeLogHeader(SCOPE, 2), ...records.map(encodeLogRecord)].flatMap((l) => [...l]);
+        writeFileSync(join(dir, "metadata.log"), new Uint8Array(log));
+        const read = await readScopeEntries(fs, dir, SCOPE, scopeEntry);
+        const written = await loadScopeIndex(fs, dir, SCOPE);
+        const expected = [...written!.entries.values()].sort((a, b) => (a.key < b.key ? -1 : 1));
+        assert.deepEqual(read?.entries, expected);
+      }),
+      { numRuns: 300 },
+    );
+  });
 
   test("a log cut anywhere, or with one byte changed, reads as a prefix of its records or as corrupt", () => {
     fc.assert(

@@ -393,13 +393,21 @@ export async function readScopeEntries<E extends { key: string }>(
   for (const r of parts.log.records) {
     changed.set(r.key, r.op === "put" ? make(parts.scope, r.key, r.created, r.updated, r.bytes) : undefined);
   }
-  const kept = (parts.snapshot?.entries ?? []).filter((e) => !changed.has(e.key));
-  const added = [...changed.values()].filter((e) => e !== undefined).sort(byKey);
-  // Merge the two sorted lists.
-  const entries = new Array<E>(kept.length + added.length);
-  for (let i = 0, j = 0, o = 0; o < entries.length; o++) {
-    entries[o] = j >= added.length || (i < kept.length && kept[i]!.key < added[j]!.key) ? kept[i++]! : added[j++]!;
+  const keys = [...changed.keys()].sort();
+  // One pass over the sorted snapshot and the sorted changed keys: each changed key's entry (if still there) goes
+  // where its key sorts, and the snapshot's entry for it is dropped.
+  const entries: E[] = [];
+  let k = 0;
+  const takeChanged = () => {
+    const e = changed.get(keys[k++]!);
+    if (e !== undefined) entries.push(e);
+  };
+  for (const e of parts.snapshot?.entries ?? []) {
+    while (k < keys.length && keys[k]! < e.key) takeChanged();
+    if (k < keys.length && keys[k] === e.key) takeChanged();
+    else entries.push(e);
   }
+  while (k < keys.length) takeChanged();
   return { scope: parts.scope, entries };
 }
 
