@@ -5,9 +5,11 @@ import { inspect } from "node:util";
 import fc from "fast-check";
 import { openEnvelope, sealEnvelope } from "../src/crypto/envelope.ts";
 import {
+  base64Bytes,
   base64Length,
   fromBase64,
   fromBase64Fallback,
+  fromBase64Into,
   fromBase64Portable,
   fromUtf8,
   toBase64,
@@ -342,8 +344,26 @@ describe("strict base64", () => {
       fc.property(fc.string({ unit: fc.constantFrom(..."AQgwZz09+/=-_ \n\t."), maxLength: 12 }), (t) => {
         assert.deepEqual(fromBase64(t), fromBase64Portable(t), JSON.stringify(t));
         assert.deepEqual(fromBase64Fallback(t), fromBase64Portable(t), JSON.stringify(t));
+        const out = new Uint8Array(base64Bytes(t.length) ?? 0);
+        const expected = fromBase64Portable(t);
+        assert.equal(fromBase64Into(t, out), expected !== undefined, JSON.stringify(t));
+        if (expected !== undefined) assert.deepEqual(out, expected);
       }),
       { numRuns: 3000 },
+    );
+  });
+
+  test("decoding into a buffer: the exact length only, and nothing written outside it", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.integer({ min: -2, max: 2 }), (b, slack) => {
+        const s = toBase64Portable(b);
+        const whole = new Uint8Array(b.length + 6).fill(0xee);
+        const out = whole.subarray(3, 3 + Math.max(0, b.length + slack));
+        assert.equal(fromBase64Into(s, out), slack === 0 || (b.length === 0 && slack < 0));
+        if (slack === 0) assert.deepEqual(out, b);
+        assert.deepEqual([...whole.subarray(0, 3), ...whole.subarray(3 + out.length)].filter((x) => x !== 0xee), []);
+      }),
+      { numRuns: 500 },
     );
   });
 });

@@ -174,13 +174,14 @@ export function fromBase64Portable(text: string): Uint8Array | undefined {
   return out;
 }
 
-// The runtime's own base64 (`Uint8Array.prototype.toBase64`, `Uint8Array.fromBase64`: Deno and Bun have
-// them, Node 20 does not), many times faster on a 64 KiB envelope than a loop in JavaScript.
+// The runtime's own base64 (`Uint8Array.prototype.toBase64` and `setFromBase64`: Deno and Bun have them, Node 20
+// does not), many times faster on a 64 KiB envelope than a loop in JavaScript.
 type NativeBase64 = {
   toBase64?: (this: Uint8Array, o: { omitPadding: boolean }) => string;
+  setFromBase64?: (this: Uint8Array, text: string) => { read: number; written: number };
 };
 const nativeTo = (Uint8Array.prototype as NativeBase64).toBase64;
-const nativeFrom = (Uint8Array as unknown as { fromBase64?: (s: string) => Uint8Array }).fromBase64;
+const nativeSet = (Uint8Array.prototype as NativeBase64).setFromBase64;
 
 // Where the runtime has no base64 of its own (Node 20 and 22), the encoder writes ASCII bytes in place and lets
 // TextDecoder make the string (a loop building the string character by character costs 15 times more on 64 KiB),
@@ -199,23 +200,30 @@ const sextet = (c: number): number => (c < 128 ? B64_INDEX[c]! : -1);
 
 /**
  * Decodes canonical unpadded standard base64, without the runtime's own base64
- * (Node 20). A group of four characters at a time: on Node 20, 64 KiB took 45
- * µs, against 190 for atob, copying its string out and encoding the bytes back
- * to compare (atob skips white space and ignores unused bits).
+ * (Node 20).
  */
 export function fromBase64Fallback(text: string): Uint8Array | undefined {
+  const out = new Uint8Array(base64Bytes(text.length) ?? 0);
+  return text.length % 4 !== 1 && fallbackInto(text, out) ? out : undefined;
+}
+
+/**
+ * `fromBase64Into` in JavaScript, a group of four characters at a time: on
+ * Node 20, 64 KiB took 145 µs, against 190 for atob, copying its string out
+ * and encoding the bytes back to compare (atob skips white space and ignores
+ * unused bits). `out` has the length the text's length gives.
+ */
+function fallbackInto(text: string, out: Uint8Array): boolean {
   const len = text.length;
   const rest = len % 4;
-  if (rest === 1) return undefined;
   const full = len - rest;
-  const out = new Uint8Array(Math.floor((len * 3) / 4));
   let o = 0;
   for (let i = 0; i < full; i += 4) {
     const a = sextet(text.charCodeAt(i));
     const b = sextet(text.charCodeAt(i + 1));
     const c = sextet(text.charCodeAt(i + 2));
     const d = sextet(text.charCodeAt(i + 3));
-    if ((a | b | c | d) < 0) return undefined;
+    if ((a | b | c | d) < 0) return false;
     const v = (a << 18) | (b << 12) | (c << 6) | d;
     out[o] = v >>> 16;
     out[o + 1] = (v >>> 8) & 255;
@@ -226,14 +234,14 @@ export function fromBase64Fallback(text: string): Uint8Array | undefined {
     const a = sextet(text.charCodeAt(full));
     const b = sextet(text.charCodeAt(full + 1));
     const c = rest === 3 ? sextet(text.charCodeAt(full + 2)) : 0;
-    if ((a | b | c) < 0) return undefined;
+    if ((a | b | c) < 0) return false;
     // The last character's unused low bits must be zero, or two strings would give the same bytes.
-    if ((rest === 2 ? b & 15 : c & 3) !== 0) return undefined;
+    if ((rest === 2 ? b & 15 : c & 3) !== 0) return false;
     const v = (a << 18) | (b << 12) | (c << 6);
     out[o] = v >>> 16;
     if (rest === 3) out[o + 1] = (v >>> 8) & 255;
   }
-  return out;
+  return true;
 }
 
 /**
@@ -254,28 +262,46 @@ export function toBase64(bytes: Uint8Array): string {
   return nativeTo === undefined ? toBase64Fallback(bytes) : nativeTo.call(bytes, { omitPadding: true });
 }
 
+/** How many bytes unpadded base64 of `length` characters decodes to; `undefined` for a length it never has (4n+1). */
+export function base64Bytes(length: number): number | undefined {
+  return length % 4 === 1 ? undefined : Math.floor((length * 3) / 4);
+}
+
+/**
+ * Decodes canonical unpadded standard base64 into `out`, which must be
+ * exactly `base64Bytes(text.length)` long: so a value can be decoded straight
+ * into the buffer it goes in. False for anything else (padding, other
+ * alphabets, white space, a length of 4n+1, unused trailing bits that are not
+ * zero, another length of `out`), with `out` then partly written.
+ */
+export function fromBase64Into(text: string, out: Uint8Array): boolean {
+  const len = text.length;
+  if (out.length !== base64Bytes(len)) return false;
+  if (nativeSet === undefined) return fallbackInto(text, out);
+  let done;
+  try {
+    done = nativeSet.call(out, text);
+  } catch {
+    return false;
+  }
+  // The built-in skips white space, accepts padding and ignores unused trailing bits, so that two strings could
+  // give the same bytes. Without any of them a string of length L fills floor(3L/4) bytes, and with one it fills
+  // fewer (L is not 4n+1, checked above); the unused bits are the low bits of the last character.
+  if (done.read !== len || done.written !== out.length) return false;
+  const unused = len % 4 === 2 ? 15 : len % 4 === 3 ? 3 : 0;
+  return unused === 0 || (B64_INDEX[text.charCodeAt(len - 1)]! & unused) === 0;
+}
+
 /**
  * Decodes canonical unpadded standard base64. Returns `undefined` for anything
  * else (padding, other alphabets, white space, a length of 4n+1, or unused
  * trailing bits that are not zero).
  */
 export function fromBase64(text: string): Uint8Array | undefined {
-  if (nativeFrom === undefined || nativeTo === undefined) return fromBase64Fallback(text);
-  const len = text.length;
-  if (len % 4 === 1) return undefined;
-  let bytes: Uint8Array;
-  try {
-    bytes = nativeFrom(text);
-  } catch {
-    return undefined;
-  }
-  // The built-in skips white space, accepts padding and ignores unused trailing bits, so that two strings could
-  // give the same bytes. Without any of them a string of length L gives floor(3L/4) bytes, and with one it gives
-  // fewer (L is not 4n+1, checked above); the unused bits are the low bits of the last character.
-  if (bytes.length !== Math.floor((len * 3) / 4)) return undefined;
-  const unused = len % 4 === 2 ? 15 : len % 4 === 3 ? 3 : 0;
-  if (unused !== 0 && (B64_INDEX[text.charCodeAt(len - 1)]! & unused) !== 0) return undefined;
-  return bytes;
+  const n = base64Bytes(text.length);
+  if (n === undefined) return undefined;
+  const out = new Uint8Array(n);
+  return fromBase64Into(text, out) ? out : undefined;
 }
 
 /** Decodes canonical padded base64 (what `exportVault` and Python's `b64encode` write). */

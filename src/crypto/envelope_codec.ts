@@ -6,7 +6,16 @@
  * (WebCrypto), both sit on this, so they read and write the same bytes.
  */
 import { VaultError } from "../errors.ts";
-import { base64Length, fromBase64, fromUtf8, fromUtf8Loose, writeBase64, writeUtf8 } from "./encoding.ts";
+import {
+  base64Bytes,
+  base64Length,
+  fromBase64,
+  fromBase64Into,
+  fromUtf8,
+  fromUtf8Loose,
+  writeBase64,
+  writeUtf8,
+} from "./encoding.ts";
 import { envelopeAad } from "./ids.ts";
 import { KEY_BYTES } from "./kdf.ts";
 
@@ -222,6 +231,21 @@ function checkEnvelope(
     }
     return decoded;
   };
+  /**
+   * A ciphertext then its tag, in one buffer: the ciphertext is decoded
+   * straight into it (for a 64 KiB value, no copy of 64 KiB).
+   */
+  const sealed = (name: string, tagName: string, length?: number): Uint8Array => {
+    const v = env[name];
+    const n = typeof v === "string" ? base64Bytes(v.length) : undefined;
+    const out = new Uint8Array((n ?? 0) + TAG_BYTES);
+    if (n === undefined || !fromBase64Into(v as string, out.subarray(0, n))) {
+      throw fail(`field "${name}" is missing or not unpadded base64`);
+    }
+    if (length !== undefined && n !== length) throw fail(`field "${name}" is ${n} bytes; expected ${length}`);
+    out.set(field(tagName, TAG_BYTES), n);
+    return out;
+  };
   const aad = field("aad_b64");
   const expectedAad = envelopeAad(scope, key);
   if (aad.length !== expectedAad.length || !aad.every((b, i) => b === expectedAad[i])) {
@@ -231,28 +255,19 @@ function checkEnvelope(
     );
   }
   const secretNonce = field("secret_nonce_b64", NONCE_BYTES);
-  const secretCt = field("secret_ciphertext_b64");
-  const secretMac = field("secret_mac_b64", TAG_BYTES);
+  const secretSealed = sealed("secret_ciphertext_b64", "secret_mac_b64");
   const dekNonce = field("dek_nonce_b64", NONCE_BYTES);
-  const dekCt = field("dek_ciphertext_b64", KEY_BYTES);
-  const dekMac = field("dek_mac_b64", TAG_BYTES);
+  const dekSealed = sealed("dek_ciphertext_b64", "dek_mac_b64", KEY_BYTES);
   return {
     algorithm,
     storedKekId: typeof env.kek_id === "string" ? env.kek_id : undefined,
     aad,
     secretNonce,
-    secretSealed: joinSealed(secretCt, secretMac),
+    secretSealed,
     dekNonce,
-    dekSealed: joinSealed(dekCt, dekMac),
+    dekSealed,
     fail,
   };
-}
-
-function joinSealed(ct: Uint8Array, tag: Uint8Array): Uint8Array {
-  const out = new Uint8Array(ct.length + tag.length);
-  out.set(ct);
-  out.set(tag, ct.length);
-  return out;
 }
 
 /** The error for a data key that did not authenticate: names a `kek_id` mismatch when there is one. */
