@@ -22,7 +22,7 @@ import {
 } from "../src/crypto/encoding.ts";
 import { SensitiveBytes } from "../src/crypto/sensitive.ts";
 import { VaultError } from "../src/errors.ts";
-import { encodeEnvelope, scanEnvelope } from "../src/crypto/envelope_codec.ts";
+import { encodeEnvelope, scanEnvelope, sealParts } from "../src/crypto/envelope_codec.ts";
 import { randomBytes, rejectsWith, testKek } from "./helpers.ts";
 
 const KEK = testKek(1);
@@ -182,6 +182,12 @@ describe("envelope", () => {
     for (const f of ["secret_nonce_b64", "dek_nonce_b64", "dek_ciphertext_b64", "secret_ciphertext_b64"]) {
       assert.notEqual(a[f], b[f], f);
     }
+    // The three are drawn together: none is a copy or a part of another.
+    const parts = sealParts("global", "k");
+    const hex = (x: Uint8Array) => [...x].map((v) => v.toString(16).padStart(2, "0")).join("");
+    const [dek, n1, n2] = [parts.dek, parts.secretNonce, parts.dekNonce].map(hex);
+    assert.deepEqual([dek!.length, n1!.length, n2!.length], [64, 24, 24]);
+    assert.ok(n1 !== n2 && !dek!.includes(n1!) && !dek!.includes(n2!));
   });
 
   test("every single-bit flip anywhere in the envelope is rejected or changes nothing the reader gets", () => {
