@@ -120,18 +120,17 @@ export class EnvelopeCipher {
     this.#native = native;
   }
 
-  /** AES-GCM of a value under its data key: a large one by the runtime's own AES-GCM if any, else WebCrypto. */
-  async #value(
+  /** Opens a value under its data key: a large one by the runtime's own AES-GCM if any, else WebCrypto. */
+  async #openValue(
     large: boolean,
     dek: Uint8Array,
     nonce: Uint8Array,
     aad: Uint8Array,
-    data: Uint8Array,
-    op: "encrypt" | "decrypt",
+    sealed: Uint8Array,
   ): Promise<Uint8Array> {
     const native = large ? await this.#native?.() : undefined;
-    if (native === undefined) return await webGcm(await aesKey(dek), nonce, aad, data, op);
-    return op === "encrypt" ? native.seal(dek, nonce, aad, data) : native.open(dek, nonce, aad, data);
+    if (native === undefined) return await webGcm(await aesKey(dek), nonce, aad, sealed, "decrypt");
+    return native.open(dek, nonce, aad, sealed);
   }
 
   /** The synchronous module for this envelope; `undefined` when its AES-GCM goes to WebCrypto. */
@@ -162,11 +161,17 @@ export class EnvelopeCipher {
     // From here the value is AES-GCM for the runtime; the data key is wrapped by the engine's KEK.
     const parts = sealParts(scope, key);
     try {
-      const secret = await this.#value(large, parts.dek, parts.secretNonce, parts.aad, value, "encrypt");
+      const native = large ? await this.#native?.() : undefined;
+      // Started, not awaited: WebCrypto encrypts the value on another thread while the data key is wrapped.
+      const secret = native !== undefined
+        ? native.seal(parts.dek, parts.secretNonce, parts.aad, value)
+        : webGcm(await aesKey(parts.dek), parts.secretNonce, parts.aad, value, "encrypt");
+      // Awaited below, after the wrap: should the wrap throw, this one's failure must not go unhandled.
+      if (secret instanceof Promise) secret.catch(() => {});
       const wrapped = noble !== undefined
         ? noble.AEADS[algorithm](this.#kek, parts.dekNonce, parts.aad).encrypt(parts.dek)
         : await webGcm(await this.#kekObject(), parts.dekNonce, parts.aad, parts.dek, "encrypt");
-      return encodeEnvelope(algorithm, id, parts, secret, wrapped);
+      return encodeEnvelope(algorithm, id, parts, await secret, wrapped);
     } finally {
       parts.dek.fill(0);
     }
@@ -186,7 +191,7 @@ export class EnvelopeCipher {
       if (noble !== undefined && !large) {
         return noble.AEADS[env.algorithm](dek, env.secretNonce, env.aad).decrypt(env.secretSealed);
       }
-      return await this.#value(large, dek, env.secretNonce, env.aad, env.secretSealed, "decrypt");
+      return await this.#openValue(large, dek, env.secretNonce, env.aad, env.secretSealed);
     } catch {
       throw valueFailure(env);
     } finally {
