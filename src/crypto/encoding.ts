@@ -203,8 +203,7 @@ const sextet = (c: number): number => (c < 128 ? B64_INDEX[c]! : -1);
  * (Node 20).
  */
 export function fromBase64Fallback(text: string): Uint8Array | undefined {
-  const out = new Uint8Array(base64Bytes(text.length) ?? 0);
-  return text.length % 4 !== 1 && fallbackInto(text, out) ? out : undefined;
+  return decodedBy(fallbackInto, text);
 }
 
 /**
@@ -298,10 +297,15 @@ export function fromBase64Into(text: string, out: Uint8Array): boolean {
  * trailing bits that are not zero).
  */
 export function fromBase64(text: string): Uint8Array | undefined {
+  return decodedBy(fromBase64Into, text);
+}
+
+/** `text` decoded by `into` into a new buffer of its length; `undefined` when `into` refuses it. */
+function decodedBy(into: (text: string, out: Uint8Array) => boolean, text: string): Uint8Array | undefined {
   const n = base64Bytes(text.length);
   if (n === undefined) return undefined;
   const out = new Uint8Array(n);
-  return fromBase64Into(text, out) ? out : undefined;
+  return into(text, out) ? out : undefined;
 }
 
 /** Decodes canonical padded base64 (what `exportVault` and Python's `b64encode` write). */

@@ -224,28 +224,25 @@ function checkEnvelope(
   if (algorithm !== "aes_256_gcm" && algorithm !== "chacha20_poly1305") {
     throw fail(`unsupported algorithm ${JSON.stringify(algorithm) ?? "undefined"}`);
   }
-  const field = (name: string, length?: number): Uint8Array => {
-    const v = env[name];
-    const decoded = typeof v === "string" ? fromBase64(v) : undefined;
-    if (decoded === undefined) throw fail(`field "${name}" is missing or not unpadded base64`);
-    if (length !== undefined && decoded.length !== length) {
-      throw fail(`field "${name}" is ${decoded.length} bytes; expected ${length}`);
-    }
-    return decoded;
-  };
   /**
-   * A ciphertext then its tag, in one buffer: the ciphertext is decoded
-   * straight into it (for a 64 KiB value, no copy of 64 KiB).
+   * A field's bytes, checked to be `length` long when given, in a buffer with
+   * `room` bytes to spare after them: a ciphertext is decoded straight into
+   * the buffer that also takes its tag (for a 64 KiB value, no copy of 64 KiB).
    */
-  const sealed = (name: string, tagName: string, length?: number): Uint8Array => {
+  const field = (name: string, length?: number, room = 0): Uint8Array => {
     const v = env[name];
     const n = typeof v === "string" ? base64Bytes(v.length) : undefined;
-    const out = new Uint8Array((n ?? 0) + TAG_BYTES);
+    const out = new Uint8Array((n ?? 0) + room);
     if (n === undefined || !fromBase64Into(v as string, out.subarray(0, n))) {
       throw fail(`field "${name}" is missing or not unpadded base64`);
     }
     if (length !== undefined && n !== length) throw fail(`field "${name}" is ${n} bytes; expected ${length}`);
-    out.set(field(tagName, TAG_BYTES), n);
+    return out;
+  };
+  /** A ciphertext then its tag, in one buffer. */
+  const sealed = (name: string, tagName: string, length?: number): Uint8Array => {
+    const out = field(name, length, TAG_BYTES);
+    out.set(field(tagName, TAG_BYTES), out.length - TAG_BYTES);
     return out;
   };
   const aad = field("aad_b64");
