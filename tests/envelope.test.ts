@@ -1,10 +1,12 @@
 /** Envelope sealing and tamper resistance (docs/FORMAT.md §3). */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { inspect } from "node:util";
 import fc from "fast-check";
 import { openEnvelope, sealEnvelope } from "../src/crypto/envelope.ts";
 import {
+  BASE64,
   base64Bytes,
   base64Length,
   fromBase64,
@@ -22,10 +24,13 @@ import {
 } from "../src/crypto/encoding.ts";
 import { SensitiveBytes } from "../src/crypto/sensitive.ts";
 import { VaultError } from "../src/errors.ts";
-import { encodeEnvelope, scanEnvelope, sealParts } from "../src/crypto/envelope_codec.ts";
+import { decodeEnvelope, encodeEnvelope, scanEnvelope, sealParts } from "../src/crypto/envelope_codec.ts";
+import { fromNodeBuffer } from "../src/platform/base64.ts";
 import { randomBytes, rejectsWith, testKek } from "./helpers.ts";
 
 const KEK = testKek(1);
+/** The envelope's base64 codecs: the crypto layer's, and `Buffer`'s (Node 20's, checked on every runtime). */
+const CODECS = [["the crypto layer's", BASE64], ["Buffer's", fromNodeBuffer(Buffer)]] as const;
 
 describe("envelope", () => {
   test("round trip of arbitrary values, both algorithms", () => {
@@ -97,7 +102,9 @@ describe("envelope", () => {
             dek_ciphertext_b64: b64(wrapped.subarray(0, 32)),
             dek_mac_b64: b64(wrapped.subarray(32)),
           });
-          assert.equal(fromUtf8(encodeEnvelope(algorithm, id, parts, secret, wrapped)), expected);
+          for (const [name, codec] of CODECS) {
+            assert.equal(fromUtf8(encodeEnvelope(algorithm, id, parts, secret, wrapped, codec)), expected, name);
+          }
         },
       ),
       { numRuns: 300 },
@@ -221,6 +228,33 @@ describe("envelope", () => {
     assert.ok(rejected > env.length * 7);
   });
 
+  test("property: in a large envelope, Buffer's base64 refuses what the crypto layer's refuses", () => {
+    // Node's own decoder skips stray characters, reads the URL-safe alphabet and ignores unused bits; the codec
+    // on it must still refuse each of those, as the one crypto error, wherever they are in the value's base64.
+    const env = sealEnvelope(KEK, "ws:acme", "k", randomBytes(4099));
+    const text = fromUtf8(env);
+    const field = '"secret_ciphertext_b64":"';
+    const start = text.indexOf(field) + field.length;
+    const end = text.indexOf('"', start);
+    fc.assert(
+      fc.property(fc.integer({ min: start, max: end - 1 }), fc.constantFrom(..."-_= .\u00e9"), (i, c) => {
+        const bytes = utf8(text.slice(0, i) + c + text.slice(i + 1));
+        for (const [name, codec] of CODECS) {
+          assert.throws(() => decodeEnvelope("ws:acme", "k", bytes, codec), (e) => VaultError.is(e, "crypto"), name);
+        }
+      }),
+      { numRuns: 500 },
+    );
+    // 4099 + 16 bytes leave two unused bits in the last character: setting either is another string, refused.
+    for (const last of ["B", "C", "D"]) {
+      const bytes = utf8(text.slice(0, end - 1) + last + text.slice(end));
+      for (const [name, codec] of CODECS) {
+        assert.throws(() => decodeEnvelope("ws:acme", "k", bytes, codec), (e) => VaultError.is(e, "crypto"), name);
+      }
+    }
+    for (const [, codec] of CODECS) assert.equal(decodeEnvelope("ws:acme", "k", env, codec).secretSealed.length, 4115);
+  });
+
   test("truncation at every length and appended bytes are rejected", async () => {
     const env = sealEnvelope(KEK, "global", "k", utf8("secret-value"));
     for (let n = 0; n < env.length; n++) {
@@ -332,7 +366,7 @@ describe("strict base64", () => {
         assert.equal(toBase64Fallback(b), s);
         // Written in place, behind other bytes and before a guard byte that must stay.
         assert.equal(base64Length(b.length), s.length);
-        for (const write of [writeBase64, writeBase64Bytes]) {
+        for (const write of [writeBase64, writeBase64Bytes, ...CODECS.map(([, c]) => c.write)]) {
           const out = new Uint8Array(s.length + 4).fill(0xee);
           assert.equal(write(b, out, 3), 3 + s.length);
           assert.equal(fromUtf8(out.subarray(3, 3 + s.length)), s);
@@ -350,10 +384,12 @@ describe("strict base64", () => {
       fc.property(fc.string({ unit: fc.constantFrom(..."AQgwZz09+/=-_ \n\t."), maxLength: 12 }), (t) => {
         assert.deepEqual(fromBase64(t), fromBase64Portable(t), JSON.stringify(t));
         assert.deepEqual(fromBase64Fallback(t), fromBase64Portable(t), JSON.stringify(t));
-        const out = new Uint8Array(base64Bytes(t.length) ?? 0);
         const expected = fromBase64Portable(t);
-        assert.equal(fromBase64Into(t, out), expected !== undefined, JSON.stringify(t));
-        if (expected !== undefined) assert.deepEqual(out, expected);
+        for (const into of [fromBase64Into, ...CODECS.map(([, c]) => c.decodeInto)]) {
+          const out = new Uint8Array(base64Bytes(t.length) ?? 0);
+          assert.equal(into(t, out), expected !== undefined, JSON.stringify(t));
+          if (expected !== undefined) assert.deepEqual(out, expected);
+        }
       }),
       { numRuns: 3000 },
     );
@@ -363,11 +399,13 @@ describe("strict base64", () => {
     fc.assert(
       fc.property(fc.uint8Array({ maxLength: 300 }), fc.integer({ min: -2, max: 2 }), (b, slack) => {
         const s = toBase64Portable(b);
-        const whole = new Uint8Array(b.length + 6).fill(0xee);
-        const out = whole.subarray(3, 3 + Math.max(0, b.length + slack));
-        assert.equal(fromBase64Into(s, out), slack === 0 || (b.length === 0 && slack < 0));
-        if (slack === 0) assert.deepEqual(out, b);
-        assert.deepEqual([...whole.subarray(0, 3), ...whole.subarray(3 + out.length)].filter((x) => x !== 0xee), []);
+        for (const into of [fromBase64Into, ...CODECS.map(([, c]) => c.decodeInto)]) {
+          const whole = new Uint8Array(b.length + 6).fill(0xee);
+          const out = whole.subarray(3, 3 + Math.max(0, b.length + slack));
+          assert.equal(into(s, out), slack === 0 || (b.length === 0 && slack < 0));
+          if (slack === 0) assert.deepEqual(out, b);
+          assert.deepEqual([...whole.subarray(0, 3), ...whole.subarray(3 + out.length)].filter((x) => x !== 0xee), []);
+        }
       }),
       { numRuns: 500 },
     );

@@ -6,6 +6,7 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { Buffer } from "node:buffer";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import fc from "fast-check";
@@ -19,7 +20,9 @@ import { openEnvelope, sealEnvelope } from "../src/crypto/envelope.ts";
 import { type CipherEngine, EnvelopeCipher, LARGE_VALUE_BYTES } from "../src/crypto/envelope_async.ts";
 import { fromBase64, toBase64, toHex, utf8 } from "../src/crypto/encoding.ts";
 import { VaultError } from "../src/errors.ts";
-import { type AesGcm, nativeAesGcm } from "../src/platform/aes_gcm.ts";
+import { fromNodeCrypto } from "../src/platform/aes_gcm.ts";
+import { fromNodeBuffer } from "../src/platform/base64.ts";
+import { type NativeCrypto, nativeCrypto } from "../src/platform/native_crypto.ts";
 import { runtimeName } from "../src/platform/runtime.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -336,7 +339,7 @@ describe("both cipher paths write and read the same envelopes", () => {
   // algorithms, and with either engine for small values.
   const SIZES = [0, 1, 15, 16, 17, 255, 4096, 65536];
   for (const algorithm of ["aes_256_gcm", "chacha20_poly1305"] as const) {
-    for (const [engine, native] of ENGINES.flatMap((e) => [[e, undefined], [e, nativeAesGcm]] as const)) {
+    for (const [engine, native] of ENGINES.flatMap((e) => [[e, undefined], [e, nativeCrypto]] as const)) {
       const large = native === undefined ? "WebCrypto" : "the runtime's AES-GCM";
       test(`sync → async and async → sync (${algorithm}, small values on ${engine}, large on ${large})`, async () => {
         const kek = fromHex(V.kek[0]!.kek_hex);
@@ -373,15 +376,26 @@ describe("both cipher paths write and read the same envelopes", () => {
   }
 });
 
-test("a large value goes to the runtime's own AES-GCM when there is one, a small value never", async () => {
-  const native = await nativeAesGcm();
-  // Deno has none by design (its WebCrypto is the faster there); Node and Bun have node:crypto's.
+test("a large value goes to the runtime's own AES-GCM and base64 when there are, a small value never", async () => {
+  const native = await nativeCrypto();
+  // Deno has none by design (its WebCrypto is the faster there); Node and Bun have node:crypto's, and Node's Buffer
+  // base64 where Uint8Array has none (Node 20 and 22).
   assert.equal(native === undefined, runtimeName() === "deno");
-  if (native === undefined) return;
-  const calls = { seal: 0, open: 0 };
-  const counting: AesGcm = {
-    seal: (...a) => (calls.seal++, native.seal(...a)),
-    open: (...a) => (calls.open++, native.open(...a)),
+  const builtIn = typeof (Uint8Array.prototype as { toBase64?: unknown }).toBase64 === "function";
+  if (native !== undefined) assert.equal(native.base64 === undefined, builtIn);
+  // Counted on every runtime, over node:crypto and Buffer (Deno's Node layer has both).
+  const calls = { seal: 0, open: 0, write: 0, decodeInto: 0 };
+  const aes = fromNodeCrypto(await import("node:crypto"));
+  const codec = fromNodeBuffer(Buffer);
+  const counting: NativeCrypto = {
+    aesGcm: {
+      seal: (...a) => (calls.seal++, aes.seal(...a)),
+      open: (...a) => (calls.open++, aes.open(...a)),
+    },
+    base64: {
+      write: (...a) => (calls.write++, codec.write(...a)),
+      decodeInto: (...a) => (calls.decodeInto++, codec.decodeInto(...a)),
+    },
   };
   const kek = fromHex(V.kek[0]!.kek_hex);
   for (const engine of ENGINES) {
@@ -392,7 +406,10 @@ test("a large value goes to the runtime's own AES-GCM when there is one, a small
     assert.deepEqual(openEnvelope(kek, "global", "k", sealed), big, "the reference opens it");
     await cipher.open("global", "k", await cipher.seal("global", "k", new Uint8Array(LARGE_VALUE_BYTES - 1)));
   }
-  assert.deepEqual(calls, { seal: ENGINES.length, open: ENGINES.length });
+  // A large value: one AES-GCM call to seal and one to open, its seven base64 fields written. Opening chooses by
+  // the envelope's length, before reading it: the 4095-byte value's envelope is read through the codec too.
+  const n = ENGINES.length;
+  assert.deepEqual(calls, { seal: n, open: n, write: 7 * n, decodeInto: 2 * 7 * n });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -473,7 +490,7 @@ describe("Wycheproof vectors through the AEAD primitives the library uses", () =
   });
 
   test("AES-256-GCM, 96-bit nonces (the runtime's own: node:crypto on Node and Bun; none on Deno)", async () => {
-    const native = await nativeAesGcm();
+    const native = (await nativeCrypto())?.aesGcm;
     if (runtimeName() === "deno") return assert.equal(native, undefined);
     assert.ok(native !== undefined);
     const n = checkAead(

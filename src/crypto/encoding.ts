@@ -292,6 +292,23 @@ export function fromBase64Into(text: string, out: Uint8Array): boolean {
 }
 
 /**
+ * Base64 for an envelope's fields, as `encodeEnvelope` and `decodeEnvelope`
+ * take it: `writeBase64` and `fromBase64Into` by default, or a runtime's own
+ * where these are JavaScript (Node 20's `Buffer`, from `src/platform/`). An
+ * implementation may make strings of the bytes, so it is given ciphertext,
+ * nonces and AAD only, never a secret value.
+ */
+export interface Base64Codec {
+  /** As `writeBase64`: unpadded standard base64 of `bytes` into `out` at `at`; returns where it ends. */
+  write(bytes: Uint8Array, out: Uint8Array, at: number): number;
+  /** As `fromBase64Into`: canonical unpadded standard base64 only, into an `out` of exactly its length. */
+  decodeInto(text: string, out: Uint8Array): boolean;
+}
+
+/** The codec of this module: the runtime's `Uint8Array` base64 where it has one, else JavaScript. */
+export const BASE64: Base64Codec = { write: writeBase64, decodeInto: fromBase64Into };
+
+/**
  * Decodes canonical unpadded standard base64. Returns `undefined` for anything
  * else (padding, other alphabets, white space, a length of 4n+1, or unused
  * trailing bits that are not zero).

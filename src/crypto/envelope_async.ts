@@ -15,10 +15,12 @@
  * A large AES-GCM value always goes to the runtime, many times faster there
  * than JavaScript, under its one-use data key: to the runtime's own AES-GCM
  * when the caller hands one in (`node:crypto` on Node and Bun, from
- * `src/platform/aes_gcm.ts`), else to WebCrypto. ChaCha20-Poly1305 (Palyra's
+ * `src/platform/native_crypto.ts`), else to WebCrypto; and a large envelope's
+ * base64 to the runtime's own when it hands one in (Node's `Buffer`). ChaCha20-Poly1305 (Palyra's
  * envelopes) is noble's only, loaded on first use.
  */
-import type { AesGcm } from "../platform/aes_gcm.ts";
+import type { NativeCrypto } from "../platform/native_crypto.ts";
+import { base64Length } from "./encoding.ts";
 import { kekId } from "./kdf.ts";
 import {
   checkKek,
@@ -99,19 +101,19 @@ export class EnvelopeCipher {
   readonly #kek: Uint8Array;
   readonly #id: string;
   readonly #engine: CipherEngine;
-  readonly #native: (() => Promise<AesGcm | undefined>) | undefined;
+  readonly #native: (() => Promise<NativeCrypto | undefined>) | undefined;
   #kekKey: Promise<CryptoKey> | undefined;
 
   /**
    * `id` is the KEK's `kek_id`, computed once here rather than on every failed
    * open. `native` gives the runtime's own AES-GCM for large values, when it
-   * has one (WebCrypto otherwise).
+   * has one (WebCrypto otherwise), and perhaps its base64 for their envelopes.
    */
   constructor(
     kek: Uint8Array,
     engine: CipherEngine,
     id: string = kekId(kek),
-    native?: () => Promise<AesGcm | undefined>,
+    native?: () => Promise<NativeCrypto | undefined>,
   ) {
     checkKek(kek);
     this.#kek = kek;
@@ -120,17 +122,9 @@ export class EnvelopeCipher {
     this.#native = native;
   }
 
-  /** Opens a value under its data key: a large one by the runtime's own AES-GCM if any, else WebCrypto. */
-  async #openValue(
-    large: boolean,
-    dek: Uint8Array,
-    nonce: Uint8Array,
-    aad: Uint8Array,
-    sealed: Uint8Array,
-  ): Promise<Uint8Array> {
-    const native = large ? await this.#native?.() : undefined;
-    if (native === undefined) return await webGcm(await aesKey(dek), nonce, aad, sealed, "decrypt");
-    return native.open(dek, nonce, aad, sealed);
+  /** The runtime's native helpers, asked for only for a large value (they may load a module). */
+  async #nativeFor(large: boolean): Promise<NativeCrypto | undefined> {
+    return large ? await this.#native?.() : undefined;
   }
 
   /** The synchronous module for this envelope; `undefined` when its AES-GCM goes to WebCrypto. */
@@ -161,17 +155,17 @@ export class EnvelopeCipher {
     // From here the value is AES-GCM for the runtime; the data key is wrapped by the engine's KEK.
     const parts = sealParts(scope, key);
     try {
-      const native = large ? await this.#native?.() : undefined;
+      const native = await this.#nativeFor(large);
       // Started, not awaited: WebCrypto encrypts the value on another thread while the data key is wrapped.
       const secret = native !== undefined
-        ? native.seal(parts.dek, parts.secretNonce, parts.aad, value)
+        ? native.aesGcm.seal(parts.dek, parts.secretNonce, parts.aad, value)
         : webGcm(await aesKey(parts.dek), parts.secretNonce, parts.aad, value, "encrypt");
       // Awaited below, after the wrap: should the wrap throw, this one's failure must not go unhandled.
       if (secret instanceof Promise) secret.catch(() => {});
       const wrapped = noble !== undefined
         ? noble.AEADS[algorithm](this.#kek, parts.dekNonce, parts.aad).encrypt(parts.dek)
         : await webGcm(await this.#kekObject(), parts.dekNonce, parts.aad, parts.dek, "encrypt");
-      return encodeEnvelope(algorithm, id, parts, await secret, wrapped);
+      return encodeEnvelope(algorithm, id, parts, await secret, wrapped, native?.base64);
     } finally {
       parts.dek.fill(0);
     }
@@ -183,7 +177,9 @@ export class EnvelopeCipher {
    */
   async open(scope: string, key: string, bytes: Uint8Array): Promise<Uint8Array> {
     checkKek(this.#kek);
-    const env = decodeEnvelope(scope, key, bytes);
+    // An envelope holds its value's base64, and more: a shorter one cannot hold a large value.
+    const native = await this.#nativeFor(bytes.length >= base64Length(LARGE_VALUE_BYTES));
+    const env = decodeEnvelope(scope, key, bytes, native?.base64);
     const large = env.algorithm === "aes_256_gcm" && env.secretSealed.length - TAG_BYTES >= LARGE_VALUE_BYTES;
     const noble = await this.#noble(env.algorithm);
     const dek = await this.#unwrap(env, noble);
@@ -191,7 +187,8 @@ export class EnvelopeCipher {
       if (noble !== undefined && !large) {
         return noble.AEADS[env.algorithm](dek, env.secretNonce, env.aad).decrypt(env.secretSealed);
       }
-      return await this.#openValue(large, dek, env.secretNonce, env.aad, env.secretSealed);
+      if (large && native !== undefined) return native.aesGcm.open(dek, env.secretNonce, env.aad, env.secretSealed);
+      return await webGcm(await aesKey(dek), env.secretNonce, env.aad, env.secretSealed, "decrypt");
     } catch {
       throw valueFailure(env);
     } finally {

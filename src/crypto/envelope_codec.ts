@@ -7,13 +7,13 @@
  */
 import { VaultError } from "../errors.ts";
 import {
+  BASE64,
   base64Bytes,
+  type Base64Codec,
   base64Length,
   fromBase64,
-  fromBase64Into,
   fromUtf8,
   fromUtf8Loose,
-  writeBase64,
   writeUtf8,
 } from "./encoding.ts";
 import { envelopeAad } from "./ids.ts";
@@ -76,13 +76,17 @@ export function sealParts(scope: string, key: string): SealParts {
   };
 }
 
-/** The envelope's JSON bytes, from the parts and the two sealed outputs (ciphertext then tag). */
+/**
+ * The envelope's JSON bytes, from the parts and the two sealed outputs
+ * (ciphertext then tag), their base64 written by `base64`.
+ */
 export function encodeEnvelope(
   algorithm: EnvelopeAlgorithm,
   id: string | null,
   parts: SealParts,
   secret: Uint8Array,
   wrapped: Uint8Array,
+  base64: Base64Codec = BASE64,
 ): Uint8Array {
   // The bytes JSON.stringify gives for an `Envelope` with its fields in this order. Written out, and straight
   // into one buffer, because base64 needs no escaping: JSON.stringify scanning an 87 KB string for escapes cost
@@ -104,7 +108,7 @@ export function encodeEnvelope(
   const out = new Uint8Array(length);
   let o = writeUtf8(head, out, 0);
   BASE64_FIELDS.forEach((name, i) => {
-    o = writeBase64(values[i]!, out, writeUtf8(`,"${name}":"`, out, o));
+    o = base64.write(values[i]!, out, writeUtf8(`,"${name}":"`, out, o));
     out[o++] = 0x22; // "
   });
   out[o] = 0x7d; // }
@@ -134,14 +138,22 @@ export function openFailure(scope: string, key: string): DecodedEnvelope["fail"]
     new VaultError("crypto", `open secret for ${where} failed: ${why}`, hint === undefined ? {} : { hint });
 }
 
-/** Parses and checks an envelope; every defect is a `crypto` error and nothing is decrypted. */
-export function decodeEnvelope(scope: string, key: string, bytes: Uint8Array): DecodedEnvelope {
+/**
+ * Parses and checks an envelope, its fields decoded by `base64`; every defect
+ * is a `crypto` error and nothing is decrypted.
+ */
+export function decodeEnvelope(
+  scope: string,
+  key: string,
+  bytes: Uint8Array,
+  base64: Base64Codec = BASE64,
+): DecodedEnvelope {
   const fail = openFailure(scope, key);
   // Everything the scan and its checks accept is ASCII, so malformed UTF-8 (read as U+FFFD) never gets through.
   const scanned = scanEnvelope(fromUtf8Loose(bytes));
   if (scanned !== undefined) {
     try {
-      return checkEnvelope(scanned, scope, key, fail);
+      return checkEnvelope(scanned, scope, key, fail, base64);
     } catch {
       // The scan is only a shortcut: JSON.parse below reads the text again and says what is wrong with it.
     }
@@ -153,7 +165,7 @@ export function decodeEnvelope(scope: string, key: string, bytes: Uint8Array): D
     throw fail("the stored object is not a valid envelope (malformed JSON)");
   }
   if (typeof doc !== "object" || doc === null || Array.isArray(doc)) throw fail("the stored object is not an envelope");
-  return checkEnvelope(doc as Record<string, unknown>, scope, key, fail);
+  return checkEnvelope(doc as Record<string, unknown>, scope, key, fail, base64);
 }
 
 /** The fields after `kek_id`, in the order `encodeEnvelope` writes them. */
@@ -218,6 +230,7 @@ function checkEnvelope(
   scope: string,
   key: string,
   fail: DecodedEnvelope["fail"],
+  base64: Base64Codec,
 ): DecodedEnvelope {
   if (env.version !== 1) throw fail(`unsupported envelope version ${JSON.stringify(env.version) ?? "undefined"}`);
   const algorithm = env.algorithm;
@@ -233,7 +246,7 @@ function checkEnvelope(
     const v = env[name];
     const n = typeof v === "string" ? base64Bytes(v.length) : undefined;
     const out = new Uint8Array((n ?? 0) + room);
-    if (n === undefined || !fromBase64Into(v as string, out.subarray(0, n))) {
+    if (n === undefined || !base64.decodeInto(v as string, out.subarray(0, n))) {
       throw fail(`field "${name}" is missing or not unpadded base64`);
     }
     if (length !== undefined && n !== length) throw fail(`field "${name}" is ${n} bytes; expected ${length}`);

@@ -9,7 +9,6 @@
  * Only one-use data keys go through it. OpenSSL copies a key into a context
  * that it wipes when the operation ends (`final`).
  */
-import { runtimeName } from "./runtime.ts";
 
 /** AES-256-GCM with a 12-byte nonce and a 16-byte tag, appended to the ciphertext. */
 export interface AesGcm {
@@ -27,7 +26,8 @@ const ALGORITHM = "aes-256-gcm";
 
 type NodeCrypto = typeof import("node:crypto");
 
-function fromNodeCrypto({ createCipheriv, createDecipheriv }: NodeCrypto): AesGcm {
+/** `node:crypto`'s AES-256-GCM (Node and Bun; `native_crypto.ts` loads it). */
+export function fromNodeCrypto({ createCipheriv, createDecipheriv }: NodeCrypto): AesGcm {
   return {
     seal(key, nonce, aad, plain) {
       const c = createCipheriv(ALGORITHM, key, nonce, { authTagLength: TAG_BYTES });
@@ -59,15 +59,4 @@ function fromNodeCrypto({ createCipheriv, createDecipheriv }: NodeCrypto): AesGc
       }
     },
   };
-}
-
-let loaded: Promise<AesGcm | undefined> | undefined;
-
-/**
- * The runtime's AES-256-GCM, or `undefined` where WebCrypto is the faster
- * choice (Deno); `node:crypto` is loaded on the first call, not at start-up.
- */
-export function nativeAesGcm(): Promise<AesGcm | undefined> {
-  loaded ??= runtimeName() === "deno" ? Promise.resolve(undefined) : import("node:crypto").then(fromNodeCrypto);
-  return loaded;
 }
