@@ -156,16 +156,25 @@ export class EnvelopeCipher {
     const parts = sealParts(scope, key);
     try {
       const native = await this.#nativeFor(large);
-      // Started, not awaited: WebCrypto encrypts the value on another thread while the data key is wrapped.
-      const secret = native !== undefined
-        ? native.aesGcm.seal(parts.dek, parts.secretNonce, parts.aad, value)
-        : webGcm(await aesKey(parts.dek), parts.secretNonce, parts.aad, value, "encrypt");
-      // Awaited below, after the wrap: should the wrap throw, this one's failure must not go unhandled.
-      if (secret instanceof Promise) secret.catch(() => {});
-      const wrapped = noble !== undefined
-        ? noble.AEADS[algorithm](this.#kek, parts.dekNonce, parts.aad).encrypt(parts.dek)
-        : await webGcm(await this.#kekObject(), parts.dekNonce, parts.aad, parts.dek, "encrypt");
-      return encodeEnvelope(algorithm, id, parts, await secret, wrapped, native?.base64);
+      const valueKey = native === undefined ? await aesKey(parts.dek) : undefined;
+      const kekKey = noble === undefined ? await this.#kekObject() : undefined;
+      // Each WebCrypto call is started before the work done here, to run on its own thread meanwhile: the value's
+      // while noble wraps the data key (Deno), the data key's while node:crypto seals the value (Node and Bun).
+      const secretLater = valueKey && webGcm(valueKey, parts.secretNonce, parts.aad, value, "encrypt");
+      const wrappedLater = kekKey && webGcm(kekKey, parts.dekNonce, parts.aad, parts.dek, "encrypt");
+      // Awaited below; should the work here throw first, their failures must not go unhandled.
+      secretLater?.catch(() => {});
+      wrappedLater?.catch(() => {});
+      const secret = native?.aesGcm.seal(parts.dek, parts.secretNonce, parts.aad, value);
+      const wrapped = noble?.AEADS[algorithm](this.#kek, parts.dekNonce, parts.aad).encrypt(parts.dek);
+      return encodeEnvelope(
+        algorithm,
+        id,
+        parts,
+        secret ?? await secretLater!,
+        wrapped ?? await wrappedLater!,
+        native?.base64,
+      );
     } finally {
       parts.dek.fill(0);
     }
