@@ -7,8 +7,7 @@
  * start-up time.
  */
 import type { Base64Codec } from "../crypto/encoding.ts";
-import { type AesGcm, fromNodeCrypto } from "./aes_gcm.ts";
-import { fromNodeBuffer } from "./base64.ts";
+import type { AesGcm } from "./aes_gcm.ts";
 import { runtimeName } from "./runtime.ts";
 
 /** The runtime's own AES-GCM, and its base64 when the crypto layer's would be JavaScript. */
@@ -19,10 +18,13 @@ export interface NativeCrypto {
 
 let loaded: Promise<NativeCrypto | undefined> | undefined;
 
+// The modules too are loaded with the first large value: a command that never meets one does not load them.
 async function load(): Promise<NativeCrypto> {
-  const aesGcm = fromNodeCrypto(await import("node:crypto"));
+  const [{ fromNodeCrypto }, nodeCrypto] = await Promise.all([import("./aes_gcm.ts"), import("node:crypto")]);
+  const aesGcm = fromNodeCrypto(nodeCrypto);
   if (typeof (Uint8Array.prototype as { toBase64?: unknown }).toBase64 === "function") return { aesGcm };
-  return { aesGcm, base64: fromNodeBuffer((await import("node:buffer")).Buffer) };
+  const [{ fromNodeBuffer }, { Buffer }] = await Promise.all([import("./base64.ts"), import("node:buffer")]);
+  return { aesGcm, base64: fromNodeBuffer(Buffer) };
 }
 
 /** The runtime's native helpers, or `undefined` on Deno; loaded once, on the first call. */
