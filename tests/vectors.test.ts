@@ -376,7 +376,7 @@ describe("both cipher paths write and read the same envelopes", () => {
   }
 });
 
-test("a large value goes to the runtime's own AES-GCM and base64 when there are, a small value never", async () => {
+test("a large value goes to the runtime's own AES-GCM and base64 when it has them, a small value never to its AES-GCM", async () => {
   const native = await nativeCrypto();
   // Deno has none by design (its WebCrypto is the faster there); Node and Bun have node:crypto's, and Node's Buffer
   // base64 where Uint8Array has none (Node 20 and 22).

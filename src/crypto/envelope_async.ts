@@ -15,9 +15,10 @@
  * A large AES-GCM value always goes to the runtime, many times faster there
  * than JavaScript, under its one-use data key: to the runtime's own AES-GCM
  * when the caller hands one in (`node:crypto` on Node and Bun, from
- * `src/platform/native_crypto.ts`), else to WebCrypto; and a large envelope's
- * base64 to the runtime's own when it hands one in (Node's `Buffer`). ChaCha20-Poly1305 (Palyra's
- * envelopes) is noble's only, loaded on first use.
+ * `src/platform/native_crypto.ts`), else to WebCrypto; its envelope's base64
+ * goes to the runtime's own when the caller hands that in too (Node's
+ * `Buffer`). ChaCha20-Poly1305 (Palyra's envelopes) is noble's only, loaded
+ * on first use.
  */
 import type { NativeCrypto } from "../platform/native_crypto.ts";
 import { base64Length } from "./encoding.ts";

@@ -2,9 +2,8 @@
  * The runtime's own AES-256-GCM, synchronous: `node:crypto` on Node and Bun.
  * There it seals or opens a 64 KiB value several times faster than the same
  * runtime's WebCrypto, whose every call also pays a fixed trip through a
- * thread pool (`npm run bench`, "64 KiB seal"). Deno gets none: its
- * `node:crypto` is slower than its WebCrypto on large values, and loading
- * Deno's Node layer costs start-up time.
+ * thread pool (`npm run bench`, "64 KiB seal"). `native_crypto.ts` loads it
+ * where it is used (not on Deno).
  *
  * Only one-use data keys go through it. OpenSSL copies a key into a context
  * that it wipes when the operation ends (`final`).

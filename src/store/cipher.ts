@@ -1,8 +1,9 @@
 /**
  * The vault's cipher as every part of the library makes it (the vault, the
  * PostgreSQL store, fsck, rekey): an `EnvelopeCipher` whose large values go to
- * the runtime's own AES-GCM where it has one (`src/platform/native_crypto.ts`). The
- * crypto layer touches no runtime API, so the choice is made here, once.
+ * the runtime's own AES-GCM and base64 where it has them
+ * (`src/platform/native_crypto.ts`). The crypto layer touches no runtime API,
+ * so the choice is made here, once.
  */
 import { type CipherEngine, EnvelopeCipher } from "../crypto/envelope_async.ts";
 import { nativeCrypto } from "../platform/native_crypto.ts";
