@@ -394,21 +394,34 @@ export async function readScopeEntries<E extends { key: string }>(
     changed.set(r.key, r.op === "put" ? make(parts.scope, r.key, r.created, r.updated, r.bytes) : undefined);
   }
   const keys = [...changed.keys()].sort();
-  // One pass over the sorted snapshot and the sorted changed keys: each changed key's entry (if still there) goes
-  // where its key sorts, and the snapshot's entry for it is dropped.
-  const entries: E[] = [];
-  let k = 0;
-  const takeChanged = () => {
-    const e = changed.get(keys[k++]!);
-    if (e !== undefined) entries.push(e);
-  };
-  for (const e of parts.snapshot?.entries ?? []) {
-    while (k < keys.length && keys[k]! < e.key) takeChanged();
-    if (k < keys.length && keys[k] === e.key) takeChanged();
-    else entries.push(e);
+  // Each changed key is found in the sorted snapshot by bisection; the runs of entries between them are copied
+  // whole (native copies), the snapshot's entry for a changed key dropped and its new entry (if any) put in its
+  // place. A log of a few hundred records then costs a few hundred searches, not a pass over 100 000 entries in
+  // JavaScript (on Node 20, 12 ms of a list of 100 000).
+  const snapshot = parts.snapshot?.entries ?? [];
+  const runs: E[][] = [];
+  let from = 0;
+  for (const key of keys) {
+    const at = firstNotBefore(snapshot, key, from);
+    if (at > from) runs.push(snapshot.slice(from, at));
+    from = at < snapshot.length && snapshot[at]!.key === key ? at + 1 : at;
+    const e = changed.get(key);
+    if (e !== undefined) runs.push([e]);
   }
-  while (k < keys.length) takeChanged();
-  return { scope: parts.scope, entries };
+  if (from < snapshot.length) runs.push(from === 0 ? snapshot : snapshot.slice(from));
+  return { scope: parts.scope, entries: runs.length === 1 ? runs[0]! : ([] as E[]).concat(...runs) };
+}
+
+/** The first index from `from` on whose entry's key is not before `key`, in entries sorted by key. */
+function firstNotBefore(entries: readonly { key: string }[], key: string, from: number): number {
+  let lo = from;
+  let hi = entries.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (entries[mid]!.key < key) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
 }
 
 /** Applies one log record; an overwrite keeps the entry's `created_at_unix_ms`, as writers record it. */
