@@ -24,6 +24,8 @@ import {
 } from "../src/store/scope_index.ts";
 import { encodeLogHeader, encodeLogRecord, type LogRecord, parseLog } from "../src/store/scope_log.ts";
 import { VaultError } from "../src/errors.ts";
+import { asciiText, asciiTextOn } from "../src/platform/text.ts";
+import { runtimeName } from "../src/platform/runtime.ts";
 
 const KEK = testKek(11);
 const SCOPE = "ws:acme";
@@ -355,6 +357,30 @@ describe("scope index properties", () => {
     const bytes = encodeSnapshot("ws:acme", 1, []);
     bytes[bytes.indexOf(0x65, new TextDecoder().decode(bytes).indexOf("acme"))] = 0xff;
     assert.deepEqual(outcome(() => parseSnapshot("p", undefined, bytes, scopeEntry)), { error: "corrupt" });
+  });
+
+  test("a snapshot's text through Node's ASCII path is UTF-8's text, or nothing when a byte is not ASCII", async () => {
+    // Node reads a snapshot's text through Buffer when every byte is ASCII (src/platform/text.ts); checked here on
+    // node:buffer of every runtime, on views that start and end inside a larger buffer.
+    assert.equal(asciiText !== undefined, runtimeName() === "node");
+    const text = asciiTextOn(await import("node:buffer"));
+    const byte = fc.oneof(
+      { weight: 9, arbitrary: fc.integer({ min: 0, max: 0x7f }) },
+      fc.integer({ min: 0, max: 255 }),
+    );
+    fc.assert(
+      fc.property(fc.array(byte, { maxLength: 300 }), fc.nat(8), fc.nat(8), (values, before, after) => {
+        const whole = new Uint8Array(before + values.length + after).fill(0xc3);
+        whole.set(values, before);
+        const bytes = whole.subarray(before, before + values.length);
+        const expected = values.every((v) => v < 0x80) ? new TextDecoder().decode(bytes) : undefined;
+        assert.equal(text(bytes), expected);
+      }),
+      { numRuns: 1000 },
+    );
+    // A whole snapshot, as the list reads it.
+    const bytes = encodeSnapshot("ws:acme", 3, [scopeEntry("ws:acme", "k.1", 1, 2, 3)]);
+    assert.equal(text(bytes), new TextDecoder().decode(bytes));
   });
 
   const record: fc.Arbitrary<LogRecord> = fc.oneof(

@@ -6,6 +6,8 @@
  * relies on that to reject every single-bit change.
  */
 
+import type { Base64Codec } from "../platform/base64.ts";
+
 const encoder = new TextEncoder();
 const strictDecoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 const looseDecoder = new TextDecoder("utf-8", { ignoreBOM: true });
@@ -292,20 +294,10 @@ export function fromBase64Into(text: string, out: Uint8Array): boolean {
 }
 
 /**
- * Base64 for an envelope's fields, as `encodeEnvelope` and `decodeEnvelope`
- * take it: `writeBase64` and `fromBase64Into` by default, or a runtime's own
- * where these are JavaScript (Node 20's `Buffer`, from `src/platform/`). An
- * implementation may make strings of the bytes, so it is given ciphertext,
- * nonces and AAD only, never a secret value.
+ * The base64 of this module as a `Base64Codec` (what `encodeEnvelope` and
+ * `decodeEnvelope` take): the runtime's `Uint8Array` base64 where it has one,
+ * else JavaScript.
  */
-export interface Base64Codec {
-  /** As `writeBase64`: unpadded standard base64 of `bytes` into `out` at `at`; returns where it ends. */
-  write(bytes: Uint8Array, out: Uint8Array, at: number): number;
-  /** As `fromBase64Into`: canonical unpadded standard base64 only, into an `out` of exactly its length. */
-  decodeInto(text: string, out: Uint8Array): boolean;
-}
-
-/** The codec of this module: the runtime's `Uint8Array` base64 where it has one, else JavaScript. */
 export const BASE64: Base64Codec = { write: writeBase64, decodeInto: fromBase64Into };
 
 /**

@@ -6,16 +6,8 @@
  * (WebCrypto), both sit on this, so they read and write the same bytes.
  */
 import { VaultError } from "../errors.ts";
-import {
-  BASE64,
-  base64Bytes,
-  type Base64Codec,
-  base64Length,
-  fromBase64,
-  fromUtf8,
-  fromUtf8Loose,
-  writeUtf8,
-} from "./encoding.ts";
+import type { Base64Codec } from "../platform/base64.ts";
+import { BASE64, base64Bytes, base64Length, fromBase64, fromUtf8, fromUtf8Loose, writeUtf8 } from "./encoding.ts";
 import { envelopeAad } from "./ids.ts";
 import { KEY_BYTES } from "./kdf.ts";
 

@@ -6,8 +6,8 @@
  * there (its `node:crypto` was no faster on 64 KiB, and took 34 ms to
  * load), and it has `Uint8Array` base64.
  */
-import type { Base64Codec } from "../crypto/encoding.ts";
 import type { AesGcm } from "./aes_gcm.ts";
+import type { Base64Codec } from "./base64.ts";
 import { runtimeName } from "./runtime.ts";
 
 /** The runtime's own AES-GCM, and its base64 when the crypto layer's would be JavaScript. */

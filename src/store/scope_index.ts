@@ -12,6 +12,7 @@ import { isObjectId, objectId } from "../crypto/ids.ts";
 import { formatScope, isKey, parseScope } from "../scope.ts";
 import type { FileSystem } from "../platform/fs.ts";
 import { join } from "../platform/path.ts";
+import { asciiText } from "../platform/text.ts";
 import { FILES } from "./layout.ts";
 import { type LogRecord, type ParsedLog, parseLog } from "./scope_log.ts";
 
@@ -123,7 +124,8 @@ export function parseSnapshot<E extends { key: string }>(
   make: EntryMaker<E>,
 ): Snapshot<E> {
   // The scan accepts ASCII only, but for the scope it names, where U+FFFD (malformed UTF-8 as read here) is refused.
-  return scanCanonical(fromUtf8Loose(bytes), scope, make) ?? parseSnapshotJson(path, scope, bytes, make);
+  const text = asciiText?.(bytes) ?? fromUtf8Loose(bytes);
+  return scanCanonical(text, scope, make) ?? parseSnapshotJson(path, scope, bytes, make);
 }
 
 /** `parseSnapshot` through `JSON.parse`, for every form a snapshot may take. */
