@@ -413,6 +413,33 @@ describe("scope index properties", () => {
     );
   });
 
+  test("a log of 150 000 records over a snapshot of 100 000 is read whole, in order", async () => {
+    // A writer compacts at a quarter of the scope's entries, and another writer's log may hold more: applying that
+    // many changes must not build an argument list as long as the log (Node and Deno refuse one of 200 000).
+    const dir = tempDir("long-log");
+    const key = (i: number) => `k.${String(i).padStart(6, "0")}`;
+    const snapshot = Array.from({ length: 100_000 }, (_, i) => scopeEntry(SCOPE, key(2 * i), 1, 1, 1));
+    writeFileSync(join(dir, "metadata.json"), encodeSnapshot(SCOPE, 2, snapshot));
+    // Puts between the snapshot's keys and after them, and deletes of some of its keys.
+    const records = Array.from(
+      { length: 150_000 },
+      (_, i): LogRecord =>
+        i % 10 === 9
+          ? { op: "delete", key: key(2 * (i % 100_000)) }
+          : { op: "put", key: key(2 * i + 1), created: 2, updated: 3, bytes: 4 },
+    );
+    const lines = [encodeLogHeader(SCOPE, 2), ...records.map(encodeLogRecord)];
+    const log = new Uint8Array(lines.reduce((n, l) => n + l.length, 0));
+    lines.reduce((at, l) => (log.set(l, at), at + l.length), 0);
+    writeFileSync(join(dir, "metadata.log"), log);
+    const read = await readScopeEntries(defaultFileSystem, dir, SCOPE, scopeEntry);
+    const written = await loadScopeIndex(defaultFileSystem, dir, SCOPE);
+    const expected = [...written!.entries.values()].sort((a, b) => (a.key < b.key ? -1 : 1));
+    // 135 000 puts of new keys; the deletes name 10 000 of the snapshot's keys (the last 5 000 of them twice).
+    assert.equal(expected.length, 100_000 - 10_000 + 135_000);
+    assert.deepEqual(read?.entries, expected);
+  });
+
   test("a log cut anywhere, or with one byte changed, reads as a prefix of its records or as corrupt", () => {
     fc.assert(
       fc.property(
