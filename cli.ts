@@ -1,4 +1,4 @@
-#!/usr/bin/env -S deno run -q --allow-read --allow-write --allow-env --allow-sys=hostname,uid --allow-run=kill,security,powershell,secret-tool
+#!/usr/bin/env -S deno run -q --unstable-lazy-dynamic-imports --allow-read --allow-write --allow-env --allow-sys=hostname,uid --allow-run=kill,security,powershell,secret-tool
 /**
  * `palyra-secrets`: the command-line interface of `@palyra/vault` (README,
  * "The CLI"). This file only dispatches: each command's code lives in

@@ -17,13 +17,18 @@ export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const BIN = join(ROOT, "node_modules", ".bin");
 
 /**
- * The Deno permissions the README documents, taken from the `cli` task of
- * deno.json (a package test checks that the README shows the same flags).
+ * The flags the `cli` task of deno.json gives `deno run`, in order: the
+ * README's permissions, and how Deno loads the CLI's modules.
  */
-export const DENO_DOCUMENTED: readonly string[] = (() => {
+export const DENO_TASK_FLAGS: readonly string[] = (() => {
   const task = JSON.parse(readFileSync(join(ROOT, "deno.json"), "utf8")).tasks.cli as string;
-  return task.split(/\s+/).filter((w) => w.startsWith("--allow-"));
+  const flags = /\bdeno run (.*) cli\.ts$/.exec(task)?.[1];
+  if (flags === undefined) throw new Error(`deno.json's cli task does not run cli.ts: ${task}`);
+  return flags.split(" ");
 })();
+
+/** The Deno permissions the README documents, from the `cli` task (a package test checks that the README shows them). */
+export const DENO_DOCUMENTED: readonly string[] = DENO_TASK_FLAGS.filter((w) => w.startsWith("--allow-"));
 
 /**
  * The PATH that puts the emulators of tests/fakes/ first. They need only
