@@ -83,7 +83,7 @@ describe("a read loads only what it uses", () => {
 
 describe("on Deno, a command reads only its own code", () => {
   // Deno loads every statically analyzable dynamic import before a program starts, unless told not to: `get` then
-  // read and compiled every other command's modules first (13-17 ms of its start-up on a 2-core machine).
+  // read and parsed every other command's modules first (13-17 ms of its start-up on a 2-core machine).
   const getNeeds = new Set(["args.ts", "commands.ts", "common.ts", "get.ts", "main.ts", "output.ts", "set.ts"]);
 
   /**
