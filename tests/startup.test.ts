@@ -84,18 +84,19 @@ describe("a read loads only what it uses", () => {
 describe("on Deno, a command reads only its own code", () => {
   // Deno loads every statically analyzable dynamic import before a program starts, unless told not to: `get` then
   // read and parsed every other command's modules first (13-17 ms of its start-up on a 2-core machine).
-  const getNeeds = new Set(["args.ts", "commands.ts", "common.ts", "get.ts", "main.ts", "output.ts", "set.ts"]);
+  // The modules of `src/cli/` that `set` (which stores the value) and `get` use.
+  const used = new Set(["args.ts", "commands.ts", "common.ts", "get.ts", "main.ts", "output.ts", "set.ts"]);
 
   /**
-   * A copy of the CLI in which every command module `get` does not need is a
-   * named pipe: whatever opens one to read it waits for a writer that never comes.
+   * A copy of the CLI in which every other module of `src/cli/` is a named
+   * pipe: whatever opens one to read it waits for a writer that never comes.
    */
   function copyWithPipes(): { root: string; pipes: string[] } {
     const root = tempDir("lazy-cli");
     for (const f of ["cli.ts", "mod.ts", "deno.json", "package.json"]) cpSync(join(ROOT, f), join(root, f));
     cpSync(join(ROOT, "src"), join(root, "src"), { recursive: true });
     symlinkSync(join(ROOT, "node_modules"), join(root, "node_modules"));
-    const pipes = readdirSync(join(root, "src", "cli")).filter((f) => f.endsWith(".ts") && !getNeeds.has(f));
+    const pipes = readdirSync(join(root, "src", "cli")).filter((f) => f.endsWith(".ts") && !used.has(f));
     for (const f of pipes) {
       const path = join(root, "src", "cli", f);
       rmSync(path);
