@@ -6,6 +6,7 @@
  *   run <dir>     measure put, get, list and delete in each, and the
  *                 durable-write floor, printing one JSON line per figure
  *   listmem <dir> the peak memory of listing 100 000 secrets of one scope
+ *   allocmem <dir> the peak memory of building that list's result in a loop, reading nothing
  *   cipher        64-byte and 64 KiB seal and open against bare WebCrypto (also part of run)
  *
  * Figures are ops/s; scripts/bench.mjs turns them into ratios, because
@@ -145,9 +146,25 @@ async function cipherRows(emit: (o: Record<string, unknown>) => void): Promise<v
     const key = await crypto.subtle.importKey("raw", KEK.slice(), "AES-GCM", false, ["encrypt", "decrypt"]);
     const iv = new Uint8Array(12);
     const bare = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv }, key, value));
+    const aad = new Uint8Array(utf8(`palyra.vault.v1|${TARGET}|k`));
+    const sealedWithAad = new Uint8Array(
+      await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: aad }, key, value),
+    );
+    // What any envelope's AES-GCM on WebCrypto must do: each value has its own data key, imported for it.
+    const freshKey = () =>
+      crypto.subtle.importKey("raw", crypto.getRandomValues(new Uint8Array(32)), "AES-GCM", false, [
+        "encrypt",
+        "decrypt",
+      ]);
     const bareOps = {
       bareSeal: () => crypto.subtle.encrypt({ name: "AES-GCM", iv }, key, value),
       bareOpen: () => crypto.subtle.decrypt({ name: "AES-GCM", iv }, key, bare),
+      freshKeySeal: async () =>
+        crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: aad }, await freshKey(), value),
+      freshKeyOpen: async () => {
+        const k = await crypto.subtle.importKey("raw", KEK.slice(), "AES-GCM", false, ["decrypt"]);
+        return crypto.subtle.decrypt({ name: "AES-GCM", iv, additionalData: aad }, k, sealedWithAad);
+      },
     };
     // Each KEK engine: noble (a library vault's default) and WebCrypto (the CLI's).
     for (const engine of ["noble", "webcrypto"] as const) {
@@ -232,12 +249,38 @@ async function listMemory(base: string): Promise<void> {
   );
 }
 
+/**
+ * The floor under `listMemory`: the same growth while building the same 100 000 result objects (scope,
+ * key, two times, a size, as `listSecrets` returns them) in a plain loop, with no file read or parsed.
+ */
+async function allocMemory(base: string): Promise<void> {
+  const root = vaultDir(base, "one_scope", 100_000);
+  const vault = await Vault.open({ root, kek: KEK, backend: "encrypted_file" });
+  await vault.listSecrets("ws:empty"); // the same process state as listMemory's before its list
+  const hwm = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"))?.[1] ?? NaN) * 1024;
+  const now = Date.now();
+  const before = hwm();
+  const built = new Array(100_000);
+  for (let i = 0; i < built.length; i++) {
+    built[i] = {
+      scope: TARGET,
+      key: `key.${String(i).padStart(6, "0")}`,
+      createdAtUnixMs: now,
+      updatedAtUnixMs: now,
+      valueBytes: VALUE.length,
+    };
+  }
+  const peak = hwm() - before;
+  console.log(JSON.stringify({ op: "allocMemory", objects: built.length, peakBytes: peak }));
+}
+
 const [mode, dir] = process.argv.slice(2);
 if (mode === "seed" && dir) seed(dir);
 else if (mode === "run" && dir) await runAll(dir);
 else if (mode === "listmem" && dir) await listMemory(dir);
+else if (mode === "allocmem" && dir) await allocMemory(dir);
 else if (mode === "cipher") await cipherRows((o) => console.log(JSON.stringify(o)));
 else {
-  console.error("usage: vault_bench.ts seed|run|listmem <dir>, or cipher");
+  console.error("usage: vault_bench.ts seed|run|listmem|allocmem <dir>, or cipher");
   process.exit(2);
 }

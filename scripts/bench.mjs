@@ -70,6 +70,13 @@ for (const name of only.length ? only : Object.keys(runtimes)) {
         }/s ` +
         `(x${(c.bareOpen / c.open).toFixed(2)}); target at 64 KiB: within x1.5`,
     );
+    console.log(
+      `${" ".repeat(6)}  a fresh data key imported for each (the least a WebCrypto seal or open does): ` +
+        `seal x${(c.bareSeal / c.freshKeySeal).toFixed(2)}, open x${(c.bareOpen / c.freshKeyOpen).toFixed(2)} ` +
+        `the bare time; the vault's x${(c.freshKeySeal / c.seal).toFixed(2)} and x${
+          (c.freshKeyOpen / c.open).toFixed(2)
+        } of that`,
+    );
   }
   const getFloor = rows.find((x) => x.op === "getFloor").opsPerSec;
   const at10 = rows.find((x) => x.layout === "many_scopes" && x.n === 10);
@@ -91,6 +98,17 @@ for (const name of only.length ? only : Object.keys(runtimes)) {
           (m.snapshotBytes / 2 ** 20).toFixed(1)
         } MiB snapshot (≤ 3)`,
     );
+    // Its floor: the same result built in a loop in a fresh process, with nothing read or parsed.
+    const alloc = spawnSync(cmd, [...args, "allocmem", data], { cwd: root, encoding: "utf8" });
+    if (alloc.status === 0) {
+      const a = JSON.parse(alloc.stdout.trim().split("\n").pop());
+      console.log(
+        `  building its ${a.objects} result objects alone, in a loop: +${(a.peakBytes / 2 ** 20).toFixed(1)} MiB = ` +
+          `${(a.peakBytes / m.snapshotBytes).toFixed(2)}× the snapshot; the list takes ${
+            (m.peakBytes / a.peakBytes).toFixed(2)
+          }× that`,
+      );
+    }
   } else {
     console.log(`list memory: not measured (${mem.stderr.trim().split("\n").pop()})`);
   }

@@ -18,7 +18,8 @@ import { Vault } from "../src/vault.ts";
 import { identityKek, loadIdentity, loadOrCreateIdentity } from "../src/store/identity_store.ts";
 import { openStoreItem, sealStoreItem } from "../src/crypto/store_item.ts";
 import { defaultFileSystem } from "../src/platform/fs.ts";
-import { deriveKek, kekId } from "../src/crypto/kdf.ts";
+import { kekId } from "../src/crypto/kdf.ts";
+import { deriveKek } from "../src/crypto/kdf_noble.ts";
 import { utf8 } from "../src/crypto/encoding.ts";
 import { rejectsWith, runScript, RUNTIME_NAMES, tempDir } from "./helpers.ts";
 

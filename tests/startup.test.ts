@@ -128,3 +128,47 @@ describe("on Deno, a command reads only its own code", () => {
     assert.equal(listed.signal, "SIGKILL", `list finished (${listed.code}) without reading src/cli/list.ts`);
   });
 });
+
+describe("on Bun, a read hashes with the runtime's own SHA-256", () => {
+  // `@noble/hashes` cost a `get` on Bun about 2 ms of its start-up: the module, and its first calls while not yet
+  // compiled. Bun's resolver tells a plugin every import it resolves, as Node's module hooks do above.
+  test("`bun cli.ts get` loads no module of @noble/hashes", async () => {
+    const dir = tempDir("bun-hash");
+    const log = join(dir, "resolved.log");
+    const preload = join(dir, "record.ts");
+    writeFileSync(
+      preload,
+      `import { appendFileSync } from "node:fs";
+Bun.plugin({
+  name: "record",
+  setup(build) {
+    build.onResolve({ filter: /.*/ }, (args) => {
+      appendFileSync(${JSON.stringify(log)}, args.path + "\\n");
+      return undefined;
+    });
+  },
+});
+`,
+    );
+    const env = {
+      PALYRA_VAULT_DIR: join(dir, "vault"),
+      PALYRA_IDENTITY_DIR: join(dir, "identity"),
+      PALYRA_VAULT_BACKEND: "encrypted_file",
+    };
+    const bun = [join(ROOT, "node_modules", ".bin", "bun"), "--preload", preload, join(ROOT, "cli.ts")];
+    const set = await run([...bun, "set", "global", "openai_api_key"], { env, input: "sk-bun-hash" });
+    assert.equal(set.code, 0, set.stderr);
+    writeFileSync(log, "");
+    const got = await run([...bun, "get", "global", "openai_api_key", "--reveal"], { env });
+    assert.equal(got.code, 0, got.stderr);
+    assert.equal(new TextDecoder().decode(got.stdout), "sk-bun-hash");
+    const resolved = readFileSync(log, "utf8").split("\n").filter(Boolean);
+    // The plugin sees what `get` does load, or this test could pass by seeing nothing.
+    assert.ok(
+      resolved.includes("@noble/ciphers/chacha.js"),
+      `the plugin saw the identity store's cipher:\n${resolved}`,
+    );
+    const hashes = resolved.filter((s) => s.includes("@noble/hashes"));
+    assert.deepEqual(hashes, [], `get resolved ${hashes.join(", ")}`);
+  });
+});

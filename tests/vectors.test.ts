@@ -14,7 +14,8 @@ import { hkdf } from "@noble/hashes/hkdf.js";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { gcm } from "@noble/ciphers/aes.js";
 import { chacha20poly1305 } from "@noble/ciphers/chacha.js";
-import { deriveKek, deriveKekWebCrypto, kekId } from "../src/crypto/kdf.ts";
+import { deriveKekWebCrypto, kekId } from "../src/crypto/kdf.ts";
+import { deriveKek } from "../src/crypto/kdf_noble.ts";
 import { envelopeAad, objectId, scopeDirName } from "../src/crypto/ids.ts";
 import { openEnvelope, sealEnvelope } from "../src/crypto/envelope.ts";
 import { type CipherEngine, EnvelopeCipher, LARGE_VALUE_BYTES } from "../src/crypto/envelope_async.ts";
@@ -24,6 +25,7 @@ import { fromNodeCrypto } from "../src/platform/aes_gcm.ts";
 import { fromNodeBuffer } from "../src/platform/base64.ts";
 import { type NativeCrypto, nativeCrypto } from "../src/platform/native_crypto.ts";
 import { runtimeName } from "../src/platform/runtime.ts";
+import { sha256 as runtimeSha256 } from "../src/platform/sha256.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Loading
@@ -444,6 +446,39 @@ function checkAead(
   }
   return { valid, invalid };
 }
+
+describe("SHA-256 on this runtime (Bun's own, else @noble/hashes), which names every object and KEK", () => {
+  test("the examples of FIPS 180-2, appendix B", () => {
+    const cases: [Uint8Array, string][] = [
+      [utf8("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"],
+      [
+        utf8("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+        "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1",
+      ],
+      [new Uint8Array(1_000_000).fill(0x61), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"],
+      [new Uint8Array(0), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"],
+    ];
+    for (const [input, digest] of cases) {
+      const out = runtimeSha256(input);
+      assert.ok(out instanceof Uint8Array && out.length === 32);
+      assert.equal(toHex(out), digest, `${input.length} bytes`);
+    }
+  });
+
+  test("the same digest as @noble/hashes for any bytes, a view into a larger buffer or a Node Buffer", () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 300 }), fc.nat(16), fc.nat(16), (bytes, before, after) => {
+        const expected = toHex(sha256(bytes));
+        const backing = new Uint8Array(before + bytes.length + after).fill(0xa5);
+        backing.set(bytes, before);
+        assert.equal(toHex(runtimeSha256(backing.subarray(before, before + bytes.length))), expected);
+        assert.equal(toHex(runtimeSha256(Buffer.from(bytes))), expected);
+        assert.equal(toHex(runtimeSha256(bytes)), expected);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
 
 describe("Wycheproof vectors through the AEAD primitives the library uses", () => {
   test("AES-256-GCM, 96-bit nonces (@noble/ciphers gcm)", () => {

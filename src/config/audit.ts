@@ -5,11 +5,11 @@
  * never carry the plaintext value, nor the text of a reference that does not
  * parse (it may be a secret pasted into the wrong field).
  */
-import { sha256 } from "@noble/hashes/sha2.js";
 import { basename, dirname, join, resolve } from "../platform/path.ts";
 import { VaultError } from "../errors.ts";
 import { fromUtf8, toHex, utf8 } from "../crypto/encoding.ts";
 import { defaultFileSystem, type FileSystem } from "../platform/fs.ts";
+import { sha256 } from "../platform/sha256.ts";
 import { formatScope, KEY_GRAMMAR, parseScope, parseVaultRef, validateKey } from "../scope.ts";
 import {
   findCredential,

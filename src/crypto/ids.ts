@@ -3,7 +3,7 @@
  * envelope to its place, the object id and the scope folder name. Hashing the
  * names keeps user-chosen ids out of file paths, so no id can traverse.
  */
-import { sha256 } from "@noble/hashes/sha2.js";
+import { sha256 } from "../platform/sha256.ts";
 import { concatBytes, toHex, utf8 } from "./encoding.ts";
 
 /** AAD = UTF-8 of `palyra.vault.v1|<scope string>|<key>`. */

@@ -8,7 +8,7 @@ import { FILES } from "./layout.ts";
 import { join } from "../platform/path.ts";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
 import { parseJsonObject, toHex, utf8 } from "../crypto/encoding.ts";
-import { deriveKek, deriveKekWebCrypto } from "../crypto/kdf.ts";
+import { deriveKekWebCrypto } from "../crypto/kdf.ts";
 import type { CipherEngine } from "../crypto/envelope_async.ts";
 import { isSealedStoreItem, openStoreItem, sealStoreItem, STORE_KEY_BYTES } from "../crypto/store_item.ts";
 import type { FileSystem } from "../platform/fs.ts";
@@ -268,7 +268,9 @@ export async function loadOrCreateIdentity(host: IdentityHost, dir: string): Pro
 export async function identityKek(identity: DeviceIdentity, engine: CipherEngine): Promise<Uint8Array> {
   const seed = utf8(identity.privateKeyPem);
   try {
-    return engine === "webcrypto" ? await deriveKekWebCrypto(seed) : deriveKek(seed);
+    return engine === "webcrypto"
+      ? await deriveKekWebCrypto(seed)
+      : (await import("../crypto/kdf_noble.ts")).deriveKek(seed);
   } finally {
     seed.fill(0);
   }

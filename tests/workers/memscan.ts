@@ -13,7 +13,7 @@ import process from "node:process";
 import { sha256 } from "@noble/hashes/sha2.js";
 import { extract } from "@noble/hashes/hkdf.js";
 import { Vault } from "../../src/vault.ts";
-import { deriveKek } from "../../src/crypto/kdf.ts";
+import { deriveKek } from "../../src/crypto/kdf_noble.ts";
 
 function scan(patterns: Uint8Array[]): number[] {
   const fd = openSync("/proc/self/mem", "r");

@@ -3,10 +3,10 @@
  * X25519 identity, kept in the identity store as `vault/device.age-identity`,
  * its recipient, its id, and the wrapping of a vault key to a recipient.
  */
-import { sha256 } from "@noble/hashes/sha2.js";
 import { toHex, utf8 } from "../../crypto/encoding.ts";
 import { KEY_BYTES } from "../../crypto/kdf.ts";
 import { VaultError } from "../../errors.ts";
+import { sha256 } from "../../platform/sha256.ts";
 import { FILES } from "../layout.ts";
 import { type IdentityHost, loadOrCreateItem } from "../identity_store.ts";
 
