@@ -36,7 +36,8 @@ export function parseArgs(
 ): ParsedArgs {
   const values: ParsedArgs["values"] = {};
   const positionals: string[] = [];
-  const shorts = new Map(Object.entries(options).flatMap(([name, o]) => o.short ? [[o.short, name]] : []));
+  const shorts = new Map<string, string>();
+  for (const name in options) if (options[name]!.short) shorts.set(options[name]!.short!, name);
   const fail = (message: string): never => {
     throw new UsageError(message, command);
   };

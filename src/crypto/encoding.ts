@@ -76,7 +76,7 @@ const HEX = "0123456789abcdef";
 /** Lowercase hex of `bytes`. */
 export function toHex(bytes: Uint8Array): string {
   let s = "";
-  for (const b of bytes) s += HEX[b >> 4]! + HEX[b & 15]!;
+  for (let i = 0; i < bytes.length; i++) s += HEX[bytes[i]! >> 4]! + HEX[bytes[i]! & 15]!;
   return s;
 }
 
