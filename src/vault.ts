@@ -29,9 +29,9 @@ import {
 } from "./store/identity_store.ts";
 import type { EntryMaker, IndexEntry } from "./store/scope_index.ts";
 import type { LayoutName, VaultLayout } from "./store/layout.ts";
+import type { PalyraLayout } from "./store/palyra_layout.ts";
+import type { PalyraObjects } from "./store/palyra_objects.ts";
 import { ScopedLayout } from "./store/scoped_layout.ts";
-import { PalyraLayout } from "./store/palyra_layout.ts";
-import { PalyraObjects } from "./store/palyra_objects.ts";
 import { detectLayout } from "./store/detect.ts";
 import type { MigrateResult, MigrationParts } from "./store/migrate.ts";
 import type { BackendKind, BlobBackend } from "./backends/backend.ts";
@@ -1132,6 +1132,17 @@ async function openShared(store: string, options: VaultOptions, settings: Settin
 }
 
 /** Opens a vault: `Vault.open`. */
+/** Palyra's layout and its object store, loaded on first use. */
+async function loadPalyraLayout(): Promise<
+  { PalyraLayout: typeof PalyraLayout; PalyraObjects: typeof PalyraObjects }
+> {
+  const [{ PalyraLayout }, { PalyraObjects }] = await Promise.all([
+    import("./store/palyra_layout.ts"),
+    import("./store/palyra_objects.ts"),
+  ]);
+  return { PalyraLayout, PalyraObjects };
+}
+
 async function openVault(options: VaultOptions): Promise<Vault> {
   const settings: Settings = {
     maxSecretBytes: positive("maxSecretBytes", options.maxSecretBytes, DEFAULT_MAX_SECRET_BYTES),
@@ -1192,6 +1203,8 @@ async function openVault(options: VaultOptions): Promise<Vault> {
       );
     }
     const layoutName: LayoutName = detected.layout ?? layoutOption ?? "scoped";
+    // Palyra's layout is loaded for a vault in it only: a read of a scoped vault has no use for its code.
+    const palyra = layoutName === "palyra" ? await loadPalyraLayout() : undefined;
     const host: BackendHost = { fs, run, platform, maxObjectBytes: maxEnvelopeBytes(settings.maxSecretBytes) };
     let backend: BlobBackend;
     let recordKind: BackendKind | undefined;
@@ -1208,7 +1221,8 @@ async function openVault(options: VaultOptions): Promise<Vault> {
       // `auto` would choose for a new vault, and nothing is added to the folder.
       const marked = exists
         ? (await readBackendMarker(fs, root)) ??
-          (detected.layout === "palyra" && (await new PalyraObjects(fs, root, undefined).holdsObjects())
+          (detected.layout === "palyra" && palyra !== undefined &&
+              (await new palyra.PalyraObjects(fs, root, undefined).holdsObjects())
             ? "encrypted_file"
             : undefined)
         : undefined;
@@ -1225,12 +1239,12 @@ async function openVault(options: VaultOptions): Promise<Vault> {
     }
     const lockLimits = { lockTimeoutMs: settings.lockTimeoutMs, staleAfterMs: settings.staleAfterMs };
     const layoutFor = (b: BlobBackend): VaultLayout =>
-      layoutName === "palyra"
-        ? new PalyraLayout(
+      palyra !== undefined
+        ? new palyra.PalyraLayout(
           fs,
           root,
           // The built-in file backend keeps objects as Palyra's layout does: in objects.store.json.
-          b !== custom && b.kind === "encrypted_file" ? new PalyraObjects(fs, root, host.maxObjectBytes) : b,
+          b !== custom && b.kind === "encrypted_file" ? new palyra.PalyraObjects(fs, root, host.maxObjectBytes) : b,
           lockLimits,
         )
         : new ScopedLayout(fs, root, b, lockLimits);

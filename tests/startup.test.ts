@@ -23,6 +23,7 @@ const NOT_FOR_READS: ReadonlyArray<[RegExp, string]> = [
     "the PostgreSQL store and its client, for a vault kept in PostgreSQL",
   ],
   [/src\/backends\/(linux_secret_service|macos_keychain|windows_dpapi)\.ts$/, "a keychain backend not in use"],
+  [/src\/store\/palyra_(layout|objects|lock|index)\.ts$/, "Palyra's layout, for a vault in it (this one is scoped)"],
   [/^node:crypto$/, "the runtime's own AES-GCM, loaded for values of 4 KiB or more only"],
 ];
 
