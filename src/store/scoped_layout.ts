@@ -10,20 +10,15 @@ import { errnoCode, fsError, VaultError } from "../errors.ts";
 import { objectId, scopeDirName } from "../crypto/ids.ts";
 import type { FileSystem } from "../platform/fs.ts";
 import { secureDir } from "./folders.ts";
-import { acquireLock } from "./scope_lock.ts";
-import {
-  encodeSnapshot,
-  type EntryMaker,
-  type IndexEntry,
-  loadScopeIndex,
-  readScopeEntries,
-  ScopeEntry,
-  type ScopeState,
-} from "./scope_index.ts";
-import { encodeLogHeader, encodeLogRecord, type LogRecord } from "./scope_log.ts";
-import { concatBytes } from "../crypto/encoding.ts";
+import type { EntryMaker, ScopeState } from "./scope_index.ts";
 import type { BlobBackend } from "../backends/backend.ts";
-import { type ChangeOutcome, type IndexView, inTurn, type VaultLayout } from "./layout.ts";
+import { type IndexView, inTurn, type VaultLayout } from "./layout.ts";
+
+/**
+ * The index's code (reading, the log, the lock, the writer), loaded on first
+ * use: a `get` reads one object and none of it (README, "Performance").
+ */
+const indexCode = (): Promise<typeof import("./scope_writer.ts")> => import("./scope_writer.ts");
 
 /** Lock settings of a layout. */
 export interface LockLimits {
@@ -68,6 +63,7 @@ export class ScopedLayout implements VaultLayout {
     let refused = false;
     return inTurn(path, async () => {
       await secureDir(this.fs, dir, `folder of scope ${JSON.stringify(scope)}`);
+      const { acquireLock } = await indexCode();
       const lock = await acquireLock(this.fs, path, {
         timeoutMs: this.limits.lockTimeoutMs,
         staleAfterMs: this.limits.staleAfterMs,
@@ -89,6 +85,7 @@ export class ScopedLayout implements VaultLayout {
   }
 
   async readIndex(scope: string): Promise<IndexView> {
+    const { emptyState, IndexWriter, loadScopeIndex } = await indexCode();
     const dir = this.#dir(scope);
     const stamp = await this.#stamp(dir);
     const cached = this.#cache.get(scope);
@@ -138,6 +135,7 @@ export class ScopedLayout implements VaultLayout {
       });
       if (info === undefined) return [];
       await secureDir(this.fs, dir, `folder of scope ${JSON.stringify(scope)}`, { create: false });
+      const { readScopeEntries } = await indexCode();
       return (await readScopeEntries(this.fs, dir, scope, make))?.entries ?? [];
     }
     const scopesDir = join(this.root, FILES.scopesDir);
@@ -148,6 +146,7 @@ export class ScopedLayout implements VaultLayout {
       if (errnoCode(e) === "ENOENT") return [];
       throw fsError("list scopes", scopesDir, e);
     }
+    const { readScopeEntries } = await indexCode();
     const scopes: { scope: string; entries: E[] }[] = [];
     for (const name of names.filter((n) => SCOPE_DIR_RE.test(n)).sort()) {
       const dir = join(scopesDir, name);
@@ -177,6 +176,7 @@ export class ScopedLayout implements VaultLayout {
       if (names.some((n) => n.startsWith("obj_"))) return true;
     }
     const scopes = await fs.readDir(join(root, FILES.scopesDir)).catch(() => [] as string[]);
+    const { loadScopeIndex } = await indexCode();
     for (const name of scopes.filter((n) => SCOPE_DIR_RE.test(n))) {
       try {
         const state = await loadScopeIndex(fs, join(root, FILES.scopesDir, name), undefined);
@@ -192,122 +192,3 @@ export class ScopedLayout implements VaultLayout {
 
 /** How many scopes' entries a layout keeps between writes. */
 const CACHED_SCOPES = 4;
-
-/** A log holds at least this many records before it is folded into a new snapshot. */
-const COMPACT_MIN_RECORDS = 256;
-
-function emptyState(scope: string): ScopeState {
-  return { scope, snapshotVersion: 0, generation: 0, entries: new Map(), log: undefined };
-}
-
-/**
- * Writes one scope's index under its lock (docs/FORMAT.md §5.1): a change is
- * one record appended to the log, durable before it returns. The log is
- * folded into a new snapshot when it has grown to a quarter of the entries
- * (so the work is constant per write, averaged), when its tail was torn, and
- * for the first write to a scope or to an index of version 1.
- */
-class IndexWriter implements IndexView {
-  #last: { key: string; before: ScopeEntry | undefined; after: ScopeEntry | undefined } | undefined;
-  /** Set when a write failed: what is on disk is then read again before the next change. */
-  #unsure = false;
-
-  constructor(
-    readonly fs: FileSystem,
-    readonly dir: string,
-    public state: ScopeState,
-    /** Called after every change: with the state when it is what the disk holds, `undefined` when unsure. */
-    readonly settled: (state: ScopeState | undefined) => Promise<void>,
-  ) {}
-
-  find(_scope: string, key: string): IndexEntry | undefined {
-    return this.state.entries.get(key);
-  }
-
-  put(_scope: string, e: IndexEntry): Promise<void> {
-    const s = this.state.scope;
-    return this.#change(e.key, new ScopeEntry(s, e.key, e.created_at_unix_ms, e.updated_at_unix_ms, e.value_bytes));
-  }
-
-  delete(_scope: string, key: string): Promise<void> {
-    return this.#change(key, undefined);
-  }
-
-  undo(): Promise<void> {
-    const last = this.#last!;
-    return this.#change(last.key, last.before);
-  }
-
-  async outcome(): Promise<ChangeOutcome> {
-    const last = this.#last!;
-    let now: ScopeEntry | undefined;
-    try {
-      now = (await loadScopeIndex(this.fs, this.dir, this.state.scope))?.entries.get(last.key);
-    } catch {
-      return "unknown";
-    }
-    return same(now, last.after) ? "done" : same(now, last.before) ? "not_done" : "unknown";
-  }
-
-  async #change(key: string, after: ScopeEntry | undefined): Promise<void> {
-    if (this.#unsure) {
-      this.state = await loadScopeIndex(this.fs, this.dir, this.state.scope) ?? emptyState(this.state.scope);
-      this.#unsure = false;
-    }
-    const { state, fs, dir } = this;
-    const before = state.entries.get(key);
-    this.#last = { key, before, after };
-    if (after === undefined) state.entries.delete(key);
-    else state.entries.set(key, after);
-    const record: LogRecord = after === undefined ? { op: "delete", key } : {
-      op: "put",
-      key,
-      created: after.created_at_unix_ms,
-      updated: after.updated_at_unix_ms,
-      bytes: after.value_bytes,
-    };
-    const log = state.log;
-    const snapshotPath = join(dir, FILES.scopeIndex);
-    const logPath = join(dir, FILES.scopeLog);
-    let path = logPath;
-    try {
-      if (
-        state.snapshotVersion !== 2 || (log !== undefined && log.tornBytes > 0) ||
-        (log !== undefined && log.records + 1 >= Math.max(COMPACT_MIN_RECORDS, state.entries.size / 4))
-      ) {
-        path = snapshotPath;
-        await fs.writeFileAtomic(
-          snapshotPath,
-          encodeSnapshot(state.scope, state.generation + 1, state.entries.values()),
-        );
-        state.snapshotVersion = 2;
-        state.generation++;
-        state.log = undefined;
-        // A log left behind is older than the snapshot, which readers ignore; the next write replaces it.
-        await fs.remove(logPath).catch(() => false);
-      } else if (log === undefined) {
-        await fs.writeFileAtomic(
-          logPath,
-          concatBytes(encodeLogHeader(state.scope, state.generation), encodeLogRecord(record)),
-        );
-        state.log = { records: 1, tornBytes: 0 };
-      } else {
-        await fs.appendFile(logPath, encodeLogRecord(record));
-        log.records++;
-      }
-    } catch (e) {
-      if (before === undefined) state.entries.delete(key);
-      else state.entries.set(key, before);
-      this.#unsure = true;
-      await this.settled(undefined);
-      throw fsError(`write index of scope ${JSON.stringify(state.scope)}`, path, e);
-    }
-    await this.settled(state);
-  }
-}
-
-function same(a: ScopeEntry | undefined, b: ScopeEntry | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  return a.key === b.key && a.created_at_unix_ms === b.created_at_unix_ms &&
-    a.updated_at_unix_ms === b.updated_at_unix_ms && a.value_bytes === b.value_bytes;
-}
