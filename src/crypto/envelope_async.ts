@@ -158,16 +158,19 @@ export class EnvelopeCipher {
     try {
       const native = await this.#nativeFor(large);
       const valueKey = native === undefined ? await aesKey(parts.dek) : undefined;
-      const kekKey = noble === undefined ? await this.#kekObject() : undefined;
-      // Each WebCrypto call is started before the work done here, to run on its own thread meanwhile: the value's
-      // while noble wraps the data key (Deno), the data key's while node:crypto seals the value (Node and Bun).
+      // With the runtime's own AES-GCM at hand, the `webcrypto` engine's KEK wraps the data key there too, as #unwrap
+      // unwraps it.
+      const kekKey = noble === undefined && native === undefined ? await this.#kekObject() : undefined;
+      // A WebCrypto call is started before the work done here, to run on its own thread meanwhile: the value's
+      // while noble wraps the data key (Deno).
       const secretLater = valueKey && webGcm(valueKey, parts.secretNonce, parts.aad, value, "encrypt");
       const wrappedLater = kekKey && webGcm(kekKey, parts.dekNonce, parts.aad, parts.dek, "encrypt");
       // Awaited below; should the work here throw first, their failures must not go unhandled.
       secretLater?.catch(() => {});
       wrappedLater?.catch(() => {});
       const secret = native?.aesGcm.seal(parts.dek, parts.secretNonce, parts.aad, value);
-      const wrapped = noble?.AEADS[algorithm](this.#kek, parts.dekNonce, parts.aad).encrypt(parts.dek);
+      const wrapped = noble?.AEADS[algorithm](this.#kek, parts.dekNonce, parts.aad).encrypt(parts.dek) ??
+        (kekKey === undefined ? native?.aesGcm.seal(this.#kek, parts.dekNonce, parts.aad, parts.dek) : undefined);
       return encodeEnvelope(
         algorithm,
         id,
@@ -192,7 +195,7 @@ export class EnvelopeCipher {
     const env = decodeEnvelope(scope, key, bytes, native?.base64);
     const large = env.algorithm === "aes_256_gcm" && env.secretSealed.length - TAG_BYTES >= LARGE_VALUE_BYTES;
     const noble = await this.#noble(env.algorithm);
-    const dek = await this.#unwrap(env, noble);
+    const dek = await this.#unwrap(env, noble, large ? native : undefined);
     try {
       if (noble !== undefined && !large) {
         return noble.AEADS[env.algorithm](dek, env.secretNonce, env.aad).decrypt(env.secretSealed);
@@ -206,11 +209,20 @@ export class EnvelopeCipher {
     }
   }
 
-  /** The envelope's data key, unwrapped with the KEK; the caller wipes it. */
-  async #unwrap(env: DecodedEnvelope, noble: Sync | undefined): Promise<Uint8Array> {
+  /**
+   * The envelope's data key, unwrapped with the KEK; the caller wipes it. A
+   * large AES-GCM value's is unwrapped by the runtime's own AES-GCM when it
+   * has one and the engine is `webcrypto`: the runtime already holds that
+   * KEK (README, "Threat model"), and a WebCrypto call would wait on a thread
+   * pool before the value's decryption can start.
+   */
+  async #unwrap(env: DecodedEnvelope, noble: Sync | undefined, native: NativeCrypto | undefined): Promise<Uint8Array> {
     try {
-      return noble !== undefined
-        ? noble.AEADS[env.algorithm](this.#kek, env.dekNonce, env.aad).decrypt(env.dekSealed)
+      if (noble !== undefined) {
+        return noble.AEADS[env.algorithm](this.#kek, env.dekNonce, env.aad).decrypt(env.dekSealed);
+      }
+      return native !== undefined
+        ? native.aesGcm.open(this.#kek, env.dekNonce, env.aad, env.dekSealed)
         : await webGcm(await this.#kekObject(), env.dekNonce, env.aad, env.dekSealed, "decrypt");
     } catch {
       throw dekFailure(env, this.#id);

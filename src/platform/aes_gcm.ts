@@ -5,8 +5,10 @@
  * thread pool (`npm run bench`, "64 KiB seal"). `native_crypto.ts` loads it
  * where it is used (not on Deno).
  *
- * Only one-use data keys go through it. OpenSSL copies a key into a context
- * that it wipes when the operation ends (`final`).
+ * One-use data keys go through it, and for a large value on the `webcrypto`
+ * engine the KEK that wraps its data key (the runtime holds that KEK
+ * already). OpenSSL copies a key into a context that it wipes when the
+ * operation ends (`final`).
  */
 
 /** AES-256-GCM with a 12-byte nonce and a 16-byte tag, appended to the ciphertext. */
