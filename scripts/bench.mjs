@@ -71,11 +71,11 @@ for (const name of only.length ? only : Object.keys(runtimes)) {
         `(x${(c.bareOpen / c.open).toFixed(2)}); target at 64 KiB: within x1.5`,
     );
     console.log(
-      `${" ".repeat(6)}  a fresh data key imported for each (the least a WebCrypto seal or open does): ` +
+      `${" ".repeat(6)}  floor, a data key imported for each (the least a WebCrypto seal or open does): ` +
         `seal x${(c.bareSeal / c.freshKeySeal).toFixed(2)}, open x${(c.bareOpen / c.freshKeyOpen).toFixed(2)} ` +
-        `the bare time; the vault's x${(c.freshKeySeal / c.seal).toFixed(2)} and x${
+        `the bare time; the vault's seal takes x${(c.freshKeySeal / c.seal).toFixed(2)} the floor's, its open x${
           (c.freshKeyOpen / c.open).toFixed(2)
-        } of that`,
+        }`,
     );
   }
   const getFloor = rows.find((x) => x.op === "getFloor").opsPerSec;
