@@ -18,11 +18,11 @@ const KEK_ID_DOMAIN = utf8("palyra.vault.kek-id.v1");
 export const KEY_BYTES = 32;
 
 /**
- * `deriveKek` (`kdf_noble.ts`) by WebCrypto: the same key, computed natively. The compiled
- * CLI's `get` spent 2–4 ms deriving the KEK in JavaScript that had not yet
- * been compiled. WebCrypto keeps copies of the key material that are not
- * wiped when freed (README, "Threat model"), so only a vault on the
- * `webcrypto` engine derives its KEK this way.
+ * `deriveKek` (`kdf_noble.ts`) by WebCrypto: the same key, computed
+ * natively. The compiled CLI's `get` spent 2–4 ms deriving the KEK in
+ * JavaScript that had not yet been compiled. WebCrypto keeps copies of the
+ * key material that are not wiped when freed (README, "Threat model"), so
+ * only a vault on the `webcrypto` engine derives its KEK this way.
  */
 export async function deriveKekWebCrypto(seed: Uint8Array): Promise<Uint8Array> {
   const subtle = globalThis.crypto.subtle;

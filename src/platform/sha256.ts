@@ -3,10 +3,10 @@
  * key (docs/FORMAT.md §1) and for `kek_id` (§2): Bun's own where the runtime
  * has it, else `@noble/hashes`. Bun hashes natively, with no module to load
  * and no JavaScript to compile first: noble's hash modules and their first
- * calls cost a `get` on Bun 2.3 of its 44 ms, and the compiled binary 1 of 17
- * (medians of 101 paired runs). Deno has no synchronous SHA-256 of its own, and Node's is in
- * `node:crypto`, which `get` does not load. Both engines give the same bytes:
- * the known-answer tests run on every runtime.
+ * calls cost a `get` on Bun 2.3 of its 44 ms, and the compiled binary 1 of
+ * 17 (medians of 101 paired runs). Deno has no synchronous SHA-256 of its
+ * own, and Node's is in `node:crypto`, which `get` does not load. Both give
+ * the same bytes: the known-answer tests run on every runtime.
  */
 import { runtimeName } from "./runtime.ts";
 
