@@ -161,8 +161,8 @@ export class EnvelopeCipher {
       // With the runtime's own AES-GCM at hand, the `webcrypto` engine's KEK wraps the data key there too, as #unwrap
       // unwraps it.
       const kekKey = noble === undefined && native === undefined ? await this.#kekObject() : undefined;
-      // A WebCrypto call is started before the work done here, to run on its own thread meanwhile: the value's
-      // while noble wraps the data key (Deno).
+      // Where there is no runtime AES-GCM (Deno), the WebCrypto calls are started before the work done here, to run on
+      // their own thread meanwhile: the value's while noble wraps the data key.
       const secretLater = valueKey && webGcm(valueKey, parts.secretNonce, parts.aad, value, "encrypt");
       const wrappedLater = kekKey && webGcm(kekKey, parts.dekNonce, parts.aad, parts.dek, "encrypt");
       // Awaited below; should the work here throw first, their failures must not go unhandled.
@@ -170,7 +170,7 @@ export class EnvelopeCipher {
       wrappedLater?.catch(() => {});
       const secret = native?.aesGcm.seal(parts.dek, parts.secretNonce, parts.aad, value);
       const wrapped = noble?.AEADS[algorithm](this.#kek, parts.dekNonce, parts.aad).encrypt(parts.dek) ??
-        (kekKey === undefined ? native?.aesGcm.seal(this.#kek, parts.dekNonce, parts.aad, parts.dek) : undefined);
+        native?.aesGcm.seal(this.#kek, parts.dekNonce, parts.aad, parts.dek);
       return encodeEnvelope(
         algorithm,
         id,
