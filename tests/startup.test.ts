@@ -143,6 +143,25 @@ describe("on Deno, a command reads only its own code", () => {
     const listed = await run([...deno, "list", "global"], { ...inCopy, timeoutMs: 3_000 });
     assert.equal(listed.signal, "SIGKILL", `list finished (${listed.code}) without reading src/cli/list.ts`);
   });
+
+  test("`./cli.ts` runs by its shebang, which also reads only the command it runs", async () => {
+    const { root } = copyWithPipes();
+    const dir = tempDir("shebang-vault");
+    const env = {
+      PALYRA_VAULT_DIR: join(dir, "vault"),
+      PALYRA_IDENTITY_DIR: join(dir, "identity"),
+      PALYRA_VAULT_BACKEND: "encrypted_file",
+      // The shebang finds `deno` on the PATH, as it would after an install.
+      PATH: `${join(ROOT, "node_modules", ".bin")}:${process.env.PATH ?? ""}`,
+    };
+    const inCopy = { env, cwd: root, timeoutMs: 60_000 };
+    const cli = join(root, "cli.ts");
+    const set = await run([cli, "set", "global", "openai_api_key"], { ...inCopy, input: "sk-shebang" });
+    assert.equal(set.code, 0, set.stderr);
+    const got = await run([cli, "get", "global", "openai_api_key", "--reveal"], inCopy);
+    assert.equal(got.code, 0, got.stderr);
+    assert.equal(new TextDecoder().decode(got.stdout), "sk-shebang");
+  });
 });
 
 describe("on Bun, a read hashes with the runtime's own SHA-256", () => {
