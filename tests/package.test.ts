@@ -91,6 +91,13 @@ describe("the README's tasks after npm ci", () => {
     }
   });
 
+  // Bun has no `jsr:` specifiers (oven-sh/bun#11911): Bun 1.4.5 reads `bunx jsr:@palyra/vault/cli` as a git address
+  // (`git clone https://@jsr/@palyra/vault/cli`) and fails, and JSR's npm layer gives a package no `bin` to run.
+  test("regression: the README gives Bun no jsr: specifier to run", () => {
+    const readme = readFileSync(join(ROOT, "README.md"), "utf8");
+    assert.deepEqual(readme.match(/\bbunx? (?:x )?jsr:\S*/g) ?? [], []);
+  });
+
   test("the README documents the permissions the cli task uses", () => {
     const readme = readFileSync(join(ROOT, "README.md"), "utf8");
     for (const flag of DENO_DOCUMENTED) assert.ok(readme.includes(flag), `README lacks ${flag}`);
