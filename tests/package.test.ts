@@ -3,6 +3,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import process from "node:process";
 import { VERSION } from "../src/version.ts";
 import * as api from "../mod.ts";
 import { DENO_DOCUMENTED, ROOT, run, tempDir } from "./helpers.ts";
@@ -106,14 +107,34 @@ describe("the README's tasks after npm ci", () => {
 
 describe("the npm package", () => {
   let tarball: Promise<string> | undefined;
-  /** The package as `npm pack` makes it (its `prepack` builds the JavaScript and the declarations), made once. */
+  // A chunk an earlier build left in dist/node (one whose sources have changed since), which the package must not carry.
+  const stale = `stale-${process.pid}-EARLIER.mjs`;
+  /**
+   * The package as `npm pack` makes it (its `prepack` builds the JavaScript and the declarations), made once, from a
+   * checkout holding a chunk of an earlier build.
+   */
   const packed = () =>
     tarball ??= (async () => {
       const dir = tempDir("pack");
-      const pack = await run(["npm", "pack", ROOT, "--pack-destination", dir], { cwd: dir, timeoutMs: 300_000 });
-      assert.equal(pack.code, 0, pack.stderr);
+      const planted = join(ROOT, "dist", "node", "chunks", stale);
+      writeFileSync(planted, "export const earlier = 1;\n");
+      try {
+        const pack = await run(["npm", "pack", ROOT, "--pack-destination", dir], { cwd: dir, timeoutMs: 300_000 });
+        assert.equal(pack.code, 0, pack.stderr);
+      } finally {
+        rmSync(planted, { force: true });
+      }
       return join(dir, `palyra-vault-${VERSION}.tgz`);
     })();
+
+  test("regression: the package carries the chunks of its own build only", async () => {
+    // Each build names its chunks by their content, and a rebuild used to leave the earlier ones beside the new.
+    const list = await run(["tar", "tzf", await packed()]);
+    assert.equal(list.code, 0, list.stderr);
+    const chunks = new TextDecoder().decode(list.stdout).split("\n").filter((p) => p.includes("dist/node/chunks/"));
+    assert.ok(chunks.length > 0, "the package has the build's chunks");
+    assert.deepEqual(chunks.filter((p) => p.endsWith(stale)), []);
+  });
 
   test("regression: npm pack then a global install runs the CLI on plain Node, without tsx", async () => {
     const dir = tempDir("pack");
