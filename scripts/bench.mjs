@@ -85,7 +85,8 @@ for (const name of only.length ? only : Object.keys(runtimes)) {
     `targets: put = ${(floor / at10.put / 2).toFixed(2)}× two durable writes (≤ 1.3); ` +
       `get = ${(getFloor / at10.get).toFixed(2)}× a sync read + open of the same envelope (≤ 2); ` +
       `one scope: put at 100 000 = ${(one(10).put / one(100000).put).toFixed(2)}× put at 10 (≤ 1.5), ` +
-      `list of 100 000 = ${(1000 / one(100000).list).toFixed(0)} ms (≤ 60)`,
+      `list of 100 000 = ${(1000 / one(100000).list).toFixed(0)} ms, ${one(100000).listCpuMs.toFixed(0)} ms of CPU ` +
+      `(every thread's) (≤ 60)`,
   );
   const mem = spawnSync(cmd, [...args, "listmem", data], { cwd: root, encoding: "utf8" });
   if (mem.status === 0) {
@@ -98,6 +99,11 @@ for (const name of only.length ? only : Object.keys(runtimes)) {
           (m.snapshotBytes / 2 ** 20).toFixed(1)
         } MiB snapshot (≤ 3)`,
     );
+    console.log(
+      `  against a version 1 snapshot of the same entries (${
+        (m.v1Bytes / 2 ** 20).toFixed(1)
+      } MiB, object ids stored): ${(m.peakBytes / m.v1Bytes).toFixed(2)}×`,
+    );
     // Its floor: the same result built in a loop in a fresh process, with nothing read or parsed.
     const alloc = spawnSync(cmd, [...args, "allocmem", data], { cwd: root, encoding: "utf8" });
     if (alloc.status === 0) {
@@ -107,6 +113,17 @@ for (const name of only.length ? only : Object.keys(runtimes)) {
           `${(a.peakBytes / m.snapshotBytes).toFixed(2)}× the snapshot; the list takes ${
             (m.peakBytes / a.peakBytes).toFixed(2)
           }× that`,
+      );
+    }
+    // The floors under its reading: the snapshot's bytes alone, then those bytes scanned with no entry kept.
+    for (const stage of ["read", "scan"]) {
+      const r = spawnSync(cmd, [...args, "readmem", data, stage], { cwd: root, encoding: "utf8" });
+      if (r.status !== 0) continue;
+      const f = JSON.parse(r.stdout.trim().split("\n").pop());
+      console.log(
+        `  ${stage === "read" ? "reading the snapshot alone" : "reading and scanning it, keeping no entry"}: +${
+          (f.peakBytes / 2 ** 20).toFixed(1)
+        } MiB = ${(f.peakBytes / m.snapshotBytes).toFixed(2)}× the snapshot`,
       );
     }
   } else {
