@@ -78,12 +78,12 @@ for (const name of only.length ? only : Object.keys(runtimes)) {
         }`,
     );
   }
-  const getFloor = rows.find((x) => x.op === "getFloor").opsPerSec;
+  const getPair = rows.find((x) => x.op === "getPair");
   const at10 = rows.find((x) => x.layout === "many_scopes" && x.n === 10);
   const one = (n) => rows.find((x) => x.layout === "one_scope" && x.n === n);
   console.log(
     `targets: put = ${(floor / at10.put / 2).toFixed(2)}× two durable writes (≤ 1.3); ` +
-      `get = ${(getFloor / at10.get).toFixed(2)}× a sync read + open of the same envelope (≤ 2); ` +
+      `get = ${(getPair.floor / getPair.get).toFixed(2)}× a sync read + open of the same envelope (≤ 2); ` +
       `one scope: put at 100 000 = ${(one(10).put / one(100000).put).toFixed(2)}× put at 10 (≤ 1.5), ` +
       `list of 100 000 = ${(1000 / one(100000).list).toFixed(0)} ms, ${one(100000).listCpuMs.toFixed(0)} ms of CPU ` +
       `(every thread's) (≤ 60)`,
