@@ -107,11 +107,17 @@ async function floor(base: string): Promise<number> {
   );
 }
 
+/** Operations each op runs before `measureInterleaved` times it. */
+const WARMUP_OPS = 300;
+
 /**
- * Runs each op in turn for `sliceMs` at a time, `rounds` times over; returns each op's ops/s. Interleaved
- * so that every op sees the same machine: measured one second after another, the same WebCrypto call on
- * Deno took 250 µs in one window and 370 µs in the next, more than the difference being measured. Slices
- * of a tenth of a second keep each op's own steady state (its garbage collections among it) its own.
+ * Runs each op WARMUP_OPS times, then each in turn for `sliceMs` at a time, `rounds` times over; returns
+ * each op's ops/s. Warmed first: the JavaScript around a cipher is compiled on the fly, WebCrypto is not,
+ * and the steady state is what a process doing many of these sees (the first second alone measured 2-3×
+ * slower). Interleaved so that every op sees the same machine: measured one second after another, the same
+ * WebCrypto call on Deno took 250 µs in one window and 370 µs in the next, more than the difference being
+ * measured. Slices of a tenth of a second keep each op's own steady state (its garbage collections among
+ * it) its own.
  */
 async function measureInterleaved<K extends string>(
   ops: Record<K, () => Promise<unknown>>,
@@ -119,6 +125,7 @@ async function measureInterleaved<K extends string>(
   sliceMs: number,
 ): Promise<Record<K, number>> {
   const names = Object.keys(ops) as K[];
+  for (const n of names) for (let i = 0; i < WARMUP_OPS; i++) await ops[n]();
   const spent = Object.fromEntries(names.map((n) => [n, 0])) as Record<K, number>;
   const done = Object.fromEntries(names.map((n) => [n, 0])) as Record<K, number>;
   for (let r = 0; r < rounds; r++) {
@@ -141,8 +148,6 @@ async function measureInterleaved<K extends string>(
  * same bytes with a key imported once (the target: within 1.5×), and a typical small value, each after
  * WARMUP_OPS operations.
  */
-const WARMUP_OPS = 300;
-
 async function cipherRows(emit: (o: Record<string, unknown>) => void): Promise<void> {
   for (const size of [64, 65536]) {
     const value = crypto.getRandomValues(new Uint8Array(size));
@@ -179,9 +184,6 @@ async function cipherRows(emit: (o: Record<string, unknown>) => void): Promise<v
         open: () => cipher.open(TARGET, "k", sealed),
         ...bareOps,
       };
-      // Both sides warmed first: the JavaScript around the cipher is compiled on the fly, WebCrypto is not, and
-      // the steady state is what a process doing many of these sees (the first second alone measured 2-3× slower).
-      for (const op of Object.values(ops)) for (let i = 0; i < WARMUP_OPS; i++) await op();
       emit({ op: "cipher", engine, size, ...await measureInterleaved(ops, 10, 100) });
     }
   }
@@ -189,7 +191,7 @@ async function cipherRows(emit: (o: Record<string, unknown>) => void): Promise<v
 
 /**
  * The get target: a vault's get against its floor, a synchronous read of the same stored object and a synchronous
- * open of its envelope, in interleaved tenths of a second after both are warmed. Measured apart (the floor first, the
+ * open of its envelope, in interleaved tenths of a second (`measureInterleaved`). Measured apart (the floor first, the
  * gets minutes later among other rows), the ratio moved from 1.6 to 2.5 between whole runs on Bun, whose get/s moved
  * as much between two 10-secret rows of one run.
  */
@@ -207,7 +209,6 @@ async function getPair(base: string): Promise<{ get: number; floor: number }> {
       // deno-lint-ignore require-await -- measureInterleaved() takes async ops
       floor: async () => openEnvelope(KEK, TARGET, key, readFileSync(path)).fill(0),
     };
-    for (const op of Object.values(ops)) for (let i = 0; i < WARMUP_OPS; i++) await op();
     return await measureInterleaved(ops, 10, 100);
   } finally {
     vault.close();
