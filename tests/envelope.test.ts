@@ -79,7 +79,7 @@ describe("envelope", () => {
     }
   });
 
-  test("the envelope's bytes are JSON.stringify of its fields in order, for any parts", () => {
+  test("the envelope's bytes are JSON.stringify of its fields in order, for any parts, its sealed outputs joined or apart", () => {
     fc.assert(
       fc.property(
         fc.uint8Array({ maxLength: 90 }),
@@ -102,8 +102,13 @@ describe("envelope", () => {
             dek_ciphertext_b64: b64(wrapped.subarray(0, 32)),
             dek_mac_b64: b64(wrapped.subarray(32)),
           });
+          // Each sealed output joined (ciphertext then tag, as noble and WebCrypto give it) or apart (as the
+          // runtime's own AES-GCM gives it).
+          const apart = (b: Uint8Array) => [b.slice(0, b.length - 16), b.slice(b.length - 16)] as const;
           for (const [name, codec] of CODECS) {
             assert.equal(fromUtf8(encodeEnvelope(algorithm, id, parts, secret, wrapped, codec)), expected, name);
+            const split = encodeEnvelope(algorithm, id, parts, apart(secret), apart(wrapped), codec);
+            assert.equal(fromUtf8(split), expected, `${name}, apart`);
           }
         },
       ),

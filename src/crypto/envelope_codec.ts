@@ -69,15 +69,29 @@ export function sealParts(scope: string, key: string): SealParts {
 }
 
 /**
- * The envelope's JSON bytes, from the parts and the two sealed outputs
- * (ciphertext then tag), their base64 written by `base64`.
+ * What an AEAD gives when it seals: the ciphertext with the tag after it, or
+ * the two apart (as the runtime's own AES-GCM gives them, since joining them
+ * costs a new buffer).
+ */
+export type Sealed = Uint8Array | readonly [ciphertext: Uint8Array, tag: Uint8Array];
+
+/** `sealed` as its ciphertext and its tag. */
+function apart(sealed: Sealed): readonly [Uint8Array, Uint8Array] {
+  return sealed instanceof Uint8Array
+    ? [sealed.subarray(0, sealed.length - TAG_BYTES), sealed.subarray(sealed.length - TAG_BYTES)]
+    : sealed;
+}
+
+/**
+ * The envelope's JSON bytes, from the parts and the two sealed outputs, their
+ * base64 written by `base64`.
  */
 export function encodeEnvelope(
   algorithm: EnvelopeAlgorithm,
   id: string | null,
   parts: SealParts,
-  secret: Uint8Array,
-  wrapped: Uint8Array,
+  secret: Sealed,
+  wrapped: Sealed,
   base64: Base64Codec = BASE64,
 ): Uint8Array {
   // The bytes JSON.stringify gives for an `Envelope` with its fields in this order. Written out, and straight
@@ -85,15 +99,7 @@ export function encodeEnvelope(
   // Node 100 µs, and making the string, then its UTF-8, a third of a 64 KiB seal on Node 20.
   const head = `{"version":1,"algorithm":${JSON.stringify(algorithm)}` +
     (id === null ? "" : `,"kek_id":${JSON.stringify(id)}`);
-  const values = [
-    parts.aad,
-    parts.secretNonce,
-    secret.subarray(0, secret.length - TAG_BYTES),
-    secret.subarray(secret.length - TAG_BYTES),
-    parts.dekNonce,
-    wrapped.subarray(0, wrapped.length - TAG_BYTES),
-    wrapped.subarray(wrapped.length - TAG_BYTES),
-  ];
+  const values = [parts.aad, parts.secretNonce, ...apart(secret), parts.dekNonce, ...apart(wrapped)];
   // Each field is `,"<name>":"<base64>"`: six bytes besides its name and value; then the closing brace.
   let length = head.length + 1;
   BASE64_FIELDS.forEach((name, i) => (length += name.length + 6 + base64Length(values[i]!.length)));
