@@ -539,6 +539,30 @@ describe("Wycheproof vectors through the AEAD primitives the library uses", () =
     assert.ok(n.valid > 0 && n.invalid > 0, "valid and invalid AES-GCM cases checked");
   });
 
+  test("the runtime's own AES-GCM agrees with WebCrypto at every size, and opens into memory that holds nothing else", async () => {
+    const native = (await nativeCrypto())?.aesGcm;
+    if (runtimeName() === "deno") return assert.equal(native, undefined);
+    assert.ok(native !== undefined);
+    const key = globalThis.crypto.getRandomValues(new Uint8Array(32));
+    const iv = globalThis.crypto.getRandomValues(new Uint8Array(12));
+    const aad = new Uint8Array(utf8("palyra.vault.v1|global|k"));
+    const web = await globalThis.crypto.subtle.importKey("raw", key, "AES-GCM", false, ["encrypt"]);
+    for (const size of [0, 1, 16, 32, 4095, 4096, 65536]) {
+      const plain = globalThis.crypto.getRandomValues(new Uint8Array(size));
+      const sealed = concat(...native.seal(key, iv, aad, plain));
+      const expected = await globalThis.crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: aad }, web, plain);
+      assert.equal(toHex(sealed), toHex(new Uint8Array(expected)), `${size} bytes sealed`);
+      const opened = native.open(key, iv, aad, sealed);
+      // A plain Uint8Array (a Buffer would compare unequal, and may be a slice of a shared pool that its owner cannot
+      // wipe): whatever else its memory holds is zero, so wiping it leaves no plaintext behind.
+      assert.equal(Object.getPrototypeOf(opened), Uint8Array.prototype, `${size} bytes opened`);
+      assert.deepEqual(opened, plain, `${size} bytes opened`);
+      const all = new Uint8Array(opened.buffer);
+      const outside = [...all.subarray(0, opened.byteOffset), ...all.subarray(opened.byteOffset + opened.length)];
+      assert.ok(outside.every((b) => b === 0), `${size} bytes opened: the rest of its memory is zero`);
+    }
+  });
+
   test("ChaCha20-Poly1305, 96-bit nonces (@noble/ciphers chacha20poly1305)", () => {
     const n = checkAead(
       "chacha20_poly1305_test.json",
