@@ -14,11 +14,16 @@ import type { EntryMaker, ScopeState } from "./scope_index.ts";
 import type { BlobBackend } from "../backends/backend.ts";
 import { type IndexView, inTurn, type VaultLayout } from "./layout.ts";
 
+let indexModule: Promise<typeof import("./scope_writer.ts")> | undefined;
+
 /**
  * The index's code (reading, the log, the lock, the writer), loaded on first
- * use: a `get` reads one object and none of it (README, "Performance").
+ * use: a `get` reads one object and none of it (README, "Performance"). The
+ * promise is kept: an `import()` of a module already loaded still goes to the
+ * module loader, and where a loader hook runs on a thread of its own (Node
+ * with `tsx`) that cost a put two round trips to it, about 1 ms each.
  */
-const indexCode = (): Promise<typeof import("./scope_writer.ts")> => import("./scope_writer.ts");
+const indexCode = (): Promise<typeof import("./scope_writer.ts")> => indexModule ??= import("./scope_writer.ts");
 
 /** Lock settings of a layout. */
 export interface LockLimits {
