@@ -215,6 +215,45 @@ async function getPair(base: string): Promise<{ get: number; floor: number }> {
   }
 }
 
+/**
+ * The scaling target for a put: puts into the one-scope vaults of 10 and of 100 000 secrets from one process, 25 into
+ * each in turn, eight rounds, after 20 each to warm up (each vault's index read once, as a long-running writer has
+ * it); returns each one's puts/s. Measured apart, as the table's rows are, minutes and many other rows between them,
+ * the same ratio moved 0.8–1.9 between runs on one machine, where this pairing measured 0.93–1.04: a put is
+ * fsync-bound, and the disk's pace moves more over minutes than a put at 100 000 differs from one at 10. The new keys
+ * are deleted afterwards, so the vaults keep their sizes for the rows after.
+ */
+async function putPair(base: string, runtime: string): Promise<{ at10: number; at100k: number }> {
+  const vaults = {
+    at10: await Vault.open({ root: vaultDir(base, "one_scope", 10), kek: KEK, backend: "encrypted_file" }),
+    at100k: await Vault.open({ root: vaultDir(base, "one_scope", 100_000), kek: KEK, backend: "encrypted_file" }),
+  };
+  const names = Object.keys(vaults) as (keyof typeof vaults)[];
+  const keys: Record<keyof typeof vaults, string[]> = { at10: [], at100k: [] };
+  const put = (n: keyof typeof vaults) => {
+    const key = `bench.pair.${runtime}.${keys[n].length}`;
+    keys[n].push(key);
+    return vaults[n].putSecret(TARGET, key, VALUE);
+  };
+  const spent = { at10: 0, at100k: 0 };
+  try {
+    for (const n of names) for (let i = 0; i < 20; i++) await put(n);
+    for (let r = 0; r < 8; r++) {
+      for (const n of names) {
+        const t0 = performance.now();
+        for (let i = 0; i < 25; i++) await put(n);
+        spent[n] += performance.now() - t0;
+      }
+    }
+    return { at10: (8 * 25 * 1000) / spent.at10, at100k: (8 * 25 * 1000) / spent.at100k };
+  } finally {
+    for (const n of names) {
+      for (const key of keys[n]) await vaults[n].deleteSecret(TARGET, key);
+      vaults[n].close();
+    }
+  }
+}
+
 async function runAll(base: string): Promise<void> {
   const runtime = typeof (globalThis as { Deno?: unknown }).Deno !== "undefined"
     ? "deno"
@@ -224,6 +263,7 @@ async function runAll(base: string): Promise<void> {
   const emit = (o: Record<string, unknown>) => console.log(JSON.stringify({ runtime, ...o }));
   emit({ op: "floor", opsPerSec: await floor(base) });
   emit({ op: "getPair", ...await getPair(base) });
+  emit({ op: "putPair", ...await putPair(base, runtime) });
   await cipherRows(emit);
   for (const layout of ["many_scopes", "one_scope"] as const) {
     for (const n of SIZES) {
