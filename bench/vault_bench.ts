@@ -219,9 +219,9 @@ async function getPair(base: string): Promise<{ get: number; floor: number }> {
  * The scaling target for a put: puts into the one-scope vaults of 10 and of 100 000 secrets from one process, 25 into
  * each in turn, eight rounds, after 20 each to warm up (each vault's index read once, as a long-running writer has
  * it); returns each one's puts/s. Measured apart, as the table's rows are, minutes and many other rows between them,
- * the same ratio moved 0.8–1.9 between runs on one machine, where this pairing measured 0.93–1.04: a put is
- * fsync-bound, and the disk's pace moves more over minutes than a put at 100 000 differs from one at 10. The new keys
- * are deleted afterwards, so the vaults keep their sizes for the rows after.
+ * the same ratio moved 0.8–1.9 between runs on one machine: a put is fsync-bound, and the disk's pace moves over
+ * minutes. Paired, both see the same disk (README, "Performance", gives what it measured). The new keys are deleted
+ * afterwards, so the vaults keep their sizes for the rows after.
  */
 async function putPair(base: string, runtime: string): Promise<{ at10: number; at100k: number }> {
   const vaults = {
