@@ -123,9 +123,10 @@ async function measureInterleaved<K extends string>(
   ops: Record<K, () => Promise<unknown>>,
   rounds: number,
   sliceMs: number,
+  warmupOps = WARMUP_OPS,
 ): Promise<Record<K, number>> {
   const names = Object.keys(ops) as K[];
-  for (const n of names) for (let i = 0; i < WARMUP_OPS; i++) await ops[n]();
+  for (const n of names) for (let i = 0; i < warmupOps; i++) await ops[n]();
   const spent = Object.fromEntries(names.map((n) => [n, 0])) as Record<K, number>;
   const done = Object.fromEntries(names.map((n) => [n, 0])) as Record<K, number>;
   for (let r = 0; r < rounds; r++) {
@@ -216,38 +217,29 @@ async function getPair(base: string): Promise<{ get: number; floor: number }> {
 }
 
 /**
- * The scaling target for a put: puts into the one-scope vaults of 10 and of 100 000 secrets from one process, 25 into
- * each in turn, eight rounds, after 20 each to warm up (each vault's index read once, as a long-running writer has
- * it); returns each one's puts/s. Measured apart, as the table's rows are, minutes and many other rows between them,
- * the same ratio moved 0.8–1.9 between runs on one machine: a put is fsync-bound, and the disk's pace moves over
- * minutes. Paired, both see the same disk (README, "Performance", gives what it measured). The new keys are deleted
- * afterwards, so the vaults keep their sizes for the rows after.
+ * The scaling target for a put: puts into the one-scope vaults of 10 and of 100 000 secrets from one process, in
+ * interleaved tenths of a second (`measureInterleaved`), after 20 each to warm up (each vault's index read once, as a
+ * long-running writer has it; fewer than the other pairs, since every put adds a key); returns each one's puts/s.
+ * Measured apart, as the table's rows are, minutes and many other rows between them, the same ratio moved 0.8–1.9
+ * between runs on one machine: a put is fsync-bound, and the disk's pace moves over minutes. Paired, both see the same
+ * disk (README, "Performance", gives what it measured). The new keys are deleted afterwards, so the vaults keep their
+ * sizes for the rows after.
  */
 async function putPair(base: string, runtime: string): Promise<{ at10: number; at100k: number }> {
   const vaults = {
     at10: await Vault.open({ root: vaultDir(base, "one_scope", 10), kek: KEK, backend: "encrypted_file" }),
     at100k: await Vault.open({ root: vaultDir(base, "one_scope", 100_000), kek: KEK, backend: "encrypted_file" }),
   };
-  const names = Object.keys(vaults) as (keyof typeof vaults)[];
   const keys: Record<keyof typeof vaults, string[]> = { at10: [], at100k: [] };
-  const put = (n: keyof typeof vaults) => {
+  const put = (n: keyof typeof vaults) => () => {
     const key = `bench.pair.${runtime}.${keys[n].length}`;
     keys[n].push(key);
     return vaults[n].putSecret(TARGET, key, VALUE);
   };
-  const spent = { at10: 0, at100k: 0 };
   try {
-    for (const n of names) for (let i = 0; i < 20; i++) await put(n);
-    for (let r = 0; r < 8; r++) {
-      for (const n of names) {
-        const t0 = performance.now();
-        for (let i = 0; i < 25; i++) await put(n);
-        spent[n] += performance.now() - t0;
-      }
-    }
-    return { at10: (8 * 25 * 1000) / spent.at10, at100k: (8 * 25 * 1000) / spent.at100k };
+    return await measureInterleaved({ at10: put("at10"), at100k: put("at100k") }, 8, 100, 20);
   } finally {
-    for (const n of names) {
+    for (const n of ["at10", "at100k"] as const) {
       for (const key of keys[n]) await vaults[n].deleteSecret(TARGET, key);
       vaults[n].close();
     }
