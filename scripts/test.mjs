@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm test`: the whole suite on Deno, Bun and Node, then deno check, doc lint
-// (every exported symbol documented), a type check of the JSDoc examples, lint,
-// fmt --check and publish --dry-run. Prints the test counts per runtime and
+// (every exported symbol documented), a type check of the JSDoc examples and of
+// the README's, lint, fmt --check and publish --dry-run. Prints the test counts per runtime and
 // fails if any runtime fails a test or runs none.
 import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
@@ -151,6 +151,9 @@ const checks = [
   ]],
   ["deno doc --lint", bin("deno"), ["doc", "--lint", "mod.ts", "cli.ts", "config.ts", "backends.ts"]],
   ["deno check --doc", bin("deno"), ["check", "--doc", "mod.ts", "cli.ts", "config.ts", "backends.ts", "src/"]],
+  // The README's TypeScript examples, as a user copies them, against the package's types (its `jsr:` and `@palyra/vault`
+  // imports resolve to this checkout).
+  ["deno check README", bin("deno"), ["check", "--doc-only", "README.md"]],
   ["deno lint", bin("deno"), ["lint"]],
   ["deno fmt --check", bin("deno"), ["fmt", "--check"]],
   ["deno publish --dry-run", bin("deno"), ["publish", "--dry-run", "--allow-dirty"]],
