@@ -8,7 +8,7 @@
 import { errnoCode, fsError, VaultError } from "./errors.ts";
 import type { EnvelopeCipher } from "./crypto/envelope_async.ts";
 import { vaultCipher } from "./store/cipher.ts";
-import { envelopePlace } from "./crypto/envelope_codec.ts";
+import { envelopePlace, openFailureOf } from "./crypto/envelope_codec.ts";
 import { kekId } from "./crypto/kdf.ts";
 import { objectId, scopeDirName } from "./crypto/ids.ts";
 import { formatScope, parseScope, validateKey } from "./scope.ts";
@@ -24,8 +24,10 @@ import { Vault } from "./vault.ts";
  * - `index_corrupt`: a scope's index files do not parse (or name another scope);
  * - `missing_object`: an index entry whose object does not exist;
  * - `unreadable_object`: an object that is not an envelope, is stored under another scope or key's name, or does not
- *   authenticate under the vault's key;
- * - `foreign_key`: an object sealed with another key (`kek_id`): left alone, since another key may open it;
+ *   authenticate under the vault's key (its data key, when it names this vault's `kek_id` or none; or its value);
+ * - `foreign_key`: an object whose data key does not authenticate under the vault's key and that names another
+ *   `kek_id` or none, or that names another `kek_id` and an envelope version this vault does not know: left alone,
+ *   since another key may open it;
  * - `orphan_object`: an object that no index entry names (a put that stopped before its index write, or a lost index);
  * - `size_mismatch`: an entry whose `value_bytes` differs from the value;
  * - `leftover`: a temporary file or folder left by a process that stopped mid-write.
@@ -185,13 +187,23 @@ async function judgeObject(ctx: Context, dir: string, name: string): Promise<Obj
     value.fill(0);
     state.status = "ok";
   } catch (e) {
-    if (!VaultError.is(e, "crypto")) throw e;
-    // Another key may open it (a re-key half done, another identity): never judged unreadable here.
-    if (place.kekId !== ours) {
+    // Only a judgement of the envelope is a finding; anything else (a wiped key, a failed read) stops fsck.
+    const failure = openFailureOf(e);
+    if (failure === undefined) throw e;
+    const elsewhere = place.kekId !== ours && (failure.step === "data_key" ||
+      (failure.step === "unsupported" && place.kekId !== undefined));
+    if (elsewhere) {
+      // Another key, or a newer writer, may open it (a re-key half done, another identity): never judged unreadable
+      // here. Only a data key that did not authenticate says so, or a version or algorithm this vault does not know
+      // beside another key's kek_id. An envelope no reader could open, or a value whose data key this vault's key
+      // opened, is unreadable whatever its kek_id says: a damaged one may name none.
       state.status = "foreign";
+      const version = failure.step === "unsupported" ? ` (${failure.why})` : "";
       state.why = place.kekId === undefined
-        ? "it does not open with this vault's key and names no key (kek_id)"
-        : `it is sealed with kek_id ${JSON.stringify(place.kekId)}, not this vault's ${JSON.stringify(ours)}`;
+        ? `it does not open with this vault's key and names no key (kek_id)${version}`
+        : `it is sealed with kek_id ${JSON.stringify(place.kekId)}, not this vault's ${JSON.stringify(ours)}${version}`;
+    } else if (failure.step === "form" || failure.step === "unsupported") {
+      state.why = `it is not a well-formed envelope (${failure.why})`;
     } else {
       state.why = "it does not authenticate under this vault's key (it was modified)";
     }

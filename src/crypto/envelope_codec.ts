@@ -129,11 +129,32 @@ export interface DecodedEnvelope {
   fail(why: string, hint?: string): VaultError;
 }
 
-/** Builds the `crypto` error for opening `scope`/`key`. */
+/**
+ * The step of an open that failed: the envelope's form (it is no envelope
+ * any reader could open: malformed JSON, a field missing or not base64, no
+ * version), a version or algorithm it names that this vault does not know
+ * (a newer writer's, perhaps), its data key (it does not authenticate under
+ * the KEK: modified, or another key's), or its value (the data key
+ * authenticated, so the KEK is the vault's own, and the value was modified).
+ * Every one is the same `crypto` error to a caller; `fsck` tells them apart.
+ */
+export type OpenStep = "form" | "unsupported" | "data_key" | "value";
+
+const failures = new WeakMap<VaultError, { step: OpenStep; why: string }>();
+
+/** The step of an envelope's open at which `e` was thrown and why, or `undefined` when it is no such error. */
+export function openFailureOf(e: unknown): { step: OpenStep; why: string } | undefined {
+  return e instanceof VaultError ? failures.get(e) : undefined;
+}
+
+/** Builds the `crypto` error for opening `scope`/`key`: a failure of the envelope's form, unless marked otherwise. */
 export function openFailure(scope: string, key: string): DecodedEnvelope["fail"] {
   const where = `scope ${JSON.stringify(scope)} key ${JSON.stringify(key)}`;
-  return (why, hint) =>
-    new VaultError("crypto", `open secret for ${where} failed: ${why}`, hint === undefined ? {} : { hint });
+  return (why, hint) => {
+    const e = new VaultError("crypto", `open secret for ${where} failed: ${why}`, hint === undefined ? {} : { hint });
+    failures.set(e, { step: "form", why });
+    return e;
+  };
 }
 
 /**
@@ -230,10 +251,18 @@ function checkEnvelope(
   fail: DecodedEnvelope["fail"],
   base64: Base64Codec,
 ): DecodedEnvelope {
-  if (env.version !== 1) throw fail(`unsupported envelope version ${JSON.stringify(env.version) ?? "undefined"}`);
+  if (env.version !== 1) {
+    throw unsupported(
+      fail(`unsupported envelope version ${JSON.stringify(env.version) ?? "undefined"}`),
+      typeof env.version === "number",
+    );
+  }
   const algorithm = env.algorithm;
   if (algorithm !== "aes_256_gcm" && algorithm !== "chacha20_poly1305") {
-    throw fail(`unsupported algorithm ${JSON.stringify(algorithm) ?? "undefined"}`);
+    throw unsupported(
+      fail(`unsupported algorithm ${JSON.stringify(algorithm) ?? "undefined"}`),
+      typeof algorithm === "string",
+    );
   }
   /**
    * A field's bytes, checked to be `length` long when given, in a buffer with
@@ -280,20 +309,31 @@ function checkEnvelope(
   };
 }
 
+/** Records the step at which the open that threw `e` failed. */
+function failedAt(e: VaultError, step: OpenStep): VaultError {
+  failures.set(e, { step, why: failures.get(e)?.why ?? e.message });
+  return e;
+}
+
+/** Marks a form failure as another version's or algorithm's envelope when `named` (it names one, not garbage). */
+function unsupported(e: VaultError, named: boolean): VaultError {
+  return named ? failedAt(e, "unsupported") : e;
+}
+
 /** The error for a data key that did not authenticate: names a `kek_id` mismatch when there is one. */
 export function dekFailure(env: DecodedEnvelope, ours: string): VaultError {
-  if (env.storedKekId !== undefined && env.storedKekId !== ours) {
-    return env.fail(
+  const e = env.storedKekId !== undefined && env.storedKekId !== ours
+    ? env.fail(
       `it was sealed with kek_id ${JSON.stringify(env.storedKekId)} but this vault's key is ${JSON.stringify(ours)}`,
       "open the vault with the device identity (or KEK) that wrote it",
-    );
-  }
-  return env.fail("authentication of the data key failed (the object was modified, or another key sealed it)");
+    )
+    : env.fail("authentication of the data key failed (the object was modified, or another key sealed it)");
+  return failedAt(e, "data_key");
 }
 
 /** The error for a value that did not authenticate. */
 export function valueFailure(env: DecodedEnvelope): VaultError {
-  return env.fail("authentication of the value failed (the object was modified)");
+  return failedAt(env.fail("authentication of the value failed (the object was modified)"), "value");
 }
 
 const AAD_PREFIX = "palyra.vault.v1|";
