@@ -130,6 +130,38 @@ interface Context {
   findings: FsckFinding[];
 }
 
+/**
+ * Why an envelope did not open under this vault's key (`ours`), `named` being
+ * the `kek_id` it names: `foreign` when another key, or a newer writer, may
+ * open it (a re-key half done, another identity), which fsck never judges
+ * unreadable. Only a data key that did not authenticate says so, or a version
+ * or algorithm this vault does not know beside another key's `kek_id`. An
+ * envelope no reader could open, or a value whose data key this vault's key
+ * opened, is unreadable whatever its `kek_id` says: a damaged one may name
+ * none. Any error that is no judgement of the envelope (a wiped key, a failed
+ * read) is thrown again: it stops fsck.
+ */
+function judgeFailure(e: unknown, named: string | undefined, ours: string): { foreign: boolean; why: string } {
+  const failure = openFailureOf(e);
+  if (failure === undefined) throw e;
+  const unknown = failure.step === "unsupported";
+  if (named !== ours && (failure.step === "data_key" || (unknown && named !== undefined))) {
+    const version = unknown ? ` (${failure.why})` : "";
+    return {
+      foreign: true,
+      why: named === undefined
+        ? `it does not open with this vault's key and names no key (kek_id)${version}`
+        : `it is sealed with kek_id ${JSON.stringify(named)}, not this vault's ${JSON.stringify(ours)}${version}`,
+    };
+  }
+  return {
+    foreign: false,
+    why: failure.step === "form" || unknown
+      ? `it is not a well-formed envelope (${failure.why})`
+      : "it does not authenticate under this vault's key (it was modified)",
+  };
+}
+
 /** Reads an object file and judges it, without keeping its bytes. */
 async function judgeObject(ctx: Context, dir: string, name: string): Promise<ObjectState> {
   const path = join(dir, name);
@@ -180,33 +212,15 @@ async function judgeObject(ctx: Context, dir: string, name: string): Promise<Obj
     state.status = "unchecked";
     return state;
   }
-  const ours = ctx.kekId!;
   try {
     const value = await ctx.cipher.open(scope, place.key, bytes);
     state.valueBytes = value.length;
     value.fill(0);
     state.status = "ok";
   } catch (e) {
-    // Only a judgement of the envelope is a finding; anything else (a wiped key, a failed read) stops fsck.
-    const failure = openFailureOf(e);
-    if (failure === undefined) throw e;
-    const elsewhere = place.kekId !== ours && (failure.step === "data_key" ||
-      (failure.step === "unsupported" && place.kekId !== undefined));
-    if (elsewhere) {
-      // Another key, or a newer writer, may open it (a re-key half done, another identity): never judged unreadable
-      // here. Only a data key that did not authenticate says so, or a version or algorithm this vault does not know
-      // beside another key's kek_id. An envelope no reader could open, or a value whose data key this vault's key
-      // opened, is unreadable whatever its kek_id says: a damaged one may name none.
-      state.status = "foreign";
-      const version = failure.step === "unsupported" ? ` (${failure.why})` : "";
-      state.why = place.kekId === undefined
-        ? `it does not open with this vault's key and names no key (kek_id)${version}`
-        : `it is sealed with kek_id ${JSON.stringify(place.kekId)}, not this vault's ${JSON.stringify(ours)}${version}`;
-    } else if (failure.step === "form" || failure.step === "unsupported") {
-      state.why = `it is not a well-formed envelope (${failure.why})`;
-    } else {
-      state.why = "it does not authenticate under this vault's key (it was modified)";
-    }
+    const judged = judgeFailure(e, place.kekId, ctx.kekId!);
+    state.status = judged.foreign ? "foreign" : "bad";
+    state.why = judged.why;
   }
   return state;
 }
@@ -583,14 +597,11 @@ export async function checkVault(vault: Vault, options: FsckOptions = {}): Promi
         }
         value.fill(0);
       } catch (err) {
-        if (!VaultError.is(err, "crypto")) throw err;
-        const place = envelopePlace(bytes);
+        const judged = judgeFailure(err, envelopePlace(bytes)?.kekId, ours);
         ctx.findings.push({
-          code: place !== undefined && place.kekId !== undefined && place.kekId !== ours
-            ? "foreign_key"
-            : "unreadable_object",
+          code: judged.foreign ? "foreign_key" : "unreadable_object",
           ...where,
-          message: err.message,
+          message: judged.why,
         });
       }
     }

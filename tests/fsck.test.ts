@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { Buffer } from "node:buffer";
 import fc from "fast-check";
 import { Vault } from "../src/vault.ts";
+import { MemoryBackend } from "../src/backends/memory.ts";
 import { checkVault } from "../src/fsck.ts";
 import { diagnose } from "../src/doctor.ts";
 import { objectId, scopeDirName } from "../src/crypto/ids.ts";
@@ -185,6 +186,41 @@ describe("fsck (library)", () => {
       ["orphan_object", "db_url", "left"],
       ["orphan_object", "token", "left"],
     ]);
+  });
+
+  test("regression: on another backend fsck judges an object that does not open as it does on the file backend", async () => {
+    // fsck without repairs, for backends other than the file one: it called any object naming no kek_id unreadable
+    // (another key's, as Palyra's daemon writes them, among them) and any naming another kek_id another key's
+    // (a malformed one among them).
+    const backend = new MemoryBackend();
+    const vault = await Vault.open({ root: join(tempDir("fsck-memory"), "vault"), kek: KEK, backend });
+    const other = await Vault.open({
+      root: join(tempDir("fsck-memory-other"), "vault"),
+      kek: testKek(10),
+      backend: "encrypted_file",
+    });
+    for (const [s, k, v] of SEED.slice(2)) await vault.putSecret(s, k, v);
+    await other.putSecret("ws:acme", "github_token", "theirs");
+    const edit = async (scope: string, key: string, from: Vault, change: (env: Record<string, unknown>) => void) => {
+      const id = objectId(scope, key);
+      const bytes = from === vault ? await backend.get(id) : readFileSync(join(from.root, "objects", id));
+      const env = JSON.parse(new TextDecoder().decode(bytes));
+      change(env);
+      await backend.put(id, new TextEncoder().encode(JSON.stringify(env)));
+    };
+    await edit("ws:acme", "github_token", other, (env) => delete env.kek_id);
+    await edit("ws:acme", "db_url", vault, (env) => {
+      delete env.version;
+      env.kek_id = "0123456789abcdef";
+    });
+    const seen = await checkVault(vault);
+    assert.deepEqual(seen.findings.map((f) => [f.code, f.key]).sort(), [
+      ["foreign_key", "github_token"],
+      ["unreadable_object", "db_url"],
+    ]);
+    assert.match(seen.findings.find((f) => f.key === "db_url")!.message, /not a well-formed envelope.*version/);
+    vault.close();
+    other.close();
   });
 
   test("a size that disagrees with the value is fixed from the value", async () => {
