@@ -284,6 +284,17 @@ interface Pending {
   identityHost: IdentityHost;
   /** Builds the layout around a backend (again, when another process recorded another backend first). */
   layoutFor: (backend: BlobBackend) => VaultLayout;
+  /** Looks at the folder again as an open would; absent for a PostgreSQL store. */
+  attach?: (action: string, existingOnly: true) => Promise<Attached | undefined>;
+}
+
+/** What an open found in the vault folder, and what it would build there. */
+interface Attached {
+  root: string;
+  exists: boolean;
+  layout: VaultLayout;
+  recordKind: BackendKind | undefined;
+  layoutFor: (backend: BlobBackend) => VaultLayout;
 }
 
 /**
@@ -387,11 +398,14 @@ export class Vault {
   }
 
   /** @internal the parts `migrateVault` works with. */
-  static _parts(
+  static async _parts(
     v: Vault,
-  ): MigrationParts & { exists: boolean; maxSecretBytes: number; identityHost: IdentityHost; kekEngine: CipherEngine } {
+  ): Promise<
+    MigrationParts & { exists: boolean; maxSecretBytes: number; identityHost: IdentityHost; kekEngine: CipherEngine }
+  > {
     v.#check();
     if (v.#shared !== undefined) throw v.#folderOnly("this command");
+    await v.#attach("open vault");
     return {
       fs: v.#fs,
       root: v.root,
@@ -446,30 +460,72 @@ export class Vault {
   }
 
   /**
+   * Whether the vault exists, looking again when it did not at open: another
+   * process (`palyra-secrets set`, a daemon) may have created it since, in the
+   * layout and with the backend it chose, which this handle then takes as
+   * `Vault.open` would now.
+   */
+  async #attach(action: string): Promise<boolean> {
+    if (this.#exists || this.#pending.attach === undefined) return this.#exists;
+    // This handle's own first write may be creating it.
+    if (this.#creating !== undefined) await this.#creating.catch(() => {});
+    if (this.#exists) return true;
+    const now = await this.#pending.attach(action, true);
+    if (now === undefined || !now.exists || this.#exists) return this.#exists;
+    if (now.root !== this.root) {
+      throw new VaultError("conflict", `${action} failed: the vault folder "${this.root}" now leads to "${now.root}"`, {
+        hint: "open the vault again",
+      });
+    }
+    this.#layout = now.layout;
+    this.#pending = { ...this.#pending, recordKind: now.recordKind, layoutFor: now.layoutFor };
+    this.#exists = true;
+    return true;
+  }
+
+  /**
    * Refuses a write into a folder whose layout changed since it was opened
    * (a migration started or finished meanwhile), under the layout's lock.
    */
-  async #checkLayout(): Promise<void> {
-    // Both layouts at once: this writer's own scope folder beside a layout a migration just made.
+  #checkLayout(): Promise<void> {
+    return this.#checkLayoutNow(`write to vault "${this.root}"`, "repeat the write", true);
+  }
+
+  /**
+   * Refuses with `conflict` when the folder's layout is no longer the one this
+   * handle reads and writes: another process migrated the vault since it was
+   * opened (docs/FORMAT.md §6.6), and what this handle would read is the old
+   * layout, gone or going. A read that finds nothing asks too, so that it never
+   * answers "not set" for a secret the migrated vault holds. A write is refused
+   * while a migration is unfinished as well; a read is not, since the layout it
+   * reads holds the vault until the migration's commit.
+   */
+  async #checkLayoutNow(action: string, then: string, refuseMigrating: boolean): Promise<void> {
+    // Both layouts at once: a writer's own scope folder beside a layout a migration just made.
     const now = await detectLayout(this.#fs, this.root).catch((e) => {
-      if (VaultError.is(e, "corrupt")) return { layout: undefined, migratingTo: undefined, changed: true };
+      if (VaultError.is(e, "corrupt")) return undefined;
       throw e;
     });
-    if ("changed" in now) {
-      throw new VaultError("conflict", `write to vault "${this.root}" failed: its layout changed after it was opened`, {
-        hint: "open the vault again and repeat the write",
+    if (now === undefined) {
+      throw new VaultError("conflict", `${action} failed: its layout changed after it was opened`, {
+        hint: `open the vault again and ${then}`,
       });
     }
-    if (now.migratingTo === undefined && (now.layout === undefined || now.layout === this.#layout.name)) return;
+    if (refuseMigrating && now.migratingTo !== undefined) {
+      throw new VaultError(
+        "conflict",
+        `${action} failed: a migration to the ${now.migratingTo} layout is in progress`,
+        {
+          hint: `let it finish, or finish it: palyra-secrets migrate --to ${now.migratingTo}; then write again`,
+        },
+      );
+    }
+    if (now.layout === undefined || now.layout === this.#layout.name) return;
     throw new VaultError(
       "conflict",
-      now.migratingTo !== undefined
-        ? `write to vault "${this.root}" failed: a migration to the ${now.migratingTo} layout is in progress`
-        : `write to vault "${this.root}" failed: it was migrated to the ${now.layout} layout after it was opened`,
+      `${action} failed: it was migrated to the ${now.layout} layout after it was opened`,
       {
-        hint: now.migratingTo !== undefined
-          ? `let it finish, or finish it: palyra-secrets migrate --to ${now.migratingTo}; then write again`
-          : "open the vault again and repeat the write",
+        hint: `open the vault again and ${then}`,
       },
     );
   }
@@ -632,9 +688,13 @@ export class Vault {
     const parsed = toScope(scope);
     const s = formatScope(parsed);
     const k = validateKey(key);
-    this.#shared ?? this.#layout.checkScope(parsed);
     if (typeof value !== "string" && !(value instanceof Uint8Array)) {
       throw new TypeError("put secret failed: the value must be a Uint8Array or a string");
+    }
+    // Checked in the layout of the vault as it is now, which another process may have created since the open.
+    if (this.#shared === undefined) {
+      await this.#attach(`put secret "${k}" in scope ${JSON.stringify(s)}`);
+      this.#layout.checkScope(parsed);
     }
     const overwrite = options.overwrite ?? true;
     const bytes = typeof value === "string" ? utf8(value) : value;
@@ -729,7 +789,9 @@ export class Vault {
    * Reads a secret. Dispose the result when done with it.
    *
    * @throws {VaultError} `not_found` when it was never set; `crypto` when the
-   * stored object was modified or sealed by another identity.
+   * stored object was modified or sealed by another identity; `conflict` when
+   * another process migrated the vault to the other layout since this handle
+   * opened it (open it again).
    * @example
    * ```ts
    * import { Vault } from "@palyra/vault";
@@ -743,13 +805,15 @@ export class Vault {
     const k = validateKey(key);
     if (this.#shared !== undefined) return new SensitiveBytes(await this.#shared.get(s, k, options.version));
     if (options.version !== undefined) this.#sharedOnly("get secret with a version");
-    if (!this.#exists) throw this.#absent(`get secret "${k}" in scope ${JSON.stringify(s)}`);
+    const action = `get secret "${k}" in scope ${JSON.stringify(s)}`;
+    if (!(await this.#attach(action))) throw this.#absent(action);
     let envelope: Uint8Array;
     try {
       envelope = await this.#layout.readObject(s, k);
     } catch (e) {
       if (VaultError.is(e, "not_found")) {
-        throw new VaultError("not_found", `get secret "${k}" in scope ${JSON.stringify(s)} failed: it is not set`, {
+        await this.#checkLayoutNow(action, "read again", false);
+        throw new VaultError("not_found", `${action} failed: it is not set`, {
           hint: `store it with: palyra-secrets set ${s} ${k}`,
           cause: e,
         });
@@ -786,7 +850,9 @@ export class Vault {
     const s = formatScope(toScope(scope));
     const k = validateKey(key);
     if (this.#shared !== undefined) return await this.#shared.delete(s, k);
-    if (!this.#exists) throw this.#absent(`delete secret "${k}" in scope ${JSON.stringify(s)}`);
+    if (!(await this.#attach(`delete secret "${k}" in scope ${JSON.stringify(s)}`))) {
+      throw this.#absent(`delete secret "${k}" in scope ${JSON.stringify(s)}`);
+    }
     await this.#create();
     const id = objectId(s, k);
     const what = `delete secret "${k}" in scope ${JSON.stringify(s)}`;
@@ -842,6 +908,9 @@ export class Vault {
    * Lists secrets (never their values), sorted by scope then key; all scopes
    * when `scope` is omitted.
    *
+   * @throws {VaultError} `not_found` when there is no vault; `conflict` when
+   * another process migrated the vault to the other layout since this handle
+   * opened it (open it again).
    * @example
    * ```ts
    * import { Vault } from "@palyra/vault";
@@ -852,11 +921,13 @@ export class Vault {
   async listSecrets(scope?: VaultScope | string): Promise<SecretMetadata[]> {
     this.#check();
     const wanted = scope === undefined ? undefined : formatScope(toScope(scope));
-    if (this.#shared === undefined && !this.#exists) throw this.#absent("list secrets");
+    if (this.#shared === undefined && !(await this.#attach("list secrets"))) throw this.#absent("list secrets");
     // Each entry is read straight into its SecretMetadata: copying 100 000 entries cost Node a third of the list.
     const out = this.#shared !== undefined
       ? await this.#shared.list(wanted)
       : await this.#layout.list(metadataOf, wanted);
+    // After the read: a migration committed before it or during it leaves this layout empty or partly read.
+    if (this.#shared === undefined) await this.#checkLayoutNow("list secrets", "list again", false);
     const before = (a: SecretMetadata, b: SecretMetadata) =>
       a.scope < b.scope ? -1 : a.scope > b.scope ? 1 : a.key < b.key ? -1 : a.key > b.key ? 1 : 0;
     // A large scope usually comes sorted from its index; checking costs less than sorting.
@@ -1030,7 +1101,7 @@ export async function migrateVault(options: MigrateOptions): Promise<MigrateResu
   }
   const vault = await Vault.open(rest);
   try {
-    const parts = Vault._parts(vault);
+    const parts = await Vault._parts(vault);
     if (!parts.exists) {
       throw new VaultError("not_found", `migrate vault failed: there is no vault at "${vault.root}"`, {
         hint: "check the vault folder (--vault-dir, PALYRA_VAULT_DIR)",
@@ -1131,7 +1202,6 @@ async function openShared(store: string, options: VaultOptions, settings: Settin
   });
 }
 
-/** Opens a vault: `Vault.open`. */
 /** Palyra's layout and its object store, loaded on first use. */
 async function loadPalyraLayout(): Promise<
   { PalyraLayout: typeof PalyraLayout; PalyraObjects: typeof PalyraObjects }
@@ -1143,6 +1213,7 @@ async function loadPalyraLayout(): Promise<
   return { PalyraLayout, PalyraObjects };
 }
 
+/** Opens a vault: `Vault.open`. */
 async function openVault(options: VaultOptions): Promise<Vault> {
   const settings: Settings = {
     maxSecretBytes: positive("maxSecretBytes", options.maxSecretBytes, DEFAULT_MAX_SECRET_BYTES),
@@ -1186,8 +1257,12 @@ async function openVault(options: VaultOptions): Promise<Vault> {
   if (layoutOption !== undefined && layoutOption !== "scoped" && layoutOption !== "palyra") {
     throw new TypeError(`open vault failed: layout must be "scoped" or "palyra", got ${JSON.stringify(layoutOption)}`);
   }
-  try {
+  const host: BackendHost = { fs, run, platform, maxObjectBytes: maxEnvelopeBytes(settings.maxSecretBytes) };
+  // What the folder holds now. Run at open, and again by a handle whose vault did not exist then (`Vault#attach`).
+  const attach = async (action: string, existingOnly = false): Promise<Attached | undefined> => {
     const { root, exists } = await locateRoot(fs, rootOption);
+    // Nothing to attach to yet, and choosing a backend for a new vault may ask the OS's keychain.
+    if (existingOnly && !exists) return undefined;
     const detected = exists ? await detectLayout(fs, root) : { layout: undefined, migratingTo: undefined };
     if (
       detected.layout !== undefined && detected.migratingTo === undefined && layoutOption !== undefined &&
@@ -1195,7 +1270,7 @@ async function openVault(options: VaultOptions): Promise<Vault> {
     ) {
       throw new VaultError(
         "conflict",
-        `open vault failed: "${root}" is in the ${detected.layout} layout, not the ${layoutOption} layout`,
+        `${action} failed: "${root}" is in the ${detected.layout} layout, not the ${layoutOption} layout`,
         {
           hint:
             `omit the layout choice to open it as it is, or convert it: palyra-secrets migrate --to ${layoutOption}`,
@@ -1205,7 +1280,6 @@ async function openVault(options: VaultOptions): Promise<Vault> {
     const layoutName: LayoutName = detected.layout ?? layoutOption ?? "scoped";
     // Palyra's layout is loaded for a vault in it only: a read of a scoped vault has no use for its code.
     const palyra = layoutName === "palyra" ? await loadPalyraLayout() : undefined;
-    const host: BackendHost = { fs, run, platform, maxObjectBytes: maxEnvelopeBytes(settings.maxSecretBytes) };
     let backend: BlobBackend;
     let recordKind: BackendKind | undefined;
     if (custom !== undefined) {
@@ -1229,7 +1303,7 @@ async function openVault(options: VaultOptions): Promise<Vault> {
       if (marked !== undefined && explicit !== undefined && explicit !== "auto" && explicit !== marked) {
         throw new VaultError(
           "backend_unavailable",
-          `open vault failed: "${root}" was created with the "${marked}" backend, not "${explicit}"`,
+          `${action} failed: "${root}" was created with the "${marked}" backend, not "${explicit}"`,
           { hint: `omit the backend choice to use "${marked}", or choose another vault folder for "${explicit}"` },
         );
       }
@@ -1248,7 +1322,10 @@ async function openVault(options: VaultOptions): Promise<Vault> {
           lockLimits,
         )
         : new ScopedLayout(fs, root, b, lockLimits);
-    const layout = layoutFor(backend);
+    return { root, exists, layout: layoutFor(backend), recordKind, layoutFor };
+  };
+  try {
+    const { root, exists, layout, recordKind, layoutFor } = (await attach("open vault"))!;
     if (kek === undefined) {
       if (identityDir === undefined) {
         throw new VaultError(
@@ -1269,6 +1346,7 @@ async function openVault(options: VaultOptions): Promise<Vault> {
       host,
       identityHost,
       layoutFor,
+      attach,
     });
   } catch (e) {
     kek?.fill(0);

@@ -1,0 +1,131 @@
+/**
+ * A handle kept open while other processes change the vault folder: a daemon
+ * that opened the vault before `palyra-secrets set` created it, or before
+ * `palyra-secrets migrate` converted it. The other process is the CLI, run for
+ * real; the handle must give a right answer or a `conflict`, never a false
+ * "not set" or an empty list.
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { Vault } from "../src/vault.ts";
+import { checkVault } from "../src/fsck.ts";
+import { exportVault } from "../src/export.ts";
+import { cliEnv, rejectsWith, run, seedIdentity, tempDir } from "./helpers.ts";
+import { CLI_TARGETS, ownTargets } from "./cli_targets.ts";
+
+const target = ownTargets()[0]!;
+
+/** A vault folder and identity that do not exist yet, and the CLI run on them as another process. */
+function sandbox(label: string) {
+  const dir = tempDir(label);
+  const env = cliEnv(dir);
+  const cli = async (args: string[], input?: string) => {
+    const r = await run([...(await CLI_TARGETS[target]()), ...args], {
+      env,
+      cwd: dir,
+      ...(input === undefined ? {} : { input }),
+    });
+    assert.equal(r.code, 0, `palyra-secrets ${args.join(" ")}: ${r.stderr}`);
+    return r;
+  };
+  const open = (options: { layout?: "scoped" | "palyra" } = {}) =>
+    Vault.open({
+      root: env.PALYRA_VAULT_DIR,
+      identityRoot: env.PALYRA_IDENTITY_DIR,
+      backend: "encrypted_file",
+      ...options,
+    });
+  return { dir, env, cli, open };
+}
+
+const text = async (p: Promise<{ text(): string; [Symbol.dispose](): void }>) => {
+  using s = await p;
+  return s.text();
+};
+
+describe("a handle opened before its vault existed", () => {
+  test("reads what another process stored since, with the identity that process made", async () => {
+    const box = sandbox("before-set");
+    const vault = await box.open(); // no identity and no vault folder yet
+    await rejectsWith(() => vault.getSecret("global", "openai_api_key"), "not_found", /there is no vault/);
+    await box.cli(["set", "global", "openai_api_key"], "sk-from-the-cli");
+    assert.equal(await text(vault.getSecret("global", "openai_api_key")), "sk-from-the-cli");
+    assert.deepEqual((await vault.listSecrets()).map((m) => `${m.scope}/${m.key}`), ["global/openai_api_key"]);
+    await vault.putSecret("global", "second", "v2");
+    assert.equal(new TextDecoder().decode((await box.cli(["get", "global", "second", "--reveal"])).stdout), "v2");
+    assert.equal(await vault.deleteSecret("global", "openai_api_key"), true);
+    vault.close();
+  });
+
+  test("takes the layout the vault was created in, as an open would now", async () => {
+    const box = sandbox("before-set-palyra");
+    await seedIdentity(box.env.PALYRA_IDENTITY_DIR);
+    const vault = await box.open(); // no layout asked for: a new vault would be scoped
+    assert.equal(vault.layout, "scoped");
+    await box.cli(["set", "--layout", "palyra", "principal:alice", "token"], "t-1");
+    assert.equal(await text(vault.getSecret("principal:alice", "token")), "t-1");
+    await vault.putSecret("global", "k", "v");
+    assert.equal(vault.layout, "palyra");
+    // One layout in the folder: the handle wrote into Palyra's, and made no scopes/ beside it.
+    assert.deepEqual(readdirSync(box.env.PALYRA_VAULT_DIR).sort(), ["backend.kind", "metadata.json", "objects"]);
+    const listed = new TextDecoder().decode((await box.cli(["list", "--json"])).stdout);
+    assert.deepEqual(
+      (JSON.parse(listed) as { secrets: { scope: string; key: string }[] }).secrets.map((s) => `${s.scope}/${s.key}`)
+        .sort(),
+      ["global/k", "principal:alice/token"],
+    );
+    vault.close();
+  });
+
+  test("asked for the other layout, refuses to write and changes nothing", async () => {
+    const box = sandbox("before-set-other");
+    await seedIdentity(box.env.PALYRA_IDENTITY_DIR);
+    const vault = await box.open({ layout: "scoped" });
+    await box.cli(["set", "--layout", "palyra", "global", "token"], "t-1");
+    const before = readdirSync(box.env.PALYRA_VAULT_DIR).sort();
+    // As Vault.open({ layout: "scoped" }) of this folder would now: a conflict naming migrate.
+    await rejectsWith(() => vault.putSecret("global", "k", "v"), "conflict", /palyra layout, not the scoped/);
+    await rejectsWith(() => vault.getSecret("global", "token"), "conflict", /palyra layout, not the scoped/);
+    assert.deepEqual(readdirSync(box.env.PALYRA_VAULT_DIR).sort(), before);
+    assert.equal(existsSync(join(box.env.PALYRA_VAULT_DIR, "scopes")), false);
+    vault.close();
+  });
+
+  test("fsck and export see the vault another process created", async () => {
+    const box = sandbox("before-set-ops");
+    await seedIdentity(box.env.PALYRA_IDENTITY_DIR);
+    const vault = await box.open();
+    await box.cli(["set", "global", "k"], "v");
+    const report = await checkVault(vault);
+    assert.equal(report.secrets, 1);
+    assert.deepEqual(report.findings, []);
+    const exported = await exportVault(vault, { passphrase: "correct horse battery staple", scryptWorkFactor: 10 });
+    assert.equal(exported.secrets, 1);
+    vault.close();
+  });
+});
+
+describe("a handle opened before another process migrated the vault", () => {
+  for (const [from, to] of [["scoped", "palyra"], ["palyra", "scoped"]] as const) {
+    test(`${from} → ${to}: reads are a conflict that says to open again, not "not set" or an empty list`, async () => {
+      const box = sandbox(`migrated-${to}`);
+      await seedIdentity(box.env.PALYRA_IDENTITY_DIR);
+      await box.cli(["set", "--layout", from, "global", "token"], "t-1");
+      const vault = await box.open();
+      assert.equal(await text(vault.getSecret("global", "token")), "t-1");
+      await box.cli(["migrate", "--to", to]);
+      await rejectsWith(() => vault.getSecret("global", "token"), "conflict", new RegExp(`migrated to the ${to}`));
+      await rejectsWith(() => vault.getSecret("global", "never_set"), "conflict", /open the vault again|migrated/);
+      await rejectsWith(() => vault.listSecrets(), "conflict", new RegExp(`migrated to the ${to}`));
+      await rejectsWith(() => vault.listSecrets("global"), "conflict", new RegExp(`migrated to the ${to}`));
+      // Opened again, the handle reads the migrated vault.
+      const again = await box.open();
+      assert.equal(await text(again.getSecret("global", "token")), "t-1");
+      assert.equal(again.layout, to);
+      vault.close();
+      again.close();
+    });
+  }
+});
