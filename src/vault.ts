@@ -693,8 +693,15 @@ export class Vault {
     }
     // Checked in the layout of the vault as it is now, which another process may have created since the open.
     if (this.#shared === undefined) {
-      await this.#attach(`put secret "${k}" in scope ${JSON.stringify(s)}`);
-      this.#layout.checkScope(parsed);
+      const action = `put secret "${k}" in scope ${JSON.stringify(s)}`;
+      await this.#attach(action);
+      try {
+        this.#layout.checkScope(parsed);
+      } catch (e) {
+        // A scope that the other layout would hold: this handle's layout may be out of date.
+        await this.#checkLayoutNow(action, "repeat the write", false);
+        throw e;
+      }
     }
     const overwrite = options.overwrite ?? true;
     const bytes = typeof value === "string" ? utf8(value) : value;

@@ -120,6 +120,10 @@ describe("a handle opened before another process migrated the vault", () => {
       await rejectsWith(() => vault.getSecret("global", "never_set"), "conflict", /open the vault again|migrated/);
       await rejectsWith(() => vault.listSecrets(), "conflict", new RegExp(`migrated to the ${to}`));
       await rejectsWith(() => vault.listSecrets("global"), "conflict", new RegExp(`migrated to the ${to}`));
+      // Writes too, even of a scope that only the layout the handle knows would refuse (ws: in Palyra's).
+      await rejectsWith(() => vault.putSecret("global", "token", "t-2"), "conflict", /migrated|layout changed/);
+      await rejectsWith(() => vault.putSecret("ws:acme", "token", "t-2"), "conflict", /migrated|layout changed/);
+      await rejectsWith(() => vault.deleteSecret("global", "token"), "conflict", /migrated|layout changed/);
       // Opened again, the handle reads the migrated vault.
       const again = await box.open();
       assert.equal(await text(again.getSecret("global", "token")), "t-1");
