@@ -418,7 +418,7 @@ export async function importVault(vault: Vault, file: Uint8Array, options: Impor
     );
   }
   let incoming: Incoming[];
-  const parts = await Vault._parts(vault);
+  const parts = await Vault._parts(vault, "import vault");
   try {
     incoming = readDocument(plain, parts.maxSecretBytes);
   } finally {

@@ -539,7 +539,7 @@ async function scan(ctx: Context, layout: VaultLayout | undefined, repair: boole
  * ```
  */
 export async function checkVault(vault: Vault, options: FsckOptions = {}): Promise<FsckReport> {
-  const parts = await Vault._parts(vault);
+  const parts = await Vault._parts(vault, "check vault");
   const repair = options.repair === true;
   if (!parts.exists) {
     throw new VaultError("not_found", `check vault failed: there is no vault at "${parts.root}"`, {

@@ -65,7 +65,7 @@ export interface RekeyResult {
  */
 export async function rekeyVault(vault: Vault, options: RekeyOptions): Promise<RekeyResult> {
   const action = "rekey vault";
-  const parts = await Vault._parts(vault);
+  const parts = await Vault._parts(vault, action);
   if ((options.toKek === undefined) === (options.toIdentity === undefined)) {
     throw new TypeError(`${action} failed: give toKek or toIdentity, exactly one`);
   }

@@ -397,15 +397,20 @@ export class Vault {
     return openVault(options);
   }
 
-  /** @internal the parts `migrateVault` works with. */
+  /**
+   * @internal the parts `migrateVault`, `checkVault`, `rekeyVault` and
+   * `importVault` work with: the vault as it is now, refused with `conflict`
+   * when another process migrated it since this handle was opened.
+   */
   static async _parts(
     v: Vault,
+    action: string,
   ): Promise<
     MigrationParts & { exists: boolean; maxSecretBytes: number; identityHost: IdentityHost; kekEngine: CipherEngine }
   > {
     v.#check();
     if (v.#shared !== undefined) throw v.#folderOnly("this command");
-    await v.#attach("open vault");
+    if (await v.#attach(action)) await v.#checkLayoutNow(action, "run it again", false);
     return {
       fs: v.#fs,
       root: v.root,
@@ -501,11 +506,20 @@ export class Vault {
    * reads holds the vault until the migration's commit.
    */
   async #checkLayoutNow(action: string, then: string, refuseMigrating: boolean): Promise<void> {
-    // Both layouts at once: a writer's own scope folder beside a layout a migration just made.
-    const now = await detectLayout(this.#fs, this.root).catch((e) => {
-      if (VaultError.is(e, "corrupt")) return undefined;
-      throw e;
-    });
+    const detect = () =>
+      detectLayout(this.#fs, this.root).catch((e) => {
+        if (VaultError.is(e, "corrupt")) return undefined;
+        throw e;
+      });
+    // Both layouts at once: a scope folder beside Palyra's files. A writer of the scoped layout whose handle
+    // predates a migration to Palyra's makes its scope's folder, to lock it, before it finds out and removes it
+    // again: a handle in Palyra's layout waits that out instead of failing. A scoped handle that sees both is
+    // that writer itself, or the folder really holds both.
+    let now = await detect();
+    for (let wait = 10; now === undefined && this.#layout.name === "palyra" && wait <= 160; wait *= 2) {
+      await new Promise((r) => setTimeout(r, wait));
+      now = await detect();
+    }
     if (now === undefined) {
       throw new VaultError("conflict", `${action} failed: its layout changed after it was opened`, {
         hint: `open the vault again and ${then}`,
@@ -1108,7 +1122,7 @@ export async function migrateVault(options: MigrateOptions): Promise<MigrateResu
   }
   const vault = await Vault.open(rest);
   try {
-    const parts = await Vault._parts(vault);
+    const parts = await Vault._parts(vault, "migrate vault");
     if (!parts.exists) {
       throw new VaultError("not_found", `migrate vault failed: there is no vault at "${vault.root}"`, {
         hint: "check the vault folder (--vault-dir, PALYRA_VAULT_DIR)",

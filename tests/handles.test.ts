@@ -12,7 +12,8 @@ import { join } from "node:path";
 import { Vault } from "../src/vault.ts";
 import { checkVault } from "../src/fsck.ts";
 import { exportVault } from "../src/export.ts";
-import { cliEnv, rejectsWith, run, seedIdentity, tempDir } from "./helpers.ts";
+import { rekeyVault } from "../src/rekey.ts";
+import { cliEnv, rejectsWith, run, seedIdentity, tempDir, testKek } from "./helpers.ts";
 import { CLI_TARGETS, ownTargets } from "./cli_targets.ts";
 
 const target = ownTargets()[0]!;
@@ -124,6 +125,13 @@ describe("a handle opened before another process migrated the vault", () => {
       await rejectsWith(() => vault.putSecret("global", "token", "t-2"), "conflict", /migrated|layout changed/);
       await rejectsWith(() => vault.putSecret("ws:acme", "token", "t-2"), "conflict", /migrated|layout changed/);
       await rejectsWith(() => vault.deleteSecret("global", "token"), "conflict", /migrated|layout changed/);
+      // And the operations on the whole vault: fsck found nothing wrong with zero secrets, rekey rekeyed nothing.
+      await rejectsWith(
+        () => checkVault(vault),
+        "conflict",
+        new RegExp(`check vault failed: it was migrated to the ${to}`),
+      );
+      await rejectsWith(() => rekeyVault(vault, { toKek: testKek(3) }), "conflict", /migrated/);
       // Opened again, the handle reads the migrated vault.
       const again = await box.open();
       assert.equal(await text(again.getSecret("global", "token")), "t-1");
@@ -132,4 +140,35 @@ describe("a handle opened before another process migrated the vault", () => {
       again.close();
     });
   }
+});
+
+describe("a current handle beside one that predates a migration", () => {
+  test("the stale writer's refused writes do not make the current handle's reads and writes fail", async () => {
+    const box = sandbox("stale-beside-current");
+    await seedIdentity(box.env.PALYRA_IDENTITY_DIR);
+    await box.cli(["set", "global", "token"], "t-1");
+    const stale = await box.open();
+    await box.cli(["migrate", "--to", "palyra"]);
+    const current = await box.open();
+    // The stale (scoped) writer makes its scope's folder to lock it before it finds the vault migrated; for that
+    // moment the folder holds both layouts.
+    for (let round = 0; round < 5; round++) {
+      const [listed, put, ...refused] = await Promise.allSettled([
+        current.listSecrets(),
+        current.putSecret("global", `k${round}`, "v"),
+        stale.putSecret("global", "token", "t-2"),
+        stale.putSecret("global", `s${round}`, "v"),
+      ]);
+      assert.equal(listed.status, "fulfilled", String((listed as PromiseRejectedResult).reason));
+      assert.equal(put.status, "fulfilled", String((put as PromiseRejectedResult).reason));
+      for (const r of refused) {
+        assert.equal(r.status, "rejected");
+        assert.equal((r as PromiseRejectedResult).reason.code, "conflict");
+      }
+    }
+    assert.equal(await text(current.getSecret("global", "token")), "t-1");
+    assert.equal(existsSync(join(box.env.PALYRA_VAULT_DIR, "scopes")), false, "the stale writer left no scopes/");
+    stale.close();
+    current.close();
+  });
 });

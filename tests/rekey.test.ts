@@ -128,7 +128,7 @@ for (const target of ownTargets()) {
         await seedIdentity(env.PALYRA_IDENTITY_DIR);
         const vault = await Vault.open({ root: env.PALYRA_VAULT_DIR, identityRoot: env.PALYRA_IDENTITY_DIR });
         for (let i = 0; i < SECRETS; i++) await vault.putSecret("ws:acme", `k${i}`, value(i));
-        const oldKek = await (await Vault._parts(vault)).kek();
+        const oldKek = await (await Vault._parts(vault, "read the old key")).kek();
         const newKek = randomBytes(32);
         const kekFile = join(dir, "kek.hex");
         writeFileSync(kekFile, Buffer.from(newKek).toString("hex") + "\n");
