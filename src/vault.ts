@@ -32,7 +32,7 @@ import type { LayoutName, VaultLayout } from "./store/layout.ts";
 import type { PalyraLayout } from "./store/palyra_layout.ts";
 import type { PalyraObjects } from "./store/palyra_objects.ts";
 import { ScopedLayout } from "./store/scoped_layout.ts";
-import { detectLayout } from "./store/detect.ts";
+import { detectLayout, detectSettled } from "./store/detect.ts";
 import type { MigrateResult, MigrationParts } from "./store/migrate.ts";
 import type { BackendKind, BlobBackend } from "./backends/backend.ts";
 import {
@@ -506,20 +506,14 @@ export class Vault {
    * reads holds the vault until the migration's commit.
    */
   async #checkLayoutNow(action: string, then: string, refuseMigrating: boolean): Promise<void> {
-    const detect = () =>
-      detectLayout(this.#fs, this.root).catch((e) => {
-        if (VaultError.is(e, "corrupt")) return undefined;
-        throw e;
-      });
-    // Both layouts at once: a scope folder beside Palyra's files. A writer of the scoped layout whose handle
-    // predates a migration to Palyra's makes its scope's folder, to lock it, before it finds out and removes it
-    // again: a handle in Palyra's layout waits that out instead of failing. A scoped handle that sees both is
-    // that writer itself, or the folder really holds both.
-    let now = await detect();
-    for (let wait = 10; now === undefined && this.#layout.name === "palyra" && wait <= 160; wait *= 2) {
-      await new Promise((r) => setTimeout(r, wait));
-      now = await detect();
-    }
+    // Both layouts at once: a scope folder beside Palyra's files. A handle in Palyra's layout waits out a stale
+    // scoped writer's lock folder (detectSettled); a scoped handle that sees both is that writer itself, or the
+    // folder really holds both.
+    const detect = this.#layout.name === "palyra" ? detectSettled : detectLayout;
+    const now = await detect(this.#fs, this.root).catch((e) => {
+      if (VaultError.is(e, "corrupt")) return undefined;
+      throw e;
+    });
     if (now === undefined) {
       throw new VaultError("conflict", `${action} failed: its layout changed after it was opened`, {
         hint: `open the vault again and ${then}`,
@@ -1284,7 +1278,7 @@ async function openVault(options: VaultOptions): Promise<Vault> {
     const { root, exists } = await locateRoot(fs, rootOption);
     // Nothing to attach to yet, and choosing a backend for a new vault may ask the OS's keychain.
     if (existingOnly && !exists) return undefined;
-    const detected = exists ? await detectLayout(fs, root) : { layout: undefined, migratingTo: undefined };
+    const detected = exists ? await detectSettled(fs, root) : { layout: undefined, migratingTo: undefined };
     if (
       detected.layout !== undefined && detected.migratingTo === undefined && layoutOption !== undefined &&
       layoutOption !== detected.layout

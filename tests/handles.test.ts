@@ -143,7 +143,7 @@ describe("a handle opened before another process migrated the vault", () => {
 });
 
 describe("a current handle beside one that predates a migration", () => {
-  test("the stale writer's refused writes do not make the current handle's reads and writes fail", async () => {
+  test("the stale writer's refused writes do not make an open, or the current handle's reads and writes, fail", async () => {
     const box = sandbox("stale-beside-current");
     await seedIdentity(box.env.PALYRA_IDENTITY_DIR);
     await box.cli(["set", "global", "token"], "t-1");
@@ -153,12 +153,15 @@ describe("a current handle beside one that predates a migration", () => {
     // The stale (scoped) writer makes its scope's folder to lock it before it finds the vault migrated; for that
     // moment the folder holds both layouts.
     for (let round = 0; round < 5; round++) {
-      const [listed, put, ...refused] = await Promise.allSettled([
+      const [opened, listed, put, ...refused] = await Promise.allSettled([
+        box.open(),
         current.listSecrets(),
         current.putSecret("global", `k${round}`, "v"),
         stale.putSecret("global", "token", "t-2"),
         stale.putSecret("global", `s${round}`, "v"),
       ]);
+      assert.equal(opened.status, "fulfilled", String((opened as PromiseRejectedResult).reason));
+      (opened as PromiseFulfilledResult<Vault>).value.close();
       assert.equal(listed.status, "fulfilled", String((listed as PromiseRejectedResult).reason));
       assert.equal(put.status, "fulfilled", String((put as PromiseRejectedResult).reason));
       for (const r of refused) {

@@ -49,6 +49,28 @@ export async function readMigration(fs: FileSystem, root: string): Promise<Layou
 
 /** Detects the layout of the vault folder at `root` (which may not exist). */
 export async function detectLayout(fs: FileSystem, root: string): Promise<Detected> {
+  const found = await detectOnce(fs, root);
+  if (found !== "both") return found;
+  throw bothLayouts(root);
+}
+
+/**
+ * `detectLayout`, waiting for up to about 0.3 s while the folder seems to hold
+ * both layouts: a writer of the scoped layout whose handle predates a
+ * migration to Palyra's makes its scope's folder, to lock it, before it finds
+ * the vault migrated and removes the folder again (§6.6). A folder that
+ * really holds both is `corrupt` after the wait.
+ */
+export async function detectSettled(fs: FileSystem, root: string): Promise<Detected> {
+  for (let wait = 10;; wait *= 2) {
+    const found = await detectOnce(fs, root);
+    if (found !== "both") return found;
+    if (wait > 160) throw bothLayouts(root);
+    await new Promise((r) => setTimeout(r, wait));
+  }
+}
+
+async function detectOnce(fs: FileSystem, root: string): Promise<Detected | "both"> {
   const index = await exists(fs, join(root, FILES.palyraIndex));
   const palyra = index || (await exists(fs, join(root, PALYRA_OBJECTS_STORE)));
   // An empty scopes/ holds nothing: a new vault makes it before its first secret.
@@ -56,14 +78,15 @@ export async function detectLayout(fs: FileSystem, root: string): Promise<Detect
   const migratingTo = await readMigration(fs, root);
   if (migratingTo === "palyra") return { layout: scoped ? "scoped" : "palyra", migratingTo };
   if (migratingTo === "scoped") return { layout: index ? "palyra" : "scoped", migratingTo };
-  if (palyra && scoped) {
-    throw new VaultError(
-      "corrupt",
-      `open vault "${root}" failed: it holds both layouts (scopes/ and Palyra's metadata.json or objects store)`,
-      {
-        hint: "move one of them to another folder; a vault folder is either in the scoped layout or in Palyra's",
-      },
-    );
-  }
-  return { layout: palyra ? "palyra" : scoped ? "scoped" : undefined, migratingTo: undefined };
+  return palyra && scoped
+    ? "both"
+    : { layout: palyra ? "palyra" : scoped ? "scoped" : undefined, migratingTo: undefined };
+}
+
+function bothLayouts(root: string): VaultError {
+  return new VaultError(
+    "corrupt",
+    `open vault "${root}" failed: it holds both layouts (scopes/ and Palyra's metadata.json or objects store)`,
+    { hint: "move one of them to another folder; a vault folder is either in the scoped layout or in Palyra's" },
+  );
 }
