@@ -256,7 +256,10 @@ async function locateRoot(fs: FileSystem, path: string): Promise<{ root: string;
   for (const sub of [FILES.scopesDir, FILES.objectsDir]) {
     const path = join(real, sub);
     if ((await fs.lstat(path).catch(() => undefined)) !== undefined) {
-      await secureDir(fs, path, `${sub} folder`, { create: false });
+      // Gone since: a migration another process committed meanwhile removes scopes/ (§6.6).
+      await secureDir(fs, path, `${sub} folder`, { create: false }).catch((e) => {
+        if (!VaultError.is(e, "not_found")) throw e;
+      });
     }
   }
   return { root: real, exists: true };
@@ -794,7 +797,7 @@ export class Vault {
           throw e;
         }
         return { ...toMetadata(s, entry), replaced };
-      });
+      }, () => this.#checkLayout());
     } finally {
       if (typeof value === "string") bytes.fill(0);
     }
@@ -916,7 +919,7 @@ export class Vault {
         );
       }
       return true;
-    });
+    }, () => this.#checkLayout());
   }
 
   /**

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { Vault } from "../src/vault.ts";
+import { migrateVault, Vault } from "../src/vault.ts";
 import { hex, ROOT, RUNTIME_NAMES, RUNTIMES, tempDir, testKek } from "./helpers.ts";
 
 const KEK = testKek(9);
@@ -15,7 +15,14 @@ const SCOPES = ["global", "ws:shared", "pr:p1"];
 
 interface Worker {
   kill(): void;
-  done: Promise<{ code: number | null; signal: string | null; acked: Map<string, string>; stderr: string }>;
+  done: Promise<{
+    code: number | null;
+    signal: string | null;
+    acked: Map<string, string>;
+    /** The worker's other lines: its refusals ("err …") and read-backs ("read …"), with "reopen". */
+    other: string[];
+    stderr: string;
+  }>;
 }
 
 function startWorker(
@@ -26,6 +33,7 @@ function startWorker(
   startAt: number,
   scopes: readonly string[] = SCOPES,
   layout: "scoped" | "palyra" = "scoped",
+  onError: "throw" | "reopen" = "throw",
 ) {
   const argv = [
     ...RUNTIMES[runtime](join(ROOT, "tests/workers/vault_worker.ts")),
@@ -37,6 +45,7 @@ function startWorker(
     String(startAt),
     "encrypted_file",
     layout,
+    onError,
   ];
   const child = spawn(argv[0]!, argv.slice(1), { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
   let out = "";
@@ -50,11 +59,13 @@ function startWorker(
     done: new Promise((resolve) => {
       child.on("close", (code, signal) => {
         const acked = new Map<string, string>();
+        const other: string[] = [];
         for (const line of out.split("\n")) {
           const m = /^ok (\S+) (\S+) ([0-9a-f]+)$/.exec(line);
           if (m) acked.set(`${m[1]}/${m[2]}`, m[3]!);
+          else if (/^(err|read) /.test(line)) other.push(line);
         }
-        resolve({ code, signal, acked, stderr: err });
+        resolve({ code, signal, acked, other, stderr: err });
       });
     }),
   };
@@ -116,6 +127,41 @@ describe("multi-process", () => {
     assert.equal((await vault.listSecrets()).length, 120);
     assert.deepEqual(readdirSync(root).sort(), ["backend.kind", "metadata.json", "objects"], "no lock or scopes/ left");
     assert.deepEqual(readdirSync(join(root, "objects")), ["objects.store.json"]);
+  });
+
+  test("writers of all three runtimes while another process migrates the vault back and forth: nothing acknowledged is lost, every refusal is a conflict", async () => {
+    const root = join(tempDir("mp-migrate"), "vault");
+    const seed = await Vault.open({ root, kek: KEK, backend: "encrypted_file" });
+    await seed.putSecret("global", "seed", "s");
+    seed.close();
+    const startAt = Date.now() + 3_000;
+    const workers = RUNTIME_NAMES.map((rt, i) =>
+      startWorker(rt, root, i, 40, startAt, ["global", "principal:p1"], "scoped", "reopen")
+    );
+    let running = workers.length;
+    const results = Promise.all(workers.map((w) => w.done.finally(() => running--)));
+    await new Promise((r) => setTimeout(r, startAt - Date.now()));
+    // Migrations back and forth for as long as the writers run (this process is the other one), at most 16.
+    let migrations = 0;
+    while ((running > 0 || migrations < 2) && migrations < 16) {
+      await migrateVault({ root, kek: KEK, to: migrations % 2 === 0 ? "palyra" : "scoped" });
+      migrations++;
+      await new Promise((r) => setTimeout(r, 20 + Math.random() * 60));
+    }
+    const all = new Map<string, string>([["global/seed", hex(new TextEncoder().encode("s"))]]);
+    for (const r of await results) {
+      assert.equal(r.code, 0, r.stderr);
+      for (const [k, v] of r.acked) all.set(k, v);
+      for (const line of r.other) {
+        // A refused put, or a read through a handle the migration left behind: a conflict that says to open again.
+        if (line === "read ok") continue;
+        assert.match(line, /^(err|read) conflict /, line);
+      }
+    }
+    assert.ok(all.size > 1, "some puts were acknowledged");
+    const vault = await verify(root, all);
+    assert.equal((await vault.listSecrets()).length, all.size, "nothing but what was acknowledged");
+    vault.close();
   });
 
   test("writers SIGKILLed at random: acknowledged puts survive, no lock blocks the next writer", async () => {

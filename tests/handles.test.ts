@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { Vault } from "../src/vault.ts";
+import { defaultFileSystem, type FileSystem } from "../src/platform/fs.ts";
 import { checkVault } from "../src/fsck.ts";
 import { exportVault } from "../src/export.ts";
 import { rekeyVault } from "../src/rekey.ts";
@@ -173,5 +174,97 @@ describe("a current handle beside one that predates a migration", () => {
     assert.equal(existsSync(join(box.env.PALYRA_VAULT_DIR, "scopes")), false, "the stale writer left no scopes/");
     stale.close();
     current.close();
+  });
+});
+
+describe("a write or an open that another process's migration overtakes", () => {
+  /** A handle whose file system lets the CLI migrate the vault to Palyra's layout just before `when` is true. */
+  async function overtaken(label: string, when: (op: string, path: string) => boolean, seed = true) {
+    const box = sandbox(label);
+    await seedIdentity(box.env.PALYRA_IDENTITY_DIR);
+    if (seed) await box.cli(["set", "global", "token"], "t-1");
+    let armed = true;
+    const hook = async (op: string, path: string) => {
+      if (!armed || !when(op, path)) return;
+      armed = false;
+      await box.cli(["migrate", "--to", "palyra"]);
+    };
+    const fs: FileSystem = {
+      ...defaultFileSystem,
+      async mkdir(p) {
+        await hook("mkdir", p);
+        return defaultFileSystem.mkdir(p);
+      },
+      async writeNew(p, d) {
+        await hook("writeNew", p);
+        return defaultFileSystem.writeNew(p, d);
+      },
+      async lstat(p) {
+        const info = await defaultFileSystem.lstat(p);
+        await hook("lstat", p);
+        return info;
+      },
+    };
+    const handle = () =>
+      Vault.open({
+        root: box.env.PALYRA_VAULT_DIR,
+        identityRoot: box.env.PALYRA_IDENTITY_DIR,
+        backend: "encrypted_file",
+        host: { fs },
+      });
+    return { box, handle, fired: () => !armed };
+  }
+  const inScopes = (path: string) => /[\\/]scopes[\\/]s_[0-9a-f]+$/.test(path);
+  const lockFile = (path: string) => /[\\/]scopes[\\/]s_[0-9a-f]+[\\/]\.metadata\.lock\./.test(path);
+
+  /** The migrated vault is whole: it opens in Palyra's layout, holds the seeded secret, and no scoped writer's folder is left. */
+  async function whole(box: ReturnType<typeof sandbox>) {
+    const after = await box.open();
+    assert.equal(after.layout, "palyra");
+    assert.equal(await text(after.getSecret("global", "token")), "t-1");
+    assert.equal(existsSync(join(box.env.PALYRA_VAULT_DIR, "scopes")), false, "no scopes/ left beside Palyra's files");
+    after.close();
+  }
+
+  const writes: [string, (op: string, path: string) => boolean, (v: Vault) => Promise<unknown>][] = [
+    [
+      "a put while it takes the lock of its scope",
+      (op, p) => op === "writeNew" && lockFile(p),
+      (v) => v.putSecret("global", "k", "v"),
+    ],
+    [
+      "a put while it makes the folder of a new scope",
+      (op, p) => op === "mkdir" && inScopes(p),
+      (v) => v.putSecret("principal:alice", "k", "v"),
+    ],
+    [
+      "a delete while it takes the lock of its scope",
+      (op, p) => op === "writeNew" && lockFile(p),
+      (v) => v.deleteSecret("global", "token"),
+    ],
+  ];
+  for (const [name, when, write] of writes) {
+    test(`${name}: a conflict that says to open again, not an I/O error`, async () => {
+      const { box, handle, fired } = await overtaken("overtaken-write", when);
+      const v = await handle();
+      const e = await rejectsWith(() => write(v), "conflict", /migrated to the palyra layout|layout changed/);
+      assert.ok(fired(), "the migration ran during the write");
+      assert.match(e.hint ?? "", /open the vault again/);
+      v.close();
+      await whole(box);
+    });
+  }
+
+  test("an open that finds scopes/ gone by the time it checks it opens the migrated vault", async () => {
+    const { box, handle, fired } = await overtaken(
+      "overtaken-open",
+      (op, p) => op === "lstat" && /[\\/]scopes$/.test(p),
+    );
+    const v = await handle();
+    assert.ok(fired(), "the migration ran during the open");
+    assert.equal(v.layout, "palyra");
+    assert.equal(await text(v.getSecret("global", "token")), "t-1");
+    v.close();
+    await whole(box);
   });
 });

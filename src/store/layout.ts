@@ -109,8 +109,12 @@ export interface VaultLayout {
   checkScope(scope: VaultScope): void;
   /** Makes the folders a first write needs. */
   create(): Promise<void>;
-  /** Runs `action` holding the lock that guards `scope`; a layout may let reads run without it. */
-  locked<T>(scope: string, mode: "read" | "write", action: () => Promise<T>): Promise<T>;
+  /**
+   * Runs `action` holding the lock that guards `scope`; a layout may let reads run without it. When taking the
+   * lock fails, `recheck` runs before that failure is thrown, and throws its own error instead when the failure
+   * came from the folder changing under this handle (another process migrated it: §6.6).
+   */
+  locked<T>(scope: string, mode: "read" | "write", action: () => Promise<T>, recheck?: () => Promise<void>): Promise<T>;
   /** The index that covers `scope` (call while holding its lock). */
   readIndex(scope: string): Promise<IndexView>;
   /** The envelope stored for `scope`/`key`; `not_found` when there is none. */

@@ -45,11 +45,20 @@ export class PalyraLayout implements VaultLayout {
     await secureDir(this.fs, join(this.root, FILES.objectsDir), "objects folder");
   }
 
-  locked<T>(_scope: string, _mode: "read" | "write", action: () => Promise<T>): Promise<T> {
+  locked<T>(
+    _scope: string,
+    _mode: "read" | "write",
+    action: () => Promise<T>,
+    recheck?: () => Promise<void>,
+  ): Promise<T> {
     return inTurn(join(this.root, FILES.palyraLock), async () => {
       const lock = await acquirePalyraLock(processLockHost(this.fs), this.root, {
         timeoutMs: this.limits.lockTimeoutMs,
         staleAfterMs: this.limits.staleAfterMs,
+      }).catch(async (e) => {
+        // A migration holds this lock while it runs: a writer that waited it out is told so.
+        await recheck?.();
+        throw e;
       });
       try {
         return await action();

@@ -61,32 +61,54 @@ export class ScopedLayout implements VaultLayout {
     return join(this.#dir(scope), FILES.scopeIndex);
   }
 
-  locked<T>(scope: string, mode: "read" | "write", action: () => Promise<T>): Promise<T> {
+  locked<T>(
+    scope: string,
+    mode: "read" | "write",
+    action: () => Promise<T>,
+    recheck?: () => Promise<void>,
+  ): Promise<T> {
     if (mode === "read") return action();
     const dir = this.#dir(scope);
     const path = join(dir, FILES.scopeLock);
-    let refused = false;
     return inTurn(path, async () => {
+      try {
+        return await this.#holding(scope, dir, path, action, recheck);
+      } catch (e) {
+        // A write refused because the folder was migrated must not leave scopes/ behind in it.
+        if (VaultError.is(e, "conflict")) {
+          await this.fs.rmdir(dir).then(() => this.fs.rmdir(join(this.root, FILES.scopesDir))).catch(() => {});
+        }
+        throw e;
+      }
+    });
+  }
+
+  async #holding<T>(
+    scope: string,
+    dir: string,
+    path: string,
+    action: () => Promise<T>,
+    recheck: (() => Promise<void>) | undefined,
+  ): Promise<T> {
+    let lock;
+    try {
       await secureDir(this.fs, dir, `folder of scope ${JSON.stringify(scope)}`);
       const { acquireLock } = await indexCode();
-      const lock = await acquireLock(this.fs, path, {
+      lock = await acquireLock(this.fs, path, {
         timeoutMs: this.limits.lockTimeoutMs,
         staleAfterMs: this.limits.staleAfterMs,
         what: `scope ${JSON.stringify(scope)}`,
       });
-      try {
-        return await action();
-      } catch (e) {
-        refused = VaultError.is(e, "conflict");
-        throw e;
-      } finally {
-        await lock.release();
-        // A write refused because the folder was migrated must not leave scopes/ behind in it.
-        if (refused) {
-          await this.fs.rmdir(dir).then(() => this.fs.rmdir(join(this.root, FILES.scopesDir))).catch(() => {});
-        }
-      }
-    });
+    } catch (e) {
+      // A migration's commit removes scopes/ with the folder this writer is locking in it.
+      await recheck?.();
+      throw e;
+    }
+    try {
+      return await action();
+    } finally {
+      await lock.release();
+    }
   }
 
   async readIndex(scope: string): Promise<IndexView> {

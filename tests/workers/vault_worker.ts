@@ -1,7 +1,10 @@
 /**
  * A child process for multi-process tests, run under Deno, Bun or Node.
  *
- *   put <root> <worker> <count> <scope,scope,…> <startAtMs> [backend] [layout]   KEK hex on stdin
+ *   put <root> <worker> <count> <scope,scope,…> <startAtMs> [backend] [layout] [reopen]   KEK hex on stdin
+ *     with "reopen", a refused put prints "err <code> <message>" and the next one goes through a new handle,
+ *     and after each acknowledged put the one before it is read back through the same handle ("read ok", or
+ *     "read <code> <message>", or "read wrong <scope> <key>")
  *   lock <lockPath> <holdMs> <rounds> <logPath> <startAtMs>
  *   take <lockPath> <staleAfterMs> <timeoutMs>        prints "taken <ms>" or "<error code> <message>"
  *   open <root> <identityDir>                          opens and puts; prints "ok" or "<error> <code> | <hint>"
@@ -29,34 +32,56 @@ const waitUntil = async (at: number) => {
 };
 
 if (mode === "put") {
-  const [root, worker, count, scopes, startAt, backend, layout] = args as [
+  const [root, worker, count, scopes, startAt, backend, layout, onError] = args as [
     string,
     string,
     string,
     string,
     string,
+    string?,
     string?,
     string?,
   ];
   const kek = new Uint8Array(32);
   const hexKek = readFileSync(0, "utf8").trim();
   for (let i = 0; i < 32; i++) kek[i] = parseInt(hexKek.slice(2 * i, 2 * i + 2), 16);
-  const vault = await Vault.open({
-    root,
-    kek,
-    backend: (backend ?? "encrypted_file") as "encrypted_file",
-    lockTimeoutMs: 60_000,
-    ...(layout === "palyra" ? { layout: "palyra" as const } : {}),
-  });
+  const open = () =>
+    Vault.open({
+      root,
+      kek,
+      backend: (backend ?? "encrypted_file") as "encrypted_file",
+      lockTimeoutMs: 60_000,
+      ...(layout === "palyra" ? { layout: "palyra" as const } : {}),
+    });
+  let vault = await open();
   const scopeList = scopes.split(",");
+  const line = (e: unknown) => `${(e as { code?: string }).code ?? "-"} ${String(e).replace(/\s+/g, " ")}`;
+  let last: [string, string, string] | undefined;
   say(`ready ${process.pid}`);
   await waitUntil(Number(startAt));
   for (let i = 0; i < Number(count); i++) {
     const scope = scopeList[i % scopeList.length]!;
     const key = `w${worker}.k${i}`;
     const value = utf8(`v-${worker}-${i}-${toHex(crypto.getRandomValues(new Uint8Array(6)))}`);
-    await vault.putSecret(scope, key, value);
+    try {
+      await vault.putSecret(scope, key, value);
+    } catch (e) {
+      if (onError !== "reopen") throw e;
+      say(`err ${line(e)}`);
+      vault.close();
+      vault = await open();
+      continue;
+    }
     say(`ok ${scope} ${key} ${toHex(value)}`);
+    if (onError === "reopen" && last !== undefined) {
+      try {
+        using got = await vault.getSecret(last[0], last[1]);
+        say(toHex(got.bytes) === last[2] ? "read ok" : `read wrong ${last[0]} ${last[1]}`);
+      } catch (e) {
+        say(`read ${line(e)}`);
+      }
+    }
+    last = [scope, key, toHex(value)];
   }
   say("done");
 } else if (mode === "lock") {
