@@ -18,7 +18,7 @@ import { pinnedCopy, SensitiveBytes } from "./crypto/sensitive.ts";
 import { formatScope, parseVaultRef, toScope, validateKey, type VaultScope } from "./scope.ts";
 import { defaultFileSystem, type FileSystem } from "./platform/fs.ts";
 import { defaultIdentityDir, envVar } from "./platform/env.ts";
-import { secureDir } from "./store/folders.ts";
+import { secureDir, secureFoundDir } from "./store/folders.ts";
 import {
   type DeviceIdentity,
   type IdentityHost,
@@ -256,10 +256,7 @@ async function locateRoot(fs: FileSystem, path: string): Promise<{ root: string;
   for (const sub of [FILES.scopesDir, FILES.objectsDir]) {
     const path = join(real, sub);
     if ((await fs.lstat(path).catch(() => undefined)) !== undefined) {
-      // Gone since: a migration another process committed meanwhile removes scopes/ (§6.6).
-      await secureDir(fs, path, `${sub} folder`, { create: false }).catch((e) => {
-        if (!VaultError.is(e, "not_found")) throw e;
-      });
+      await secureFoundDir(fs, path, `${sub} folder`);
     }
   }
   return { root: real, exists: true };

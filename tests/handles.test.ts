@@ -179,10 +179,11 @@ describe("a current handle beside one that predates a migration", () => {
 
 describe("a write or an open that another process's migration overtakes", () => {
   /** A handle whose file system lets the CLI migrate the vault to Palyra's layout just before `when` is true. */
-  async function overtaken(label: string, when: (op: string, path: string) => boolean, seed = true) {
+  async function overtaken(label: string, when: (op: string, path: string) => boolean) {
     const box = sandbox(label);
     await seedIdentity(box.env.PALYRA_IDENTITY_DIR);
-    if (seed) await box.cli(["set", "global", "token"], "t-1");
+    await box.cli(["set", "global", "token"], "t-1");
+    await box.cli(["set", "global", "second"], "t-2"); // appended to the scope's log (metadata.log)
     let armed = true;
     const hook = async (op: string, path: string) => {
       if (!armed || !when(op, path)) return;
@@ -199,7 +200,13 @@ describe("a write or an open that another process's migration overtakes", () => 
         await hook("writeNew", p);
         return defaultFileSystem.writeNew(p, d);
       },
+      async readFile(p, max) {
+        const bytes = await defaultFileSystem.readFile(p, max);
+        await hook("readFile", p);
+        return bytes;
+      },
       async lstat(p) {
+        await hook("before lstat", p);
         const info = await defaultFileSystem.lstat(p);
         await hook("lstat", p);
         return info;
@@ -249,6 +256,35 @@ describe("a write or an open that another process's migration overtakes", () => 
       const v = await handle();
       const e = await rejectsWith(() => write(v), "conflict", /migrated to the palyra layout|layout changed/);
       assert.ok(fired(), "the migration ran during the write");
+      assert.match(e.hint ?? "", /open the vault again/);
+      v.close();
+      await whole(box);
+    });
+  }
+
+  const reads: [string, (op: string, path: string) => boolean, (v: Vault) => Promise<unknown>][] = [
+    [
+      "a list of every scope after it read scopes/",
+      (op, p) => op === "before lstat" && inScopes(p),
+      (v) => v.listSecrets(),
+    ],
+    [
+      "a list that read a scope's log before the migration took the folder away",
+      (op, p) => op === "readFile" && /[\\/]metadata\.log$/.test(p),
+      (v) => v.listSecrets(),
+    ],
+    [
+      "a list of one scope after it found the scope's folder",
+      (op, p) => op === "lstat" && inScopes(p),
+      (v) => v.listSecrets("global"),
+    ],
+  ];
+  for (const [name, when, read] of reads) {
+    test(`${name}: a conflict that says to open again, not not_found`, async () => {
+      const { box, handle, fired } = await overtaken("overtaken-read", when);
+      const v = await handle();
+      const e = await rejectsWith(() => read(v), "conflict", /migrated to the palyra layout/);
+      assert.ok(fired(), "the migration ran during the read");
       assert.match(e.hint ?? "", /open the vault again/);
       v.close();
       await whole(box);

@@ -6,7 +6,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { migrateVault, Vault } from "../src/vault.ts";
 import { diagnose } from "../src/doctor.ts";
@@ -350,6 +350,68 @@ describe("migrate", () => {
     assert.equal(back.secrets, 9);
     assert.deepEqual(readdirSync(root).sort(), ["backend.kind", "objects", "scopes"]);
     assert.equal((await verify(root, identityRoot, values)).layout, "scoped");
+  });
+
+  test("a writer's lock folder that lands in the old layout while the migration removes it does not fail it", async () => {
+    // Linux finishes a path lookup that began before the commit's rename inside the renamed folder: a scoped writer
+    // racing the commit can make its lock's folder in the old layout after the migration listed it (seen with real
+    // writers in tests/concurrency.test.ts; here made to happen at that moment).
+    const dir = tempDir("mig-straggler");
+    const root = join(dir, "vault");
+    const identityRoot = join(dir, "identity");
+    const values = await populate(root, identityRoot, 4);
+    let planted = 0;
+    const fs: FileSystem = {
+      ...defaultFileSystem,
+      async readDir(p) {
+        const names = await defaultFileSystem.readDir(p);
+        if (planted === 0 && /[\\/]\.scopes\.migrated[\\/]s_[0-9a-f]{32}$/.test(p)) {
+          planted++;
+          mkdirSync(join(p, ".metadata.lock.0123456789abcdef.tmp"));
+        }
+        return names;
+      },
+    };
+    const r = await migrateVault({ root, identityRoot, to: "palyra", host: { fs } });
+    assert.equal(planted, 1, "the folder was planted while the old layout was removed");
+    assert.deepEqual(r, { from: "scoped", to: "palyra", secrets: 4, alreadyDone: false, resumed: false });
+    assert.deepEqual(
+      readdirSync(root).sort(),
+      ["backend.kind", "metadata.json", "objects"],
+      "old layout and marker gone",
+    );
+    assert.equal((await verify(root, identityRoot, values)).layout, "palyra");
+  });
+
+  test("an old layout that cannot be removed after the commit: an io error that says the vault moved and how to finish", async () => {
+    const dir = tempDir("mig-stuck");
+    const root = join(dir, "vault");
+    const identityRoot = join(dir, "identity");
+    const values = await populate(root, identityRoot, 4);
+    // A lock folder that comes back every time the old layout is listed.
+    let planted = 0;
+    const fs: FileSystem = {
+      ...defaultFileSystem,
+      async readDir(p) {
+        const names = await defaultFileSystem.readDir(p);
+        if (/[\\/]\.scopes\.migrated[\\/]s_[0-9a-f]{32}$/.test(p)) {
+          planted++;
+          mkdirSync(join(p, `.metadata.lock.${String(planted).padStart(16, "0")}.tmp`));
+        }
+        return names;
+      },
+    };
+    const e = await rejectsWith(
+      () => migrateVault({ root, identityRoot, to: "palyra", host: { fs } }),
+      "io",
+      /failed after it moved to the palyra layout: remove the old layout failed/,
+    );
+    assert.match(e.hint ?? "", /every secret; run palyra-secrets migrate --to palyra again/);
+    assert.ok(planted > 1, "listed again before giving up");
+    assert.equal((await verify(root, identityRoot, values)).layout, "palyra");
+    const again = await migrateVault({ root, identityRoot, to: "palyra" });
+    assert.deepEqual(again, { from: "scoped", to: "palyra", secrets: 4, alreadyDone: false, resumed: true });
+    assert.deepEqual(readdirSync(root).sort(), ["backend.kind", "metadata.json", "objects"]);
   });
 
   test("a vault holding ws: or pr: scopes cannot move to Palyra's layout: invalid_scope, nothing changes", async () => {

@@ -6,7 +6,7 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { appendFileSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Vault } from "../src/vault.ts";
 import { defaultFileSystem, type FileSystem } from "../src/platform/fs.ts";
@@ -188,6 +188,9 @@ describe("scope index log", () => {
     writeFileSync(snapshot, JSON.stringify({ ...doc, generation: 1 }));
     const third = await Vault.open({ root, kek: KEK });
     await rejectsWith(() => third.listSecrets(SCOPE), "corrupt", /generation/);
+    // A log whose snapshot is gone, read after read (a folder gone as a whole is read again, and is no scope).
+    rmSync(snapshot);
+    await rejectsWith(() => third.listSecrets(SCOPE), "corrupt", /metadata\.json, which is missing/);
     writeFileSync(snapshot, JSON.stringify(folded));
     assert.ok(oldLog.length > 0);
   });

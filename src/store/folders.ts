@@ -73,6 +73,21 @@ export async function secureDir(
 }
 
 /**
+ * `secureDir` without creating, for a folder a listing or an `lstat` just found: `false` when it is gone since.
+ * Another process's migration removes `scopes/` (docs/FORMAT.md §6.6), and a refused writer removes the scope
+ * folder it made; the callers detect the layout again afterwards, which reports the migration.
+ */
+export async function secureFoundDir(fs: FileSystem, path: string, what: string): Promise<boolean> {
+  try {
+    await secureDir(fs, path, what, { create: false });
+    return true;
+  } catch (e) {
+    if (VaultError.is(e, "not_found")) return false;
+    throw e;
+  }
+}
+
+/**
  * Checks, without creating or changing anything, that `path` is a real folder
  * (not a link, not a file) when it exists. Returns whether it exists. Used on
  * every read inside the vault: a folder swapped for a link after the vault was

@@ -69,17 +69,38 @@ async function exists(fs: FileSystem, path: string): Promise<boolean> {
   return (await fs.lstat(path).catch(() => undefined)) !== undefined;
 }
 
-/** Removes a file or a folder tree; absent is fine. Links are removed, never followed. */
+/**
+ * Removes a file or a folder tree; absent is fine. Links are removed, never followed. A folder that is not
+ * empty after its listing was removed is listed again, a few times: a scoped writer whose path lookup began
+ * before the commit's rename can still make its lock's folder in the renamed tree (§6.6).
+ */
 async function removeTree(fs: FileSystem, path: string): Promise<void> {
-  const info = await fs.lstat(path);
+  const info = await fs.lstat(path).catch((e) => {
+    throw fsError("inspect the old layout", path, e);
+  });
   if (info === undefined) return;
-  if (info.isDirectory) {
-    for (const name of await fs.readDir(path)) await removeTree(fs, join(path, name));
-    await fs.rmdir(path).catch((e) => {
-      if (errnoCode(e) !== "ENOENT") throw e;
+  if (!info.isDirectory) {
+    await fs.remove(path).catch((e) => {
+      throw fsError("remove the old layout", path, e);
     });
-  } else {
-    await fs.remove(path);
+    return;
+  }
+  for (let attempt = 0;; attempt++) {
+    const names = await fs.readDir(path).catch((e) => {
+      if (errnoCode(e) === "ENOENT") return undefined;
+      throw fsError("list the old layout", path, e);
+    });
+    if (names === undefined) return;
+    for (const name of names) await removeTree(fs, join(path, name));
+    try {
+      await fs.rmdir(path);
+      return;
+    } catch (e) {
+      const code = errnoCode(e);
+      if (code === "ENOENT") return;
+      if (code === "ENOTEMPTY" && attempt < 5) continue;
+      throw fsError("remove the old layout", path, e);
+    }
   }
 }
 
@@ -209,6 +230,17 @@ function layoutOf(parts: MigrationParts, name: LayoutName): VaultLayout {
     );
 }
 
+/** A failure to clear the old layout away: the vault is already in the new one, with every secret. */
+function afterCommit(root: string, to: LayoutName, e: unknown): VaultError {
+  const code = e instanceof VaultError ? e.code : "io";
+  const why = e instanceof Error ? e.message : String(e);
+  return new VaultError(code, `migrate vault "${root}" failed after it moved to the ${to} layout: ${why}`, {
+    hint: `the vault is in the ${to} layout with every secret; run palyra-secrets migrate --to ${to} again to ` +
+      "remove what is left of the old one (writers are held off until then)",
+    cause: e,
+  });
+}
+
 /** Removes what is left of the old layout once the new one is the vault, then the marker. */
 async function retire(parts: MigrationParts, from: LayoutName, keep: ReadonlySet<string>): Promise<void> {
   const { fs, root } = parts;
@@ -284,7 +316,9 @@ export async function migrate(parts: MigrationParts, to: LayoutName): Promise<Mi
     }
     // Committed before the crash: only the old layout's remains and the marker are left to remove.
     const live = await layoutOf(parts, to).list(scopeEntry);
-    await retire(parts, from, new Set(to === "scoped" ? live.map((e) => e.object_id) : []));
+    await retire(parts, from, new Set(to === "scoped" ? live.map((e) => e.object_id) : [])).catch((e) => {
+      throw afterCommit(root, to, e);
+    });
     return { from, to, secrets: live.length, alreadyDone: false, resumed };
   }
   if (to === "palyra") {
@@ -318,7 +352,9 @@ export async function migrate(parts: MigrationParts, to: LayoutName): Promise<Mi
       if (await exists(fs, defining)) await fs.rename(defining, join(root, RETIRED[from]));
       committed = true;
       await fs.syncDir(root);
-      await retire(parts, from, new Set(to === "scoped" ? target.map((e) => e.object_id) : []));
+      await retire(parts, from, new Set(to === "scoped" ? target.map((e) => e.object_id) : [])).catch((e) => {
+        throw afterCommit(root, to, e);
+      });
       return { from, to, secrets: target.length, alreadyDone: false, resumed };
     } catch (e) {
       // Failed before the commit: the old layout is still the vault; take the half-made new one away.

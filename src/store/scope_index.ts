@@ -334,6 +334,9 @@ async function readParts<E extends { key: string }>(
     );
     const generation = snapshot?.generation ?? 0;
     if (log !== undefined && log.generation > generation) {
+      // Gone between the two reads: another process's migration takes scopes/ away (§6.6). Read again; a folder
+      // that holds a log without its snapshot each time is damaged.
+      if (snapshot === undefined && attempt < STALE_RETRIES) continue;
       throw corruptIndex(
         logPath,
         `it follows generation ${log.generation} of metadata.json, which is ${

@@ -9,7 +9,7 @@ import { join } from "../platform/path.ts";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
 import { objectId, scopeDirName } from "../crypto/ids.ts";
 import type { FileSystem } from "../platform/fs.ts";
-import { secureDir } from "./folders.ts";
+import { secureDir, secureFoundDir } from "./folders.ts";
 import type { EntryMaker, ScopeState } from "./scope_index.ts";
 import type { BlobBackend } from "../backends/backend.ts";
 import { type IndexView, inTurn, type VaultLayout } from "./layout.ts";
@@ -161,7 +161,7 @@ export class ScopedLayout implements VaultLayout {
         throw fsError("inspect scope folder", dir, e);
       });
       if (info === undefined) return [];
-      await secureDir(this.fs, dir, `folder of scope ${JSON.stringify(scope)}`, { create: false });
+      if (!(await secureFoundDir(this.fs, dir, `folder of scope ${JSON.stringify(scope)}`))) return [];
       const { readScopeEntries } = await indexCode();
       return (await readScopeEntries(this.fs, dir, scope, make))?.entries ?? [];
     }
@@ -177,7 +177,7 @@ export class ScopedLayout implements VaultLayout {
     const scopes: { scope: string; entries: E[] }[] = [];
     for (const name of names.filter((n) => SCOPE_DIR_RE.test(n)).sort()) {
       const dir = join(scopesDir, name);
-      await secureDir(this.fs, dir, `scope folder "${name}"`, { create: false });
+      if (!(await secureFoundDir(this.fs, dir, `scope folder "${name}"`))) continue;
       const state = await readScopeEntries(this.fs, dir, undefined, make);
       if (state === undefined) continue;
       // The folder name is derived from the scope: a mismatch means a moved or forged index.
