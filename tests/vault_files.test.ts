@@ -4,10 +4,12 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
 import { join } from "node:path";
 import process from "node:process";
 import { Vault } from "../src/vault.ts";
+import { defaultFileSystem } from "../src/platform/fs.ts";
 import type { BlobBackend } from "../src/backends/backend.ts";
 import { MemoryBackend } from "../src/backends/memory.ts";
 import { objectId, scopeDirName } from "../src/crypto/ids.ts";
@@ -377,5 +379,30 @@ describe("trust regressions (review of 3d5a40a)", () => {
     await rejectsWith(() => v.listSecrets("global"), "corrupt", /larger than/);
     // FORMAT.md §5: an index over 64 MiB is corrupt, whichever listing reads it (listing all scopes used to say io).
     await rejectsWith(() => v.listSecrets(), "corrupt", /larger than/);
+  });
+
+  test("a file that another process appends to while it is read is read whole, not refused as too large", async () => {
+    // A scope's metadata.log grows under readers, who take no lock; each read used to fail with EFBIG (an index
+    // "larger than 64 MiB", so corrupt) whenever a record landed between its stat and its read.
+    const path = join(tempDir("grow"), "metadata.log");
+    writeFileSync(path, "x".repeat(1000));
+    const appender = spawn("node", [
+      "-e",
+      `const fs = require("fs"); const fd = fs.openSync(${JSON.stringify(path)}, "a");
+       const end = Date.now() + 1000; while (Date.now() < end) fs.writeSync(fd, "y".repeat(37));`,
+    ], { stdio: "ignore" });
+    const ended = new Promise((r) => appender.on("close", r));
+    let reads = 0;
+    let last = 0;
+    const until = Date.now() + 1_000;
+    while (Date.now() < until && reads < 5_000) {
+      const bytes = await defaultFileSystem.readFile(path, 64 * 1024 * 1024);
+      assert.ok(bytes.length >= last, "a later read is never shorter");
+      last = bytes.length;
+      reads++;
+    }
+    await ended;
+    assert.ok(reads > 0);
+    assert.ok(statSync(path).size > 1000, "the other process appended while the file was read");
   });
 });

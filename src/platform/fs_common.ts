@@ -151,8 +151,9 @@ export function readBounded(
     if (got === 0) break;
     n += got;
     if (n === out.length) {
-      if (maxBytes !== undefined) throw tooBig(path, n, maxBytes);
-      const grown = new Uint8Array(out.length * 2);
+      // Grown since the stat (a log another process appends to): read on, up to the cap.
+      if (maxBytes !== undefined && n > maxBytes) throw tooBig(path, n, maxBytes);
+      const grown = new Uint8Array(maxBytes === undefined ? n * 2 : Math.min(n * 2, maxBytes + 1));
       grown.set(out);
       out = grown;
     }
