@@ -164,6 +164,31 @@ describe("multi-process", () => {
     vault.close();
   });
 
+  test("a reader listing a scope while another process writes into it: every list succeeds and only grows", async () => {
+    // Readers take no lock; the writer appends to the scope's metadata.log under them. A read of the log that a
+    // record landed in between its stat and its read used to fail as "corrupt: larger than 64 MiB".
+    const root = join(tempDir("mp-list"), "vault");
+    const reader = await Vault.open({ root, kek: KEK, backend: "encrypted_file" });
+    await reader.putSecret("global", "seed", "s");
+    const writer = startWorker(RUNTIME_NAMES[1]!, root, 0, 300, Date.now() + 1_000, ["global"]);
+    let finished = false;
+    const done = writer.done.finally(() => (finished = true));
+    let lists = 0;
+    let seen = 0;
+    while (!finished) {
+      await new Promise((r) => setTimeout(r, 0)); // let the worker's pipes and exit through
+      const listed = await reader.listSecrets("global");
+      assert.ok(listed.length >= seen, "a later list never holds fewer secrets");
+      seen = listed.length;
+      lists++;
+    }
+    const r = await done;
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await reader.listSecrets("global")).length, 301);
+    assert.ok(lists > 0);
+    reader.close();
+  });
+
   test("writers SIGKILLed at random: acknowledged puts survive, no lock blocks the next writer", async () => {
     const root = join(tempDir("crash"), "vault");
     const all = new Map<string, string>();
