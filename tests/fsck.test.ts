@@ -415,5 +415,59 @@ for (const target of ownTargets()) {
       assert.equal(existsSync(`${bad}.corrupt-1`), true);
       assert.equal((await cli(["fsck"])).code, 0);
     });
+
+    test("a set, an overwrite and a delete that another process makes while fsck runs are no findings, and a repair reports nothing it did not do", async () => {
+      const dir = tempDir("fsck-live");
+      const env = cliEnv(dir);
+      await seedIdentity(env.PALYRA_IDENTITY_DIR);
+      const cmd = await CLI_TARGETS[target]();
+      const cli = async (args: string[], input?: string) => {
+        const r = await run([...cmd, ...args], { env, cwd: dir, ...(input === undefined ? {} : { input }) });
+        assert.equal(r.code, 0, `palyra-secrets ${args.join(" ")}: ${r.stderr}`);
+      };
+      await cli(["set", "global/a"], "va");
+      await cli(["set", "global/b"], "vb");
+      const root = env.PALYRA_VAULT_DIR;
+      // After fsck has read the indexes and before it lists the objects: a new secret (its object not yet in the
+      // index fsck read) and a deleted one (its object gone from an index fsck read before the delete).
+      let during: (() => Promise<void>) | undefined;
+      let listings = 0;
+      const fs: FileSystem = {
+        ...defaultFileSystem,
+        async readDir(p) {
+          // The first listing of objects/ looks for leftovers, before the indexes are read; the second is the scan.
+          if (p === join(root, "objects") && during !== undefined && ++listings % 2 === 0) {
+            const run = during;
+            during = undefined;
+            await run();
+          }
+          return defaultFileSystem.readDir(p);
+        },
+      };
+      const vault = await Vault.open({
+        root,
+        identityRoot: env.PALYRA_IDENTITY_DIR,
+        backend: "encrypted_file",
+        host: { fs },
+      });
+      during = async () => {
+        await cli(["set", "global/c"], "vc");
+        await cli(["delete", "global/b"]);
+        await cli(["set", "global/a", "--force"], "a longer value than before");
+      };
+      const report = await checkVault(vault);
+      assert.equal(during, undefined, "the other process ran during the check");
+      assert.deepEqual(report.findings.map((f) => `${f.code} ${f.key}`), []);
+      during = async () => {
+        await cli(["set", "global/d"], "vd");
+        await cli(["delete", "global/a"]);
+        await cli(["set", "global/c", "--force"], "c, longer now");
+      };
+      const repaired = await checkVault(vault, { repair: true });
+      assert.equal(during, undefined, "the other process ran during the repair");
+      assert.deepEqual(repaired.findings.map((f) => `${f.code} ${f.key} ${f.repair}`), []);
+      assert.deepEqual((await vault.listSecrets()).map((m) => m.key), ["c", "d"]);
+      vault.close();
+    });
   });
 }
