@@ -42,6 +42,26 @@ function failingFs(failWhen: (path: string) => boolean): FileSystem {
 const objectsStore = (root: string) => JSON.parse(readFileSync(join(root, "objects", "objects.store.json"), "utf8"));
 
 /** A pid that belonged to a process that has exited. */
+/**
+ * A file system on which a scoped writer's lock folder appears in a scope folder of the retired layout
+ * (`.scopes.migrated/s_…`) each time the migration has listed it, up to `times` times.
+ */
+function lockFolderInOldLayout(times: number) {
+  let planted = 0;
+  const fs: FileSystem = {
+    ...defaultFileSystem,
+    async readDir(p) {
+      const names = await defaultFileSystem.readDir(p);
+      if (planted < times && /[\\/]\.scopes\.migrated[\\/]s_[0-9a-f]{32}$/.test(p)) {
+        planted++;
+        mkdirSync(join(p, `.metadata.lock.${String(planted).padStart(16, "0")}.tmp`));
+      }
+      return names;
+    },
+  };
+  return { fs, planted: () => planted };
+}
+
 function deadPid(): number {
   const r = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" });
   return Number(r.stdout);
@@ -360,20 +380,9 @@ describe("migrate", () => {
     const root = join(dir, "vault");
     const identityRoot = join(dir, "identity");
     const values = await populate(root, identityRoot, 4);
-    let planted = 0;
-    const fs: FileSystem = {
-      ...defaultFileSystem,
-      async readDir(p) {
-        const names = await defaultFileSystem.readDir(p);
-        if (planted === 0 && /[\\/]\.scopes\.migrated[\\/]s_[0-9a-f]{32}$/.test(p)) {
-          planted++;
-          mkdirSync(join(p, ".metadata.lock.0123456789abcdef.tmp"));
-        }
-        return names;
-      },
-    };
-    const r = await migrateVault({ root, identityRoot, to: "palyra", host: { fs } });
-    assert.equal(planted, 1, "the folder was planted while the old layout was removed");
+    const straggler = lockFolderInOldLayout(1);
+    const r = await migrateVault({ root, identityRoot, to: "palyra", host: { fs: straggler.fs } });
+    assert.equal(straggler.planted(), 1, "the folder was planted while the old layout was removed");
     assert.deepEqual(r, { from: "scoped", to: "palyra", secrets: 4, alreadyDone: false, resumed: false });
     assert.deepEqual(
       readdirSync(root).sort(),
@@ -389,25 +398,14 @@ describe("migrate", () => {
     const identityRoot = join(dir, "identity");
     const values = await populate(root, identityRoot, 4);
     // A lock folder that comes back every time the old layout is listed.
-    let planted = 0;
-    const fs: FileSystem = {
-      ...defaultFileSystem,
-      async readDir(p) {
-        const names = await defaultFileSystem.readDir(p);
-        if (/[\\/]\.scopes\.migrated[\\/]s_[0-9a-f]{32}$/.test(p)) {
-          planted++;
-          mkdirSync(join(p, `.metadata.lock.${String(planted).padStart(16, "0")}.tmp`));
-        }
-        return names;
-      },
-    };
+    const straggler = lockFolderInOldLayout(Infinity);
     const e = await rejectsWith(
-      () => migrateVault({ root, identityRoot, to: "palyra", host: { fs } }),
+      () => migrateVault({ root, identityRoot, to: "palyra", host: { fs: straggler.fs } }),
       "io",
       /failed after it moved to the palyra layout: remove the old layout failed/,
     );
     assert.match(e.hint ?? "", /every secret; run palyra-secrets migrate --to palyra again/);
-    assert.ok(planted > 1, "listed again before giving up");
+    assert.ok(straggler.planted() > 1, "listed again before giving up");
     assert.equal((await verify(root, identityRoot, values)).layout, "palyra");
     const again = await migrateVault({ root, identityRoot, to: "palyra" });
     assert.deepEqual(again, { from: "scoped", to: "palyra", secrets: 4, alreadyDone: false, resumed: true });

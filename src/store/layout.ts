@@ -150,3 +150,26 @@ export async function inTurn<T>(lockPath: string, action: () => Promise<T>): Pro
     if (turns.get(lockPath) === turn) turns.delete(lockPath);
   }
 }
+
+/**
+ * Takes a lock with `take` and runs `action` holding it, as `VaultLayout.locked` promises: when taking it fails,
+ * `recheck` runs first, so that a folder another process migrated meanwhile is reported as such (§6.6).
+ */
+export async function whileHolding<T>(
+  take: () => Promise<{ release(): Promise<void> }>,
+  action: () => Promise<T>,
+  recheck: (() => Promise<void>) | undefined,
+): Promise<T> {
+  let lock;
+  try {
+    lock = await take();
+  } catch (e) {
+    await recheck?.();
+    throw e;
+  }
+  try {
+    return await action();
+  } finally {
+    await lock.release();
+  }
+}

@@ -15,7 +15,7 @@ import { type EntryMaker, MAX_INDEX_BYTES } from "./scope_index.ts";
 import { sameBytes } from "../crypto/encoding.ts";
 import { toTaggedScope, type VaultScope } from "../scope.ts";
 import type { BlobBackend } from "../backends/backend.ts";
-import { type IndexView, inTurn, type VaultLayout } from "./layout.ts";
+import { type IndexView, inTurn, type VaultLayout, whileHolding } from "./layout.ts";
 import { encodePalyraIndex, type PalyraEntry, parsePalyraIndex } from "./palyra_index.ts";
 import { acquirePalyraLock } from "./palyra_lock.ts";
 import { MAX_OBJECTS_STORE_BYTES, parseObjectsStore } from "./palyra_objects.ts";
@@ -51,21 +51,17 @@ export class PalyraLayout implements VaultLayout {
     action: () => Promise<T>,
     recheck?: () => Promise<void>,
   ): Promise<T> {
-    return inTurn(join(this.root, FILES.palyraLock), async () => {
-      const lock = await acquirePalyraLock(processLockHost(this.fs), this.root, {
-        timeoutMs: this.limits.lockTimeoutMs,
-        staleAfterMs: this.limits.staleAfterMs,
-      }).catch(async (e) => {
-        // A migration holds this lock while it runs: a writer that waited it out is told so.
-        await recheck?.();
-        throw e;
-      });
-      try {
-        return await action();
-      } finally {
-        await lock.release();
-      }
-    });
+    // A migration holds this lock while it runs: a writer that waited it out in vain is told so (recheck).
+    return inTurn(join(this.root, FILES.palyraLock), () =>
+      whileHolding(
+        () =>
+          acquirePalyraLock(processLockHost(this.fs), this.root, {
+            timeoutMs: this.limits.lockTimeoutMs,
+            staleAfterMs: this.limits.staleAfterMs,
+          }),
+        action,
+        recheck,
+      ));
   }
 
   async #entries(): Promise<PalyraEntry[]> {

@@ -12,7 +12,7 @@ import type { FileSystem } from "../platform/fs.ts";
 import { secureDir, secureFoundDir } from "./folders.ts";
 import type { EntryMaker, ScopeState } from "./scope_index.ts";
 import type { BlobBackend } from "../backends/backend.ts";
-import { type IndexView, inTurn, type VaultLayout } from "./layout.ts";
+import { type IndexView, inTurn, type VaultLayout, whileHolding } from "./layout.ts";
 
 let indexModule: Promise<typeof import("./scope_writer.ts")> | undefined;
 
@@ -72,7 +72,20 @@ export class ScopedLayout implements VaultLayout {
     const path = join(dir, FILES.scopeLock);
     return inTurn(path, async () => {
       try {
-        return await this.#holding(scope, dir, path, action, recheck);
+        // A migration's commit removes scopes/ with the folder this writer is locking in it (recheck).
+        return await whileHolding(
+          async () => {
+            await secureDir(this.fs, dir, `folder of scope ${JSON.stringify(scope)}`);
+            const { acquireLock } = await indexCode();
+            return await acquireLock(this.fs, path, {
+              timeoutMs: this.limits.lockTimeoutMs,
+              staleAfterMs: this.limits.staleAfterMs,
+              what: `scope ${JSON.stringify(scope)}`,
+            });
+          },
+          action,
+          recheck,
+        );
       } catch (e) {
         // A write refused because the folder was migrated must not leave scopes/ behind in it.
         if (VaultError.is(e, "conflict")) {
@@ -81,34 +94,6 @@ export class ScopedLayout implements VaultLayout {
         throw e;
       }
     });
-  }
-
-  async #holding<T>(
-    scope: string,
-    dir: string,
-    path: string,
-    action: () => Promise<T>,
-    recheck: (() => Promise<void>) | undefined,
-  ): Promise<T> {
-    let lock;
-    try {
-      await secureDir(this.fs, dir, `folder of scope ${JSON.stringify(scope)}`);
-      const { acquireLock } = await indexCode();
-      lock = await acquireLock(this.fs, path, {
-        timeoutMs: this.limits.lockTimeoutMs,
-        staleAfterMs: this.limits.staleAfterMs,
-        what: `scope ${JSON.stringify(scope)}`,
-      });
-    } catch (e) {
-      // A migration's commit removes scopes/ with the folder this writer is locking in it.
-      await recheck?.();
-      throw e;
-    }
-    try {
-      return await action();
-    } finally {
-      await lock.release();
-    }
   }
 
   async readIndex(scope: string): Promise<IndexView> {
