@@ -359,7 +359,6 @@ async function scan(ctx: Context, layout: VaultLayout | undefined, repair: boole
     const now = await entries;
     return now === null ? null : now.get(key);
   };
-  const present = async (path: string) => (await fs.lstat(path)) !== undefined;
   /** Findings a writer's own change explained after all (a set or a delete in flight): left out of the report. */
   const explained = new Set<FsckFinding>();
   const orphanOf = new Map<ObjectState, FsckFinding>();
@@ -388,7 +387,9 @@ async function scan(ctx: Context, layout: VaultLayout | undefined, repair: boole
       if (obj === undefined) {
         // Deleted since the index was read, or written since the objects were listed.
         const now = await entryNow(scope, entry.key);
-        if (now === undefined || (now !== null && await present(join(objectsDir, entry.object_id)))) continue;
+        if (now === undefined || (now !== null && (await fs.lstat(join(objectsDir, entry.object_id))) !== undefined)) {
+          continue;
+        }
         const f = found({
           code: "missing_object",
           path: join(objectsDir, entry.object_id),

@@ -230,30 +230,33 @@ function layoutOf(parts: MigrationParts, name: LayoutName): VaultLayout {
     );
 }
 
-/** A failure to clear the old layout away: the vault is already in the new one, with every secret. */
-function afterCommit(root: string, to: LayoutName, e: unknown): VaultError {
-  const code = e instanceof VaultError ? e.code : "io";
-  const why = e instanceof Error ? e.message : String(e);
-  return new VaultError(code, `migrate vault "${root}" failed after it moved to the ${to} layout: ${why}`, {
-    hint: `the vault is in the ${to} layout with every secret; run palyra-secrets migrate --to ${to} again to ` +
-      "remove what is left of the old one (writers are held off until then)",
-    cause: e,
-  });
-}
-
-/** Removes what is left of the old layout once the new one is the vault, then the marker. */
+/**
+ * Removes what is left of the old layout once the new one is the vault, then the marker. It runs after the commit:
+ * a failure says the vault moved, with every secret, and that running `migrate` again finishes.
+ */
 async function retire(parts: MigrationParts, from: LayoutName, keep: ReadonlySet<string>): Promise<void> {
   const { fs, root } = parts;
-  await removeTree(fs, join(root, RETIRED[from]));
-  if (from === "palyra") await fs.remove(join(root, PALYRA_OBJECTS_STORE)).catch(() => false);
-  // Object files no index names: the scoped layout's objects after a move to Palyra's, legacy ones after the reverse.
-  const objectsDir = join(root, FILES.objectsDir);
-  for (const name of await fs.readDir(objectsDir).catch(() => [] as string[])) {
-    if (isObjectId(name) && !keep.has(name)) await fs.remove(join(objectsDir, name));
+  try {
+    await removeTree(fs, join(root, RETIRED[from]));
+    if (from === "palyra") await fs.remove(join(root, PALYRA_OBJECTS_STORE)).catch(() => false);
+    // Object files no index names: the scoped layout's objects after a move to Palyra's, legacy ones after the reverse.
+    const objectsDir = join(root, FILES.objectsDir);
+    for (const name of await fs.readDir(objectsDir).catch(() => [] as string[])) {
+      if (isObjectId(name) && !keep.has(name)) await fs.remove(join(objectsDir, name));
+    }
+    await fs.syncDir(objectsDir).catch(() => {});
+    await fs.remove(join(root, FILES.migrationMarker));
+    await fs.syncDir(root);
+  } catch (e) {
+    const to: LayoutName = from === "scoped" ? "palyra" : "scoped";
+    const code = e instanceof VaultError ? e.code : "io";
+    const why = e instanceof Error ? e.message : String(e);
+    throw new VaultError(code, `migrate vault "${root}" failed after it moved to the ${to} layout: ${why}`, {
+      hint: `the vault is in the ${to} layout with every secret; run palyra-secrets migrate --to ${to} again to ` +
+        "remove what is left of the old one (writers are held off until then)",
+      cause: e,
+    });
   }
-  await fs.syncDir(objectsDir).catch(() => {});
-  await fs.remove(join(root, FILES.migrationMarker));
-  await fs.syncDir(root);
 }
 
 /**
@@ -316,9 +319,7 @@ export async function migrate(parts: MigrationParts, to: LayoutName): Promise<Mi
     }
     // Committed before the crash: only the old layout's remains and the marker are left to remove.
     const live = await layoutOf(parts, to).list(scopeEntry);
-    await retire(parts, from, new Set(to === "scoped" ? live.map((e) => e.object_id) : [])).catch((e) => {
-      throw afterCommit(root, to, e);
-    });
+    await retire(parts, from, new Set(to === "scoped" ? live.map((e) => e.object_id) : []));
     return { from, to, secrets: live.length, alreadyDone: false, resumed };
   }
   if (to === "palyra") {
@@ -352,9 +353,7 @@ export async function migrate(parts: MigrationParts, to: LayoutName): Promise<Mi
       if (await exists(fs, defining)) await fs.rename(defining, join(root, RETIRED[from]));
       committed = true;
       await fs.syncDir(root);
-      await retire(parts, from, new Set(to === "scoped" ? target.map((e) => e.object_id) : [])).catch((e) => {
-        throw afterCommit(root, to, e);
-      });
+      await retire(parts, from, new Set(to === "scoped" ? target.map((e) => e.object_id) : []));
       return { from, to, secrets: target.length, alreadyDone: false, resumed };
     } catch (e) {
       // Failed before the commit: the old layout is still the vault; take the half-made new one away.

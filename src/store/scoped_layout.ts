@@ -142,10 +142,7 @@ export class ScopedLayout implements VaultLayout {
   async list<E extends { scope: string; key: string }>(make: EntryMaker<E>, scope?: string): Promise<E[]> {
     if (scope !== undefined) {
       const dir = this.#dir(scope);
-      const info = await this.fs.lstat(dir).catch((e) => {
-        throw fsError("inspect scope folder", dir, e);
-      });
-      if (info === undefined) return [];
+      // Absent, or gone since a migration took scopes/ away: nothing to list here.
       if (!(await secureFoundDir(this.fs, dir, `folder of scope ${JSON.stringify(scope)}`))) return [];
       const { readScopeEntries } = await indexCode();
       return (await readScopeEntries(this.fs, dir, scope, make))?.entries ?? [];
