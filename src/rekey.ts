@@ -12,6 +12,8 @@ import { kekId, KEY_BYTES } from "./crypto/kdf.ts";
 import { pinnedCopy } from "./crypto/sensitive.ts";
 import { identityKek, loadOrCreateIdentity } from "./store/identity_store.ts";
 import { scopeEntry } from "./store/scope_index.ts";
+import { checkKekRecord, readKekRecord, writeKekRecord } from "./store/kek_record.ts";
+import { drainScopeWriters } from "./store/scoped_layout.ts";
 import { Vault } from "./vault.ts";
 
 /**
@@ -92,6 +94,16 @@ export async function rekeyVault(vault: Vault, options: RekeyOptions): Promise<R
     const oldKek = await parts.kek();
     const newId = kekId(newKek);
     const layout = parts.layout;
+    // The key record names the new key first: from then on a writer with the old key is refused (§5.7). Once
+    // every writer that read the old record has released its scope's lock, no secret is sealed under the old key
+    // that the list below does not name.
+    const recorded = await readKekRecord(parts.fs, parts.root);
+    const oldId = kekId(oldKek);
+    if (recorded !== undefined && recorded !== oldId && recorded !== newId) {
+      await checkKekRecord(parts.fs, parts.root, oldId, action);
+    }
+    if (recorded !== newId) await writeKekRecord(parts.fs, parts.root, newId);
+    await drainScopeWriters(parts.fs, parts.root, parts.limits);
     const entries = await layout.list(scopeEntry);
     const failed: string[] = [];
     let rewrapped = 0;

@@ -32,6 +32,7 @@ import type { LayoutName, VaultLayout } from "./store/layout.ts";
 import type { PalyraLayout } from "./store/palyra_layout.ts";
 import type { PalyraObjects } from "./store/palyra_objects.ts";
 import { ScopedLayout } from "./store/scoped_layout.ts";
+import { checkKekRecord, createKekRecord } from "./store/kek_record.ts";
 import { detectLayout, detectSettled } from "./store/detect.ts";
 import type { MigrateResult, MigrationParts } from "./store/migrate.ts";
 import type { BackendKind, BlobBackend } from "./backends/backend.ts";
@@ -565,6 +566,8 @@ export class Vault {
       }
       await this.#layout.create();
       if (recordKind !== undefined) {
+        // A new vault records its key; one another process created first keeps that process's record.
+        if (this.#layout.writesKekId) await createKekRecord(this.#fs, this.root, this.#cipher!.kekId);
         const winner = await recordBackend(this.root, recordKind, host);
         if (winner !== undefined) this.#layout = this.#pending.layoutFor(winner);
         this.#pending = { ...this.#pending, recordKind: undefined };
@@ -733,8 +736,11 @@ export class Vault {
         );
       }
       const id = objectId(s, k);
+      const what = `put secret "${k}" in scope ${JSON.stringify(s)}`;
       return await layout.locked(s, "write", async () => {
         await this.#checkLayout();
+        // Under the lock, so that a rekey, which writes the record before it takes each scope's lock, is seen.
+        if (layout.writesKekId) await checkKekRecord(this.#fs, this.root, cipher.kekId, what);
         const index = await layout.readIndex(s);
         const old = index.find(s, k);
         // A new key has no previous object to compare with or to put back on a failure.
@@ -761,7 +767,6 @@ export class Vault {
           }
           replaced = !same;
         }
-        const what = `put secret "${k}" in scope ${JSON.stringify(s)}`;
         try {
           await backend.put(id, envelope);
         } catch (e) {

@@ -9,6 +9,7 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { migrateVault, Vault } from "../src/vault.ts";
 import { checkVault } from "../src/fsck.ts";
+import { rekeyVault } from "../src/rekey.ts";
 import { hex, ROOT, RUNTIME_NAMES, RUNTIMES, tempDir, testKek } from "./helpers.ts";
 
 const KEK = testKek(9);
@@ -74,8 +75,8 @@ function startWorker(
 }
 
 /** Every acknowledged put reads back exactly; the vault lists consistently. */
-async function verify(root: string, acked: Map<string, string>): Promise<Vault> {
-  const vault = await Vault.open({ root, kek: KEK, backend: "encrypted_file", lockTimeoutMs: 5_000 });
+async function verify(root: string, acked: Map<string, string>, kek = KEK): Promise<Vault> {
+  const vault = await Vault.open({ root, kek, backend: "encrypted_file", lockTimeoutMs: 5_000 });
   for (const [ref, value] of acked) {
     using got = await vault.resolve(ref);
     assert.equal(hex(got.bytes), value, ref);
@@ -220,6 +221,41 @@ describe("multi-process", () => {
     assert.equal(all.size, 301);
     const after = await verify(root, all);
     assert.equal((await after.listSecrets()).length, 301);
+    assert.deepEqual((await checkVault(after)).findings, []);
+    after.close();
+    vault.close();
+  });
+
+  test("writers of all three runtimes that keep the old key while another process re-keys the vault: every acknowledged put opens with the new key", async () => {
+    // A writer that still holds the old key used to go on sealing under it after the re-key had passed its scope:
+    // secrets the new key cannot open, lost once the old key is thrown away.
+    const root = join(tempDir("mp-rekey"), "vault");
+    const vault = await Vault.open({ root, kek: KEK, backend: "encrypted_file" });
+    await vault.putSecret("global", "seed", "s");
+    const startAt = Date.now() + 2_000;
+    const workers = RUNTIME_NAMES.map((rt, i) => startWorker(rt, root, i, 120, startAt, SCOPES, "scoped", "reopen"));
+    let running = workers.length;
+    const results = Promise.all(workers.map((w) => w.done.finally(() => running--)));
+    // Re-key once the writers are well under way (this process is the other one).
+    while (running > 0 && (await vault.listSecrets()).length < 40) await new Promise((r) => setTimeout(r, 5));
+    assert.ok(running > 0, "the writers were still running when the re-key began");
+    const newKek = testKek(10);
+    await rekeyVault(vault, { toKek: newKek });
+    const all = new Map<string, string>([["global/seed", hex(new TextEncoder().encode("s"))]]);
+    let refused = 0;
+    for (const r of await results) {
+      assert.equal(r.code, 0, r.stderr);
+      for (const [k, v] of r.acked) all.set(k, v);
+      for (const line of r.other) {
+        // A put refused for its key; a read-back of a secret the re-key had already moved to the new key.
+        if (line === "read ok" || /^read crypto /.test(line)) continue;
+        assert.match(line, /^err identity .*kek_id/, line);
+        refused++;
+      }
+    }
+    const after = await verify(root, all, newKek);
+    assert.equal((await after.listSecrets()).length, all.size, "nothing but what was acknowledged");
+    assert.ok(refused > 0, "some puts came after the re-key");
     assert.deepEqual((await checkVault(after)).findings, []);
     after.close();
     vault.close();

@@ -12,6 +12,7 @@ import { migrateVault, Vault } from "../src/vault.ts";
 import { diagnose } from "../src/doctor.ts";
 import { defaultFileSystem, type FileSystem } from "../src/platform/fs.ts";
 import { objectId } from "../src/crypto/ids.ts";
+import { kekId } from "../src/crypto/kdf.ts";
 import { sealEnvelope } from "../src/crypto/envelope.ts";
 import { runnerWithEnv } from "../src/platform/subprocess.ts";
 import {
@@ -368,8 +369,14 @@ describe("migrate", () => {
     assert.equal((await migrateVault({ root, identityRoot, to: "palyra" })).alreadyDone, true);
     const back = await migrateVault({ root, identityRoot, to: "scoped" });
     assert.equal(back.secrets, 9);
-    assert.deepEqual(readdirSync(root).sort(), ["backend.kind", "objects", "scopes"]);
-    assert.equal((await verify(root, identityRoot, values)).layout, "scoped");
+    assert.deepEqual(readdirSync(root).sort(), ["backend.kind", "kek.id", "objects", "scopes"]);
+    const vault = await verify(root, identityRoot, values);
+    assert.equal(vault.layout, "scoped");
+    // The key record came back with the scoped layout (docs/FORMAT.md §5.7): a writer with another key is refused.
+    const kek = await (await Vault._parts(vault, "read the key")).kek();
+    assert.equal(readFileSync(join(root, "kek.id"), "utf8"), kekId(kek));
+    const other = await Vault.open({ root, kek: new Uint8Array(32).fill(3) });
+    await rejectsWith(() => other.putSecret("global", "other", "x"), "identity", /kek_id/);
   });
 
   test("a writer's lock folder that lands in the old layout while the migration removes it does not fail it", async () => {

@@ -7,12 +7,13 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Buffer } from "node:buffer";
 import process from "node:process";
 import { Vault } from "../src/vault.ts";
 import { rekeyVault } from "../src/rekey.ts";
+import { kekId } from "../src/crypto/kdf.ts";
 import { CLI_TARGETS, ownTargets } from "./cli_targets.ts";
 import { cliEnv, randomBytes, rejectsWith, run, seedIdentity, tempDir, testKek } from "./helpers.ts";
 
@@ -97,6 +98,73 @@ describe("rekey (library)", () => {
     assert.equal(got.text(), "tok-1d");
     const old = await Vault.open({ root, identityRoot: join(dir, "old-id") });
     await rejectsWith(() => old.getSecret("global", "token"), "crypto", /kek_id/);
+  });
+
+  test("a handle that still holds the old key refuses to seal a secret once another process re-keyed the vault", async () => {
+    const dir = tempDir("rekey-stale");
+    const env = cliEnv(dir);
+    await seedIdentity(env.PALYRA_IDENTITY_DIR);
+    // A long-lived handle (a daemon) opened with the identity before the re-key.
+    const stale = await Vault.open({ root: env.PALYRA_VAULT_DIR, identityRoot: env.PALYRA_IDENTITY_DIR });
+    for (let i = 0; i < 3; i++) await stale.putSecret("ws:acme", `k${i}`, value(i));
+    const newKek = randomBytes(32);
+    const kekFile = join(dir, "kek.hex");
+    writeFileSync(kekFile, Buffer.from(newKek).toString("hex") + "\n");
+    const cli = await CLI_TARGETS[ownTargets()[0]!]();
+    const rekeyed = await run([...cli, "rekey", "--to-kek-file", kekFile], { env });
+    assert.equal(rekeyed.code, 0, rekeyed.stderr);
+    // Its writes, into a scope the re-key went through or into a new one, would be sealed under the old key.
+    await rejectsWith(() => stale.putSecret("ws:acme", "k0", "rotated token"), "identity", /re-keyed|kek_id/);
+    await rejectsWith(() => stale.putSecret("ws:acme", "late", "late token"), "identity", /kek_id/);
+    await rejectsWith(() => stale.putSecret("skill:new", "late", "late token"), "identity", /kek_id/);
+    // So does the CLI run with the identity the vault was re-keyed away from; with the new key it writes.
+    const oldSet = await run([...cli, "set", "ws:acme", "cli_late"], { env, input: "from the cli" });
+    assert.equal(oldSet.code, 1, oldSet.stderr);
+    assert.match(oldSet.stderr, /identity: .*kek_id/);
+    assert.match(oldSet.stderr, /--kek-file|--identity-dir/);
+    const newSet = await run([...cli, "set", "ws:acme", "cli_new", "--kek-file", kekFile], { env, input: "fresh" });
+    assert.equal(newSet.code, 0, newSet.stderr);
+    // Every secret the vault holds opens with the new key; nothing the stale handle tried was kept.
+    const fresh = await Vault.open({ root: env.PALYRA_VAULT_DIR, kek: newKek });
+    const listed = (await fresh.listSecrets()).map((m) => `${m.scope}/${m.key}`);
+    assert.deepEqual(listed, ["ws:acme/cli_new", "ws:acme/k0", "ws:acme/k1", "ws:acme/k2"]);
+    for (const ref of listed) (await fresh.resolve(ref)).dispose();
+    using k0 = await fresh.getSecret("ws:acme", "k0");
+    assert.equal(k0.text(), value(0));
+    // A delete seals nothing: the stale handle may still remove a secret.
+    assert.equal(await stale.deleteSecret("ws:acme", "k2"), true);
+    stale.close();
+    fresh.close();
+  });
+
+  test("a vault refuses writes sealed with a key other than its own, and takes the key's record from rekey", async () => {
+    const root = join(tempDir("rekey-other"), "vault");
+    const vault = await Vault.open({ root, kek: testKek(5), backend: "encrypted_file" });
+    await vault.putSecret("global", "a", "made with key 5");
+    const kekRecord = join(root, "kek.id");
+    // The vault records its key's id when it is created.
+    assert.equal(readFileSync(kekRecord, "utf8"), kekId(testKek(5)));
+    assert.equal(statSync(kekRecord).mode & 0o777, 0o600);
+    const other = await Vault.open({ root, kek: testKek(6) });
+    await rejectsWith(() => other.putSecret("global", "b", "made with key 6"), "identity", /kek_id/);
+    assert.equal((await vault.listSecrets()).length, 1);
+    // A vault written before the record existed takes writes as it did; its first rekey records the key.
+    const older = join(tempDir("rekey-older"), "vault");
+    const v1 = await Vault.open({ root: older, kek: testKek(5), backend: "encrypted_file" });
+    await v1.putSecret("global", "a", "made with key 5");
+    rmSync(join(older, "kek.id"));
+    const v2 = await Vault.open({ root: older, kek: testKek(5) });
+    await v2.putSecret("global", "b", "still key 5");
+    assert.equal(existsSync(join(older, "kek.id")), false);
+    const done = await rekeyVault(v2, { toKek: testKek(7) });
+    assert.equal(readFileSync(join(older, "kek.id"), "utf8"), done.kekId);
+    await rejectsWith(() => v1.putSecret("global", "c", "key 5 again"), "identity", /kek_id/);
+    // A re-key from a key that is neither the vault's nor the target refuses before it changes anything.
+    await rejectsWith(() => rekeyVault(other, { toKek: testKek(8) }), "identity", /kek_id/);
+    assert.equal(readFileSync(kekRecord, "utf8"), kekId(testKek(5)));
+    using a = await vault.getSecret("global", "a");
+    assert.equal(a.text(), "made with key 5");
+    for (const v of [vault, other, v1, v2]) v.close();
   });
 
   test("a damaged envelope is named, the others are re-keyed; bad options are refused", async () => {

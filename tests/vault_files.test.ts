@@ -13,6 +13,7 @@ import { defaultFileSystem } from "../src/platform/fs.ts";
 import type { BlobBackend } from "../src/backends/backend.ts";
 import { MemoryBackend } from "../src/backends/memory.ts";
 import { objectId, scopeDirName } from "../src/crypto/ids.ts";
+import { kekId } from "../src/crypto/kdf.ts";
 import { openEnvelope } from "../src/crypto/envelope.ts";
 import { rejectsWith, tempDir, testKek } from "./helpers.ts";
 
@@ -43,7 +44,9 @@ describe("vault folder", () => {
     await vault.putSecret("ws:acme", "b_key", "bee");
     await vault.putSecret("ws:acme", "a_key", "ay");
     assert.equal(readFileSync(join(root, "backend.kind"), "utf8"), "encrypted_file");
-    assert.deepEqual(readdirSync(root).sort(), ["backend.kind", "objects", "scopes"]);
+    assert.deepEqual(readdirSync(root).sort(), ["backend.kind", "kek.id", "objects", "scopes"]);
+    // The key record names the key the vault is sealed under (docs/FORMAT.md §5.7).
+    assert.equal(readFileSync(join(root, "kek.id"), "utf8"), kekId(KEK));
     const sdir = scopeDirName("ws:acme");
     assert.deepEqual(readdirSync(join(root, "scopes")), [sdir]);
     // The first write to a scope makes its snapshot; later ones append to its log (docs/FORMAT.md §5.1).

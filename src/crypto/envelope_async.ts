@@ -123,6 +123,11 @@ export class EnvelopeCipher {
     this.#native = native;
   }
 
+  /** The KEK's `kek_id` (docs/FORMAT.md §2). */
+  get kekId(): string {
+    return this.#id;
+  }
+
   /** The runtime's native helpers, asked for only for a large value (they may load a module). */
   async #nativeFor(large: boolean): Promise<NativeCrypto | undefined> {
     return large ? await this.#native?.() : undefined;

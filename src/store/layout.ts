@@ -29,6 +29,8 @@ export type LayoutName = "scoped" | "palyra";
 export const FILES = {
   /** The backend the vault was created with (§5). */
   backendMarker: "backend.kind",
+  /** Scoped layout: the `kek_id` of the key the vault is sealed under (§5.7). */
+  kekRecord: "kek.id",
   /** Scoped layout: one folder per scope, named `s_<hex>` (§5). */
   scopesDir: "scopes",
   /** A scope's index snapshot, inside its scope folder (§5.1). */

@@ -17,7 +17,6 @@ import { isObjectId, objectId, scopeDirName } from "../crypto/ids.ts";
 import { kekId } from "../crypto/kdf.ts";
 import type { FileSystem } from "../platform/fs.ts";
 import { secureDir } from "./folders.ts";
-import { acquireLock } from "./scope_lock.ts";
 import { encodeSnapshot, type IndexEntry, MAX_INDEX_BYTES, scopeEntry } from "./scope_index.ts";
 import { detectLayout } from "./detect.ts";
 import { parseScope, toTaggedScope } from "../scope.ts";
@@ -25,7 +24,8 @@ import type { LayoutName, ScopedEntry, VaultLayout } from "./layout.ts";
 import { encodePalyraIndex, parsePalyraIndex } from "./palyra_index.ts";
 import { PalyraLayout } from "./palyra_layout.ts";
 import { encodeObjectsStore, MAX_OBJECTS_STORE_BYTES, PalyraObjects } from "./palyra_objects.ts";
-import { type LockLimits, ScopedLayout } from "./scoped_layout.ts";
+import { writeKekRecord } from "./kek_record.ts";
+import { drainScopeWriters, type LockLimits, ScopedLayout } from "./scoped_layout.ts";
 import { EncryptedFileBackend } from "../backends/encrypted_file.ts";
 
 /**
@@ -132,24 +132,11 @@ async function readSource(
   return out;
 }
 
-/** Waits for every writer of the scoped layout that took its lock before the marker was written. */
-async function drainScopedWriters(parts: MigrationParts): Promise<void> {
-  const scopes = join(parts.root, FILES.scopesDir);
-  const names = await parts.fs.readDir(scopes).catch(() => [] as string[]);
-  for (const name of names.filter((n) => /^s_[0-9a-f]{32}$/.test(n))) {
-    const lock = await acquireLock(parts.fs, join(scopes, name, FILES.scopeLock), {
-      timeoutMs: parts.limits.lockTimeoutMs,
-      staleAfterMs: parts.limits.staleAfterMs,
-      what: `scope folder "${name}"`,
-    });
-    await lock.release();
-  }
-}
-
 async function writeTarget(
   parts: MigrationParts,
   to: LayoutName,
   entries: ReadonlyArray<ScopedEntry & { envelope: Uint8Array }>,
+  id: string | undefined,
 ): Promise<void> {
   const { fs, root } = parts;
   if (to === "palyra") {
@@ -181,6 +168,8 @@ async function writeTarget(
     await secureDir(fs, dir, `folder of scope ${JSON.stringify(scope)}`);
     await fs.writeFileAtomic(join(dir, FILES.scopeIndex), encodeSnapshot(scope, 1, list));
   }
+  // The scoped layout records the key its envelopes name (§5.7); Palyra's layout has no such file.
+  if (id !== undefined) await writeKekRecord(fs, root, id);
 }
 
 /** Opens every secret through the new layout and checks it holds the value it had. */
@@ -239,6 +228,7 @@ async function retire(parts: MigrationParts, from: LayoutName, keep: ReadonlySet
   try {
     await removeTree(fs, join(root, RETIRED[from]));
     if (from === "palyra") await fs.remove(join(root, PALYRA_OBJECTS_STORE)).catch(() => false);
+    else await fs.remove(join(root, FILES.kekRecord));
     // Object files no index names: the scoped layout's objects after a move to Palyra's, legacy ones after the reverse.
     const objectsDir = join(root, FILES.objectsDir);
     for (const name of await fs.readDir(objectsDir).catch(() => [] as string[])) {
@@ -271,6 +261,7 @@ async function abandon(parts: MigrationParts, target: LayoutName): Promise<void>
     await fs.remove(join(root, PALYRA_OBJECTS_STORE)).catch(() => false);
   } else {
     await removeTree(fs, join(root, FILES.scopesDir));
+    await fs.remove(join(root, FILES.kekRecord));
   }
   await fs.remove(join(root, FILES.migrationMarker));
   await fs.syncDir(root);
@@ -329,7 +320,7 @@ export async function migrate(parts: MigrationParts, to: LayoutName): Promise<Mi
   const run = async (): Promise<MigrateResult> => {
     await fs.writeFileAtomic(join(root, FILES.migrationMarker), utf8(to));
     let committed = false;
-    if (from === "scoped") await drainScopedWriters(parts);
+    if (from === "scoped") await drainScopeWriters(fs, root, parts.limits);
     const source = await readSource(parts, from);
     const kek = source.length > 0 ? await parts.kek() : undefined;
     const id = kek === undefined ? undefined : kekId(kek);
@@ -343,7 +334,7 @@ export async function migrate(parts: MigrationParts, to: LayoutName): Promise<Mi
           : sealEnvelope(kek!, e.scope, e.key, value, "aes_256_gcm", id);
         return { ...e, object_id: objectId(e.scope, e.key), envelope };
       });
-      await writeTarget(parts, to, target);
+      await writeTarget(parts, to, target, id);
       if (kek !== undefined) await verifyTarget(parts, to, kek, values);
       if (to === "palyra" && target.length === 0) {
         await fs.writeFileAtomic(join(root, FILES.palyraIndex), encodePalyraIndex([]));

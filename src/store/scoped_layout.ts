@@ -199,5 +199,24 @@ export class ScopedLayout implements VaultLayout {
   }
 }
 
+/**
+ * Waits until each writer holding a scope's lock now has released it, so that
+ * every writer that read the vault's state (the migration marker, the key
+ * record: docs/FORMAT.md §5.7, §6.6) before the caller changed it has finished.
+ */
+export async function drainScopeWriters(fs: FileSystem, root: string, limits: LockLimits): Promise<void> {
+  const scopes = join(root, FILES.scopesDir);
+  const names = await fs.readDir(scopes).catch(() => [] as string[]);
+  const { acquireLock } = await indexCode();
+  for (const name of names.filter((n) => SCOPE_DIR_RE.test(n))) {
+    const lock = await acquireLock(fs, join(scopes, name, FILES.scopeLock), {
+      timeoutMs: limits.lockTimeoutMs,
+      staleAfterMs: limits.staleAfterMs,
+      what: `scope folder "${name}"`,
+    });
+    await lock.release();
+  }
+}
+
 /** How many scopes' entries a layout keeps between writes. */
 const CACHED_SCOPES = 4;
