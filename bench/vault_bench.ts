@@ -25,6 +25,7 @@ import { vaultCipher } from "../src/store/cipher.ts";
 import { encodeSnapshot, type IndexEntry, parseSnapshot } from "../src/store/scope_index.ts";
 import { defaultFileSystem } from "../src/platform/fs.ts";
 import { utf8 } from "../src/crypto/encoding.ts";
+import { kekId } from "../src/crypto/kdf.ts";
 
 const KEK = new Uint8Array(32).fill(42);
 const SIZES = [10, 1_000, 10_000, 100_000];
@@ -45,6 +46,7 @@ function seed(base: string): void {
       mkdirSync(join(root, "objects"), { recursive: true, mode: 0o700 });
       mkdirSync(join(root, "scopes"), { recursive: true, mode: 0o700 });
       writeFileSync(join(root, "backend.kind"), "encrypted_file\n", { mode: 0o600 });
+      writeFileSync(join(root, "kek.id"), kekId(KEK), { mode: 0o600 }); // as a vault records its key (FORMAT.md §5.7)
       const scopes = new Map<string, IndexEntry[]>();
       const now = Date.now();
       for (let i = 0; i < n; i++) {

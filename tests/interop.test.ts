@@ -8,8 +8,11 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { appendFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { Buffer } from "node:buffer";
 import { Vault } from "../src/vault.ts";
 import { scopeDirName } from "../src/crypto/ids.ts";
+import { kekId } from "../src/crypto/kdf.ts";
+import { rekeyVault } from "../src/rekey.ts";
 import { randomBytes, rejectsWith, run, tempDir } from "./helpers.ts";
 
 const REF = "tests/interop/palyra_vault_ref.py";
@@ -129,6 +132,36 @@ describe("interop with the Python reference implementation", () => {
       JSON.parse(readFileSync(join(root, "scopes", scopeDirName(scope), "metadata.json"), "utf8")).generation >= 3,
     );
     assert.deepEqual(await pyList(), await ours(), "Python reads the library's compacted snapshot and new log");
+  });
+
+  test("the key record (docs/FORMAT.md §5.7): each side refuses to seal under a key the vault does not record", async () => {
+    const root = join(tempDir("interop-kek"), "vault");
+    const [k1, k2, k3] = [1, 2, 3].map((n) => new Uint8Array(32).fill(n)) as [Uint8Array, Uint8Array, Uint8Array];
+    const py = (kek: Uint8Array, args: string[], input?: Uint8Array) =>
+      run(
+        [python, REF, "--root", root, "--kek-hex", Buffer.from(kek).toString("hex"), ...args],
+        input === undefined ? {} : { input },
+      );
+    // Python creates the vault and records its key; the library takes the record.
+    const made = await py(k1, ["put", "global", "from_python"], new TextEncoder().encode("p1"));
+    assert.equal(made.code, 0, made.stderr);
+    assert.equal(readFileSync(join(root, "kek.id"), "utf8").trim(), kekId(k1));
+    const other = await Vault.open({ root, kek: k2 });
+    await rejectsWith(() => other.putSecret("global", "from_k2", "x"), "identity", /kek_id/);
+    const vault = await Vault.open({ root, kek: k1 });
+    await vault.putSecret("global", "from_library", "l1");
+    // The library re-keys; Python with the old key is refused, with the new one it reads and writes.
+    await rekeyVault(vault, { toKek: k3 });
+    const stale = await py(k1, ["put", "global", "late"], new TextEncoder().encode("late"));
+    assert.equal(stale.code, 1);
+    assert.match(stale.stderr, /identity/);
+    const fresh = await py(k3, ["put", "global", "late"], new TextEncoder().encode("late"));
+    assert.equal(fresh.code, 0, fresh.stderr);
+    const got = await py(k3, ["get", "global", "from_library"]);
+    assert.equal(new TextDecoder().decode(got.stdout), "l1");
+    const reopened = await Vault.open({ root, kek: k3 });
+    assert.deepEqual((await reopened.listSecrets()).map((m) => m.key), ["from_library", "from_python", "late"]);
+    for (const v of [other, vault, reopened]) v.close();
   });
 
   test("an object Python moved to another key is rejected by the library", async () => {

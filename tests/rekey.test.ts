@@ -148,6 +148,12 @@ describe("rekey (library)", () => {
     const other = await Vault.open({ root, kek: testKek(6) });
     await rejectsWith(() => other.putSecret("global", "b", "made with key 6"), "identity", /kek_id/);
     assert.equal((await vault.listSecrets()).length, 1);
+    // A record that names no key is corrupt: nothing is written until it is fixed.
+    writeFileSync(kekRecord, "not a key id");
+    await rejectsWith(() => vault.putSecret("global", "b", "x"), "corrupt", /kek\.id/);
+    writeFileSync(kekRecord, kekId(testKek(5)).toUpperCase() + "\n"); // letter case and white space are not part of it
+    await vault.putSecret("global", "b", "made with key 5");
+    await vault.deleteSecret("global", "b");
     // A vault written before the record existed takes writes as it did; its first rekey records the key.
     const older = join(tempDir("rekey-older"), "vault");
     const v1 = await Vault.open({ root: older, kek: testKek(5), backend: "encrypted_file" });
@@ -161,7 +167,7 @@ describe("rekey (library)", () => {
     await rejectsWith(() => v1.putSecret("global", "c", "key 5 again"), "identity", /kek_id/);
     // A re-key from a key that is neither the vault's nor the target refuses before it changes anything.
     await rejectsWith(() => rekeyVault(other, { toKek: testKek(8) }), "identity", /kek_id/);
-    assert.equal(readFileSync(kekRecord, "utf8"), kekId(testKek(5)));
+    assert.equal(readFileSync(kekRecord, "utf8"), kekId(testKek(5)).toUpperCase() + "\n");
     using a = await vault.getSecret("global", "a");
     assert.equal(a.text(), "made with key 5");
     for (const v of [vault, other, v1, v2]) v.close();

@@ -63,8 +63,8 @@ export async function checkKekRecord(fs: FileSystem, root: string, ours: string,
   if (recorded === undefined || recorded === ours) return;
   throw new VaultError(
     "identity",
-    `${action} failed: the vault "${root}" is sealed with the key kek_id ${JSON.stringify(recorded)}, and this was ` +
-      `opened with kek_id ${JSON.stringify(ours)} (it was re-keyed, or this is another identity's key)`,
+    `${action} failed: the vault "${root}" is sealed with the key of kek_id ${JSON.stringify(recorded)}, not with ` +
+      `this key (kek_id ${JSON.stringify(ours)}): it was re-keyed since, or this is another identity's key`,
     {
       hint: "open the vault with its key: the identity folder or KEK file it was re-keyed to (--identity-dir DIR or " +
         "--kek-file FILE; library: identityRoot or kek)",

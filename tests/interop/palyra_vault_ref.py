@@ -327,33 +327,51 @@ def remove_file(path: str) -> None:
     fsync_dir(os.path.dirname(path))
 
 
-def check_backend(root: str, create: bool) -> None:
-    """Only the encrypted_file backend keeps envelopes in objects/; a new vault records it."""
+def create_once(root: str, name: str, data: bytes) -> None:
+    """Creates root/name holding `data` unless it exists; it appears whole or not at all."""
+    tmp = os.path.join(root, f".{name}.{os.urandom(8).hex()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, os.path.join(root, name))  # EEXIST when another writer won
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(tmp)
+    fsync_dir(root)
+
+
+def check_backend(root: str, create: bool, kek: bytes = b"") -> None:
+    """Only the encrypted_file backend keeps envelopes in objects/; a new vault records it, and its key (5.7)."""
     path = os.path.join(root, "backend.kind")
     data = read_file(path)
     if data is None:
         if not create:
             return
-        tmp = os.path.join(root, f".backend.kind.{os.urandom(8).hex()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW, FILE_MODE)
-        try:
-            os.fchmod(fd, FILE_MODE)
-            os.write(fd, b"encrypted_file\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, path)  # appears whole or not at all; EEXIST when another writer won
-        except FileExistsError:
-            pass
-        finally:
-            os.unlink(tmp)
-        fsync_dir(root)
+        create_once(root, "kek.id", kek_id(kek).encode())
+        create_once(root, "backend.kind", b"encrypted_file\n")
         data = read_file(path)
     kind = data.decode("utf-8", "replace").strip()
     if kind != "encrypted_file":
         raise Failure(f"open vault {root!r} failed: its backend is {kind!r}; this tool reads only encrypted_file",
                       "backend_unavailable")
+
+
+def check_kek_record(root: str, kek: bytes, action: str) -> None:
+    """FORMAT.md section 5.7: a vault whose kek.id names another key refuses what this key would seal."""
+    data = read_file(os.path.join(root, "kek.id"))
+    if data is None:
+        return
+    recorded = data.decode("utf-8", "replace").strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{16}", recorded):
+        raise Failure(f"{action} failed: kek.id does not hold a kek_id", "corrupt")
+    if recorded != kek_id(kek):
+        raise Failure(f"{action} failed: the vault is sealed with kek_id {recorded}, not {kek_id(kek)}", "identity")
 
 
 # --- lock (FORMAT.md section 5.4) ----------------------------------------------------------
@@ -610,7 +628,7 @@ def cmd_put(root: str, kek: bytes, scope: str, key: str, lock_timeout_ms: int) -
     value = sys.stdin.buffer.read()
     envelope = seal(kek, scope, key, value)
     ensure_dir(root)
-    check_backend(root, create=True)
+    check_backend(root, create=True, kek=kek)
     objects = os.path.join(root, "objects")
     scope_dir = os.path.join(root, "scopes", scope_dir_name(scope))
     ensure_dir(objects)
@@ -618,6 +636,7 @@ def cmd_put(root: str, kek: bytes, scope: str, key: str, lock_timeout_ms: int) -
     obj_id = object_id(scope, key)
     obj_path = os.path.join(objects, obj_id)
     with ScopeLock(os.path.join(scope_dir, ".metadata.lock"), lock_timeout_ms):
+        check_kek_record(root, kek, f"put {scope}/{key}")
         index = read_scope_index(scope_dir, scope) or \
             {"scope": scope, "version": 0, "generation": 0, "entries": {}, "log": None}
         now = int(time.time() * 1000)
