@@ -325,7 +325,7 @@ export function dekFailure(env: DecodedEnvelope, ours: string): VaultError {
   const e = env.storedKekId !== undefined && env.storedKekId !== ours
     ? env.fail(
       `it was sealed with kek_id ${JSON.stringify(env.storedKekId)} but this vault's key is ${JSON.stringify(ours)}`,
-      "open the vault with the device identity (or KEK) that wrote it",
+      "open the vault with the device identity (or KEK) that wrote it, or the one it was re-keyed to since",
     )
     : env.fail("authentication of the data key failed (the object was modified, or another key sealed it)");
   return failedAt(e, "data_key");
