@@ -46,8 +46,10 @@ export interface LockReport {
 /** Something doctor found that needs the user's attention. */
 export interface DoctorProblem {
   /**
-   * `identity_file_mode`, `leftover_temporary`, `legacy_lock_file`, `stale_lock`, `fsck_failed`, or `fsck_<code>` for what
-   * `fsck` would find without opening a secret (`fsck_orphan_object`, `fsck_missing_object`, …; see `FsckCode`).
+   * `identity_file_mode`, `identity_key_mismatch` (the identity is not the key the vault records, as after a
+   * `rekey`), `key_record_unreadable`, `leftover_temporary`, `legacy_lock_file`, `stale_lock`, `fsck_failed`, or
+   * `fsck_<code>` for what `fsck` would find without opening a secret (`fsck_orphan_object`, `fsck_missing_object`, …;
+   * see `FsckCode`).
    */
   code: string;
   /** The file or folder the problem is about. */
@@ -210,6 +212,7 @@ export async function diagnose(options: DoctorOptions = {}): Promise<DoctorRepor
       });
     }
   }
+  if (layout === "scoped") await checkIdentityKey(fs, root, identityDir, identityFiles.length > 0, problems);
   const palyraLock = join(root, FILES.palyraLock);
   if (layout === "palyra" && (await fs.lstat(palyraLock).catch(() => undefined)) !== undefined) {
     locks.push(await describePalyraLock(fs, palyraLock));
@@ -246,6 +249,50 @@ export async function diagnose(options: DoctorOptions = {}): Promise<DoctorRepor
     locks,
     problems,
   };
+}
+
+/**
+ * Whether the identity is the key the vault records (docs/FORMAT.md §5.7): after a `rekey`, commands run with the
+ * old identity folder can neither write nor read, and nothing else says why.
+ */
+async function checkIdentityKey(
+  fs: FileSystem,
+  root: string,
+  identityDir: string,
+  hasIdentity: boolean,
+  problems: DoctorProblem[],
+): Promise<void> {
+  const { readKekRecord } = await import("./store/kek_record.ts");
+  let recorded: string | undefined;
+  try {
+    recorded = await readKekRecord(fs, root);
+  } catch (e) {
+    problems.push({
+      code: "key_record_unreadable",
+      path: join(root, FILES.kekRecord),
+      message: (e as Error).message,
+      hint: (e as { hint?: string }).hint ?? "check the file's permissions",
+    });
+    return;
+  }
+  if (recorded === undefined || !hasIdentity) return;
+  const { identityKek, loadIdentity } = await import("./store/identity_store.ts");
+  const { kekId } = await import("./crypto/kdf.ts");
+  // An identity that cannot be read is not this check's to report: opening the vault says what is wrong with it.
+  const identity = await loadIdentity({ fs }, identityDir).catch(() => undefined);
+  if (identity === undefined) return;
+  const kek = await identityKek(identity, "webcrypto");
+  const ours = kekId(kek);
+  kek.fill(0);
+  if (ours === recorded) return;
+  problems.push({
+    code: "identity_key_mismatch",
+    path: join(root, FILES.kekRecord),
+    message: `the vault is sealed with the key of kek_id "${recorded}", not with the key of the identity in ` +
+      `"${identityDir}" (kek_id "${ours}"): commands run with that identity can neither read its secrets nor write`,
+    hint: "point --identity-dir (PALYRA_IDENTITY_DIR) at the identity the vault was re-keyed to, or pass --kek-file " +
+      "if it was re-keyed to a KEK file",
+  });
 }
 
 /** The lock of a vault in Palyra's layout: `pid=<pid> ts_ms=<ms>`, no host (docs/FORMAT.md §6.4). */

@@ -111,8 +111,17 @@ describe("rekey (library)", () => {
     const kekFile = join(dir, "kek.hex");
     writeFileSync(kekFile, Buffer.from(newKek).toString("hex") + "\n");
     const cli = await CLI_TARGETS[ownTargets()[0]!]();
+    const problems = async () => {
+      const r = await run([...cli, "doctor", "--json"], { env });
+      return (JSON.parse(new TextDecoder().decode(r.stdout)).problems as { code: string; message: string }[]);
+    };
+    assert.deepEqual(await problems(), []);
     const rekeyed = await run([...cli, "rekey", "--to-kek-file", kekFile], { env });
     assert.equal(rekeyed.code, 0, rekeyed.stderr);
+    // doctor says why the identity no longer reads or writes.
+    const after = await problems();
+    assert.deepEqual(after.map((p) => p.code), ["identity_key_mismatch"]);
+    assert.match(after[0]!.message, new RegExp(`kek_id "${kekId(newKek)}"`));
     // Its writes, into a scope the re-key went through or into a new one, would be sealed under the old key.
     await rejectsWith(() => stale.putSecret("ws:acme", "k0", "rotated token"), "identity", /re-keyed|kek_id/);
     await rejectsWith(() => stale.putSecret("ws:acme", "late", "late token"), "identity", /kek_id/);
