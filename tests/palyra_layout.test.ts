@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { migrateVault, Vault } from "../src/vault.ts";
 import { diagnose } from "../src/doctor.ts";
 import { defaultFileSystem, type FileSystem } from "../src/platform/fs.ts";
-import { objectId } from "../src/crypto/ids.ts";
+import { objectId, scopeDirName } from "../src/crypto/ids.ts";
 import { kekId } from "../src/crypto/kdf.ts";
 import { sealEnvelope } from "../src/crypto/envelope.ts";
 import { runnerWithEnv } from "../src/platform/subprocess.ts";
@@ -397,6 +397,29 @@ describe("migrate", () => {
       "old layout and marker gone",
     );
     assert.equal((await verify(root, identityRoot, values)).layout, "palyra");
+  });
+
+  test("a stale scoped writer's scope folder in Palyra's layout when the migration looks: it waits, it is not corrupt", async () => {
+    // A writer whose handle predates a migration to Palyra's layout makes its scope's folder to take its lock, then
+    // finds the vault migrated and removes it (docs/FORMAT.md §6.6). A migration that looked in that moment called the
+    // vault corrupt for holding both layouts (seen once in tests/concurrency.test.ts on a loaded machine).
+    const dir = tempDir("mig-stale-folder");
+    const root = join(dir, "vault");
+    const identityRoot = join(dir, "identity");
+    const values = await populate(root, identityRoot, 3);
+    await migrateVault({ root, identityRoot, to: "palyra" });
+    const vault = await Vault.open({ root, identityRoot });
+    const parts = await Vault._parts(vault, "migrate vault");
+    // The folder the stale writer makes, after this handle looked at the vault and before the migration does.
+    const folder = join(root, "scopes", scopeDirName("global"));
+    mkdirSync(folder, { recursive: true, mode: 0o700 });
+    const gone = new Promise((r) => setTimeout(r, 60)).then(() => rmSync(join(root, "scopes"), { recursive: true }));
+    const { migrate } = await import("../src/store/migrate.ts");
+    const r = await migrate(parts, "scoped");
+    await gone;
+    assert.deepEqual(r, { from: "palyra", to: "scoped", secrets: 3, alreadyDone: false, resumed: false });
+    vault.close();
+    assert.equal((await verify(root, identityRoot, values)).layout, "scoped");
   });
 
   test("an old layout that cannot be removed after the commit: an io error that says the vault moved and how to finish", async () => {

@@ -18,7 +18,7 @@ import { kekId } from "../crypto/kdf.ts";
 import type { FileSystem } from "../platform/fs.ts";
 import { secureDir } from "./folders.ts";
 import { encodeSnapshot, type IndexEntry, MAX_INDEX_BYTES, scopeEntry } from "./scope_index.ts";
-import { detectLayout } from "./detect.ts";
+import { detectSettled } from "./detect.ts";
 import { parseScope, toTaggedScope } from "../scope.ts";
 import type { LayoutName, ScopedEntry, VaultLayout } from "./layout.ts";
 import { encodePalyraIndex, parsePalyraIndex } from "./palyra_index.ts";
@@ -279,7 +279,8 @@ export async function migrate(parts: MigrationParts, to: LayoutName): Promise<Mi
       },
     );
   }
-  const detected = await detectLayout(fs, root);
+  // A stale scoped writer may be making and removing its scope folder in Palyra's layout right now (§6.6).
+  const detected = await detectSettled(fs, root);
   if (detected.migratingTo !== undefined && detected.migratingTo !== to && detected.layout === to) {
     // Interrupted before its commit: going back is undoing it.
     const back = detected.migratingTo;
