@@ -10,7 +10,7 @@ import { dirname, join, sep } from "./platform/path.ts";
 import { defaultFileSystem, type FileSystem } from "./platform/fs.ts";
 import { defaultIdentityDir, envVar } from "./platform/env.ts";
 import { itemFileName } from "./store/identity_store.ts";
-import { detectLayout } from "./store/detect.ts";
+import { detectSettled } from "./store/detect.ts";
 import { parsePalyraLock } from "./store/palyra_lock.ts";
 import { isProcessAlive, isWindows, osPlatform } from "./platform/process.ts";
 import { runtimeVersion } from "./platform/runtime.ts";
@@ -140,7 +140,8 @@ export async function diagnose(options: DoctorOptions = {}): Promise<DoctorRepor
   if (identityFiles.length > 0) identityFiles.push(join(identityDir, FILES.identityStoreKey));
   let layout: string | null = null;
   try {
-    layout = vault.exists ? (await detectLayout(fs, root)).layout ?? null : null;
+    // Waits out a stale scoped writer's scope folder in Palyra's layout, as an open does (docs/FORMAT.md §6.6).
+    layout = vault.exists ? (await detectSettled(fs, root)).layout ?? null : null;
   } catch (e) {
     layout = `unknown (${(e as Error).message})`;
   }

@@ -399,7 +399,7 @@ describe("migrate", () => {
     assert.equal((await verify(root, identityRoot, values)).layout, "palyra");
   });
 
-  test("a stale scoped writer's scope folder in Palyra's layout when the migration looks: it waits, it is not corrupt", async () => {
+  test("a stale scoped writer's scope folder in Palyra's layout when a migration or doctor looks: they wait, it is not corrupt", async () => {
     // A writer whose handle predates a migration to Palyra's layout makes its scope's folder to take its lock, then
     // finds the vault migrated and removes it (docs/FORMAT.md §6.6). A migration that looked in that moment called the
     // vault corrupt for holding both layouts (seen once in tests/concurrency.test.ts on a loaded machine).
@@ -412,8 +412,18 @@ describe("migrate", () => {
     const parts = await Vault._parts(vault, "migrate vault");
     // The folder the stale writer makes, after this handle looked at the vault and before the migration does.
     const folder = join(root, "scopes", scopeDirName("global"));
+    const leave = () =>
+      new Promise((r) => setTimeout(r, 60)).then(() => rmSync(join(root, "scopes"), { recursive: true }));
     mkdirSync(folder, { recursive: true, mode: 0o700 });
-    const gone = new Promise((r) => setTimeout(r, 60)).then(() => rmSync(join(root, "scopes"), { recursive: true }));
+    await Promise.all([
+      leave(),
+      (async () => {
+        // doctor, run in that moment, names the layout rather than "unknown (… both layouts)".
+        assert.equal((await diagnose({ root, identityRoot })).layout, "palyra");
+      })(),
+    ]);
+    mkdirSync(folder, { recursive: true, mode: 0o700 });
+    const gone = leave();
     const { migrate } = await import("../src/store/migrate.ts");
     const r = await migrate(parts, "scoped");
     await gone;
