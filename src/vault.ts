@@ -564,7 +564,13 @@ export class Vault {
         await secureDir(this.#fs, this.root, "vault folder");
         this.#exists = true;
       }
-      await this.#layout.create();
+      try {
+        await this.#layout.create();
+      } catch (e) {
+        // Another process's migration may have taken the layout's folders from under this handle (§6.6).
+        await this.#checkLayout();
+        throw e;
+      }
       if (recordKind !== undefined) {
         // A new vault records its key; one another process created first keeps that process's record.
         if (this.#layout.writesKekId) await createKekRecord(this.#fs, this.root, this.#cipher!.kekId);
