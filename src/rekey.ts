@@ -12,7 +12,7 @@ import { kekId, KEY_BYTES } from "./crypto/kdf.ts";
 import { pinnedCopy } from "./crypto/sensitive.ts";
 import { identityKek, loadOrCreateIdentity } from "./store/identity_store.ts";
 import { scopeEntry } from "./store/scope_index.ts";
-import { checkKekRecord, readKekRecord, writeKekRecord } from "./store/kek_record.ts";
+import { otherKeyError, readKekRecord, writeKekRecord } from "./store/kek_record.ts";
 import { drainScopeWriters } from "./store/scoped_layout.ts";
 import { Vault } from "./vault.ts";
 
@@ -100,7 +100,7 @@ export async function rekeyVault(vault: Vault, options: RekeyOptions): Promise<R
     const recorded = await readKekRecord(parts.fs, parts.root);
     const oldId = kekId(oldKek);
     if (recorded !== undefined && recorded !== oldId && recorded !== newId) {
-      await checkKekRecord(parts.fs, parts.root, oldId, action);
+      throw otherKeyError(parts.root, recorded, oldId, action);
     }
     if (recorded !== newId) await writeKekRecord(parts.fs, parts.root, newId);
     await drainScopeWriters(parts.fs, parts.root, parts.limits);

@@ -60,8 +60,12 @@ export async function writeKekRecord(fs: FileSystem, root: string, id: string): 
  */
 export async function checkKekRecord(fs: FileSystem, root: string, ours: string, action: string): Promise<void> {
   const recorded = await readKekRecord(fs, root);
-  if (recorded === undefined || recorded === ours) return;
-  throw new VaultError(
+  if (recorded !== undefined && recorded !== ours) throw otherKeyError(root, recorded, ours, action);
+}
+
+/** The `identity` error for `action` through the key `ours` on a vault that records the key `recorded`. */
+export function otherKeyError(root: string, recorded: string, ours: string, action: string): VaultError {
+  return new VaultError(
     "identity",
     `${action} failed: the vault "${root}" is sealed with the key of kek_id ${JSON.stringify(recorded)}, not with ` +
       `this key (kek_id ${JSON.stringify(ours)}): it was re-keyed since, or this is another identity's key`,
