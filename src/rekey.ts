@@ -14,6 +14,9 @@ import { identityKek, loadOrCreateIdentity } from "./store/identity_store.ts";
 import { scopeEntry } from "./store/scope_index.ts";
 import { otherKeyError, readKekRecord, writeKekRecord } from "./store/kek_record.ts";
 import { drainScopeWriters } from "./store/scoped_layout.ts";
+import { acquireLock, type HeldLock } from "./store/scope_lock.ts";
+import { FILES } from "./store/layout.ts";
+import { join } from "./platform/path.ts";
 import { Vault } from "./vault.ts";
 
 /**
@@ -90,7 +93,15 @@ export async function rekeyVault(vault: Vault, options: RekeyOptions): Promise<R
   } else {
     newKek = await identityKek(await loadOrCreateIdentity(parts.identityHost, options.toIdentity!), "noble");
   }
+  // One re-key at a time, from reading the record until every secret is proven (§5.7): two that both read the old
+  // key would each record their own, and the secrets would end up split between two keys under one record.
+  let lock: HeldLock | undefined;
   try {
+    lock = await acquireLock(parts.fs, join(parts.root, FILES.kekLock), {
+      timeoutMs: parts.limits.lockTimeoutMs,
+      staleAfterMs: parts.limits.staleAfterMs,
+      what: `the vault's key record (another re-key of "${parts.root}" holds it)`,
+    });
     const oldKek = await parts.kek();
     const newId = kekId(newKek);
     const layout = parts.layout;
@@ -173,5 +184,6 @@ export async function rekeyVault(vault: Vault, options: RekeyOptions): Promise<R
     return { secrets: entries.length, rewrapped, alreadyDone, kekId: newId };
   } finally {
     newKek.fill(0);
+    await lock?.release();
   }
 }

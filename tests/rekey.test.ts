@@ -12,6 +12,7 @@ import { join } from "node:path";
 import { Buffer } from "node:buffer";
 import process from "node:process";
 import { Vault } from "../src/vault.ts";
+import { defaultFileSystem, type FileSystem } from "../src/platform/fs.ts";
 import { rekeyVault } from "../src/rekey.ts";
 import { kekId } from "../src/crypto/kdf.ts";
 import { CLI_TARGETS, ownTargets } from "./cli_targets.ts";
@@ -180,6 +181,59 @@ describe("rekey (library)", () => {
     using a = await vault.getSecret("global", "a");
     assert.equal(a.text(), "made with key 5");
     for (const v of [vault, other, v1, v2]) v.close();
+  });
+
+  test("two re-keys to different keys at once: the second is refused, and every secret opens with the recorded key", async () => {
+    const dir = tempDir("rekey-two");
+    const env = cliEnv(dir);
+    await seedIdentity(env.PALYRA_IDENTITY_DIR);
+    // The library's re-key is held just before it records its key: it has read the record and found the old key.
+    let atRecord!: () => void;
+    const reached = new Promise<void>((resolve) => (atRecord = resolve));
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let held = false;
+    const fs: FileSystem = {
+      ...defaultFileSystem,
+      async writeFileAtomic(p, data, mode) {
+        if (!held && p.endsWith("kek.id")) {
+          held = true;
+          atRecord();
+          await gate;
+        }
+        return defaultFileSystem.writeFileAtomic(p, data, mode);
+      },
+    };
+    const vault = await Vault.open({
+      root: env.PALYRA_VAULT_DIR,
+      identityRoot: env.PALYRA_IDENTITY_DIR,
+      host: { fs },
+    });
+    for (let i = 0; i < 4; i++) await vault.putSecret("ws:acme", `k${i}`, value(i));
+    const kekA = randomBytes(32);
+    const kekB = randomBytes(32);
+    const fileB = join(dir, "kek-b.hex");
+    writeFileSync(fileB, Buffer.from(kekB).toString("hex") + "\n");
+    const first = rekeyVault(vault, { toKek: kekA }).then((r) => r, (e: unknown) => e as Error);
+    await reached;
+    // Another operator re-keys to another key with the real CLI, and the held one goes on when it has ended or
+    // a while has passed (it may be waiting for the first).
+    const cli = await CLI_TARGETS[ownTargets()[0]!]();
+    const second = run([...cli, "rekey", "--to-kek-file", fileB], { env });
+    await Promise.race([second, new Promise((r) => setTimeout(r, 3000))]);
+    release();
+    const [a, b] = [await first, await second];
+    // The first to record its key re-keys the vault; the other is told the vault moved to another key.
+    assert.ok(!(a instanceof Error), String(a));
+    assert.equal(b.code, 1, `the second re-key exited ${b.code}: ${b.stderr}`);
+    assert.match(b.stderr, /identity: .*kek_id|lock_timeout: .*re-key/);
+    assert.equal(readFileSync(join(env.PALYRA_VAULT_DIR, "kek.id"), "utf8"), kekId(kekA));
+    assert.deepEqual(await whichKey(env.PALYRA_VAULT_DIR, kekA, kekB, 4), Array(4).fill("old"));
+    // The recorded key writes.
+    const now = await Vault.open({ root: env.PALYRA_VAULT_DIR, kek: kekA });
+    await now.putSecret("ws:acme", "after", "v");
+    now.close();
+    vault.close();
   });
 
   test("a damaged envelope is named, the others are re-keyed; bad options are refused", async () => {

@@ -31,6 +31,8 @@ export const FILES = {
   backendMarker: "backend.kind",
   /** Scoped layout: the `kek_id` of the key the vault is sealed under (§5.7). */
   kekRecord: "kek.id",
+  /** Scoped layout: the lock a re-key holds from reading the key record until it is done (§5.7). */
+  kekLock: ".kek.lock",
   /** Scoped layout: one folder per scope, named `s_<hex>` (§5). */
   scopesDir: "scopes",
   /** A scope's index snapshot, inside its scope folder (§5.1). */
