@@ -177,7 +177,7 @@ export async function diagnose(options: DoctorOptions = {}): Promise<DoctorRepor
   for (const dir of folders) {
     for (const name of (await fs.readDir(dir).catch(() => [] as string[])).sort()) {
       const path = join(dir, name);
-      if (name === FILES.scopeLock) {
+      if (name === FILES.scopeLock || (dir === root && name === FILES.kekLock)) {
         locks.push(await describeLock(fs, path));
       } else if (LEFTOVER_RE.test(name)) {
         problems.push({
@@ -234,6 +234,9 @@ export async function diagnose(options: DoctorOptions = {}): Promise<DoctorRepor
         message: `a lock whose holder (${l.holder}) is gone`,
         hint: l.path.endsWith(`${sep}${FILES.palyraLock}`)
           ? "the next operation reclaims it once it is 30 s old (as Palyra's daemon does); nothing to do"
+          : l.path.endsWith(`${sep}${FILES.kekLock}`)
+          ? "a re-key stopped midway: every secret opens with the old or the new key; run the same rekey again to " +
+            "finish it (it reclaims the lock at once)"
           : "the next writer reclaims it at once; nothing to do",
       });
     }
@@ -286,6 +289,24 @@ async function checkIdentityKey(
   const ours = kekId(kek);
   kek.fill(0);
   if (ours === recorded) return;
+  // A re-key records the new key before it moves the secrets (§5.5): while its lock is there, the secrets are
+  // split between the two keys, and this identity is the old key a stopped re-key needs to finish.
+  const rekey = await holderState(fs, join(root, FILES.kekLock));
+  if (rekey !== undefined) {
+    const running = rekey.state === "alive";
+    problems.push({
+      code: "identity_key_mismatch",
+      path: join(root, FILES.kekRecord),
+      message: `a re-key of the vault to the key of kek_id "${recorded}" ${
+        running ? "is running" : "stopped before it finished"
+      }: its secrets are split between that key and the key of the identity in "${identityDir}" (kek_id "${ours}")`,
+      hint: running
+        ? "wait for it to finish, then open the vault with the key it re-keyed to"
+        : "run the same rekey again with this identity (palyra-secrets rekey --to-identity DIR or --to-kek-file " +
+          "FILE, the target it was given) to finish it",
+    });
+    return;
+  }
   problems.push({
     code: "identity_key_mismatch",
     path: join(root, FILES.kekRecord),

@@ -286,6 +286,21 @@ for (const target of ownTargets()) {
         await exited;
         const mid = await whichKey(env.PALYRA_VAULT_DIR, oldKek, newKek, SECRETS);
         assert.ok(mid.every((k) => k === "old" || k === "new"), `after the kill: ${mid.join(",")}`);
+        if (mid.includes("old")) {
+          // Killed midway, holding the re-key's lock: doctor names it and says how to finish.
+          const doctor = await run([...(await CLI_TARGETS[target]()), "doctor", "--json"], { env });
+          const problems = JSON.parse(new TextDecoder().decode(doctor.stdout)).problems as Array<
+            { code: string; path: string; message: string; hint: string }
+          >;
+          const lock = join(env.PALYRA_VAULT_DIR, ".kek.lock");
+          const stale = problems.find((p) => p.code === "stale_lock" && p.path === lock);
+          assert.ok(stale, JSON.stringify(problems));
+          assert.match(stale.hint, /rekey again/);
+          // The identity it was run with is not the recorded key, and doctor says why: the re-key is unfinished.
+          const mismatch = problems.find((p) => p.code === "identity_key_mismatch")!;
+          assert.match(mismatch.message, /stopped before it finished/);
+          assert.match(mismatch.hint, /rekey again with this identity/);
+        }
         const second = await run([...(await CLI_TARGETS[target]()), "rekey", "--to-kek-file", kekFile, "--json"], {
           env,
         });
