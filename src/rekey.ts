@@ -14,9 +14,7 @@ import { identityKek, loadOrCreateIdentity } from "./store/identity_store.ts";
 import { scopeEntry } from "./store/scope_index.ts";
 import { otherKeyError, readKekRecord, writeKekRecord } from "./store/kek_record.ts";
 import { drainScopeWriters } from "./store/scoped_layout.ts";
-import { acquireLock, type HeldLock } from "./store/scope_lock.ts";
-import { FILES } from "./store/layout.ts";
-import { join } from "./platform/path.ts";
+import { withKekLock } from "./store/kek_lock.ts";
 import { Vault } from "./vault.ts";
 
 /**
@@ -93,97 +91,103 @@ export async function rekeyVault(vault: Vault, options: RekeyOptions): Promise<R
   } else {
     newKek = await identityKek(await loadOrCreateIdentity(parts.identityHost, options.toIdentity!), "noble");
   }
-  // One re-key at a time, from reading the record until every secret is proven (§5.7): two that both read the old
-  // key would each record their own, and the secrets would end up split between two keys under one record.
-  let lock: HeldLock | undefined;
   try {
-    lock = await acquireLock(parts.fs, join(parts.root, FILES.kekLock), {
-      timeoutMs: parts.limits.lockTimeoutMs,
-      staleAfterMs: parts.limits.staleAfterMs,
-      what: `the vault's key record (another re-key of "${parts.root}" holds it)`,
+    return await withKekLock(parts.fs, parts.root, parts.limits, async () => {
+      // Under the lock, the layout again: a migration (which holds the lock too) may have moved the vault since.
+      await Vault._parts(vault, action, true);
+      return await rekeyLocked(parts, newKek, action);
     });
-    const oldKek = await parts.kek();
-    const newId = kekId(newKek);
-    const layout = parts.layout;
-    // The key record names the new key first: from then on a writer with the old key is refused (§5.7). Once
-    // every writer that read the old record has released its scope's lock, no secret is sealed under the old key
-    // that the list below does not name.
-    const recorded = await readKekRecord(parts.fs, parts.root);
-    const oldId = kekId(oldKek);
-    if (recorded !== undefined && recorded !== oldId && recorded !== newId) {
-      throw otherKeyError(parts.root, recorded, oldId, action);
-    }
-    if (recorded !== newId) await writeKekRecord(parts.fs, parts.root, newId);
-    await drainScopeWriters(parts.fs, parts.root, parts.limits);
-    const entries = await layout.list(scopeEntry);
-    const failed: string[] = [];
-    let rewrapped = 0;
-    let alreadyDone = 0;
-    // Phase 1: each envelope rewritten under the new key, one scope's lock at a time.
-    const scopes = [...new Set(entries.map((e) => e.scope))];
-    for (const scope of scopes) {
-      await layout.locked(scope, "write", async () => {
-        for (const e of entries) {
-          if (e.scope !== scope) continue;
-          let bytes: Uint8Array;
-          try {
-            bytes = await layout.objects.get(e.object_id);
-          } catch (err) {
-            if (VaultError.is(err, "not_found")) continue; // deleted meanwhile
-            throw err;
-          }
-          let next: Uint8Array | undefined;
-          try {
-            next = rewrapEnvelope(oldKek, newKek, newId, scope, e.key, bytes);
-          } catch (err) {
-            if (!VaultError.is(err, "crypto")) throw err;
-            failed.push(`${scope}/${e.key}`);
-            continue;
-          }
-          if (next === undefined) {
-            alreadyDone++;
-            continue;
-          }
-          await layout.objects.put(e.object_id, next);
-          rewrapped++;
-        }
-      });
-    }
-    // Phase 2: every secret opens with the new key, value and all.
-    const check = vaultCipher(newKek, "noble", newId);
-    for (const e of entries) {
-      if (failed.includes(`${e.scope}/${e.key}`)) continue;
-      let bytes: Uint8Array;
-      try {
-        bytes = await layout.objects.get(e.object_id);
-      } catch (err) {
-        if (VaultError.is(err, "not_found")) continue;
-        throw err;
-      }
-      try {
-        (await check.open(e.scope, e.key, bytes)).fill(0);
-      } catch (err) {
-        if (!VaultError.is(err, "crypto")) throw err;
-        failed.push(`${e.scope}/${e.key}`);
-      }
-    }
-    if (failed.length > 0) {
-      throw new VaultError(
-        "crypto",
-        `${action} failed: ${failed.length} secret${
-          failed.length === 1 ? " does" : "s do"
-        } not open with the new key: ${failed.slice(0, 5).join(", ")}${
-          failed.length > 5 ? `, and ${failed.length - 5} more` : ""
-        }`,
-        {
-          hint: "the others are under the new key; a secret written with the old key during the re-key is fixed by " +
-            "running rekey again, a damaged one is found and moved aside by palyra-secrets fsck --repair",
-        },
-      );
-    }
-    return { secrets: entries.length, rewrapped, alreadyDone, kekId: newId };
   } finally {
     newKek.fill(0);
-    await lock?.release();
   }
+}
+
+/**
+ * The re-key itself, holding the vault's key lock (§5.5) from before it reads the record until every secret is
+ * proven: two re-keys that both read the old key would each record their own, and the secrets would end up split
+ * between two keys under one record.
+ */
+async function rekeyLocked(
+  parts: Awaited<ReturnType<typeof Vault._parts>>,
+  newKek: Uint8Array,
+  action: string,
+): Promise<RekeyResult> {
+  const oldKek = await parts.kek();
+  const newId = kekId(newKek);
+  const layout = parts.layout;
+  // The key record names the new key first: from then on a writer with the old key is refused (§5.7). Once
+  // every writer that read the old record has released its scope's lock, no secret is sealed under the old key
+  // that the list below does not name.
+  const recorded = await readKekRecord(parts.fs, parts.root);
+  const oldId = kekId(oldKek);
+  if (recorded !== undefined && recorded !== oldId && recorded !== newId) {
+    throw otherKeyError(parts.root, recorded, oldId, action);
+  }
+  if (recorded !== newId) await writeKekRecord(parts.fs, parts.root, newId);
+  await drainScopeWriters(parts.fs, parts.root, parts.limits);
+  const entries = await layout.list(scopeEntry);
+  const failed: string[] = [];
+  let rewrapped = 0;
+  let alreadyDone = 0;
+  // Phase 1: each envelope rewritten under the new key, one scope's lock at a time.
+  const scopes = [...new Set(entries.map((e) => e.scope))];
+  for (const scope of scopes) {
+    await layout.locked(scope, "write", async () => {
+      for (const e of entries) {
+        if (e.scope !== scope) continue;
+        let bytes: Uint8Array;
+        try {
+          bytes = await layout.objects.get(e.object_id);
+        } catch (err) {
+          if (VaultError.is(err, "not_found")) continue; // deleted meanwhile
+          throw err;
+        }
+        let next: Uint8Array | undefined;
+        try {
+          next = rewrapEnvelope(oldKek, newKek, newId, scope, e.key, bytes);
+        } catch (err) {
+          if (!VaultError.is(err, "crypto")) throw err;
+          failed.push(`${scope}/${e.key}`);
+          continue;
+        }
+        if (next === undefined) {
+          alreadyDone++;
+          continue;
+        }
+        await layout.objects.put(e.object_id, next);
+        rewrapped++;
+      }
+    });
+  }
+  // Phase 2: every secret opens with the new key, value and all.
+  const check = vaultCipher(newKek, "noble", newId);
+  for (const e of entries) {
+    if (failed.includes(`${e.scope}/${e.key}`)) continue;
+    let bytes: Uint8Array;
+    try {
+      bytes = await layout.objects.get(e.object_id);
+    } catch (err) {
+      if (VaultError.is(err, "not_found")) continue;
+      throw err;
+    }
+    try {
+      (await check.open(e.scope, e.key, bytes)).fill(0);
+    } catch (err) {
+      if (!VaultError.is(err, "crypto")) throw err;
+      failed.push(`${e.scope}/${e.key}`);
+    }
+  }
+  if (failed.length > 0) {
+    throw new VaultError(
+      "crypto",
+      `${action} failed: ${failed.length} secret${failed.length === 1 ? " does" : "s do"} not open with the new key: ${
+        failed.slice(0, 5).join(", ")
+      }${failed.length > 5 ? `, and ${failed.length - 5} more` : ""}`,
+      {
+        hint: "the others are under the new key; a secret written with the old key during the re-key is fixed by " +
+          "running rekey again, a damaged one is found and moved aside by palyra-secrets fsck --repair",
+      },
+    );
+  }
+  return { secrets: entries.length, rewrapped, alreadyDone, kekId: newId };
 }

@@ -401,17 +401,19 @@ export class Vault {
   /**
    * @internal the parts `migrateVault`, `checkVault`, `rekeyVault` and
    * `importVault` work with: the vault as it is now, refused with `conflict`
-   * when another process migrated it since this handle was opened.
+   * when another process migrated it since this handle was opened (and, for
+   * an action that `writes`, while a migration is unfinished).
    */
   static async _parts(
     v: Vault,
     action: string,
+    writes = false,
   ): Promise<
     MigrationParts & { exists: boolean; maxSecretBytes: number; identityHost: IdentityHost; kekEngine: CipherEngine }
   > {
     v.#check();
     if (v.#shared !== undefined) throw v.#folderOnly("this command");
-    if (await v.#attach(action)) await v.#checkLayoutNow(action, "run it again", false);
+    if (await v.#attach(action)) await v.#checkLayoutNow(action, "run it again", writes);
     return {
       fs: v.#fs,
       root: v.root,

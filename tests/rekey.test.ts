@@ -11,9 +11,9 @@ import { existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync 
 import { join } from "node:path";
 import { Buffer } from "node:buffer";
 import process from "node:process";
-import { Vault } from "../src/vault.ts";
+import { migrateVault, Vault } from "../src/vault.ts";
 import { defaultFileSystem, type FileSystem } from "../src/platform/fs.ts";
-import { rekeyVault } from "../src/rekey.ts";
+import { type RekeyResult, rekeyVault } from "../src/rekey.ts";
 import { kekId } from "../src/crypto/kdf.ts";
 import { CLI_TARGETS, ownTargets } from "./cli_targets.ts";
 import { cliEnv, randomBytes, rejectsWith, run, seedIdentity, tempDir, testKek } from "./helpers.ts";
@@ -32,14 +32,20 @@ function envelopes(root: string): Map<string, Record<string, unknown>> {
 }
 
 /** Which of the two keys each secret opens with: "old", "new", or "neither". */
-async function whichKey(root: string, oldKek: Uint8Array, newKek: Uint8Array, n: number): Promise<string[]> {
+async function whichKey(
+  root: string,
+  oldKek: Uint8Array,
+  newKek: Uint8Array,
+  n: number,
+  scope = "ws:acme",
+): Promise<string[]> {
   const old = await Vault.open({ root, kek: oldKek });
   const neu = await Vault.open({ root, kek: newKek });
   const out: string[] = [];
   for (let i = 0; i < n; i++) {
     const opens = async (v: Vault) => {
       try {
-        using got = await v.getSecret("ws:acme", `k${i}`);
+        using got = await v.getSecret(scope, `k${i}`);
         assert.equal(got.text(), value(i));
         return true;
       } catch (e) {
@@ -53,6 +59,45 @@ async function whichKey(root: string, oldKek: Uint8Array, newKek: Uint8Array, n:
   old.close();
   neu.close();
   return out;
+}
+
+/**
+ * A vault of four secrets whose handle's re-key is held just before it records its key (it has taken what it takes
+ * first and read the record): `rekeyHeld` starts it, runs `other` (another process), and lets the re-key go on when
+ * `other` has ended or 3 s have passed (it may be waiting for the re-key).
+ */
+async function heldRekeyVault(name: string) {
+  const dir = tempDir(name);
+  const env = cliEnv(dir);
+  await seedIdentity(env.PALYRA_IDENTITY_DIR);
+  let atRecord!: () => void;
+  const reached = new Promise<void>((resolve) => (atRecord = resolve));
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let held = false;
+  const fs: FileSystem = {
+    ...defaultFileSystem,
+    async writeFileAtomic(p, data, mode) {
+      if (!held && p.endsWith("kek.id")) {
+        held = true;
+        atRecord();
+        await gate;
+      }
+      return defaultFileSystem.writeFileAtomic(p, data, mode);
+    },
+  };
+  const vault = await Vault.open({ root: env.PALYRA_VAULT_DIR, identityRoot: env.PALYRA_IDENTITY_DIR, host: { fs } });
+  // A scope both layouts hold, so that a migration may move them.
+  for (let i = 0; i < 4; i++) await vault.putSecret("skill:acme", `k${i}`, value(i));
+  const rekeyHeld = async <T>(toKek: Uint8Array, other: () => Promise<T>): Promise<[RekeyResult | Error, T]> => {
+    const first = rekeyVault(vault, { toKek }).then((r) => r, (e: unknown) => e as Error);
+    await reached;
+    const second = other();
+    await Promise.race([second, new Promise((r) => setTimeout(r, 3000))]);
+    release();
+    return [await first, await second];
+  };
+  return { dir, env, vault, rekeyHeld };
 }
 
 describe("rekey (library)", () => {
@@ -157,6 +202,9 @@ describe("rekey (library)", () => {
     assert.equal(statSync(kekRecord).mode & 0o777, 0o600);
     const other = await Vault.open({ root, kek: testKek(6) });
     await rejectsWith(() => other.putSecret("global", "b", "made with key 6"), "identity", /kek_id/);
+    // A migration through that key would seal nothing its own key opens: refused before anything is written.
+    await rejectsWith(() => migrateVault({ root, kek: testKek(6), to: "palyra" }), "identity", /migrate vault.*kek_id/);
+    assert.deepEqual(readdirSync(root).sort(), ["backend.kind", "kek.id", "objects", "scopes"]);
     assert.equal((await vault.listSecrets()).length, 1);
     // A record that names no key is corrupt: nothing is written until it is fixed.
     writeFileSync(kekRecord, "not a key id");
@@ -184,54 +232,45 @@ describe("rekey (library)", () => {
   });
 
   test("two re-keys to different keys at once: the second is refused, and every secret opens with the recorded key", async () => {
-    const dir = tempDir("rekey-two");
-    const env = cliEnv(dir);
-    await seedIdentity(env.PALYRA_IDENTITY_DIR);
-    // The library's re-key is held just before it records its key: it has read the record and found the old key.
-    let atRecord!: () => void;
-    const reached = new Promise<void>((resolve) => (atRecord = resolve));
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    let held = false;
-    const fs: FileSystem = {
-      ...defaultFileSystem,
-      async writeFileAtomic(p, data, mode) {
-        if (!held && p.endsWith("kek.id")) {
-          held = true;
-          atRecord();
-          await gate;
-        }
-        return defaultFileSystem.writeFileAtomic(p, data, mode);
-      },
-    };
-    const vault = await Vault.open({
-      root: env.PALYRA_VAULT_DIR,
-      identityRoot: env.PALYRA_IDENTITY_DIR,
-      host: { fs },
-    });
-    for (let i = 0; i < 4; i++) await vault.putSecret("ws:acme", `k${i}`, value(i));
+    const { dir, env, vault, rekeyHeld } = await heldRekeyVault("rekey-two");
     const kekA = randomBytes(32);
     const kekB = randomBytes(32);
     const fileB = join(dir, "kek-b.hex");
     writeFileSync(fileB, Buffer.from(kekB).toString("hex") + "\n");
-    const first = rekeyVault(vault, { toKek: kekA }).then((r) => r, (e: unknown) => e as Error);
-    await reached;
-    // Another operator re-keys to another key with the real CLI, and the held one goes on when it has ended or
-    // a while has passed (it may be waiting for the first).
+    // Another operator re-keys to another key with the real CLI while the library's re-key is held.
     const cli = await CLI_TARGETS[ownTargets()[0]!]();
-    const second = run([...cli, "rekey", "--to-kek-file", fileB], { env });
-    await Promise.race([second, new Promise((r) => setTimeout(r, 3000))]);
-    release();
-    const [a, b] = [await first, await second];
+    const [a, b] = await rekeyHeld(kekA, () => run([...cli, "rekey", "--to-kek-file", fileB], { env }));
     // The first to record its key re-keys the vault; the other is told the vault moved to another key.
     assert.ok(!(a instanceof Error), String(a));
     assert.equal(b.code, 1, `the second re-key exited ${b.code}: ${b.stderr}`);
     assert.match(b.stderr, /identity: .*kek_id|lock_timeout: .*re-key/);
     assert.equal(readFileSync(join(env.PALYRA_VAULT_DIR, "kek.id"), "utf8"), kekId(kekA));
-    assert.deepEqual(await whichKey(env.PALYRA_VAULT_DIR, kekA, kekB, 4), Array(4).fill("old"));
+    assert.deepEqual(await whichKey(env.PALYRA_VAULT_DIR, kekA, kekB, 4, "skill:acme"), Array(4).fill("old"));
     // The recorded key writes.
     const now = await Vault.open({ root: env.PALYRA_VAULT_DIR, kek: kekA });
-    await now.putSecret("ws:acme", "after", "v");
+    await now.putSecret("skill:acme", "after", "v");
+    now.close();
+    vault.close();
+  });
+
+  test("a re-key and a migration at once: the migration waits, and the re-key's report is what happened", async () => {
+    const { env, vault, rekeyHeld } = await heldRekeyVault("rekey-migrate");
+    const kekA = randomBytes(32);
+    // The real CLI migrates the vault to Palyra's layout (whose key is the identity's) while the re-key is held.
+    const cli = await CLI_TARGETS[ownTargets()[0]!]();
+    const [a, m] = await rekeyHeld(kekA, () => run([...cli, "migrate", "--to", "palyra"], { env }));
+    // The re-key moved every secret to the new key, and the vault is still in the layout that records it.
+    assert.ok(!(a instanceof Error), String(a));
+    assert.equal(a.secrets, 4, "the re-key's report names every secret");
+    assert.equal(m.code, 1, `the migration exited ${m.code}: ${m.stderr}`);
+    assert.match(m.stderr, /identity: .*kek_id|lock_timeout: .*re-key/);
+    assert.equal(readFileSync(join(env.PALYRA_VAULT_DIR, "kek.id"), "utf8"), kekId(kekA));
+    assert.deepEqual(
+      await whichKey(env.PALYRA_VAULT_DIR, kekA, randomBytes(32), 4, "skill:acme"),
+      Array(4).fill("old"),
+    );
+    const now = await Vault.open({ root: env.PALYRA_VAULT_DIR, kek: kekA });
+    assert.equal(now.layout, "scoped");
     now.close();
     vault.close();
   });

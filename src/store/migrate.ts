@@ -24,7 +24,8 @@ import type { LayoutName, ScopedEntry, VaultLayout } from "./layout.ts";
 import { encodePalyraIndex, parsePalyraIndex } from "./palyra_index.ts";
 import { PalyraLayout } from "./palyra_layout.ts";
 import { encodeObjectsStore, MAX_OBJECTS_STORE_BYTES, PalyraObjects } from "./palyra_objects.ts";
-import { writeKekRecord } from "./kek_record.ts";
+import { otherKeyError, readKekRecord, writeKekRecord } from "./kek_record.ts";
+import { withKekLock } from "./kek_lock.ts";
 import { drainScopeWriters, type LockLimits, ScopedLayout } from "./scoped_layout.ts";
 import { EncryptedFileBackend } from "../backends/encrypted_file.ts";
 
@@ -267,7 +268,11 @@ async function abandon(parts: MigrationParts, target: LayoutName): Promise<void>
   await fs.syncDir(root);
 }
 
-/** Converts the vault to `to`, or finishes a conversion a crash interrupted. */
+/**
+ * Converts the vault to `to`, or finishes a conversion a crash interrupted, holding the vault's key lock (§5.5)
+ * throughout: a re-key that read the key record while the secrets moved to the other layout would report secrets
+ * re-keyed that the migration had taken away, and record its key in a layout that has no record.
+ */
 export async function migrate(parts: MigrationParts, to: LayoutName): Promise<MigrateResult> {
   const { fs, root } = parts;
   if (parts.backendKind !== "encrypted_file") {
@@ -279,6 +284,11 @@ export async function migrate(parts: MigrationParts, to: LayoutName): Promise<Mi
       },
     );
   }
+  return await withKekLock(fs, root, parts.limits, () => migrateLocked(parts, to));
+}
+
+async function migrateLocked(parts: MigrationParts, to: LayoutName): Promise<MigrateResult> {
+  const { fs, root } = parts;
   // A stale scoped writer may be making and removing its scope folder in Palyra's layout right now (§6.6).
   const detected = await detectSettled(fs, root);
   if (detected.migratingTo !== undefined && detected.migratingTo !== to && detected.layout === to) {
@@ -307,7 +317,7 @@ export async function migrate(parts: MigrationParts, to: LayoutName): Promise<Mi
   const resumed = detected.migratingTo !== undefined;
   if (detected.layout === to) {
     if (!resumed) {
-      return { from, to, secrets: (await parts.layout.list(scopeEntry)).length, alreadyDone: true, resumed };
+      return { from, to, secrets: (await layoutOf(parts, to).list(scopeEntry)).length, alreadyDone: true, resumed };
     }
     // Committed before the crash: only the old layout's remains and the marker are left to remove.
     const live = await layoutOf(parts, to).list(scopeEntry);
@@ -319,6 +329,14 @@ export async function migrate(parts: MigrationParts, to: LayoutName): Promise<Mi
     for (const e of await layoutOf(parts, "scoped").list(scopeEntry)) toTaggedScope(parseScope(e.scope));
   }
   const run = async (): Promise<MigrateResult> => {
+    if (from === "scoped") {
+      // Through a key the vault does not record (§5.7) nothing would open: say so before anything is written.
+      const recorded = await readKekRecord(fs, root);
+      if (recorded !== undefined) {
+        const ours = kekId(await parts.kek());
+        if (ours !== recorded) throw otherKeyError(root, recorded, ours, `migrate vault "${root}"`);
+      }
+    }
     await fs.writeFileAtomic(join(root, FILES.migrationMarker), utf8(to));
     let committed = false;
     if (from === "scoped") await drainScopeWriters(fs, root, parts.limits);
