@@ -17,6 +17,7 @@ import { join } from "./platform/path.ts";
 import { FILES, LEFTOVER_RE, SCOPE_DIR_RE, type VaultLayout } from "./store/layout.ts";
 import { loadScopeIndex, type ScopeEntry, scopeEntry } from "./store/scope_index.ts";
 import { holderState } from "./store/scope_lock.ts";
+import { createKekRecord, readKekRecord } from "./store/kek_record.ts";
 import { Vault } from "./vault.ts";
 
 /**
@@ -45,7 +46,8 @@ export type FsckCode =
   | "foreign_key"
   | "orphan_object"
   | "size_mismatch"
-  | "leftover";
+  | "leftover"
+  | "key_record_missing";
 
 /** What a repair did about a finding: `none` without `repair`; `left` when it is not safe to change. */
 export type FsckRepair =
@@ -56,7 +58,8 @@ export type FsckRepair =
   | "entry_fixed"
   | "moved_aside"
   | "removed"
-  | "index_rebuilt";
+  | "index_rebuilt"
+  | "record_written";
 
 /** One thing `fsck` found, and what a repair did about it. */
 export interface FsckFinding {
@@ -468,7 +471,26 @@ async function scan(ctx: Context, layout: VaultLayout | undefined, repair: boole
       f.repair = "left";
     }
   }
+  // The key record (§5.7): a vault written before it existed has none, and takes writes through any key. It is
+  // written only once every object is proven to be the vault's: one of another key leaves it unproven which is.
+  let recordMissing: FsckFinding | undefined;
+  if (objects.size > 0 && (await readKekRecord(fs, root).catch(() => null)) === undefined) {
+    const foreign = [...objects.values()].some((o) => o.status === "foreign");
+    recordMissing = found({
+      code: "key_record_missing",
+      path: join(root, FILES.kekRecord),
+      scope: null,
+      key: null,
+      message: "the vault does not record the key it is sealed under, so a write through another key is not refused" +
+        (foreign ? "; objects sealed with another key leave it unproven which key is the vault's" : ""),
+    });
+    if (repair && (foreign || ctx.kekId === undefined)) recordMissing.repair = "left";
+  }
   if (!repair || layout === undefined) return secrets;
+  if (recordMissing !== undefined && recordMissing.repair === "none") {
+    await createKekRecord(fs, root, ctx.kekId!);
+    recordMissing.repair = "record_written";
+  }
   // Repairs: unreadable objects aside, then each scope's index under its lock, then old leftovers.
   for (const obj of asideFirst) await moveAside(fs, objectsDir, obj.name);
   for (const name of unnamed) {

@@ -299,6 +299,49 @@ describe("fsck (library)", () => {
     assert.match(report.problems[0]!.message, /ws:acme\//);
   });
 
+  test("a vault without a key record (written before it existed): reported, and a repair records the key once every object is the vault's", async () => {
+    const dir = tempDir("no-record");
+    const env = cliEnv(dir);
+    await seedIdentity(env.PALYRA_IDENTITY_DIR);
+    const root = env.PALYRA_VAULT_DIR;
+    const vault = await Vault.open({ root, identityRoot: env.PALYRA_IDENTITY_DIR, backend: "encrypted_file" });
+    for (const [s, k, v] of SEED) await vault.putSecret(s, k, v);
+    const ours = kekId(await (await Vault._parts(vault, "read the key")).kek());
+    rmSync(join(root, "kek.id"));
+    // Without it, a write through another identity's key is taken: nothing says this vault is not its.
+    const other = await seeded("no-record-other", testKek(10));
+    writeFileSync(objectPath(root, "pr:bob", "token"), readFileSync(objectPath(other.root, "pr:bob", "token")));
+    const cli = await CLI_TARGETS[ownTargets()[0]!]();
+    const json = async (args: string[]) => {
+      const r = await run([...cli, ...args, "--json"], { env });
+      return { code: r.code, out: JSON.parse(new TextDecoder().decode(r.stdout)), stderr: r.stderr };
+    };
+    const doctor = await json(["doctor"]);
+    assert.ok(
+      doctor.out.problems.some((p: { code: string }) => p.code === "fsck_key_record_missing"),
+      JSON.stringify(doctor.out.problems),
+    );
+    // An object of another key: which key is the vault's is not proven, so the repair leaves the record unwritten.
+    const left = await json(["fsck", "--repair"]);
+    assert.equal(left.code, 3, left.stderr);
+    const pairs = (r: { findings: Array<{ code: string; repair: string }> }) =>
+      r.findings.map((f) => [f.code, f.repair]).sort();
+    assert.deepEqual(pairs(left.out), [["foreign_key", "left"], ["key_record_missing", "left"]]);
+    assert.equal(existsSync(join(root, "kek.id")), false);
+    // Once every object opens with the vault's key, the repair records it, and another key's writes are refused.
+    await vault.putSecret("pr:bob", "token", "tok-fsck-4");
+    const fixed = await json(["fsck", "--repair"]);
+    assert.equal(fixed.code, 0, fixed.stderr);
+    assert.deepEqual(pairs(fixed.out), [["key_record_missing", "record_written"]]);
+    assert.equal(readFileSync(join(root, "kek.id"), "utf8"), ours);
+    const stranger = await Vault.open({ root, kek: testKek(10) });
+    await rejectsWith(() => stranger.putSecret("global", "x", "y"), "identity", /kek_id/);
+    const clean = await json(["fsck"]);
+    assert.equal(clean.code, 0, clean.stderr);
+    assert.deepEqual(clean.out.findings, []);
+    for (const v of [vault, other.vault, stranger]) v.close();
+  });
+
   test("property: after random damage, a repair never loses a secret whose object was not damaged", async () => {
     type Damage =
       | { kind: "drop_index"; scope: number }
