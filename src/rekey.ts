@@ -121,7 +121,7 @@ async function rekeyLocked(
   const recorded = await readKekRecord(parts.fs, parts.root);
   const oldId = kekId(oldKek);
   if (recorded !== undefined && recorded !== oldId && recorded !== newId) {
-    throw otherKeyError(parts.root, recorded, oldId, action);
+    throw otherKeyError(parts.root, recorded, oldId, action, true);
   }
   if (recorded !== newId) await writeKekRecord(parts.fs, parts.root, newId);
   await drainScopeWriters(parts.fs, parts.root, parts.limits);

@@ -64,14 +64,25 @@ export async function checkKekRecord(fs: FileSystem, root: string, ours: string,
 }
 
 /** The `identity` error for `action` through the key `ours` on a vault that records the key `recorded`. */
-export function otherKeyError(root: string, recorded: string, ours: string, action: string): VaultError {
+export function otherKeyError(
+  root: string,
+  recorded: string,
+  ours: string,
+  action: string,
+  rekey = false,
+): VaultError {
+  const open = "open the vault with its key: the identity folder or KEK file it was re-keyed to (--identity-dir DIR " +
+    "or --kek-file FILE; library: identityRoot or kek)";
   return new VaultError(
     "identity",
     `${action} failed: the vault "${root}" is sealed with the key of kek_id ${JSON.stringify(recorded)}, not with ` +
       `this key (kek_id ${JSON.stringify(ours)}): it was re-keyed since, or this is another identity's key`,
     {
-      hint: "open the vault with its key: the identity folder or KEK file it was re-keyed to (--identity-dir DIR or " +
-        "--kek-file FILE; library: identityRoot or kek)",
+      // A re-key to the recorded key that stopped midway left the secrets split: only this key can finish it.
+      hint: rekey
+        ? `${open}, and re-key from there; if a re-key to it stopped midway, finish it first with this key ` +
+          "(rekey --to-identity or --to-kek-file with that key; palyra-secrets doctor tells while its lock is there)"
+        : open,
     },
   );
 }
