@@ -139,9 +139,12 @@ export async function diagnose(options: DoctorOptions = {}): Promise<DoctorRepor
   }
   if (identityFiles.length > 0) identityFiles.push(join(identityDir, FILES.identityStoreKey));
   let layout: string | null = null;
+  let migratingTo: string | undefined;
   try {
     // Waits out a stale scoped writer's scope folder in Palyra's layout, as an open does (docs/FORMAT.md §6.6).
-    layout = vault.exists ? (await detectSettled(fs, root)).layout ?? null : null;
+    const detected = vault.exists ? await detectSettled(fs, root) : undefined;
+    layout = detected?.layout ?? null;
+    migratingTo = detected?.migratingTo;
   } catch (e) {
     layout = `unknown (${(e as Error).message})`;
   }
@@ -213,6 +216,18 @@ export async function diagnose(options: DoctorOptions = {}): Promise<DoctorRepor
       });
     }
   }
+  if (migratingTo !== undefined) {
+    // A migration holds the key lock from start to end (§6.6): a live holder is one running now.
+    const running = (await holderState(fs, join(root, FILES.kekLock)))?.state === "alive";
+    problems.push({
+      code: "migration_unfinished",
+      path: join(root, FILES.migrationMarker),
+      message: `a migration to the ${migratingTo} layout ${
+        running ? "is running" : "stopped before it finished"
+      }: writes are refused until it is done; reads see every secret`,
+      hint: running ? "wait for it to finish" : `run palyra-secrets migrate --to ${migratingTo} to finish it`,
+    });
+  }
   if (layout === "scoped") await checkIdentityKey(fs, root, identityDir, identityFiles.length > 0, problems);
   const palyraLock = join(root, FILES.palyraLock);
   if (layout === "palyra" && (await fs.lstat(palyraLock).catch(() => undefined)) !== undefined) {
@@ -234,6 +249,9 @@ export async function diagnose(options: DoctorOptions = {}): Promise<DoctorRepor
         message: `a lock whose holder (${l.holder}) is gone`,
         hint: l.path.endsWith(`${sep}${FILES.palyraLock}`)
           ? "the next operation reclaims it once it is 30 s old (as Palyra's daemon does); nothing to do"
+          : l.path.endsWith(`${sep}${FILES.kekLock}`) && migratingTo !== undefined
+          ? `a migration stopped midway: run palyra-secrets migrate --to ${migratingTo} to finish it (it reclaims ` +
+            "the lock at once)"
           : l.path.endsWith(`${sep}${FILES.kekLock}`)
           ? "a re-key stopped midway: every secret opens with the old or the new key; run the same rekey again to " +
             "finish it (it reclaims the lock at once)"

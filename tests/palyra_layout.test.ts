@@ -546,7 +546,17 @@ describe("migrate", () => {
       const r = await migrateIn(RUNTIME_NAMES[round % 3]!, goal, Math.random() * span);
       if (r.signal === "SIGKILL") {
         kills++;
-        if (existsSync(join(root, ".migrating"))) midway++;
+        if (existsSync(join(root, ".migrating"))) {
+          midway++;
+          // doctor says the migration is unfinished and how to finish it, also of the lock it left.
+          const target = readFileSync(join(root, ".migrating"), "utf8").trim();
+          const { problems } = await diagnose({ root, identityRoot });
+          const finish = new RegExp(`migrate --to ${target}`);
+          const unfinished = problems.find((p) => p.code === "migration_unfinished");
+          assert.match(unfinished?.hint ?? "", finish, JSON.stringify(problems));
+          const lock = problems.find((p) => p.code === "stale_lock" && p.path === join(root, ".kek.lock"));
+          assert.match(lock?.hint ?? "", finish, JSON.stringify(problems));
+        }
       } else {
         assert.match(r.out, /done 30/, r.err);
         finished++;
