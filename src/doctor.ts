@@ -228,7 +228,9 @@ export async function diagnose(options: DoctorOptions = {}): Promise<DoctorRepor
       hint: running ? "wait for it to finish" : `run palyra-secrets migrate --to ${migratingTo} to finish it`,
     });
   }
-  if (layout === "scoped") await checkIdentityKey(fs, root, identityDir, identityFiles.length > 0, problems);
+  if (layout === "scoped") {
+    await checkIdentityKey(fs, root, identityDir, identityFiles.length > 0, migratingTo !== undefined, problems);
+  }
   const palyraLock = join(root, FILES.palyraLock);
   if (layout === "palyra" && (await fs.lstat(palyraLock).catch(() => undefined)) !== undefined) {
     locks.push(await describePalyraLock(fs, palyraLock));
@@ -282,6 +284,7 @@ async function checkIdentityKey(
   root: string,
   identityDir: string,
   hasIdentity: boolean,
+  migrating: boolean,
   problems: DoctorProblem[],
 ): Promise<void> {
   const { readKekRecord } = await import("./store/kek_record.ts");
@@ -308,8 +311,9 @@ async function checkIdentityKey(
   kek.fill(0);
   if (ours === recorded) return;
   // A re-key records the new key before it moves the secrets (§5.5): while its lock is there, the secrets are
-  // split between the two keys, and this identity is the old key a stopped re-key needs to finish.
-  const rekey = await holderState(fs, join(root, FILES.kekLock));
+  // split between the two keys, and this identity is the old key a stopped re-key needs to finish. During a
+  // migration the lock is the migration's.
+  const rekey = migrating ? undefined : await holderState(fs, join(root, FILES.kekLock));
   if (rekey !== undefined) {
     const running = rekey.state === "alive";
     problems.push({

@@ -62,6 +62,35 @@ async function whichKey(
 }
 
 /**
+ * A file layer that holds the first atomic write of a file matching `path`, just `before` it or just `after` it,
+ * until `release()`; `reached` resolves when it is held.
+ */
+function gatedFs(path: RegExp, when: "before" | "after") {
+  let held!: () => void;
+  const reached = new Promise<void>((resolve) => (held = resolve));
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let done = false;
+  const fs: FileSystem = {
+    ...defaultFileSystem,
+    async writeFileAtomic(p, data, mode) {
+      const hold = !done && path.test(p);
+      if (hold) done = true;
+      if (hold && when === "before") {
+        held();
+        await gate;
+      }
+      await defaultFileSystem.writeFileAtomic(p, data, mode);
+      if (hold && when === "after") {
+        held();
+        await gate;
+      }
+    },
+  };
+  return { fs, reached, release };
+}
+
+/**
  * A vault of four secrets whose handle's re-key is held just before it records its key (it has taken what it takes
  * first and read the record): `rekeyHeld` starts it, runs `other` (another process), and lets the re-key go on when
  * `other` has ended or 3 s have passed (it may be waiting for the re-key).
@@ -70,22 +99,7 @@ async function heldRekeyVault(name: string) {
   const dir = tempDir(name);
   const env = cliEnv(dir);
   await seedIdentity(env.PALYRA_IDENTITY_DIR);
-  let atRecord!: () => void;
-  const reached = new Promise<void>((resolve) => (atRecord = resolve));
-  let release!: () => void;
-  const gate = new Promise<void>((resolve) => (release = resolve));
-  let held = false;
-  const fs: FileSystem = {
-    ...defaultFileSystem,
-    async writeFileAtomic(p, data, mode) {
-      if (!held && p.endsWith("kek.id")) {
-        held = true;
-        atRecord();
-        await gate;
-      }
-      return defaultFileSystem.writeFileAtomic(p, data, mode);
-    },
-  };
+  const { fs, reached, release } = gatedFs(/[\\/]kek\.id$/, "before");
   const vault = await Vault.open({ root: env.PALYRA_VAULT_DIR, identityRoot: env.PALYRA_IDENTITY_DIR, host: { fs } });
   // A scope both layouts hold, so that a migration may move them.
   for (let i = 0; i < 4; i++) await vault.putSecret("skill:acme", `k${i}`, value(i));
@@ -276,6 +290,51 @@ describe("rekey (library)", () => {
     assert.equal(now.layout, "scoped");
     now.close();
     vault.close();
+  });
+
+  test("doctor while a re-key or a migration runs in another process: it says so, and to wait", async () => {
+    const dir = tempDir("rekey-running");
+    const env = cliEnv(dir);
+    await seedIdentity(env.PALYRA_IDENTITY_DIR);
+    const opts = { root: env.PALYRA_VAULT_DIR, identityRoot: env.PALYRA_IDENTITY_DIR };
+    const seed = await Vault.open(opts);
+    for (let i = 0; i < 3; i++) await seed.putSecret("skill:acme", `k${i}`, value(i));
+    seed.close();
+    const cli = await CLI_TARGETS[ownTargets()[0]!]();
+    const doctor = async () => {
+      const r = await run([...cli, "doctor", "--json"], { env });
+      return JSON.parse(new TextDecoder().decode(r.stdout)).problems as Array<
+        { code: string; message: string; hint: string }
+      >;
+    };
+    // A re-key held just after it recorded the new key: this process holds its lock, and is alive.
+    const rekeying = gatedFs(/[\\/]kek\.id$/, "after");
+    const vault = await Vault.open({ ...opts, host: { fs: rekeying.fs } });
+    const newKek = randomBytes(32);
+    const done = rekeyVault(vault, { toKek: newKek });
+    await rekeying.reached;
+    const during = await doctor();
+    rekeying.release();
+    await done;
+    const mismatch = during.find((p) => p.code === "identity_key_mismatch");
+    assert.match(mismatch?.message ?? "", /re-key .* is running/, JSON.stringify(during));
+    assert.match(mismatch!.hint, /wait for it/);
+    assert.equal(during.some((p) => p.code === "stale_lock"), false, JSON.stringify(during));
+    vault.close();
+    // A migration held just after it wrote its marker.
+    const migrating = gatedFs(/[\\/]\.migrating$/, "after");
+    const moved = migrateVault({ root: env.PALYRA_VAULT_DIR, kek: newKek, to: "palyra", host: { fs: migrating.fs } });
+    await migrating.reached;
+    const meanwhile = await doctor();
+    migrating.release();
+    await moved;
+    const unfinished = meanwhile.find((p) => p.code === "migration_unfinished");
+    assert.match(unfinished?.message ?? "", /migration to the palyra layout is running/, JSON.stringify(meanwhile));
+    assert.match(unfinished!.hint, /wait for it/);
+    assert.equal(meanwhile.some((p) => p.code === "stale_lock"), false, JSON.stringify(meanwhile));
+    // The identity is not the key the vault records (it was re-keyed above), and no re-key is running.
+    const plain = meanwhile.find((p) => p.code === "identity_key_mismatch");
+    assert.match(plain?.message ?? "", /can neither read its secrets nor write/, JSON.stringify(meanwhile));
   });
 
   test("a damaged envelope is named, the others are re-keyed; bad options are refused", async () => {
