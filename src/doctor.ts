@@ -216,9 +216,13 @@ export async function diagnose(options: DoctorOptions = {}): Promise<DoctorRepor
       });
     }
   }
+  // The key lock (§5.5) is a migration's while the marker is there (it holds the lock from start to end, §6.6),
+  // else a re-key's: decided once here, for every report below.
+  const kekLock = locks.find((l) => l.path === join(root, FILES.kekLock));
+  const migrationLock = migratingTo !== undefined ? kekLock : undefined;
+  const rekeyLock = migratingTo === undefined ? kekLock : undefined;
   if (migratingTo !== undefined) {
-    // A migration holds the key lock from start to end (§6.6): a live holder is one running now.
-    const running = (await holderState(fs, join(root, FILES.kekLock)))?.state === "alive";
+    const running = migrationLock?.holderState === "alive";
     problems.push({
       code: "migration_unfinished",
       path: join(root, FILES.migrationMarker),
@@ -229,7 +233,7 @@ export async function diagnose(options: DoctorOptions = {}): Promise<DoctorRepor
     });
   }
   if (layout === "scoped") {
-    await checkIdentityKey(fs, root, identityDir, identityFiles.length > 0, migratingTo !== undefined, problems);
+    await checkIdentityKey(fs, root, identityDir, identityFiles.length > 0, rekeyLock, problems);
   }
   const palyraLock = join(root, FILES.palyraLock);
   if (layout === "palyra" && (await fs.lstat(palyraLock).catch(() => undefined)) !== undefined) {
@@ -251,10 +255,10 @@ export async function diagnose(options: DoctorOptions = {}): Promise<DoctorRepor
         message: `a lock whose holder (${l.holder}) is gone`,
         hint: l.path.endsWith(`${sep}${FILES.palyraLock}`)
           ? "the next operation reclaims it once it is 30 s old (as Palyra's daemon does); nothing to do"
-          : l.path.endsWith(`${sep}${FILES.kekLock}`) && migratingTo !== undefined
+          : l === migrationLock
           ? `a migration stopped midway: run palyra-secrets migrate --to ${migratingTo} to finish it (it reclaims ` +
             "the lock at once)"
-          : l.path.endsWith(`${sep}${FILES.kekLock}`)
+          : l === rekeyLock
           ? "a re-key stopped midway: every secret opens with the old or the new key; run the same rekey again to " +
             "finish it (it reclaims the lock at once)"
           : "the next writer reclaims it at once; nothing to do",
@@ -284,7 +288,7 @@ async function checkIdentityKey(
   root: string,
   identityDir: string,
   hasIdentity: boolean,
-  migrating: boolean,
+  rekeyLock: LockReport | undefined,
   problems: DoctorProblem[],
 ): Promise<void> {
   const { readKekRecord } = await import("./store/kek_record.ts");
@@ -311,11 +315,9 @@ async function checkIdentityKey(
   kek.fill(0);
   if (ours === recorded) return;
   // A re-key records the new key before it moves the secrets (§5.5): while its lock is there, the secrets are
-  // split between the two keys, and this identity is the old key a stopped re-key needs to finish. During a
-  // migration the lock is the migration's.
-  const rekey = migrating ? undefined : await holderState(fs, join(root, FILES.kekLock));
-  if (rekey !== undefined) {
-    const running = rekey.state === "alive";
+  // split between the two keys, and this identity is the old key a stopped re-key needs to finish.
+  if (rekeyLock !== undefined) {
+    const running = rekeyLock.holderState === "alive";
     problems.push({
       code: "identity_key_mismatch",
       path: join(root, FILES.kekRecord),

@@ -94,8 +94,7 @@ export async function rekeyVault(vault: Vault, options: RekeyOptions): Promise<R
   try {
     return await withKekLock(parts.fs, parts.root, parts.limits, async () => {
       // Under the lock, the layout again: a migration (which holds the lock too) may have moved the vault since.
-      await Vault._parts(vault, action, true);
-      return await rekeyLocked(parts, newKek, action);
+      return await rekeyLocked(await Vault._parts(vault, action, true), newKek, action);
     });
   } finally {
     newKek.fill(0);

@@ -31,7 +31,7 @@ export const FILES = {
   backendMarker: "backend.kind",
   /** Scoped layout: the `kek_id` of the key the vault is sealed under (§5.7). */
   kekRecord: "kek.id",
-  /** Scoped layout: the lock a re-key holds from reading the key record until it is done (§5.7). */
+  /** The lock a re-key or a migration holds over the key record from start to end (§5.5, §6.6). */
   kekLock: ".kek.lock",
   /** Scoped layout: one folder per scope, named `s_<hex>` (§5). */
   scopesDir: "scopes",
