@@ -554,8 +554,11 @@ describe("migrate", () => {
           const finish = new RegExp(`migrate --to ${target}`);
           const unfinished = problems.find((p) => p.code === "migration_unfinished");
           assert.match(unfinished?.hint ?? "", finish, JSON.stringify(problems));
-          const lock = problems.find((p) => p.code === "stale_lock" && p.path === join(root, ".kek.lock"));
-          assert.match(lock?.hint ?? "", finish, JSON.stringify(problems));
+          // Killed while it took the lock (after reclaiming a dead one, before its own was in place), it left none.
+          if (existsSync(join(root, ".kek.lock"))) {
+            const lock = problems.find((p) => p.code === "stale_lock" && p.path === join(root, ".kek.lock"));
+            assert.match(lock?.hint ?? "", finish, JSON.stringify(problems));
+          }
         }
       } else {
         assert.match(r.out, /done 30/, r.err);
