@@ -192,20 +192,23 @@ export async function diagnose(options: DoctorOptions = {}): Promise<DoctorRepor
       }
     }
   }
+  // How many objects name each key: a re-key that stopped left some under the old one (scoped files only).
+  let kekIds: Map<string, number> | undefined;
   if (layout === "scoped" && backendInUse === "encrypted_file") {
     // What fsck would find without the key (leftovers are listed above already).
     const { inspectFolder } = await import("./fsck.ts");
     const { maxEnvelopeBytes } = await import("./vault.ts");
-    const findings = await inspectFolder(fs, root, maxEnvelopeBytes(options.maxSecretBytes ?? 65536)).catch((e) => {
+    const inspected = await inspectFolder(fs, root, maxEnvelopeBytes(options.maxSecretBytes ?? 65536)).catch((e) => {
       problems.push({
         code: "fsck_failed",
         path: root,
         message: `the vault folder could not be checked: ${(e as Error).message}`,
         hint: "fix the folder's permissions (or the disk), then run palyra-secrets fsck",
       });
-      return [];
+      return { findings: [], kekIds: undefined };
     });
-    for (const f of findings) {
+    kekIds = inspected.kekIds;
+    for (const f of inspected.findings) {
       if (f.code === "leftover") continue;
       const what = f.scope === null ? "" : ` (${f.scope}${f.key === null ? "" : `/${f.key}`})`;
       problems.push({
@@ -233,7 +236,7 @@ export async function diagnose(options: DoctorOptions = {}): Promise<DoctorRepor
     });
   }
   if (layout === "scoped") {
-    await checkIdentityKey(fs, root, identityDir, identityFiles.length > 0, rekeyLock, problems);
+    await checkIdentityKey(fs, root, identityDir, identityFiles.length > 0, rekeyLock, kekIds, problems);
   }
   const palyraLock = join(root, FILES.palyraLock);
   if (layout === "palyra" && (await fs.lstat(palyraLock).catch(() => undefined)) !== undefined) {
@@ -289,6 +292,7 @@ async function checkIdentityKey(
   identityDir: string,
   hasIdentity: boolean,
   rekeyLock: LockReport | undefined,
+  kekIds: ReadonlyMap<string, number> | undefined,
   problems: DoctorProblem[],
 ): Promise<void> {
   const { readKekRecord } = await import("./store/kek_record.ts");
@@ -314,16 +318,21 @@ async function checkIdentityKey(
   const ours = kekId(kek);
   kek.fill(0);
   if (ours === recorded) return;
-  // A re-key records the new key before it moves the secrets (§5.5): while its lock is there, the secrets are
-  // split between the two keys, and this identity is the old key a stopped re-key needs to finish.
-  if (rekeyLock !== undefined) {
-    const running = rekeyLock.holderState === "alive";
+  // A re-key records the new key before it moves the secrets (§5.5): while its lock is there, or while objects
+  // still name this key (a re-key that failed, on a full disk say, and released its lock), the secrets are split
+  // between the two keys, and this identity is the old key a stopped re-key needs to finish.
+  const left = kekIds?.get(ours) ?? 0;
+  if (rekeyLock !== undefined || left > 0) {
+    const running = rekeyLock?.holderState === "alive";
+    const still = left === 0 ? "" : ` (${left} still under the latter)`;
     problems.push({
       code: "identity_key_mismatch",
       path: join(root, FILES.kekRecord),
-      message: `a re-key of the vault to the key of kek_id "${recorded}" ${
-        running ? "is running" : "stopped before it finished"
-      }: its secrets are split between that key and the key of the identity in "${identityDir}" (kek_id "${ours}")`,
+      message:
+        `a re-key of the vault to the key of kek_id "${recorded}" ${
+          running ? "is running" : "stopped before it finished"
+        }: its secrets are split between that key and the key of the identity in "${identityDir}" (kek_id "${ours}")` +
+        still,
       hint: running
         ? "wait for it to finish, then open the vault with the key it re-keyed to"
         : "run the same rekey again with this identity (palyra-secrets rekey --to-identity DIR or --to-kek-file " +

@@ -96,8 +96,9 @@ export function errnoCode(e: unknown): string | undefined {
 
 /**
  * Wraps a runtime file-system error into a `VaultError`: symbolic-link and
- * access errors become `permission`, everything else `io`. Already-typed
- * errors pass through unchanged.
+ * access errors become `permission`, everything else `io` (a full or
+ * read-only file system says so, with what to do). Already-typed errors pass
+ * through unchanged.
  */
 export function fsError(action: string, path: string, e: unknown): VaultError {
   if (e instanceof VaultError) return e;
@@ -123,5 +124,23 @@ export function fsError(action: string, path: string, e: unknown): VaultError {
       cause: e,
     });
   }
+  const full = errno === undefined ? undefined : FULL[errno];
+  if (full !== undefined) {
+    return new VaultError("io", `${action} failed for "${path}": ${full[0]} (${errno})`, { hint: full[1], cause: e });
+  }
   return new VaultError("io", `${action} failed for "${path}" (${detail})`, { cause: e });
 }
+
+/** Errors of a file system that takes no more writes: what the message says, and the hint. */
+const FULL: Record<string, readonly [string, string]> = {
+  ENOSPC: ["the file system is full", "free space on the file system that holds it, then run the command again"],
+  EDQUOT: [
+    "the disk quota is used up",
+    "free space on the file system that holds it (or have the quota raised), then run the command again",
+  ],
+  EROFS: [
+    "the file system is read-only",
+    "mount it read-write, or keep the vault and identity folders on a writable file system (--vault-dir, " +
+    "--identity-dir)",
+  ],
+};

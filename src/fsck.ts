@@ -131,6 +131,8 @@ interface Context {
   kekId: string | undefined;
   maxObjectBytes: number;
   findings: FsckFinding[];
+  /** How many objects name each `kek_id` (`""` for none), counted when set. */
+  kekIds?: Map<string, number>;
 }
 
 /**
@@ -198,6 +200,7 @@ async function judgeObject(ctx: Context, dir: string, name: string): Promise<Obj
     state.why = "it is not an envelope (its JSON or AAD does not parse)";
     return state;
   }
+  ctx.kekIds?.set(place.kekId ?? "", (ctx.kekIds.get(place.kekId ?? "") ?? 0) + 1);
   let scope: string;
   try {
     scope = formatScope(parseScope(place.scope));
@@ -265,14 +268,20 @@ async function removeLeftover(fs: FileSystem, path: string): Promise<void> {
 /**
  * The findings that need no key (docs/FORMAT.md §5.6): corrupt indexes,
  * entries without objects, objects without entries or under the wrong name,
- * leftovers. `doctor` reports these; it opens no secret.
+ * leftovers. `doctor` reports these; it opens no secret. `kekIds` counts the
+ * objects that name each key, as their envelopes say in the clear.
  *
  * @internal
  */
-export async function inspectFolder(fs: FileSystem, root: string, maxObjectBytes: number): Promise<FsckFinding[]> {
-  const ctx: Context = { fs, root, cipher: undefined, kekId: undefined, maxObjectBytes, findings: [] };
+export async function inspectFolder(
+  fs: FileSystem,
+  root: string,
+  maxObjectBytes: number,
+): Promise<{ findings: FsckFinding[]; kekIds: Map<string, number> }> {
+  const kekIds = new Map<string, number>();
+  const ctx: Context = { fs, root, cipher: undefined, kekId: undefined, maxObjectBytes, findings: [], kekIds };
   await scan(ctx, undefined, false);
-  return ctx.findings;
+  return { findings: ctx.findings, kekIds };
 }
 
 /** The scan of a scoped vault folder with its objects in `objects/`, and the repair of what it found. */

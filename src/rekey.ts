@@ -113,7 +113,6 @@ async function rekeyLocked(
 ): Promise<RekeyResult> {
   const oldKek = await parts.kek();
   const newId = kekId(newKek);
-  const layout = parts.layout;
   // The key record names the new key first: from then on a writer with the old key is refused (§5.7). Once
   // every writer that read the old record has released its scope's lock, no secret is sealed under the old key
   // that the list below does not name.
@@ -123,11 +122,50 @@ async function rekeyLocked(
     throw otherKeyError(parts.root, recorded, oldId, action, true);
   }
   if (recorded !== newId) await writeKekRecord(parts.fs, parts.root, newId);
+  // From here the record names the new key while secrets may still be under the old one: whatever stops the
+  // re-key (a full disk, a lock held too long) must say that it stopped midway and how to finish.
+  const progress = { rewrapped: 0, alreadyDone: 0, total: undefined as number | undefined };
+  try {
+    return await rewrapAll(parts, oldKek, newKek, newId, action, progress);
+  } catch (e) {
+    throw stoppedMidway(e, action, progress);
+  }
+}
+
+/** The error of a re-key that stopped after it recorded the new key: the cause, and how to finish. */
+function stoppedMidway(
+  e: unknown,
+  action: string,
+  progress: { rewrapped: number; alreadyDone: number; total: number | undefined },
+): unknown {
+  // The re-key's own report of secrets that do not open with the new key already says what to do.
+  if (!(e instanceof VaultError) || e.code === "crypto") return e;
+  const moved = progress.rewrapped + progress.alreadyDone;
+  const done = progress.total === undefined ? "before it listed the secrets" : `with ${moved} of ${progress.total} ` +
+    `secret${progress.total === 1 ? "" : "s"} under the new key`;
+  const why = e.message.startsWith(`${action} failed: `) ? e.message.slice(action.length + 9) : e.message;
+  return new VaultError(e.code, `${action} failed: it stopped midway, ${done}: ${why}`, {
+    hint: `${e.hint === undefined ? "" : `${e.hint}; `}then run the same rekey again to finish it: until then the ` +
+      "vault records the new key, the secrets not yet moved open only with the old one, and writes with the old " +
+      "key are refused",
+    cause: e,
+  });
+}
+
+/** Moves every secret under the new key and proves it opens (§5.5); `progress` counts what was done. */
+async function rewrapAll(
+  parts: Awaited<ReturnType<typeof Vault._parts>>,
+  oldKek: Uint8Array,
+  newKek: Uint8Array,
+  newId: string,
+  action: string,
+  progress: { rewrapped: number; alreadyDone: number; total: number | undefined },
+): Promise<RekeyResult> {
+  const layout = parts.layout;
   await drainScopeWriters(parts.fs, parts.root, parts.limits);
   const entries = await layout.list(scopeEntry);
+  progress.total = entries.length;
   const failed: string[] = [];
-  let rewrapped = 0;
-  let alreadyDone = 0;
   // Phase 1: each envelope rewritten under the new key, one scope's lock at a time.
   const scopes = [...new Set(entries.map((e) => e.scope))];
   for (const scope of scopes) {
@@ -150,11 +188,11 @@ async function rekeyLocked(
           continue;
         }
         if (next === undefined) {
-          alreadyDone++;
+          progress.alreadyDone++;
           continue;
         }
         await layout.objects.put(e.object_id, next);
-        rewrapped++;
+        progress.rewrapped++;
       }
     });
   }
@@ -188,5 +226,5 @@ async function rekeyLocked(
       },
     );
   }
-  return { secrets: entries.length, rewrapped, alreadyDone, kekId: newId };
+  return { secrets: entries.length, rewrapped: progress.rewrapped, alreadyDone: progress.alreadyDone, kekId: newId };
 }

@@ -635,6 +635,10 @@ export class Vault {
       await this.#layout.objects.delete(id).catch(() => {});
       return;
     }
+    // A file is replaced whole or not at all: when the write failed before its rename (a full disk), the previous
+    // value is still there, and writing it again would fail as well and report a loss that did not happen.
+    const now = await this.#layout.objects.get(id).catch(() => undefined);
+    if (now !== undefined && sameBytes(now, previous)) return;
     try {
       await this.#layout.objects.put(id, previous);
     } catch (restoreError) {

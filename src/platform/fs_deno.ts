@@ -51,6 +51,15 @@ function openNoFollow(path: string, options: Deno.OpenOptions = { read: true }):
   }
 }
 
+/** Removes a file if it is there; never throws. */
+function discard(path: string): void {
+  try {
+    Deno.removeSync(path);
+  } catch {
+    // nothing to discard
+  }
+}
+
 async function writeNew(path: string, data: Uint8Array, sync: boolean, mode = FILE_MODE): Promise<void> {
   const file = Deno.openSync(path, { write: true, createNew: true, mode: FILE_MODE });
   try {
@@ -59,9 +68,13 @@ async function writeNew(path: string, data: Uint8Array, sync: boolean, mode = FI
     let n = 0;
     while (n < data.length) n += file.writeSync(data.subarray(n));
     if (sync) await file.sync();
-  } finally {
+  } catch (e) {
+    // The file is new and ours: a write the disk refused (ENOSPC) must not leave it behind, empty or torn.
     file.close();
+    discard(path);
+    throw e;
   }
+  file.close();
 }
 
 // deno-lint-ignore require-await -- async so that a failure is a rejection, not a throw
@@ -161,13 +174,7 @@ const denoFileSystem: FileSystem = {
     writeNew,
     renameSync: (from, to) => Deno.renameSync(from, to),
     linkSync: (from, to) => Deno.linkSync(from, to),
-    discard: (path) => {
-      try {
-        Deno.removeSync(path);
-      } catch {
-        // nothing to discard
-      }
-    },
+    discard,
   }),
 };
 

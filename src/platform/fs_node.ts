@@ -25,6 +25,15 @@ function fsyncFd(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fs.fsync(fd, (e) => (e ? reject(e) : resolve())));
 }
 
+/** Removes a file if it is there; never throws. */
+function discard(path: string): void {
+  try {
+    fs.rmSync(path, { force: true });
+  } catch {
+    // nothing to discard
+  }
+}
+
 async function writeNew(path: string, data: Uint8Array, sync: boolean, mode = FILE_MODE): Promise<void> {
   const fd = fs.openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | NOFOLLOW, FILE_MODE);
   try {
@@ -33,9 +42,13 @@ async function writeNew(path: string, data: Uint8Array, sync: boolean, mode = FI
     let n = 0;
     while (n < data.length) n += fs.writeSync(fd, data, n, data.length - n);
     if (sync) await fsyncFd(fd);
-  } finally {
+  } catch (e) {
+    // The file is new and ours: a write the disk refused (ENOSPC) must not leave it behind, empty or torn.
     fs.closeSync(fd);
+    discard(path);
+    throw e;
   }
+  fs.closeSync(fd);
 }
 
 // deno-lint-ignore require-await -- async so that a failure is a rejection, not a throw
@@ -131,13 +144,7 @@ const nodeFileSystem: FileSystem = {
     writeNew,
     renameSync: (from, to) => fs.renameSync(from, to),
     linkSync: (from, to) => fs.linkSync(from, to),
-    discard: (path) => {
-      try {
-        fs.rmSync(path, { force: true });
-      } catch {
-        // nothing to discard
-      }
-    },
+    discard,
   }),
 };
 

@@ -153,8 +153,8 @@ async function writeTarget(
     }
     await secureDir(fs, join(root, FILES.objectsDir), "objects folder");
     // The objects first: an index never names an object that is not durable.
-    await fs.writeFileAtomic(join(root, PALYRA_OBJECTS_STORE), store);
-    await fs.writeFileAtomic(join(root, FILES.palyraIndex), encodePalyraIndex(entries));
+    await writeFile(fs, join(root, PALYRA_OBJECTS_STORE), store, "objects store");
+    await writeFile(fs, join(root, FILES.palyraIndex), encodePalyraIndex(entries), "index");
     return;
   }
   const objects = new EncryptedFileBackend(root, fs, { maxObjectBytes: parts.maxObjectBytes });
@@ -167,10 +167,24 @@ async function writeTarget(
   for (const [scope, list] of byScope) {
     const dir = join(root, FILES.scopesDir, scopeDirName(scope));
     await secureDir(fs, dir, `folder of scope ${JSON.stringify(scope)}`);
-    await fs.writeFileAtomic(join(dir, FILES.scopeIndex), encodeSnapshot(scope, 1, list));
+    await writeFile(
+      fs,
+      join(dir, FILES.scopeIndex),
+      encodeSnapshot(scope, 1, list),
+      `index of scope ${JSON.stringify(scope)}`,
+    );
   }
   // The scoped layout records the key its envelopes name (§5.7); Palyra's layout has no such file.
   if (id !== undefined) await writeKekRecord(fs, root, id);
+}
+
+/** Replaces a file of the new layout, its failure typed with what it held (a full disk says so). */
+async function writeFile(fs: FileSystem, path: string, data: Uint8Array, what: string): Promise<void> {
+  try {
+    await fs.writeFileAtomic(path, data);
+  } catch (e) {
+    throw fsError(`write ${what}`, path, e);
+  }
 }
 
 /** Opens every secret through the new layout and checks it holds the value it had. */
@@ -337,7 +351,7 @@ async function migrateLocked(parts: MigrationParts, to: LayoutName): Promise<Mig
         if (ours !== recorded) throw otherKeyError(root, recorded, ours, `migrate vault "${root}"`);
       }
     }
-    await fs.writeFileAtomic(join(root, FILES.migrationMarker), utf8(to));
+    await writeFile(fs, join(root, FILES.migrationMarker), utf8(to), "migration marker");
     let committed = false;
     if (from === "scoped") await drainScopeWriters(fs, root, parts.limits);
     const source = await readSource(parts, from);
@@ -356,13 +370,19 @@ async function migrateLocked(parts: MigrationParts, to: LayoutName): Promise<Mig
       await writeTarget(parts, to, target, id);
       if (kek !== undefined) await verifyTarget(parts, to, kek, values);
       if (to === "palyra" && target.length === 0) {
-        await fs.writeFileAtomic(join(root, FILES.palyraIndex), encodePalyraIndex([]));
+        await writeFile(fs, join(root, FILES.palyraIndex), encodePalyraIndex([]), "index");
       }
       // The commit: one rename takes the old layout's defining name away.
       const defining = from === "scoped" ? join(root, FILES.scopesDir) : join(root, FILES.palyraIndex);
-      if (await exists(fs, defining)) await fs.rename(defining, join(root, RETIRED[from]));
+      if (await exists(fs, defining)) {
+        await fs.rename(defining, join(root, RETIRED[from])).catch((e) => {
+          throw fsError("commit the migration: rename", defining, e);
+        });
+      }
       committed = true;
-      await fs.syncDir(root);
+      await fs.syncDir(root).catch((e) => {
+        throw fsError("commit the migration: sync", root, e);
+      });
       await retire(parts, from, new Set(to === "scoped" ? target.map((e) => e.object_id) : []));
       return { from, to, secrets: target.length, alreadyDone: false, resumed };
     } catch (e) {

@@ -1,0 +1,156 @@
+/**
+ * The CLI on a disk that is really full. A tmpfs of 2 MiB is mounted in a
+ * mount namespace of its own (`unshare`, as root or through a user
+ * namespace), and tests/workers/full_disk.ts fills it but for 0, 1, 2, …
+ * pages before each command, so each step of a set, a first set, a rekey and
+ * a migration meets the kernel's own ENOSPC in turn. What is checked: the
+ * error is typed and says the disk is full; nothing is lost or reported
+ * lost; no temporary file is left behind; once space is freed, running the
+ * command again finishes it.
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import process from "node:process";
+import { CLI } from "./cli_targets.ts";
+import { kekId } from "../src/crypto/kdf.ts";
+import { DENO_TASK_FLAGS, denoWith, ROOT, run, type RuntimeName, RUNTIMES, tempDir } from "./helpers.ts";
+
+interface Ran {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+interface Attempt {
+  scenario: string;
+  free: number;
+  ran: Ran;
+  /** The vault's key record after the command, before anything else ran. */
+  record: string | null;
+  /** `doctor --json` after a rekey that failed. */
+  doctor: Ran | undefined;
+  finished: Ran | undefined;
+  fsck: Ran;
+  values: Record<string, string>;
+  leftovers: string[];
+}
+
+/** How this machine lets a test mount a tmpfs of its own: as root, or as root of a new user namespace. */
+function unshareArgs(): string[] {
+  const asRoot = process.getuid?.() === 0;
+  const args = asRoot ? ["--mount"] : ["--user", "--map-root-user", "--mount"];
+  const probe = spawnSync("unshare", [...args, "--propagation", "private", "true"], { encoding: "utf8" });
+  assert.equal(
+    probe.status,
+    0,
+    `this test mounts a small tmpfs in a mount namespace of its own: it needs util-linux's unshare, and root or ` +
+      `unprivileged user namespaces (${probe.error ?? probe.stderr})`,
+  );
+  return ["unshare", ...args, "--propagation", "private"];
+}
+
+/** The runtime this file runs on: the worker runs on it too. */
+const OWN: RuntimeName = "Deno" in globalThis ? "deno" : "Bun" in globalThis ? "bun" : "node";
+
+/** The CLI as this runtime's users run it: Deno with the README's permissions, Node through npx's bin script. */
+function ownCli(): string[] {
+  if (OWN === "deno") return denoWith(DENO_TASK_FLAGS, CLI);
+  if (OWN === "node") return ["node", join(ROOT, "bin", "palyra-secrets.mjs")];
+  return RUNTIMES.bun(CLI);
+}
+
+const FULL = /^error: io: .+: the file system is full \(ENOSPC\); hint: free space on the file system that holds it/m;
+
+test("a full disk: each step of set, first set, rekey and migrate fails typed, loses nothing, leaves nothing behind, and finishes once space is freed", async () => {
+  const mnt = tempDir("full");
+  const worker = join(ROOT, "tests", "workers", "full_disk.ts");
+  const r = await run(
+    [
+      ...unshareArgs(),
+      "sh",
+      "-c",
+      'mount -t tmpfs -o size=2m,mode=0700 tmpfs "$0" && exec "$@"',
+      mnt,
+      ...RUNTIMES[OWN](worker),
+      mnt,
+      tempDir("full-home"),
+      JSON.stringify(ownCli()),
+    ],
+    { timeoutMs: 600_000 },
+  );
+  const out = new TextDecoder().decode(r.stdout);
+  assert.equal(r.code, 0, `the worker failed: ${r.stderr}\n${out.slice(-2000)}`);
+  const lines = out.trim().split("\n");
+  assert.equal(lines.pop(), "done");
+  const attempts = lines.map((l) => JSON.parse(l) as Attempt);
+  const by = new Map<string, Attempt[]>();
+  for (const a of attempts) by.set(a.scenario, [...(by.get(a.scenario) ?? []), a]);
+  const all = [
+    "set_replace",
+    "set_new_key",
+    "first_set",
+    "rekey",
+    "migrate_to_palyra",
+    "migrate_to_scoped",
+    "palyra_set_replace",
+  ];
+  // FULL_DISK_ONLY=<scenario> runs one of them, while working on it.
+  const only = process.env.FULL_DISK_ONLY;
+  assert.deepEqual([...by.keys()], only === undefined ? all : [only]);
+  const problems: string[] = [];
+  const check = (a: Attempt, ok: boolean, what: string) => {
+    if (!ok) problems.push(`${a.scenario} with ${a.free} free pages: ${what}`);
+  };
+  for (const [name, list] of by) {
+    const last = list.at(-1)!;
+    // The disk full but for a page or two stops every command; with room enough it goes through.
+    assert.ok(list.length >= 2, `${name}: the command did not fail on a full disk: ${JSON.stringify(list[0])}`);
+    assert.equal(last.ran.code, 0, `${name}: the command never went through: ${last.ran.stderr}`);
+    for (const a of list) {
+      const failed = a.ran.code !== 0;
+      if (failed) {
+        check(a, a.ran.code === 1, `exit ${a.ran.code}, not 1`);
+        check(a, FULL.test(a.ran.stderr), `the error does not say the disk is full: ${a.ran.stderr.trim()}`);
+      }
+      check(
+        a,
+        !/putting the previous value back failed/.test(a.ran.stderr),
+        `reports the previous value lost while it is intact: ${a.ran.stderr.trim()}`,
+      );
+      check(a, a.leftovers.length === 0, `left temporary files: ${a.leftovers.join(", ")}`);
+      if (name === "rekey" && failed && a.record === kekId(new Uint8Array(32).fill(0x5a))) {
+        // The record names the new key, so the re-key had begun: the secrets may be split between the two keys.
+        check(
+          a,
+          /stopped midway/.test(a.ran.stderr) && /run the same rekey again/.test(a.ran.stderr),
+          `a re-key that stopped midway does not say so, nor how to finish it: ${a.ran.stderr.trim()}`,
+        );
+        const problems = (JSON.parse(a.doctor!.stdout) as { problems: Array<{ code: string; message: string }> })
+          .problems.filter((p) => p.code === "identity_key_mismatch");
+        check(
+          a,
+          problems.length === 1 && /split between/.test(problems[0]!.message),
+          `doctor does not say the re-key stopped midway: ${JSON.stringify(problems)}`,
+        );
+      }
+      if (a.finished !== undefined) {
+        check(a, a.finished.code === 0, `running it again once space was freed failed: ${a.finished.stderr.trim()}`);
+      }
+      check(a, a.fsck.code === 0, `fsck afterwards: exit ${a.fsck.code}: ${a.fsck.stdout.trim()} ${a.fsck.stderr}`);
+      const expected: Record<string, string> = {};
+      for (const key of Object.keys(a.values)) expected[key] = `value-${key.slice("global/k".length)}`;
+      if (name === "set_replace" || name === "palyra_set_replace") {
+        if (!failed) expected["global/k1"] = `new-${a.free}`;
+      }
+      if (name === "set_new_key") expected[`global/n${a.free}`] = failed ? "error not_found" : `new-${a.free}`;
+      check(
+        a,
+        JSON.stringify(a.values) === JSON.stringify(expected),
+        `values ${JSON.stringify(a.values)}, expected ${JSON.stringify(expected)}`,
+      );
+    }
+  }
+  assert.deepEqual(problems, []);
+});
