@@ -47,7 +47,8 @@ export interface LockReport {
 export interface DoctorProblem {
   /**
    * `identity_file_mode`, `identity_key_mismatch` (the identity is not the key the vault records, as after a
-   * `rekey`), `key_record_unreadable`, `leftover_temporary`, `legacy_lock_file`, `stale_lock`, `fsck_failed`, or
+   * `rekey`), `secrets_under_other_key` (objects that name another key than the record: a `rekey` that stopped
+   * midway), `key_record_unreadable`, `leftover_temporary`, `legacy_lock_file`, `stale_lock`, `fsck_failed`, or
    * `fsck_<code>` for what `fsck` would find without opening a secret (`fsck_orphan_object`, `fsck_missing_object`, …;
    * see `FsckCode`).
    */
@@ -308,16 +309,26 @@ async function checkIdentityKey(
     });
     return;
   }
-  if (recorded === undefined || !hasIdentity) return;
-  const { identityKek, loadIdentity } = await import("./store/identity_store.ts");
-  const { kekId } = await import("./crypto/kdf.ts");
-  // An identity that cannot be read is not this check's to report: opening the vault says what is wrong with it.
-  const identity = await loadIdentity({ fs }, identityDir).catch(() => undefined);
-  if (identity === undefined) return;
-  const kek = await identityKek(identity, "webcrypto");
-  const ours = kekId(kek);
-  kek.fill(0);
-  if (ours === recorded) return;
+  if (recorded === undefined) return;
+  const ours = hasIdentity ? await identityKekId(fs, identityDir) : undefined;
+  if (ours === undefined || ours === recorded) {
+    // This identity is the vault's key (or none is known): objects that still name another key are secrets a
+    // re-key that stopped midway did not move, which open only with the key it moved from.
+    const others = [...(kekIds ?? [])].filter(([id, n]) => id !== "" && id !== recorded && n > 0);
+    if (others.length === 0 || rekeyLock !== undefined) return;
+    const count = others.reduce((sum, [, n]) => sum + n, 0);
+    const ids = others.map(([id]) => JSON.stringify(id)).join(", ");
+    problems.push({
+      code: "secrets_under_other_key",
+      path: join(root, FILES.objectsDir),
+      message: `${count} secret${count === 1 ? " is" : "s are"} sealed with the key of kek_id ${ids}, not with the ` +
+        `key the vault records (kek_id "${recorded}"): a re-key to that key stopped midway (or a writer of an ` +
+        "earlier version used another key); they open only with the key they name",
+      hint: "finish the re-key: run the same rekey again with the key it moved from (--identity-dir or --kek-file); " +
+        "palyra-secrets fsck lists them (foreign_key)",
+    });
+    return;
+  }
   // A re-key records the new key before it moves the secrets (§5.5): while its lock is there, or while objects
   // still name this key (a re-key that failed, on a full disk say, and released its lock), the secrets are split
   // between the two keys, and this identity is the old key a stopped re-key needs to finish.
@@ -348,6 +359,18 @@ async function checkIdentityKey(
     hint: "point --identity-dir (PALYRA_IDENTITY_DIR) at the identity the vault was re-keyed to, or pass --kek-file " +
       "if it was re-keyed to a KEK file",
   });
+}
+
+/** The `kek_id` of the identity in `dir`; `undefined` when it cannot be read (opening the vault says why). */
+async function identityKekId(fs: FileSystem, dir: string): Promise<string | undefined> {
+  const { identityKek, loadIdentity } = await import("./store/identity_store.ts");
+  const { kekId } = await import("./crypto/kdf.ts");
+  const identity = await loadIdentity({ fs }, dir).catch(() => undefined);
+  if (identity === undefined) return undefined;
+  const kek = await identityKek(identity, "webcrypto");
+  const id = kekId(kek);
+  kek.fill(0);
+  return id;
 }
 
 /** The lock of a vault in Palyra's layout: `pid=<pid> ts_ms=<ms>`, no host (docs/FORMAT.md §6.4). */

@@ -29,8 +29,9 @@ interface Attempt {
   ran: Ran;
   /** The vault's key record after the command, before anything else ran. */
   record: string | null;
-  /** `doctor --json` after a rekey that failed. */
+  /** `doctor --json` after a rekey that failed, with the old identity and with none. */
   doctor: Ran | undefined;
+  doctorNoIdentity: Ran | undefined;
   finished: Ran | undefined;
   fsck: Ran;
   values: Record<string, string>;
@@ -133,6 +134,14 @@ test("a full disk: each step of set, first set, rekey and migrate fails typed, l
           a,
           problems.length === 1 && /split between/.test(problems[0]!.message),
           `doctor does not say the re-key stopped midway: ${JSON.stringify(problems)}`,
+        );
+        // Without the old identity, the secrets it did not move are what doctor sees.
+        const other = (JSON.parse(a.doctorNoIdentity!.stdout) as { problems: Array<{ code: string; message: string }> })
+          .problems.filter((p) => p.code === "secrets_under_other_key");
+        check(
+          a,
+          other.length === 1 && /stopped midway/.test(other[0]!.message),
+          `doctor without the old identity does not report the secrets left under it: ${JSON.stringify(other)}`,
         );
       }
       if (a.finished !== undefined) {

@@ -236,7 +236,12 @@ for (const s of scenarios) {
     // What a command that stopped midway left: the key the vault records, and what doctor says of it.
     const recordPath = join(work, "vault", "kek.id");
     const record = existsSync(recordPath) ? readFileSync(recordPath, "utf8") : null;
-    const doctor = ran.code === 0 || s.name !== "rekey" ? undefined : runCli(work, ["doctor", "--json"]);
+    const rekeyFailed = ran.code !== 0 && s.name === "rekey";
+    const doctor = rekeyFailed ? runCli(work, ["doctor", "--json"]) : undefined;
+    // As a user of the new key (a KEK file, which doctor is not given) sees it: no identity of the vault's.
+    const doctorNoIdentity = rekeyFailed
+      ? runCli(work, ["doctor", "--json", "--identity-dir", join(work, "no-identity")])
+      : undefined;
     const f = s.finish?.(free);
     const finished = f === undefined ? undefined : runCli(work, f.args, f.input);
     const fsck = runCli(work, ["fsck", ...(s.fsckArgs ?? [])]);
@@ -246,6 +251,7 @@ for (const s of scenarios) {
       ran,
       record,
       doctor,
+      doctorNoIdentity,
       finished,
       fsck,
       values: await values(work, s.read(free), s.kek),
