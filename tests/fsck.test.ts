@@ -8,7 +8,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import process from "node:process";
-import { hostName } from "../src/platform/process.ts";
+import { lockHostName } from "../src/store/scope_lock.ts";
 import { join } from "node:path";
 import { Buffer } from "node:buffer";
 import fc from "fast-check";
@@ -269,7 +269,7 @@ describe("fsck (library)", () => {
   test("a lock whose holder is gone is listed, and a repair reclaims it; a live holder's lock is not listed", async () => {
     const { root, vault } = await seeded("stale-lock");
     const dead = Number(new TextDecoder().decode((await run(["node", "-e", "console.log(process.pid)"])).stdout));
-    const host = hostName().replace(/\s/g, "_");
+    const host = lockHostName();
     const plant = (scope: string, pid: number) => {
       const lock = join(scopeDir(root, scope), ".metadata.lock");
       mkdirSync(lock, { mode: 0o700 });

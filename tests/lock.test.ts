@@ -11,10 +11,16 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, utimesSy
 import { join } from "node:path";
 import process from "node:process";
 import fc from "fast-check";
-import { acquireLock, type HeldLock, lockContent, type LockHost, parseLock } from "../src/store/scope_lock.ts";
+import {
+  acquireLock,
+  type HeldLock,
+  lockContent,
+  type LockHost,
+  lockHostName,
+  parseLock,
+} from "../src/store/scope_lock.ts";
 import { defaultFileSystem, fileInfo, type FileSystem } from "../src/platform/fs.ts";
-import { hostName } from "../src/platform/process.ts";
-import { DENO_DOCUMENTED, rejectsWith, run, runScript, RUNTIME_NAMES, tempDir } from "./helpers.ts";
+import { DENO_DOCUMENTED, rejectsWith, ROOT, run, runScript, RUNTIME_NAMES, RUNTIMES, tempDir } from "./helpers.ts";
 
 const opts = (over: Partial<{ timeoutMs: number; staleAfterMs: number }> = {}) => ({
   timeoutMs: 2_000,
@@ -28,7 +34,7 @@ async function deadPid(): Promise<number> {
   return Number(new TextDecoder().decode(r.stdout).trim());
 }
 
-const HOST = hostName().replace(/\s/g, "_");
+const HOST = lockHostName();
 const line = (pid: number, host: string, ts: number, nonce = "0123456789abcdef") =>
   `pid=${pid} host=${host} ts_ms=${ts} nonce=${nonce}\n`;
 
@@ -213,6 +219,49 @@ describe("lock", () => {
     );
     for (const r of results) assert.equal(r.code, 0, r.stderr);
     assertExclusive(readFileSync(log, "utf8"), rounds * workers.length);
+  });
+
+  test("a holder in another PID namespace of this host (a container beside it) is never reclaimed for its pid", async () => {
+    // Containers of one Kubernetes pod, or a container run with the host's network, share the host name but not the
+    // PID namespace: a pid written by one means another process, or none, to the other. The holder runs in a PID
+    // namespace of its own (unshare) with the pid of a process that has ended out here, so judged by its pid from
+    // here it is dead, while it holds the lock.
+    const dir = tempDir("lock-pidns");
+    const path = join(dir, ".metadata.lock");
+    const log = join(dir, "log");
+    const own = "Deno" in globalThis ? "deno" : "Bun" in globalThis ? "bun" : "node";
+    const pid = await deadPid();
+    const asRoot = process.getuid?.() === 0;
+    const startAt = Date.now() + 2_000;
+    const args = (holdMs: number, at: number) => ["lock", path, String(holdMs), "1", log, String(at)];
+    const inside = run([
+      "unshare",
+      ...(asRoot ? [] : ["--user", "--map-root-user"]),
+      "--pid",
+      "--fork",
+      "--mount-proc",
+      "sh",
+      "-c",
+      // The next pid this namespace gives is the one that ended out here.
+      'echo $(($0 - 1)) > /proc/sys/kernel/ns_last_pid && "$@"',
+      String(pid),
+      ...RUNTIMES[own](join(ROOT, "tests/workers/vault_worker.ts")),
+      ...args(3_000, startAt),
+    ]);
+    // Out here, a writer that comes while the holder inside holds the lock. Deno reads /proc only with --allow-all,
+    // so under the README's permissions it cannot know its namespace and judges by pid (README, Deno permissions).
+    const outside = runScript(own, "tests/workers/vault_worker.ts", args(100, startAt + 1_000));
+    const [a, b] = await Promise.all([inside, outside]);
+    assert.equal(
+      a.code,
+      0,
+      `the holder in its own PID namespace failed (it needs unshare, as root or through a ` +
+        `user namespace): ${a.stderr}`,
+    );
+    assert.equal(b.code, 0, b.stderr);
+    const lines = readFileSync(log, "utf8").trim().split("\n");
+    assert.equal(lines[0], `enter ${pid}.0`, "the holder inside has the pid that ended out here");
+    assertExclusive(lines.join("\n"), 2);
   });
 
   test("regression: under the README's Deno permissions a dead holder is reclaimed at once and a live one is never taken", async () => {

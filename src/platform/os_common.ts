@@ -12,6 +12,12 @@ export interface Os {
   readonly pid: number;
   /** This machine's host name; throws when the runtime may not read it. */
   hostname(): string;
+  /**
+   * The id of this process's PID namespace (Linux: the inode of `/proc/self/ns/pid`): processes in two namespaces
+   * (a container beside the host) mean different processes by one pid. `undefined` where there are none, or the
+   * runtime may not look.
+   */
+  pidNamespace(): string | undefined;
   /** The numeric user id, `undefined` where there is none (Windows); throws when the runtime may not read it. */
   uid(): number | undefined;
   /** The home folder as the OS reports it, when it does. */

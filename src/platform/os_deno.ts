@@ -14,6 +14,15 @@ export const denoOs: Os = {
   platform: Deno.build.os === "windows" ? "win32" : Deno.build.os,
   pid: Deno.pid,
   hostname: () => Deno.hostname(),
+  pidNamespace() {
+    if (Deno.build.os !== "linux") return undefined;
+    try {
+      const ino = Deno.statSync("/proc/self/ns/pid").ino;
+      return ino === null ? undefined : String(ino);
+    } catch {
+      return undefined;
+    }
+  },
   uid: () => Deno.uid() ?? undefined,
   homedir: () => undefined,
   env: (name) => Deno.env.get(name),

@@ -5,6 +5,7 @@
  */
 import process from "node:process";
 import { homedir, hostname } from "node:os";
+import { statSync } from "node:fs";
 import type { Os } from "./os_common.ts";
 
 /** Node's and Bun's process and machine. */
@@ -12,6 +13,14 @@ export const nodeLikeOs: Omit<Os, "isMain"> = {
   platform: process.platform,
   pid: process.pid,
   hostname: () => hostname(),
+  pidNamespace() {
+    if (process.platform !== "linux") return undefined;
+    try {
+      return String(statSync("/proc/self/ns/pid").ino);
+    } catch {
+      return undefined;
+    }
+  },
   uid: () => (typeof process.getuid === "function" ? process.getuid() : undefined),
   homedir: () => homedir() || undefined,
   env: (name) => process.env[name],

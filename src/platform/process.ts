@@ -26,6 +26,11 @@ export function hostName(): string {
   }
 }
 
+/** The id of this process's PID namespace (Linux), `undefined` elsewhere or when it cannot be read. */
+export function pidNamespace(): string | undefined {
+  return os.pidNamespace();
+}
+
 /** The numeric user id on POSIX systems, `undefined` on Windows. */
 export function currentUid(): number | undefined {
   try {

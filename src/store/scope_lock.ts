@@ -24,7 +24,7 @@ import { join } from "../platform/path.ts";
 import { errnoCode, fsError, VaultError } from "../errors.ts";
 import { fromUtf8, utf8 } from "../crypto/encoding.ts";
 import { defaultFileSystem, type FileSystem, randomSuffix } from "../platform/fs.ts";
-import { currentPid, hostName, isProcessAlive } from "../platform/process.ts";
+import { currentPid, hostName, isProcessAlive, pidNamespace } from "../platform/process.ts";
 
 /** Lock settings. */
 export interface LockOptions {
@@ -74,9 +74,33 @@ export function parseLock(text: string): LockInfo | undefined {
   return { pid: Number(m[1]), host: m[2]!, tsMs: Number(m[3]), nonce: m[4]! };
 }
 
-/** This machine's name as lock files spell it. */
+const PIDNS = "@pidns:";
+let lockHost: string | undefined;
+
+/**
+ * This machine's name as lock files spell it (docs/FORMAT.md §5.4): its host name, and on Linux its PID namespace,
+ * so that a pid is judged only by processes that mean the same process by it (a container of the same host name
+ * beside the host, or beside another container, judges the other's holders by age, as another machine's).
+ */
 export function lockHostName(): string {
-  return hostName().replace(/\s/g, "_");
+  if (lockHost !== undefined) return lockHost;
+  const ns = pidNamespace();
+  lockHost = hostName().replace(/\s/g, "_") + (ns === undefined ? "" : `${PIDNS}${ns}`);
+  return lockHost;
+}
+
+/**
+ * Whether the lock host `a` and the lock host `b` mean the same processes by a pid: the same host name, and the same
+ * PID namespace where both name one. A writer that could not read its namespace (Deno without `--allow-all`, an
+ * earlier version) names none, and is judged by its host name alone, as before namespaces were written.
+ */
+export function sameLockHost(a: string, b: string): boolean {
+  if (a === b) return true;
+  const i = a.indexOf(PIDNS);
+  const j = b.indexOf(PIDNS);
+  const nameA = i < 0 ? a : a.slice(0, i);
+  const nameB = j < 0 ? b : b.slice(0, j);
+  return nameA === nameB && (i < 0 || j < 0);
 }
 
 /** The lock host of this process. */
@@ -133,7 +157,7 @@ export async function isStale(
   const info = parseBytes(bytes);
   const now = host.now();
   if (info === undefined) return now - mtimeMs > staleAfterMs;
-  if (info.host === host.host) {
+  if (sameLockHost(info.host, host.host)) {
     return (await host.isAlive(info.pid, info.tsMs)) === false;
   }
   return now - Math.min(info.tsMs, mtimeMs) > staleAfterMs;
@@ -192,7 +216,7 @@ export async function holderState(fs: FileSystem, path: string): Promise<
   const found = await inspectLock(fs, path).catch(() => undefined);
   if (found === undefined) return undefined;
   let state: "alive" | "dead" | "unknown" = "unknown";
-  if (found.info !== undefined && found.info.host === lockHostName()) {
+  if (found.info !== undefined && sameLockHost(found.info.host, lockHostName())) {
     const alive = await isProcessAlive(found.info.pid, found.info.tsMs);
     state = alive === undefined ? "unknown" : alive ? "alive" : "dead";
   }

@@ -387,6 +387,10 @@ class ScopeLock:
 
     def __enter__(self):
         host = re.sub(r"\s", "_", socket.gethostname() or "unknown-host")
+        try:  # the PID namespace, after the host name (FORMAT.md section 5.4)
+            host += f"@pidns:{os.stat('/proc/self/ns/pid').st_ino}"
+        except OSError:
+            pass
         deadline = time.monotonic() + self.timeout_ms / 1000
         delay = 0.001
         while True:
