@@ -232,8 +232,7 @@ describe("lock", () => {
     const own = "Deno" in globalThis ? "deno" : "Bun" in globalThis ? "bun" : "node";
     const pid = await deadPid();
     const asRoot = process.getuid?.() === 0;
-    const startAt = Date.now() + 2_000;
-    const args = (holdMs: number, at: number) => ["lock", path, String(holdMs), "1", log, String(at)];
+    const args = (holdMs: number) => ["lock", path, String(holdMs), "1", log, String(Date.now())];
     const inside = run([
       "unshare",
       ...(asRoot ? [] : ["--user", "--map-root-user"]),
@@ -246,11 +245,21 @@ describe("lock", () => {
       'echo $(($0 - 1)) > /proc/sys/kernel/ns_last_pid && "$@"',
       String(pid),
       ...RUNTIMES[own](join(ROOT, "tests/workers/vault_worker.ts")),
-      ...args(3_000, startAt),
+      ...args(8_000),
     ]);
-    // Out here, a writer that comes while the holder inside holds the lock. Deno reads /proc only with --allow-all,
-    // so under the README's permissions it cannot know its namespace and judges by pid (README, Deno permissions).
-    const outside = runScript(own, "tests/workers/vault_worker.ts", args(100, startAt + 1_000));
+    // Once it holds the lock (a loaded machine may take seconds to start it), a writer out here comes; its hold of
+    // 8 s covers the writer's own start. Deno reads /proc only with --allow-all, so under the README's permissions
+    // it cannot know its namespace and judges by pid (README, Deno permissions): the writer runs as `-A`.
+    const entered = await new Promise<boolean>((resolve) => {
+      const deadline = Date.now() + 60_000;
+      const poll = () => {
+        if (existsSync(log) && readFileSync(log, "utf8").startsWith("enter ")) resolve(true);
+        else if (Date.now() > deadline) resolve(false);
+        else setTimeout(poll, 20);
+      };
+      poll();
+    });
+    const outside = entered ? runScript(own, "tests/workers/vault_worker.ts", args(100)) : undefined;
     const [a, b] = await Promise.all([inside, outside]);
     assert.equal(
       a.code,
@@ -258,6 +267,7 @@ describe("lock", () => {
       `the holder in its own PID namespace failed (it needs unshare, as root or through a ` +
         `user namespace): ${a.stderr}`,
     );
+    assert.ok(entered && b !== undefined, "the holder inside never took the lock");
     assert.equal(b.code, 0, b.stderr);
     const lines = readFileSync(log, "utf8").trim().split("\n");
     assert.equal(lines[0], `enter ${pid}.0`, "the holder inside has the pid that ended out here");
