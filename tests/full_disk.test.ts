@@ -29,6 +29,8 @@ interface Attempt {
   ran: Ran;
   /** The vault's key record after the command, before anything else ran. */
   record: string | null;
+  /** Whether the vault was left mid-migration (`.migrating`) after the command. */
+  migrating: boolean;
   /** `doctor --json` after a rekey that failed, with the old identity and with none. */
   doctor: Ran | undefined;
   doctorNoIdentity: Ran | undefined;
@@ -121,6 +123,11 @@ test("a full disk: each step of set, first set, rekey and migrate fails typed, l
         `reports the previous value lost while it is intact: ${a.ran.stderr.trim()}`,
       );
       check(a, a.leftovers.length === 0, `left temporary files: ${a.leftovers.join(", ")}`);
+      if (name.startsWith("migrate") && failed) {
+        // Nothing fails after the commit on a full disk (it only removes): a failed migration is undone, and the
+        // vault stays writable in its old layout.
+        check(a, !a.migrating, "a failed migration left the vault mid-migration (.migrating): writes are refused");
+      }
       if (name === "rekey" && failed && a.record === kekId(new Uint8Array(32).fill(0x5a))) {
         // The record names the new key, so the re-key had begun: the secrets may be split between the two keys.
         check(

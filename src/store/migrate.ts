@@ -353,12 +353,14 @@ async function migrateLocked(parts: MigrationParts, to: LayoutName): Promise<Mig
     }
     await writeFile(fs, join(root, FILES.migrationMarker), utf8(to), "migration marker");
     let committed = false;
-    if (from === "scoped") await drainScopeWriters(fs, root, parts.limits);
-    const source = await readSource(parts, from);
-    const kek = source.length > 0 ? await parts.kek() : undefined;
-    const id = kek === undefined ? undefined : kekId(kek);
     const values: Array<{ scope: string; key: string; value: Uint8Array }> = [];
+    // From the marker on, a failure before the commit undoes the migration: a writer's lock not had, a disk too full
+    // for the drain's lock, a source that does not read all leave the old layout as it was, and writable.
     try {
+      if (from === "scoped") await drainScopeWriters(fs, root, parts.limits);
+      const source = await readSource(parts, from);
+      const kek = source.length > 0 ? await parts.kek() : undefined;
+      const id = kek === undefined ? undefined : kekId(kek);
       const target = source.map((e) => {
         const value = openEnvelope(kek!, e.scope, e.key, e.envelope, id);
         values.push({ scope: e.scope, key: e.key, value });

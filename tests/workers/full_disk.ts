@@ -236,6 +236,7 @@ for (const s of scenarios) {
     // What a command that stopped midway left: the key the vault records, and what doctor says of it.
     const recordPath = join(work, "vault", "kek.id");
     const record = existsSync(recordPath) ? readFileSync(recordPath, "utf8") : null;
+    const migrating = existsSync(join(work, "vault", ".migrating"));
     const rekeyFailed = ran.code !== 0 && s.name === "rekey";
     const doctor = rekeyFailed ? runCli(work, ["doctor", "--json"]) : undefined;
     // As a user of the new key (a KEK file, which doctor is not given) sees it: no identity of the vault's.
@@ -250,6 +251,7 @@ for (const s of scenarios) {
       free,
       ran,
       record,
+      migrating,
       doctor,
       doctorNoIdentity,
       finished,
