@@ -97,7 +97,8 @@ export function errnoCode(e: unknown): string | undefined {
 /**
  * Wraps a runtime file-system error into a `VaultError`: symbolic-link and
  * access errors become `permission`, everything else `io` (a full or
- * read-only file system says so, with what to do). Already-typed errors pass
+ * read-only file system, or an overlay that cannot rename, says so, with
+ * what to do). Already-typed errors pass
  * through unchanged.
  */
 export function fsError(action: string, path: string, e: unknown): VaultError {
@@ -124,15 +125,18 @@ export function fsError(action: string, path: string, e: unknown): VaultError {
       cause: e,
     });
   }
-  const full = errno === undefined ? undefined : FULL[errno];
-  if (full !== undefined) {
-    return new VaultError("io", `${action} failed for "${path}": ${full[0]} (${errno})`, { hint: full[1], cause: e });
+  const refusal = errno === undefined ? undefined : REFUSALS[errno];
+  if (refusal !== undefined) {
+    return new VaultError("io", `${action} failed for "${path}": ${refusal[0]} (${errno})`, {
+      hint: refusal[1],
+      cause: e,
+    });
   }
   return new VaultError("io", `${action} failed for "${path}" (${detail})`, { cause: e });
 }
 
-/** Errors of a file system that takes no more writes: what the message says, and the hint. */
-const FULL: Record<string, readonly [string, string]> = {
+/** Errors of a file system that will not take a write, whatever is retried: what the message says, and the hint. */
+const REFUSALS: Record<string, readonly [string, string]> = {
   ENOSPC: ["the file system is full", "free space on the file system that holds it, then run the command again"],
   EDQUOT: [
     "the disk quota is used up",
@@ -142,5 +146,11 @@ const FULL: Record<string, readonly [string, string]> = {
     "the file system is read-only",
     "mount it read-write, or keep the vault and identity folders on a writable file system (--vault-dir, " +
     "--identity-dir)",
+  ],
+  // rename(2) within one folder fails so only on an overlay file system whose lower layer holds the folder (a vault
+  // built into a container image).
+  EXDEV: [
+    "the file system cannot rename it in place (an overlay file system's lower layer, as in a container image)",
+    "copy the vault folder to a plain file system (cp -a), run the command there, and copy it back",
   ],
 };

@@ -1,6 +1,6 @@
 /**
  * Runs the real CLI on a file system that is really full: started by
- * tests/full_disk.test.ts inside its own mount namespace, with a small tmpfs
+ * tests/file_systems.test.ts inside its own mount namespace, with a small tmpfs
  * mounted at <dir>, so every write the kernel refuses fails with the kernel's
  * own ENOSPC, at whatever step of a command it falls.
  *

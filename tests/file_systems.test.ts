@@ -1,12 +1,17 @@
 /**
- * The CLI on a disk that is really full. A tmpfs of 2 MiB is mounted in a
- * mount namespace of its own (`unshare`, as root or through a user
- * namespace), and tests/workers/full_disk.ts fills it but for 0, 1, 2, …
- * pages before each command, so each step of a set, a first set, a rekey and
- * a migration meets the kernel's own ENOSPC in turn. What is checked: the
- * error is typed and says the disk is full; nothing is lost or reported
- * lost; no temporary file is left behind; once space is freed, running the
- * command again finishes it.
+ * The CLI on file systems as the kernel gives them, each in a mount
+ * namespace of the test's own (`unshare`, as root or through a user
+ * namespace).
+ *
+ * A disk that is really full: a tmpfs of 2 MiB, which
+ * tests/workers/full_disk.ts fills but for 0, 1, 2, … pages before each
+ * command, so each step of a set, a first set, a rekey and a migration meets
+ * the kernel's own ENOSPC in turn. What is checked: the error is typed and
+ * says the disk is full; nothing is lost or reported lost; no temporary file
+ * is left behind; once space is freed, running the command again finishes it.
+ *
+ * A vault built into a container image: the lower layer of an overlay, where
+ * a folder cannot be renamed in place (EXDEV).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -16,6 +21,7 @@ import process from "node:process";
 import { CLI } from "./cli_targets.ts";
 import { kekId } from "../src/crypto/kdf.ts";
 import { DENO_TASK_FLAGS, denoWith, ROOT, run, type RuntimeName, RUNTIMES, tempDir } from "./helpers.ts";
+import { mkdirSync } from "node:fs";
 
 interface Ran {
   code: number | null;
@@ -169,4 +175,49 @@ test("a full disk: each step of set, first set, rekey and migrate fails typed, l
     }
   }
   assert.deepEqual(problems, []);
+});
+
+test("a vault in the lower layer of an overlay (built into a container image): migrate cannot rename its folder, says why, and leaves the vault as it was", async () => {
+  const base = tempDir("overlay");
+  for (const d of ["lower", "upper", "work", "merged", "home"]) mkdirSync(join(base, d), { mode: 0o700 });
+  const env = (root: string) => ({
+    PALYRA_VAULT_DIR: join(root, "vault"),
+    PALYRA_IDENTITY_DIR: join(root, "identity"),
+    HOME: join(base, "home"),
+    XDG_CONFIG_HOME: join(base, "home", "config"),
+    XDG_STATE_HOME: join(base, "home", "state"),
+    PALYRA_VAULT_BACKEND: "encrypted_file",
+  });
+  // Made in what becomes the lower layer, as an image build makes it.
+  for (let i = 1; i <= 3; i++) {
+    const r = await run([...ownCli(), "set", "global", `k${i}`], {
+      input: `value-${i}`,
+      env: env(join(base, "lower")),
+    });
+    assert.equal(r.code, 0, r.stderr);
+  }
+  const inOverlay = (args: string[], input = "") =>
+    run([
+      ...unshareArgs(),
+      "sh",
+      "-c",
+      'mount -t overlay overlay -o "lowerdir=$0/lower,upperdir=$0/upper,workdir=$0/work" "$0/merged" && exec "$@"',
+      base,
+      ...ownCli(),
+      ...args,
+    ], { input, env: env(join(base, "merged")) });
+  const m = await inOverlay(["migrate", "--to", "palyra"]);
+  assert.equal(m.code, 1, m.stderr);
+  assert.match(
+    m.stderr,
+    /^error: io: .+: the file system cannot rename it in place \(an overlay file system's lower layer, as in a container image\) \(EXDEV\); hint: copy the vault folder to a plain file system/m,
+  );
+  // Undone: the vault reads and writes in its old layout.
+  const set = await inOverlay(["set", "global", "k4"], "value-4");
+  assert.equal(set.code, 0, set.stderr);
+  const listed = await inOverlay(["list", "--json"]);
+  assert.equal(listed.code, 0, listed.stderr);
+  const keys = (JSON.parse(new TextDecoder().decode(listed.stdout)) as { secrets: Array<{ key: string }> }).secrets
+    .map((e) => e.key);
+  assert.deepEqual(keys.sort(), ["k1", "k2", "k3", "k4"]);
 });
