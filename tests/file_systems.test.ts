@@ -11,7 +11,8 @@
  * is left behind; once space is freed, running the command again finishes it.
  *
  * A vault built into a container image: the lower layer of an overlay, where
- * a folder cannot be renamed in place (EXDEV).
+ * a folder cannot be renamed in place (EXDEV). A vault mounted read-only (a
+ * container's view of a folder another process writes).
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -21,7 +22,7 @@ import process from "node:process";
 import { CLI } from "./cli_targets.ts";
 import { kekId } from "../src/crypto/kdf.ts";
 import { DENO_TASK_FLAGS, denoWith, ROOT, run, type RuntimeName, RUNTIMES, tempDir } from "./helpers.ts";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 
 interface Ran {
   code: number | null;
@@ -220,4 +221,52 @@ test("a vault in the lower layer of an overlay (built into a container image): m
   const keys = (JSON.parse(new TextDecoder().decode(listed.stdout)) as { secrets: Array<{ key: string }> }).secrets
     .map((e) => e.key);
   assert.deepEqual(keys.sort(), ["k1", "k2", "k3", "k4"]);
+});
+
+test("a vault mounted read-only, in either layout: every read works (Palyra's layout without its lock, which cannot be made there), and a write says the file system is read-only", async () => {
+  const base = tempDir("read-only");
+  for (const d of ["src", "ro", "home"]) mkdirSync(join(base, d), { mode: 0o700 });
+  const env = (root: string) => ({
+    PALYRA_VAULT_DIR: join(root, "vault"),
+    PALYRA_IDENTITY_DIR: join(root, "identity"),
+    HOME: join(base, "home"),
+    XDG_CONFIG_HOME: join(base, "home", "config"),
+    XDG_STATE_HOME: join(base, "home", "state"),
+    PALYRA_VAULT_BACKEND: "encrypted_file",
+  });
+  const readOnly = (args: string[], input = "") =>
+    run([
+      ...unshareArgs(),
+      "sh",
+      "-c",
+      'mount --bind "$0/src" "$0/ro" && mount -o remount,bind,ro "$0/ro" && exec "$@"',
+      base,
+      ...ownCli(),
+      ...args,
+    ], { input, env: env(join(base, "ro")) });
+  for (const layout of ["scoped", "palyra"]) {
+    rmSync(join(base, "src", "vault"), { recursive: true, force: true });
+    for (let i = 1; i <= 2; i++) {
+      const r = await run([...ownCli(), "set", "global", `k${i}`, "--layout", layout], {
+        input: `value-${i}`,
+        env: env(join(base, "src")),
+      });
+      assert.equal(r.code, 0, r.stderr);
+    }
+    const got = await readOnly(["get", "global", "k2", "--reveal"]);
+    assert.equal(got.code, 0, `${layout}: ${got.stderr}`);
+    assert.equal(new TextDecoder().decode(got.stdout), "value-2");
+    const listed = await readOnly(["list", "--json"]);
+    assert.equal(listed.code, 0, `${layout}: ${listed.stderr}`);
+    assert.equal((JSON.parse(new TextDecoder().decode(listed.stdout)) as { secrets: unknown[] }).secrets.length, 2);
+    const checked = await readOnly(["fsck"]);
+    assert.equal(checked.code, 0, `${layout}: ${checked.stderr}`);
+    const set = await readOnly(["set", "global", "k1", "--force"], "new");
+    assert.equal(set.code, 1, `${layout}: ${set.stderr}`);
+    assert.match(
+      set.stderr,
+      /^error: io: .+: the file system is read-only \(EROFS\); hint: mount it read-write/m,
+      layout,
+    );
+  }
 });

@@ -47,21 +47,25 @@ export class PalyraLayout implements VaultLayout {
 
   locked<T>(
     _scope: string,
-    _mode: "read" | "write",
+    mode: "read" | "write",
     action: () => Promise<T>,
     recheck?: () => Promise<void>,
   ): Promise<T> {
+    const take = () =>
+      acquirePalyraLock(processLockHost(this.fs), this.root, {
+        timeoutMs: this.limits.lockTimeoutMs,
+        staleAfterMs: this.limits.staleAfterMs,
+      });
+    // A read-only file system (a container's read-only mount of the daemon's folder) cannot hold the lock, and no
+    // writer through it can change a file: a read goes ahead without the lock (docs/FORMAT.md §6.4). Each file is
+    // replaced whole (§6.5), so it reads an index and objects store that are each whole.
+    const acquire = mode === "write" ? take : () =>
+      take().catch((e: unknown) => {
+        if (errnoCode((e as { cause?: unknown }).cause) !== "EROFS") throw e;
+        return { path: join(this.root, FILES.palyraLock), release: () => Promise.resolve() };
+      });
     // A migration holds this lock while it runs: a writer that waited it out in vain is told so (recheck).
-    return inTurn(join(this.root, FILES.palyraLock), () =>
-      whileHolding(
-        () =>
-          acquirePalyraLock(processLockHost(this.fs), this.root, {
-            timeoutMs: this.limits.lockTimeoutMs,
-            staleAfterMs: this.limits.staleAfterMs,
-          }),
-        action,
-        recheck,
-      ));
+    return inTurn(join(this.root, FILES.palyraLock), () => whileHolding(acquire, action, recheck));
   }
 
   async #entries(): Promise<PalyraEntry[]> {
