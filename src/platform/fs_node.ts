@@ -127,7 +127,18 @@ const nodeFileSystem: FileSystem = {
 
   // deno-lint-ignore require-await -- see readFile
   async mkdir(path) {
-    fs.mkdirSync(path, { recursive: true, mode: DIR_MODE });
+    try {
+      fs.mkdirSync(path, { recursive: true, mode: DIR_MODE });
+    } catch (e) {
+      // Node's recursive mkdir reports ENOENT for whatever refused the last folder (EROFS, ENOSPC): ask again without
+      // recursion, which reports the real cause (or succeeds, if another process made a parent meanwhile).
+      if (errnoCode(e) !== "ENOENT") throw e;
+      try {
+        fs.mkdirSync(path, { mode: DIR_MODE });
+      } catch (again) {
+        if (errnoCode(again) !== "EEXIST") throw again;
+      }
+    }
   },
 
   // deno-lint-ignore require-await -- see readFile
