@@ -130,8 +130,8 @@ const nodeFileSystem: FileSystem = {
     try {
       fs.mkdirSync(path, { recursive: true, mode: DIR_MODE });
     } catch (e) {
-      // Node's recursive mkdir reports ENOENT for whatever refused the last folder (EROFS, ENOSPC): ask again without
-      // recursion, which reports the real cause (or succeeds, if another process made a parent meanwhile).
+      // Node's recursive mkdir reports ENOENT when a read-only file system refuses the folder (EROFS): ask again
+      // without recursion, which reports the real cause (or succeeds, if another process made a parent meanwhile).
       if (errnoCode(e) !== "ENOENT") throw e;
       try {
         fs.mkdirSync(path, { mode: DIR_MODE });
