@@ -98,8 +98,7 @@ export function errnoCode(e: unknown): string | undefined {
  * Wraps a runtime file-system error into a `VaultError`: symbolic-link and
  * access errors become `permission`, everything else `io` (a full or
  * read-only file system, or an overlay that cannot rename, says so, with
- * what to do). Already-typed errors pass
- * through unchanged.
+ * what to do). Already-typed errors pass through unchanged.
  */
 export function fsError(action: string, path: string, e: unknown): VaultError {
   if (e instanceof VaultError) return e;
