@@ -18,6 +18,7 @@ import {
   type LockHost,
   lockHostName,
   parseLock,
+  sameLockHost,
 } from "../src/store/scope_lock.ts";
 import { defaultFileSystem, fileInfo, type FileSystem } from "../src/platform/fs.ts";
 import { DENO_DOCUMENTED, rejectsWith, ROOT, run, runScript, RUNTIME_NAMES, RUNTIMES, tempDir } from "./helpers.ts";
@@ -219,6 +220,25 @@ describe("lock", () => {
     );
     for (const r of results) assert.equal(r.code, 0, r.stderr);
     assertExclusive(readFileSync(log, "utf8"), rounds * workers.length);
+  });
+
+  test("lock hosts: the same name and PID namespace, or a name without one (Deno without --allow-all, earlier writers)", async () => {
+    assert.equal(sameLockHost("vm@pidns:4026531836", "vm@pidns:4026531836"), true);
+    assert.equal(sameLockHost("vm@pidns:4026531836", "vm@pidns:4026532201"), false);
+    assert.equal(sameLockHost("vm", "vm@pidns:4026532201"), true);
+    assert.equal(sameLockHost("vm@pidns:4026532201", "vm"), true);
+    assert.equal(sameLockHost("vm", "vm"), true);
+    assert.equal(sameLockHost("vm", "other@pidns:4026532201"), false);
+    if (process.platform === "linux") assert.match(lockHostName(), /@pidns:\d+$/);
+    // A crashed holder that wrote the host name alone, on this host, is reclaimed at once, as before namespaces.
+    const path = join(tempDir("lock-bare-host"), ".metadata.lock");
+    plantLock(path, line(await deadPid(), HOST.replace(/@pidns:\d+$/, ""), Date.now()));
+    const held = await acquireLock(defaultFileSystem, path, opts({ staleAfterMs: 3_600_000 }));
+    await held.release();
+    // One of another namespace is judged by its age, as another machine's: a fresh one is waited for.
+    const other = join(tempDir("lock-other-ns"), ".metadata.lock");
+    plantLock(other, line(await deadPid(), `${HOST.replace(/@pidns:\d+$/, "")}@pidns:1`, Date.now()));
+    await rejectsWith(() => acquireLock(defaultFileSystem, other, opts({ timeoutMs: 300 })), "lock_timeout");
   });
 
   test("a holder in another PID namespace of this host (a container beside it) is never reclaimed for its pid", async () => {
