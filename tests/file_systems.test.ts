@@ -21,7 +21,7 @@ import { join } from "node:path";
 import process from "node:process";
 import { CLI } from "./cli_targets.ts";
 import { kekId } from "../src/crypto/kdf.ts";
-import { DENO_TASK_FLAGS, denoWith, ROOT, run, type RuntimeName, RUNTIMES, tempDir } from "./helpers.ts";
+import { cliEnv, DENO_TASK_FLAGS, denoWith, ROOT, run, type RuntimeName, RUNTIMES, tempDir } from "./helpers.ts";
 import { mkdirSync, rmSync } from "node:fs";
 
 interface Ran {
@@ -69,6 +69,17 @@ function ownCli(): string[] {
   if (OWN === "deno") return denoWith(DENO_TASK_FLAGS, CLI);
   if (OWN === "node") return ["node", join(ROOT, "bin", "palyra-secrets.mjs")];
   return RUNTIMES.bun(CLI);
+}
+
+/**
+ * Runs the CLI with `args` in a mount namespace of its own, after `mount` (a shell command, `$0` being `base`) made
+ * the file system it runs on; the vault and identity are under `base/<under>`, home and config under `base/home`.
+ */
+function cliMounted(base: string, mount: string, under: string, args: string[], input = "") {
+  return run(
+    [...unshareArgs(), "sh", "-c", `${mount} && exec "$@"`, base, ...ownCli(), ...args],
+    { input, env: cliEnv(join(base, under), join(base, "home")) },
+  );
 }
 
 const FULL = /^error: io: .+: the file system is full \(ENOSPC\); hint: free space on the file system that holds it/m;
@@ -181,32 +192,16 @@ test("a full disk: each step of set, first set, rekey and migrate fails typed, l
 test("a vault in the lower layer of an overlay (built into a container image): migrate cannot rename its folder, says why, and leaves the vault as it was", async () => {
   const base = tempDir("overlay");
   for (const d of ["lower", "upper", "work", "merged", "home"]) mkdirSync(join(base, d), { mode: 0o700 });
-  const env = (root: string) => ({
-    PALYRA_VAULT_DIR: join(root, "vault"),
-    PALYRA_IDENTITY_DIR: join(root, "identity"),
-    HOME: join(base, "home"),
-    XDG_CONFIG_HOME: join(base, "home", "config"),
-    XDG_STATE_HOME: join(base, "home", "state"),
-    PALYRA_VAULT_BACKEND: "encrypted_file",
-  });
   // Made in what becomes the lower layer, as an image build makes it.
   for (let i = 1; i <= 3; i++) {
     const r = await run([...ownCli(), "set", "global", `k${i}`], {
       input: `value-${i}`,
-      env: env(join(base, "lower")),
+      env: cliEnv(join(base, "lower"), join(base, "home")),
     });
     assert.equal(r.code, 0, r.stderr);
   }
-  const inOverlay = (args: string[], input = "") =>
-    run([
-      ...unshareArgs(),
-      "sh",
-      "-c",
-      'mount -t overlay overlay -o "lowerdir=$0/lower,upperdir=$0/upper,workdir=$0/work" "$0/merged" && exec "$@"',
-      base,
-      ...ownCli(),
-      ...args,
-    ], { input, env: env(join(base, "merged")) });
+  const overlay = 'mount -t overlay overlay -o "lowerdir=$0/lower,upperdir=$0/upper,workdir=$0/work" "$0/merged"';
+  const inOverlay = (args: string[], input = "") => cliMounted(base, overlay, "merged", args, input);
   const m = await inOverlay(["migrate", "--to", "palyra"]);
   assert.equal(m.code, 1, m.stderr);
   assert.match(
@@ -226,30 +221,14 @@ test("a vault in the lower layer of an overlay (built into a container image): m
 test("a vault mounted read-only, in either layout: every read works (Palyra's layout without its lock, which cannot be made there), and a write says the file system is read-only", async () => {
   const base = tempDir("read-only");
   for (const d of ["src", "ro", "home"]) mkdirSync(join(base, d), { mode: 0o700 });
-  const env = (root: string) => ({
-    PALYRA_VAULT_DIR: join(root, "vault"),
-    PALYRA_IDENTITY_DIR: join(root, "identity"),
-    HOME: join(base, "home"),
-    XDG_CONFIG_HOME: join(base, "home", "config"),
-    XDG_STATE_HOME: join(base, "home", "state"),
-    PALYRA_VAULT_BACKEND: "encrypted_file",
-  });
-  const readOnly = (args: string[], input = "") =>
-    run([
-      ...unshareArgs(),
-      "sh",
-      "-c",
-      'mount --bind "$0/src" "$0/ro" && mount -o remount,bind,ro "$0/ro" && exec "$@"',
-      base,
-      ...ownCli(),
-      ...args,
-    ], { input, env: env(join(base, "ro")) });
+  const bindReadOnly = 'mount --bind "$0/src" "$0/ro" && mount -o remount,bind,ro "$0/ro"';
+  const readOnly = (args: string[], input = "") => cliMounted(base, bindReadOnly, "ro", args, input);
   for (const layout of ["scoped", "palyra"]) {
     rmSync(join(base, "src", "vault"), { recursive: true, force: true });
     for (let i = 1; i <= 2; i++) {
       const r = await run([...ownCli(), "set", "global", `k${i}`, "--layout", layout], {
         input: `value-${i}`,
-        env: env(join(base, "src")),
+        env: cliEnv(join(base, "src"), join(base, "home")),
       });
       assert.equal(r.code, 0, r.stderr);
     }

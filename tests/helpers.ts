@@ -92,13 +92,14 @@ export async function rejectsWith(fn: () => unknown, code: VaultErrorCode, messa
 
 /**
  * The environment of a CLI process confined to `dir`: its own vault, identity,
- * home and config folders, and the file backend.
+ * home and config folders, and the file backend. `home` puts the home folder
+ * elsewhere (a runtime's caches there must not fill a small test file system).
  */
-export function cliEnv(dir: string) {
+export function cliEnv(dir: string, home: string = join(dir, "home")) {
   return {
     PALYRA_VAULT_DIR: join(dir, "vault"),
     PALYRA_IDENTITY_DIR: join(dir, "identity"),
-    HOME: join(dir, "home"),
+    HOME: home,
     XDG_CONFIG_HOME: join(dir, "config"),
     XDG_STATE_HOME: join(dir, "state"),
     PALYRA_VAULT_BACKEND: "encrypted_file",

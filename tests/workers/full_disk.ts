@@ -36,6 +36,7 @@ import {
 import { join } from "node:path";
 import process from "node:process";
 import { Vault } from "../../src/vault.ts";
+import { cliEnv } from "../helpers.ts";
 
 const [dir, home, cliJson] = process.argv.slice(2) as [string, string, string];
 const cli = JSON.parse(cliJson) as string[];
@@ -50,15 +51,7 @@ const kek2 = join(dir, "kek2");
 const KEK2 = new Uint8Array(32).fill(0x5a);
 
 function env(root: string): Record<string, string> {
-  return {
-    ...process.env as Record<string, string>,
-    PALYRA_VAULT_DIR: join(root, "vault"),
-    PALYRA_IDENTITY_DIR: join(root, "identity"),
-    HOME: home,
-    XDG_CONFIG_HOME: join(home, "config"),
-    XDG_STATE_HOME: join(home, "state"),
-    PALYRA_VAULT_BACKEND: "encrypted_file",
-  };
+  return { ...process.env as Record<string, string>, ...cliEnv(root, home) };
 }
 
 interface Ran {
