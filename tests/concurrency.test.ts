@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { migrateVault, Vault } from "../src/vault.ts";
 import { checkVault } from "../src/fsck.ts";
 import { rekeyVault } from "../src/rekey.ts";
-import { hex, ROOT, RUNTIME_NAMES, RUNTIMES, tempDir, testKek } from "./helpers.ts";
+import { hex, ROOT, runScript, RUNTIME_NAMES, RUNTIMES, tempDir, testKek } from "./helpers.ts";
 
 const KEK = testKek(9);
 const SCOPES = ["global", "ws:shared", "pr:p1"];
@@ -188,6 +188,46 @@ describe("multi-process", () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal((await reader.listSecrets("global")).length, 301);
     assert.ok(lists > 0);
+    reader.close();
+  });
+
+  test("a reader getting secrets while another process keeps replacing them: every get answers with a value a writer wrote", async () => {
+    // Each replacement renames a new object over the old one. On Deno, whose open cannot refuse a link itself, a
+    // read that looked at the old file and opened the new one took the difference for a link swapped in, and the
+    // get failed with "permission: … is a symbolic link".
+    const base = tempDir("mp-replace");
+    const root = join(base, "vault");
+    const identityRoot = join(base, "identity");
+    const reader = await Vault.open({ root, identityRoot });
+    for (let i = 0; i < 3; i++) await reader.putSecret("global", `k${i}`, `value-${i}`);
+    const startAt = Date.now() + 1_500;
+    const until = startAt + 3_000;
+    const writer = runScript(RUNTIME_NAMES[1]!, "tests/workers/vault_worker.ts", [
+      "rotate",
+      root,
+      identityRoot,
+      "3",
+      `${startAt}`,
+      `${until}`,
+    ]);
+    await new Promise((r) => setTimeout(r, startAt - Date.now()));
+    let reads = 0;
+    const wrong: string[] = [];
+    while (Date.now() < until) {
+      if (reads % 100 === 0) await new Promise((r) => setTimeout(r, 0)); // let the worker's pipes through
+      try {
+        using value = await reader.getSecret("global", `k${reads % 3}`);
+        if (!/^value-\d+$/.test(value.text())) wrong.push(`k${reads % 3} holds a value no writer wrote`);
+      } catch (e) {
+        wrong.push(String(e));
+      }
+      reads++;
+    }
+    const w = await writer;
+    assert.equal(w.code, 0, w.stderr);
+    const puts = Number(/^rotated (\d+)$/m.exec(new TextDecoder().decode(w.stdout))?.[1]);
+    assert.ok(puts >= 20 && reads >= 100, `too few replacements (${puts}) or reads (${reads}) to tell`);
+    assert.deepEqual(wrong.slice(0, 3), [], `${wrong.length} of ${reads} reads during ${puts} replacements were wrong`);
     reader.close();
   });
 

@@ -35,21 +35,32 @@ function info(s: Deno.FileInfo): FileInfo {
   };
 }
 
-/** Opens an existing file, refusing a symbolic link at `path` (what `O_NOFOLLOW` does). */
+/**
+ * Opens an existing file, refusing a symbolic link at `path` (what `O_NOFOLLOW` does, which Deno's open lacks): the
+ * file opened must be the one `lstat` saw. Another process that replaces the file by a rename between the two (a
+ * writer of the same secret) makes them differ without any link, so a few attempts are made before that is taken
+ * for a link swapped in.
+ */
 function openNoFollow(path: string, options: Deno.OpenOptions = { read: true }): Deno.FsFile {
-  const seen = Deno.lstatSync(path);
-  if (seen.isSymlink) throw symlinkError(path);
-  const file = Deno.openSync(path, options);
-  try {
-    const opened = file.statSync();
-    // Swapped for a link (or another file) between the lstat and the open.
-    if (opened.ino !== seen.ino || opened.dev !== seen.dev) throw symlinkError(path);
-    return file;
-  } catch (e) {
+  for (let attempt = 1;; attempt++) {
+    const seen = Deno.lstatSync(path);
+    if (seen.isSymlink) throw symlinkError(path);
+    const file = Deno.openSync(path, options);
+    let opened: Deno.FileInfo;
+    try {
+      opened = file.statSync();
+    } catch (e) {
+      file.close();
+      throw e;
+    }
+    if (opened.ino === seen.ino && opened.dev === seen.dev) return file;
     file.close();
-    throw e;
+    if (attempt === OPEN_ATTEMPTS) throw symlinkError(path);
   }
 }
+
+/** Opens of a file replaced each time between its `lstat` and its open before `openNoFollow` gives up. */
+const OPEN_ATTEMPTS = 8;
 
 /** Removes a file if it is there; never throws. */
 function discard(path: string): void {
