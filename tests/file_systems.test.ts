@@ -12,7 +12,9 @@
  *
  * A vault built into a container image: the lower layer of an overlay, where
  * a folder cannot be renamed in place (EXDEV). A vault mounted read-only (a
- * container's view of a folder another process writes).
+ * container's view of a folder another process writes). A vault on a USB
+ * stick: exFAT through exfat-fuse, whose rename removes the file it replaces
+ * before it moves the new one in, so a reader can find no file for a moment.
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -21,8 +23,18 @@ import { join } from "node:path";
 import process from "node:process";
 import { CLI } from "./cli_targets.ts";
 import { kekId } from "../src/crypto/kdf.ts";
-import { cliEnv, DENO_TASK_FLAGS, denoWith, ROOT, run, type RuntimeName, RUNTIMES, tempDir } from "./helpers.ts";
-import { mkdirSync, rmSync } from "node:fs";
+import {
+  cliEnv,
+  DENO_TASK_FLAGS,
+  denoWith,
+  ROOT,
+  run,
+  runScript,
+  type RuntimeName,
+  RUNTIMES,
+  tempDir,
+} from "./helpers.ts";
+import { mkdirSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 
 interface Ran {
   code: number | null;
@@ -247,5 +259,81 @@ test("a vault mounted read-only, in either layout: every read works (Palyra's la
       /^error: io: .+: the file system is read-only \(EROFS\); hint: mount it read-write/m,
       layout,
     );
+  }
+});
+
+/**
+ * An exFAT file system (a USB stick, a card) on a loop device of its own, mounted through exfat-fuse as a system
+ * without the kernel's exFAT driver mounts it, at `base/mnt`. Returns how to unmount it and free the device.
+ */
+function mountExfat(base: string): () => void {
+  assert.equal(process.getuid?.(), 0, "this test mounts an exFAT image on a loop device: it runs as root");
+  const img = join(base, "stick.img");
+  writeFileSync(img, "");
+  truncateSync(img, 64 * 1024 * 1024);
+  const step = (argv: string[]) => {
+    const r = spawnSync(argv[0]!, argv.slice(1), { encoding: "utf8" });
+    assert.equal(
+      r.status,
+      0,
+      `${argv.join(" ")}: ${r.error ?? r.stderr} (Debian: apt-get install exfatprogs exfat-fuse)`,
+    );
+    return r.stdout.trim();
+  };
+  step(["mkfs.exfat", img]);
+  const loop = step(["losetup", "--find", "--show", img]);
+  mkdirSync(join(base, "mnt"));
+  try {
+    step(["mount.exfat-fuse", loop, join(base, "mnt")]);
+  } catch (e) {
+    spawnSync("losetup", ["--detach", loop]);
+    throw e;
+  }
+  return () => {
+    // The file system's daemon may still be finishing a request of a process that just ended.
+    for (let i = 0; i < 50 && spawnSync("umount", [join(base, "mnt")]).status !== 0; i++) spawnSync("sleep", ["0.1"]);
+    spawnSync("losetup", ["--detach", loop]);
+  };
+}
+
+test("a vault on exFAT (a USB stick, through FUSE), where a rename that replaces a file removes it first: a service reading a secret another process replaces never sees it as not set, and the CLI works there", async () => {
+  const base = tempDir("exfat");
+  const unmount = mountExfat(base);
+  try {
+    // The vault on the stick; the identity and home stay on this machine, as they should.
+    const env = { ...cliEnv(join(base, "local")), PALYRA_VAULT_DIR: join(base, "mnt", "vault") };
+    const cli = (args: string[], input = "") => run([...ownCli(), ...args], { input, env });
+    for (let i = 0; i < 3; i++) {
+      const r = await cli(["set", "global", `k${i}`], `value-${i}`);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    // A writer replaces the three secrets in turn while a reader reads them, each in a process of its own.
+    const startAt = Date.now() + 3000;
+    const args = (
+      mode: string,
+    ) => [mode, env.PALYRA_VAULT_DIR, env.PALYRA_IDENTITY_DIR, "3", `${startAt}`, `${startAt + 5000}`];
+    const [writer, reader] = await Promise.all(
+      ["rotate", "reread"].map((mode) =>
+        runScript(OWN, "tests/workers/vault_worker.ts", args(mode), { timeoutMs: 60_000 })
+      ),
+    );
+    assert.equal(writer!.code, 0, writer!.stderr);
+    assert.equal(reader!.code, 0, reader!.stderr);
+    const puts = Number(/^rotated (\d+)$/m.exec(new TextDecoder().decode(writer!.stdout))?.[1]);
+    const read = /^reread (\d+) (\d+)(.*)$/m.exec(new TextDecoder().decode(reader!.stdout));
+    assert.ok(puts >= 20 && Number(read?.[1]) >= 20, `too few replacements (${puts}) or reads (${read?.[1]}) to tell`);
+    assert.equal(
+      Number(read?.[2]),
+      0,
+      `${read?.[2]} of ${read?.[1]} reads during ${puts} replacements were wrong:${read?.[3]}`,
+    );
+    const got = await cli(["get", "global", "k1", "--reveal"]);
+    assert.equal(got.code, 0, got.stderr);
+    assert.match(new TextDecoder().decode(got.stdout), /^value-\d+$/);
+    const checked = await cli(["fsck"]);
+    assert.equal(checked.code, 0, checked.stderr);
+    assert.match(new TextDecoder().decode(checked.stdout), /secrets=3 objects=3 findings=0/);
+  } finally {
+    unmount();
   }
 });

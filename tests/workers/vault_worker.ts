@@ -10,6 +10,10 @@
  *   open <root> <identityDir>                          opens and puts; prints "ok" or "<error> <code> | <hint>"
  *   identity <dir> <startAtMs>
  *   migrate <root> <identityDir> <scoped|palyra>       prints "ready", then "done <secrets>"
+ *   rotate <root> <identityDir> <keys> <startAtMs> <untilMs>
+ *     replaces global/k0 … k<keys-1> in turn with "value-<n>" until the time; prints "rotated <puts>"
+ *   reread <root> <identityDir> <keys> <startAtMs> <untilMs>
+ *     reads them in turn meanwhile; prints "reread <reads> <wrong>" and the first wrong answer
  *
  * Each acknowledged step is written to stdout synchronously, so a line that
  * was printed survives a SIGKILL right after it.
@@ -125,6 +129,33 @@ if (mode === "put") {
   // A lock left by a migration killed a moment ago is reclaimed at once (its holder is dead).
   const r = await migrateVault({ root, identityRoot, to, staleAfterMs: 0 });
   say(`done ${r.secrets} ${r.resumed}`);
+} else if (mode === "rotate" || mode === "reread") {
+  const [root, identityRoot, keys, startAt, until] = args as [string, string, string, string, string];
+  const vault = await Vault.open({ root, identityRoot });
+  await waitUntil(Number(startAt));
+  let n = 0;
+  let wrong = 0;
+  let first = "";
+  while (Date.now() < Number(until)) {
+    const key = `k${n % Number(keys)}`;
+    n++;
+    if (mode === "rotate") {
+      await vault.putSecret("global", key, `value-${n}`);
+      continue;
+    }
+    // Not `using`: tsx (esbuild 0.28) lowers a `using` in a loop's `try` so that one failure is thrown again by
+    // every later iteration, which would count reads that succeeded as wrong.
+    try {
+      const value = await vault.getSecret("global", key);
+      const text = value.text();
+      value[Symbol.dispose]();
+      if (!/^value-\d+$/.test(text)) throw new Error(`${key} holds a value no writer wrote`);
+    } catch (e) {
+      wrong++;
+      first ||= `${(e as { code?: string }).code ?? "-"} ${String(e).replace(/\s+/g, " ")}`;
+    }
+  }
+  say(mode === "rotate" ? `rotated ${n}` : `reread ${n} ${wrong}${first ? ` ${first}` : ""}`);
 } else if (mode === "identity") {
   const [dir, startAt] = args as [string, string];
   await waitUntil(Number(startAt));
