@@ -23,7 +23,8 @@ import { Vault } from "./vault.ts";
 /**
  * What `fsck` found:
  * - `index_corrupt`: a scope's index files do not parse (or name another scope);
- * - `missing_object`: an index entry whose object does not exist;
+ * - `missing_object`: an index entry whose object does not exist (a repair puts back a replacement's temporary copy
+ *   that opens for it: `object_restored`);
  * - `unreadable_object`: an object that is not an envelope, is stored under another scope or key's name, or does not
  *   authenticate under the vault's key (its data key, when it names this vault's `kek_id` or none; or its value);
  * - `foreign_key`: an object whose data key does not authenticate under the vault's key and that names another
@@ -59,7 +60,8 @@ export type FsckRepair =
   | "moved_aside"
   | "removed"
   | "index_rebuilt"
-  | "record_written";
+  | "record_written"
+  | "object_restored";
 
 /** One thing `fsck` found, and what a repair did about it. */
 export interface FsckFinding {
@@ -167,8 +169,11 @@ function judgeFailure(e: unknown, named: string | undefined, ours: string): { fo
   };
 }
 
-/** Reads an object file and judges it, without keeping its bytes. */
-async function judgeObject(ctx: Context, dir: string, name: string): Promise<ObjectState> {
+/**
+ * Reads an object file and judges it, without keeping its bytes. `id` is the object the file should be: its own
+ * name, or for a replacement's temporary copy the object it was to replace.
+ */
+async function judgeObject(ctx: Context, dir: string, name: string, id = name): Promise<ObjectState> {
   const path = join(dir, name);
   const info = await ctx.fs.lstat(path);
   const state: ObjectState = {
@@ -209,7 +214,7 @@ async function judgeObject(ctx: Context, dir: string, name: string): Promise<Obj
     state.why = "its AAD names no valid scope and key";
     return state;
   }
-  if (scope !== place.scope || objectId(scope, place.key) !== name) {
+  if (scope !== place.scope || objectId(scope, place.key) !== id) {
     state.why = "its AAD names another scope or key than its file name";
     return state;
   }
@@ -229,6 +234,30 @@ async function judgeObject(ctx: Context, dir: string, name: string): Promise<Obj
     state.why = judged.why;
   }
   return state;
+}
+
+/**
+ * The newest temporary copy in `objects/` of a replacement of `id` (`.<id>.<16 hex>.tmp`, docs/FORMAT.md §5.2) whose
+ * envelope opens with the vault's key for `scope` and `key`; `undefined` without one, or without the key.
+ */
+async function restorableCopy(
+  ctx: Context,
+  dir: string,
+  id: string,
+  scope: string,
+  key: string,
+): Promise<ObjectState | undefined> {
+  if (ctx.cipher === undefined) return undefined;
+  const copyName = new RegExp(`^\\.${id}\\.[0-9a-f]{16}\\.tmp$`);
+  let best: ObjectState | undefined;
+  for (const name of (await names(ctx.fs, dir)).filter((n) => copyName.test(n))) {
+    // Judged without counting its kek_id: it is not an object yet.
+    const { kekIds: _, ...uncounted } = ctx;
+    const copy = await judgeObject(uncounted, dir, name, id);
+    if (copy.status !== "ok" || copy.place?.scope !== scope || copy.place.key !== key) continue;
+    if (best === undefined || copy.mtimeMs > best.mtimeMs) best = copy;
+  }
+  return best;
 }
 
 /** A folder's names, sorted; none when it does not exist. Any other failure stops fsck: a folder that could
@@ -378,18 +407,21 @@ async function scan(ctx: Context, layout: VaultLayout | undefined, repair: boole
   type Plan = {
     add: ObjectState[];
     remove: Array<[string, FsckFinding]>;
+    restore: Array<[ScopeEntry, ObjectState, FsckFinding]>;
     fix: Array<[ScopeEntry, number, FsckFinding]>;
     rebuild: boolean;
   };
   const plans = new Map<string, Plan>();
   const plan = (scope: string): Plan => {
     let p = plans.get(scope);
-    if (p === undefined) plans.set(scope, p = { add: [], remove: [], fix: [], rebuild: false });
+    if (p === undefined) plans.set(scope, p = { add: [], remove: [], restore: [], fix: [], rebuild: false });
     return p;
   };
   const repairs = new Map<FsckFinding, () => void>();
   const asideFirst: ObjectState[] = [];
   const unnamed: string[] = [];
+  /** Temporary copies a repair moves into place: no leftovers to remove. */
+  const restored = new Set<string>();
   let secrets = 0;
   for (const { scope, entries } of indexes.values()) {
     for (const entry of entries.values()) {
@@ -402,14 +434,25 @@ async function scan(ctx: Context, layout: VaultLayout | undefined, repair: boole
         if (now === undefined || (now !== null && (await fs.lstat(join(objectsDir, entry.object_id))) !== undefined)) {
           continue;
         }
+        // A file system whose rename removes the file it replaces first (exFAT through FUSE) loses the object when
+        // it stops between the two steps; the replacement's temporary copy then holds the value being written.
+        const copy = await restorableCopy(ctx, objectsDir, entry.object_id, scope, entry.key);
         const f = found({
           code: "missing_object",
           path: join(objectsDir, entry.object_id),
           ...where,
-          message: "the index names this secret, but its object does not exist",
+          message: "the index names this secret, but its object does not exist" +
+            (copy === undefined
+              ? ""
+              : `; "${copy.name}", the copy a replacement was moving into place, holds a value that opens`),
         });
-        plan(scope).remove.push([entry.key, f]);
-        repairs.set(f, () => (f.repair = "entry_removed"));
+        if (copy === undefined) {
+          plan(scope).remove.push([entry.key, f]);
+          repairs.set(f, () => (f.repair = "entry_removed"));
+        } else {
+          plan(scope).restore.push([entry, copy, f]);
+          restored.add(copy.path);
+        }
         continue;
       }
       obj.referenced = true;
@@ -517,6 +560,28 @@ async function scan(ctx: Context, layout: VaultLayout | undefined, repair: boole
         }
       }
       const index = await layout.readIndex(scope);
+      for (const [e, copy, f] of p.restore) {
+        // Under the lock no replacement is in flight: a writer that put the object back meanwhile wins.
+        const target = join(objectsDir, e.object_id);
+        if (index.find(scope, e.key) === undefined || (await fs.lstat(target)) !== undefined) {
+          explained.add(f);
+          restored.delete(copy.path); // an old leftover now, like any other
+          continue;
+        }
+        await fs.rename(copy.path, target);
+        await fs.syncDir(objectsDir);
+        if (copy.valueBytes !== e.value_bytes) {
+          // The index still has the replaced value's entry: the restored one is the write that was under way.
+          await index.put(scope, {
+            key: e.key,
+            object_id: e.object_id,
+            created_at_unix_ms: e.created_at_unix_ms,
+            updated_at_unix_ms: Math.trunc(copy.mtimeMs),
+            value_bytes: copy.valueBytes,
+          });
+        }
+        f.repair = "object_restored";
+      }
       for (const [key, f] of p.remove) {
         if (index.find(scope, key) === undefined) {
           // A writer deleted it meanwhile: its entry is gone, and a missing object is no longer anything wrong.
@@ -579,6 +644,10 @@ async function scan(ctx: Context, layout: VaultLayout | undefined, repair: boole
   }
   const now = Date.now();
   for (const f of leftovers) {
+    if (restored.has(f.path)) {
+      if (repair) f.repair = "object_restored";
+      continue;
+    }
     const info = await fs.lstat(f.path);
     if (info === undefined) {
       explained.add(f); // a write in flight that finished meanwhile

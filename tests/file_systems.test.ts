@@ -18,11 +18,12 @@
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import process from "node:process";
 import { CLI } from "./cli_targets.ts";
 import { kekId } from "../src/crypto/kdf.ts";
+import { objectId } from "../src/crypto/ids.ts";
 import {
   cliEnv,
   DENO_TASK_FLAGS,
@@ -34,7 +35,7 @@ import {
   RUNTIMES,
   tempDir,
 } from "./helpers.ts";
-import { mkdirSync, rmSync, truncateSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 
 interface Ran {
   code: number | null;
@@ -336,4 +337,95 @@ test("a vault on exFAT (a USB stick, through FUSE), where a rename that replaces
   } finally {
     unmount();
   }
+});
+
+test("a crash at each write exfat-fuse makes during a set --force (its daemon killed at its K-th pwrite, by strace): after fsck --repair the secret holds its old or its new value wherever the file system kept either", async () => {
+  const base = tempDir("exfat-crash");
+  const unmount = mountExfat(base);
+  const env = { ...cliEnv(join(base, "local")), PALYRA_VAULT_DIR: join(base, "mnt", "vault") };
+  const cli = (args: string[], input = "") => run([...ownCli(), ...args], { input, env, timeoutMs: 120_000 });
+  try {
+    for (const [key, value] of [["k1", "old-value"], ["k2", "other"]]) {
+      const r = await cli(["set", "global", key!], value);
+      assert.equal(r.code, 0, r.stderr);
+    }
+  } finally {
+    unmount();
+  }
+  const image = join(base, "stick.img");
+  const pristine = join(base, "pristine.img");
+  copyFileSync(image, pristine);
+  const id = objectId("global", "k1");
+  const outcomes: string[] = [];
+  let restored = 0;
+  for (let k = 1; k <= 120; k++) {
+    copyFileSync(pristine, image);
+    const loop = spawnSync("losetup", ["--find", "--show", image], { encoding: "utf8" }).stdout.trim();
+    const mnt = join(base, "mnt");
+    try {
+      assert.equal(spawnSync("mount.exfat-fuse", [loop, mnt]).status, 0, `mount ${loop}`);
+      const daemon = spawnSync("pgrep", ["-f", `mount.exfat-fuse ${loop} `], { encoding: "utf8" }).stdout.trim();
+      assert.match(daemon, /^\d+$/, `the daemon of ${loop}: ${JSON.stringify(daemon)}`);
+      const tracer = spawn("strace", [
+        "-p",
+        daemon,
+        "-e",
+        "trace=pwrite64",
+        "-e",
+        `inject=pwrite64:signal=KILL:when=${k}`,
+        "-o",
+        "/dev/null",
+      ], {
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+      await new Promise<void>((resolve, reject) => {
+        let said = "";
+        tracer.stderr.on("data", (c: Uint8Array) => {
+          said += new TextDecoder().decode(c);
+          if (said.includes("attached")) resolve();
+        });
+        tracer.on("exit", () => reject(new Error(`strace ended before it attached: ${said}`)));
+      });
+      const set = await cli(["set", "global", "k1", "--force"], "new-value");
+      tracer.kill();
+      if (set.code === 0) {
+        outcomes.push(`${k}: done`);
+        break; // every write of the set came before the K-th
+      }
+      // The daemon is dead: mount the image again, as a user plugs the stick in again.
+      spawnSync("umount", ["-l", mnt]);
+      spawnSync("pkill", ["-9", "-f", `mount.exfat-fuse ${loop} `]);
+      assert.equal(spawnSync("mount.exfat-fuse", [loop, mnt]).status, 0, `mount ${loop} again`);
+      const objects = join(mnt, "vault", "objects");
+      const files = existsSync(objects) ? readdirSync(objects).filter((n) => n.includes(id)) : [];
+      const checked = await cli(["fsck", "--repair", "--json"]);
+      assert.ok(checked.code === 0 || checked.code === 3, checked.stderr);
+      const findings = (JSON.parse(new TextDecoder().decode(checked.stdout)) as {
+        findings: Array<{ code: string; key: string | null; repair: string }>;
+      }).findings;
+      const got = await cli(["get", "global", "k1", "--reveal"]);
+      const value = new TextDecoder().decode(got.stdout);
+      const other = await cli(["get", "global", "k2", "--reveal"]);
+      assert.equal(new TextDecoder().decode(other.stdout), "other", `K=${k}: ${other.stderr}`);
+      if (files.length === 0) {
+        // exfat-fuse removes the name a file is renamed from before it writes the new one: a crash between the two
+        // loses the file. With neither the object nor its copy left, fsck says so and drops the entry.
+        assert.ok(findings.some((f) => f.code === "missing_object" && f.key === "k1" && f.repair === "entry_removed"));
+        assert.equal(got.code, 1, `K=${k}: ${got.stderr}`);
+        outcomes.push(`${k}: lost by the file system`);
+        continue;
+      }
+      assert.equal(got.code, 0, `K=${k}, files ${files.join(" ")}: ${got.stderr} ${JSON.stringify(findings)}`);
+      assert.ok(value === "old-value" || value === "new-value", `K=${k}: ${value}`);
+      if (findings.some((f) => f.repair === "object_restored" && f.code === "missing_object")) restored++;
+      outcomes.push(`${k}: ${value}`);
+    } finally {
+      spawnSync("umount", ["-l", mnt]);
+      spawnSync("pkill", ["-9", "-f", `mount.exfat-fuse ${loop} `]);
+      spawnSync("losetup", ["--detach", loop]);
+    }
+  }
+  assert.match(outcomes.at(-1) ?? "", /: done$/, `the set never finished: ${outcomes.join(", ")}`);
+  // The crash between the removal of the replaced object and the rename of its copy happened, and was repaired.
+  assert.ok(restored >= 1, `no crash left the copy without its object: ${outcomes.join(", ")}`);
 });
